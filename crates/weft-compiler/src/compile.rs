@@ -1,0 +1,627 @@
+//! Model → per-VRF rule tables. Contracts are compiled one at a time and cached by a
+//! fingerprint of everything they read, so that a change recompiles only what it touches.
+
+use crate::alloc::{Allocation, AllocationError, ClassRequest};
+use crate::rules::{
+    BridgeDomainPolicy, ClassId, ClassSel, EpgPolicy, Flow, Rule, Tier, Trace, Verdict, VrfPolicy,
+};
+use ipnet::IpNet;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use weft_model::{
+    Action, Contract, Epg, EpgPath, EtherType, Filter, IpFamily, Model, ObjectPath, PortRange,
+    Scope,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error(transparent)]
+    Allocation(#[from] AllocationError),
+    /// The model was not validated first.
+    #[error("{object} refers to unknown {kind} {name:?}")]
+    UnknownReference { object: ObjectPath, kind: &'static str, name: String },
+    #[error("unknown EPG {0}")]
+    UnknownEpg(EpgPath),
+}
+
+/// The compiled policy of the whole model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompiledPolicy {
+    pub vrfs: BTreeMap<ObjectPath, VrfPolicy>,
+    pub epgs: BTreeMap<EpgPath, EpgPolicy>,
+    /// Feed this back into the next compile to keep numbers stable.
+    pub allocation: Allocation,
+}
+
+impl CompiledPolicy {
+    pub fn rule_count(&self) -> usize {
+        self.vrfs.values().map(|v| v.rules.len()).sum()
+    }
+
+    /// Evaluates a flow from `src` to `dst` in the destination's VRF table, where the
+    /// fabric enforces it.
+    pub fn evaluate(
+        &self,
+        src: &EpgPath,
+        dst: &EpgPath,
+        flow: &Flow,
+    ) -> Result<(Verdict<'_>, &VrfPolicy), CompileError> {
+        let s = self.epgs.get(src).ok_or_else(|| CompileError::UnknownEpg(src.clone()))?;
+        let d = self.epgs.get(dst).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
+        let table = self.vrfs.get(&d.vrf).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
+        Ok((table.evaluate(s.class, d.class, flow), table))
+    }
+}
+
+/// How much the last compile did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    pub contracts: usize,
+    pub contracts_recompiled: usize,
+    pub rules: usize,
+}
+
+#[derive(Debug, Clone)]
+struct CachedContract {
+    fingerprint: u64,
+    rules: Vec<(ObjectPath, Rule)>,
+}
+
+/// A compiler that remembers its allocation and per-contract results between runs.
+#[derive(Debug, Default)]
+pub struct Compiler {
+    allocation: Allocation,
+    cache: HashMap<ObjectPath, CachedContract>,
+    stats: CompileStats,
+}
+
+/// Compiles `model` once, keeping the numbers of `previous`.
+pub fn compile(model: &Model, previous: &Allocation) -> Result<CompiledPolicy, CompileError> {
+    Compiler::new(previous.clone()).compile(model)
+}
+
+/// One EPG as the compiler sees it.
+struct EpgNode<'m> {
+    path: EpgPath,
+    epg: &'m Epg,
+    vrf: ObjectPath,
+    bd: ObjectPath,
+    class: ClassId,
+}
+
+/// A consumer or provider of a contract: one EPG, or every EPG of a VRF.
+#[derive(Clone, Copy)]
+enum Party<'a, 'm> {
+    Epg(&'a EpgNode<'m>),
+    Any(&'a ObjectPath),
+}
+
+impl Party<'_, '_> {
+    fn vrf(&self) -> &ObjectPath {
+        match self {
+            Party::Epg(n) => &n.vrf,
+            Party::Any(v) => v,
+        }
+    }
+
+    fn sel(&self) -> ClassSel {
+        match self {
+            Party::Epg(n) => ClassSel::Class(n.class),
+            Party::Any(_) => ClassSel::Vrf,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Party::Epg(n) => n.path.to_string(),
+            Party::Any(v) => format!("{v}/any"),
+        }
+    }
+
+    fn fingerprint(&self, h: &mut DefaultHasher) {
+        match self {
+            Party::Epg(n) => (0u8, &n.path, n.class, &n.vrf).hash(h),
+            Party::Any(v) => (1u8, v).hash(h),
+        }
+    }
+}
+
+pub(crate) fn vrf_path(tenant: &str, vrf: &str) -> ObjectPath {
+    ObjectPath::tenant(tenant).child("vrf", vrf)
+}
+
+pub(crate) fn bd_path(tenant: &str, bd: &str) -> ObjectPath {
+    ObjectPath::tenant(tenant).child("bd", bd)
+}
+
+/// The anycast gateway MAC of a bridge domain: locally administered, derived from the VNI.
+pub fn gateway_mac(vni: u32) -> [u8; 6] {
+    let [_, a, b, c] = vni.to_be_bytes();
+    [0x02, 0x77, 0x66, a, b, c]
+}
+
+impl Compiler {
+    pub fn new(previous: Allocation) -> Self {
+        Self { allocation: previous, cache: HashMap::new(), stats: CompileStats::default() }
+    }
+
+    pub fn last_stats(&self) -> CompileStats {
+        self.stats
+    }
+
+    pub fn compile(&mut self, model: &Model) -> Result<CompiledPolicy, CompileError> {
+        let (vrf_list, bd_list, requests, epg_homes) = index(model)?;
+        let allocation = Allocation::assign(&self.allocation, &requests, &vrf_list, &bd_list)?;
+
+        let mut nodes: BTreeMap<EpgPath, EpgNode<'_>> = BTreeMap::new();
+        for (path, epg, vrf, bd) in epg_homes {
+            let class = allocation.classes.get(&path).copied().unwrap_or(ClassId::UNKNOWN);
+            nodes.insert(path.clone(), EpgNode { path, epg, vrf, bd, class });
+        }
+
+        let mut vrfs = build_vrfs(model, &allocation, &nodes);
+        let mut stats = CompileStats::default();
+        let mut cache = HashMap::with_capacity(self.cache.len());
+
+        let vrf_paths: BTreeMap<(&str, &str), ObjectPath> = model
+            .tenants
+            .iter()
+            .flat_map(|(t, tenant)| tenant.vrfs.keys().map(move |v| ((t.as_str(), v.as_str()), vrf_path(t, v))))
+            .collect();
+        let relations = relations(model, &nodes, &vrf_paths);
+        let nobody = (Vec::new(), Vec::new());
+        for (tname, tenant) in &model.tenants {
+            let tpath = ObjectPath::tenant(tname);
+            for (cname, contract) in &tenant.contracts {
+                let cpath = tpath.child("contract", cname);
+                let (consumers, providers) =
+                    relations.get(&(tname.as_str(), cname.as_str())).unwrap_or(&nobody);
+                let fingerprint =
+                    contract_fingerprint(contract, &tenant.filters, consumers, providers);
+                stats.contracts += 1;
+                let entry = match self.cache.remove(&cpath) {
+                    Some(hit) if hit.fingerprint == fingerprint => hit,
+                    _ => {
+                        stats.contracts_recompiled += 1;
+                        let rules = contract_rules(
+                            &cpath,
+                            contract,
+                            &tenant.filters,
+                            consumers,
+                            providers,
+                        )?;
+                        CachedContract { fingerprint, rules }
+                    }
+                };
+                for (vrf, rule) in &entry.rules {
+                    if let Some(v) = vrfs.get_mut(vrf) {
+                        v.rules.push(rule.clone());
+                    }
+                }
+                cache.insert(cpath, entry);
+            }
+        }
+
+        for node in nodes.values() {
+            let Some(table) = vrfs.get_mut(&node.vrf) else { continue };
+            epg_rules(model, node, &mut table.rules)?;
+        }
+        for table in vrfs.values_mut() {
+            table.rules.sort_unstable();
+            table.rules.dedup();
+            stats.rules += table.rules.len();
+        }
+
+        let epgs = nodes
+            .values()
+            .map(|n| {
+                let policy = EpgPolicy {
+                    path: n.path.clone(),
+                    class: n.class,
+                    vrf: n.vrf.clone(),
+                    bridge_domain: n.bd.clone(),
+                };
+                (n.path.clone(), policy)
+            })
+            .collect();
+
+        self.cache = cache;
+        self.allocation = allocation.clone();
+        self.stats = stats;
+        Ok(CompiledPolicy { vrfs, epgs, allocation })
+    }
+}
+
+type Index<'m> = (
+    Vec<ObjectPath>,
+    Vec<ObjectPath>,
+    Vec<ClassRequest>,
+    Vec<(EpgPath, &'m Epg, ObjectPath, ObjectPath)>,
+);
+
+/// Lists every VRF, bridge domain and EPG, and decides which EPGs need a global class.
+fn index(model: &Model) -> Result<Index<'_>, CompileError> {
+    let mut vrfs = Vec::new();
+    let mut bds = Vec::new();
+    let mut homes = Vec::new();
+    for (tname, tenant) in &model.tenants {
+        vrfs.extend(tenant.vrfs.keys().map(|v| vrf_path(tname, v)));
+        for (bname, bd) in &tenant.bridge_domains {
+            if !tenant.vrfs.contains_key(&bd.vrf) {
+                return Err(CompileError::UnknownReference {
+                    object: bd_path(tname, bname),
+                    kind: "vrf",
+                    name: bd.vrf.clone(),
+                });
+            }
+            bds.push(bd_path(tname, bname));
+        }
+        for (aname, ap) in &tenant.app_profiles {
+            for (ename, epg) in &ap.epgs {
+                let path = EpgPath::new(tname, aname, ename);
+                let bd = tenant.bridge_domains.get(&epg.bridge_domain).ok_or_else(|| {
+                    CompileError::UnknownReference {
+                        object: ObjectPath::epg(&path),
+                        kind: "bridge_domain",
+                        name: epg.bridge_domain.clone(),
+                    }
+                })?;
+                homes.push((
+                    path,
+                    epg,
+                    vrf_path(tname, &bd.vrf),
+                    bd_path(tname, &epg.bridge_domain),
+                ));
+            }
+        }
+    }
+
+    // EPGs on either side of a tenant-scope contract that crosses VRFs need a class
+    // that means the same thing in every VRF.
+    let vrf_of: HashMap<&EpgPath, &ObjectPath> = homes.iter().map(|(p, _, v, _)| (p, v)).collect();
+    let mut sides: HashMap<(&str, &str), Sides<&EpgPath>> = HashMap::new();
+    for (path, epg, _, _) in &homes {
+        let tenant = model.tenants.get(&path.tenant);
+        let is_tenant_scope = |c: &String| {
+            tenant.and_then(|t| t.contracts.get(c)).is_some_and(|c| c.scope == Scope::Tenant)
+        };
+        for c in epg.consumes.iter().filter(|c| is_tenant_scope(c)) {
+            sides.entry((&path.tenant, c)).or_default().0.push(path);
+        }
+        for c in epg.provides.iter().filter(|c| is_tenant_scope(c)) {
+            sides.entry((&path.tenant, c)).or_default().1.push(path);
+        }
+    }
+    let mut global: BTreeSet<&EpgPath> = BTreeSet::new();
+    for (consumers, providers) in sides.values() {
+        for c in consumers {
+            for p in providers {
+                if vrf_of.get(c) != vrf_of.get(p) {
+                    global.insert(c);
+                    global.insert(p);
+                }
+            }
+        }
+    }
+    let requests = homes
+        .iter()
+        .map(|(path, _, vrf, _)| ClassRequest {
+            epg: path.clone(),
+            vrf: vrf.clone(),
+            global: global.contains(path),
+        })
+        .collect();
+    Ok((vrfs, bds, requests, homes))
+}
+
+fn build_vrfs(
+    model: &Model,
+    allocation: &Allocation,
+    nodes: &BTreeMap<EpgPath, EpgNode<'_>>,
+) -> BTreeMap<ObjectPath, VrfPolicy> {
+    let mut vrfs: BTreeMap<ObjectPath, VrfPolicy> = BTreeMap::new();
+    for (tname, tenant) in &model.tenants {
+        for (vname, vrf) in &tenant.vrfs {
+            let path = vrf_path(tname, vname);
+            let id = allocation.vrf_ids.get(&path).copied().unwrap_or(0);
+            let mut rules = Vec::new();
+            if !vrf.enforced {
+                rules.push(Rule {
+                    tier: Tier::Unenforced,
+                    src: ClassSel::Vrf,
+                    dst: ClassSel::Vrf,
+                    family: None,
+                    proto: weft_model::Protocol::Any,
+                    sport: PortRange::ANY,
+                    dport: PortRange::ANY,
+                    action: Action::Permit,
+                    trace: Trace::Unenforced { vrf: path.clone() },
+                });
+            }
+            let table = VrfPolicy {
+                path: path.clone(),
+                id,
+                enforced: vrf.enforced,
+                bridge_domains: Vec::new(),
+                members: BTreeMap::new(),
+                rules,
+            };
+            vrfs.insert(path, table);
+        }
+        for (bname, bd) in &tenant.bridge_domains {
+            let path = bd_path(tname, bname);
+            let vni = allocation.vnis.get(&path).copied().unwrap_or(0);
+            let subnets: Vec<(IpNet, IpAddr)> =
+                bd.subnets.values().map(|s| (s.cidr, s.gateway)).collect();
+            if let Some(v) = vrfs.get_mut(&vrf_path(tname, &bd.vrf)) {
+                v.bridge_domains.push(BridgeDomainPolicy {
+                    path,
+                    vni,
+                    gateway_mac: gateway_mac(vni),
+                    subnets,
+                });
+            }
+        }
+    }
+    for node in nodes.values() {
+        if let Some(v) = vrfs.get_mut(&node.vrf) {
+            v.members.insert(node.class, node.path.clone());
+        }
+    }
+    // Preferred group: members talk freely; everybody else needs a contract.
+    for table in vrfs.values_mut() {
+        let in_vrf: Vec<&EpgNode<'_>> = nodes.values().filter(|n| n.vrf == table.path).collect();
+        if !in_vrf.iter().any(|n| n.epg.preferred_group) {
+            continue;
+        }
+        let any_port = |src, dst, tier, action, trace| Rule {
+            tier,
+            src,
+            dst,
+            family: None,
+            proto: weft_model::Protocol::Any,
+            sport: PortRange::ANY,
+            dport: PortRange::ANY,
+            action,
+            trace,
+        };
+        table.rules.push(any_port(
+            ClassSel::Vrf,
+            ClassSel::Vrf,
+            Tier::PreferredGroup,
+            Action::Permit,
+            Trace::PreferredGroup { vrf: table.path.clone() },
+        ));
+        for n in in_vrf.iter().filter(|n| !n.epg.preferred_group) {
+            let c = ClassSel::Class(n.class);
+            for (src, dst) in [(c, ClassSel::Vrf), (ClassSel::Vrf, c)] {
+                table.rules.push(any_port(
+                    src,
+                    dst,
+                    Tier::PreferredExclusion,
+                    Action::Deny,
+                    Trace::PreferredExclusion { epg: n.path.clone() },
+                ));
+            }
+        }
+    }
+    vrfs
+}
+
+/// Consumers and providers of every contract, keyed by (tenant, contract name).
+type Relations<'a, 'm> = HashMap<(&'m str, &'m str), Sides<Party<'a, 'm>>>;
+
+/// (consumers, providers) of one contract.
+type Sides<T> = (Vec<T>, Vec<T>);
+
+/// Indexes every provide/consume relation once, EPGs and VRF-wide "any".
+fn relations<'a, 'm>(
+    model: &'m Model,
+    nodes: &'a BTreeMap<EpgPath, EpgNode<'m>>,
+    vrf_paths: &'a BTreeMap<(&'m str, &'m str), ObjectPath>,
+) -> Relations<'a, 'm> {
+    let mut out: Relations<'a, 'm> = HashMap::new();
+    for node in nodes.values() {
+        let tenant = model.tenants.get_key_value(&node.path.tenant).map(|(k, _)| k.as_str());
+        let Some(tenant) = tenant else { continue };
+        for c in &node.epg.consumes {
+            out.entry((tenant, c.as_str())).or_default().0.push(Party::Epg(node));
+        }
+        for c in &node.epg.provides {
+            out.entry((tenant, c.as_str())).or_default().1.push(Party::Epg(node));
+        }
+    }
+    for ((tname, vname), path) in vrf_paths {
+        let Some(vrf) = model.tenants.get(*tname).and_then(|t| t.vrfs.get(*vname)) else {
+            continue;
+        };
+        for c in &vrf.any.consumes {
+            out.entry((tname, c.as_str())).or_default().0.push(Party::Any(path));
+        }
+        for c in &vrf.any.provides {
+            out.entry((tname, c.as_str())).or_default().1.push(Party::Any(path));
+        }
+    }
+    out
+}
+
+fn contract_fingerprint(
+    contract: &Contract,
+    filters: &BTreeMap<String, Filter>,
+    consumers: &[Party<'_, '_>],
+    providers: &[Party<'_, '_>],
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    contract.hash(&mut h);
+    for subject in contract.subjects.values() {
+        for f in &subject.filters {
+            (f, filters.get(f)).hash(&mut h);
+        }
+    }
+    for (tag, side) in [(0u8, consumers), (1, providers)] {
+        tag.hash(&mut h);
+        side.len().hash(&mut h);
+        for p in side {
+            p.fingerprint(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Whether a contract applies between a consumer and a provider, per its scope.
+fn in_scope(scope: Scope, consumer: &Party<'_, '_>, provider: &Party<'_, '_>) -> bool {
+    match (consumer, provider) {
+        (Party::Epg(c), Party::Epg(p)) => {
+            c.path != p.path
+                && match scope {
+                    Scope::ApplicationProfile => {
+                        c.path.app_profile == p.path.app_profile && c.vrf == p.vrf
+                    }
+                    Scope::Vrf => c.vrf == p.vrf,
+                    Scope::Tenant => true,
+                }
+        }
+        // "any" only ever applies inside its own VRF, and not to application-profile scope.
+        _ => scope != Scope::ApplicationProfile && consumer.vrf() == provider.vrf(),
+    }
+}
+
+fn contract_rules(
+    cpath: &ObjectPath,
+    contract: &Contract,
+    filters: &BTreeMap<String, Filter>,
+    consumers: &[Party<'_, '_>],
+    providers: &[Party<'_, '_>],
+) -> Result<Vec<(ObjectPath, Rule)>, CompileError> {
+    let mut out = Vec::new();
+    for consumer in consumers {
+        for provider in providers {
+            if !in_scope(contract.scope, consumer, provider) {
+                continue;
+            }
+            // Enforced where the provider lives: the destination's node and VRF.
+            let table = provider.vrf();
+            for (sname, subject) in &contract.subjects {
+                let tier = match subject.action {
+                    Action::Permit => Tier::Contract,
+                    Action::Deny => Tier::Deny,
+                };
+                for fname in &subject.filters {
+                    let filter = filters.get(fname).ok_or_else(|| CompileError::UnknownReference {
+                        object: cpath.child("subject", sname),
+                        kind: "filter",
+                        name: fname.clone(),
+                    })?;
+                    for (ename, entry) in &filter.entries {
+                        let trace = Trace::Contract {
+                            contract: cpath.clone(),
+                            subject: sname.clone(),
+                            filter: fname.clone(),
+                            entry: ename.clone(),
+                            consumer: consumer.name(),
+                            provider: provider.name(),
+                        };
+                        let rule = entry_rule(
+                            tier,
+                            consumer.sel(),
+                            provider.sel(),
+                            entry,
+                            subject.action,
+                            trace,
+                        );
+                        out.push((table.clone(), rule));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn entry_rule(
+    tier: Tier,
+    src: ClassSel,
+    dst: ClassSel,
+    entry: &weft_model::FilterEntry,
+    action: Action,
+    trace: Trace,
+) -> Rule {
+    let family = match entry.ether_type {
+        EtherType::Ip => None,
+        EtherType::Ipv4 => Some(IpFamily::V4),
+        EtherType::Ipv6 => Some(IpFamily::V6),
+    };
+    let (sport, dport) = if entry.protocol.has_ports() {
+        (entry.source_port, entry.destination_port)
+    } else {
+        (PortRange::ANY, PortRange::ANY)
+    };
+    Rule { tier, src, dst, family, proto: entry.protocol, sport, dport, action, trace }
+}
+
+/// Rules that belong to one EPG: intra-EPG permit or isolation, and its taboos.
+fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(), CompileError> {
+    let me = ClassSel::Class(node.class);
+    let (action, trace) = if node.epg.isolated {
+        (Action::Deny, Trace::Isolation { epg: node.path.clone() })
+    } else {
+        (Action::Permit, Trace::IntraEpg { epg: node.path.clone() })
+    };
+    out.push(Rule {
+        tier: Tier::IntraEpg,
+        src: me,
+        dst: me,
+        family: None,
+        proto: weft_model::Protocol::Any,
+        sport: PortRange::ANY,
+        dport: PortRange::ANY,
+        action,
+        trace,
+    });
+
+    let Some(tenant) = model.tenants.get(&node.path.tenant) else { return Ok(()) };
+    let tpath = ObjectPath::tenant(&node.path.tenant);
+    for tname in &node.epg.taboos {
+        let taboo_path = tpath.child("taboo", tname);
+        let taboo = tenant.taboos.get(tname).ok_or_else(|| CompileError::UnknownReference {
+            object: ObjectPath::epg(&node.path),
+            kind: "taboo",
+            name: tname.clone(),
+        })?;
+        for (sname, subject) in &taboo.subjects {
+            for fname in &subject.filters {
+                let filter =
+                    tenant.filters.get(fname).ok_or_else(|| CompileError::UnknownReference {
+                        object: taboo_path.child("subject", sname),
+                        kind: "filter",
+                        name: fname.clone(),
+                    })?;
+                for (ename, entry) in &filter.entries {
+                    let trace = Trace::Taboo {
+                        taboo: taboo_path.clone(),
+                        subject: sname.clone(),
+                        filter: fname.clone(),
+                        entry: ename.clone(),
+                        protects: node.path.clone(),
+                    };
+                    out.push(entry_rule(Tier::Deny, ClassSel::Any, me, entry, Action::Deny, trace));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_mac_is_locally_administered_unicast() {
+        let mac = gateway_mac(0x0A_0B0C);
+        assert_eq!(mac, [0x02, 0x77, 0x66, 0x0A, 0x0B, 0x0C]);
+        assert_eq!(mac[0] & 0b11, 0b10);
+    }
+}

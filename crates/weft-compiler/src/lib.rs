@@ -1,0 +1,15 @@
+//! Compiles a validated [`weft_model::Model`] into per-VRF zoning rules keyed by EPG
+//! class, the way ACI's APIC renders contracts into the leaves' zoning rules.
+//!
+//! Invariants:
+//! - No I/O. Same input (model and previous allocation) gives the same output.
+//! - Rule count depends on contracts, filters and EPGs, never on endpoints.
+//! - A class ID, VRF ID or VNI is reused only after its owner is deleted.
+
+mod alloc;
+mod compile;
+mod rules;
+
+pub use alloc::{Allocation, AllocationError};
+pub use compile::{CompileError, CompiledPolicy, Compiler, compile};
+pub use rules::*;

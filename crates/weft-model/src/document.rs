@@ -1,0 +1,714 @@
+//! Declarative documents: HCL (as Terraform, Nomad and Consul write it) and its JSON twin.
+//!
+//! Every problem found is collected, with file, line and object path, so that a user
+//! sees them all at once; a document with any error yields no model at all.
+
+use crate::model::*;
+use crate::path::ObjectPath;
+use hcl_edit::Span;
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Attribute, Block, Body, Structure};
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::fmt;
+use std::ops::Range;
+
+/// One problem in a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentError {
+    pub loc: Location,
+    /// The object the problem is in, when known (`shop/bd:net-a`).
+    pub path: Option<ObjectPath>,
+    pub message: String,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{}: {}: {}", self.loc, path, self.message),
+            None => write!(f, "{}: {}", self.loc, self.message),
+        }
+    }
+}
+
+/// Every problem found in a set of documents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseErrors(pub Vec<DocumentError>);
+
+impl fmt::Display for ParseErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses one HCL document.
+pub fn parse_hcl(file: &str, text: &str) -> Result<Model, ParseErrors> {
+    let mut docs = Documents::default();
+    docs.add_hcl(file, text);
+    docs.finish()
+}
+
+/// Parses one JSON document (the JSON twin of the HCL structure).
+pub fn parse_json(file: &str, text: &str) -> Result<Model, ParseErrors> {
+    let mut docs = Documents::default();
+    docs.add_json(file, text);
+    docs.finish()
+}
+
+/// Several documents merged into one model: a tenant may span files, an object may not.
+#[derive(Debug, Default)]
+pub struct Documents {
+    model: Model,
+    errors: Vec<DocumentError>,
+}
+
+impl Documents {
+    pub fn add_hcl(&mut self, file: &str, text: &str) {
+        let body = match hcl_edit::parser::parse_body(text) {
+            Ok(body) => body,
+            Err(e) => {
+                let line = u32::try_from(e.location().line()).unwrap_or(u32::MAX);
+                self.errors.push(DocumentError {
+                    loc: Location::new(file, line),
+                    path: None,
+                    message: format!("malformed HCL: {}", e.message()),
+                });
+                return;
+            }
+        };
+        let mut reader = Reader::new(file, text);
+        let model = reader.document(&body);
+        self.errors.extend(reader.errors);
+        self.merge(model);
+    }
+
+    pub fn add_json(&mut self, file: &str, text: &str) {
+        match serde_json::from_str::<Model>(text) {
+            Ok(mut model) => {
+                let errors = fill_json_derived(file, &mut model);
+                self.errors.extend(errors);
+                self.merge(model);
+            }
+            Err(e) => self.errors.push(DocumentError {
+                loc: Location::new(file, u32::try_from(e.line()).unwrap_or(u32::MAX)),
+                path: None,
+                message: format!("malformed JSON: {e}"),
+            }),
+        }
+    }
+
+    pub fn finish(self) -> Result<Model, ParseErrors> {
+        if self.errors.is_empty() { Ok(self.model) } else { Err(ParseErrors(self.errors)) }
+    }
+
+    fn merge(&mut self, incoming: Model) {
+        for (tname, tenant) in incoming.tenants {
+            match self.model.tenants.entry(tname.clone()) {
+                Entry::Vacant(v) => {
+                    v.insert(tenant);
+                }
+                Entry::Occupied(mut o) => {
+                    let tpath = ObjectPath::tenant(&tname);
+                    let have = o.get_mut();
+                    let errors = &mut self.errors;
+                    merge_map(&mut have.vrfs, tenant.vrfs, &tpath, "vrf", |v| &v.loc, errors);
+                    merge_map(
+                        &mut have.bridge_domains,
+                        tenant.bridge_domains,
+                        &tpath,
+                        "bridge_domain",
+                        |v| &v.loc,
+                        errors,
+                    );
+                    merge_map(&mut have.filters, tenant.filters, &tpath, "filter", |v| &v.loc, errors);
+                    merge_map(
+                        &mut have.contracts,
+                        tenant.contracts,
+                        &tpath,
+                        "contract",
+                        |v| &v.loc,
+                        errors,
+                    );
+                    merge_map(&mut have.taboos, tenant.taboos, &tpath, "taboo", |v| &v.loc, errors);
+                    for (aname, ap) in tenant.app_profiles {
+                        match have.app_profiles.entry(aname.clone()) {
+                            Entry::Vacant(v) => {
+                                v.insert(ap);
+                            }
+                            Entry::Occupied(mut o) => {
+                                let apath = tpath.child("application_profile", &aname);
+                                merge_map(&mut o.get_mut().epgs, ap.epgs, &apath, "epg", |v| &v.loc, errors);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn merge_map<T>(
+    into: &mut BTreeMap<String, T>,
+    from: BTreeMap<String, T>,
+    parent: &ObjectPath,
+    kind: &str,
+    loc: impl Fn(&T) -> &Location,
+    errors: &mut Vec<DocumentError>,
+) {
+    for (name, value) in from {
+        match into.entry(name) {
+            Entry::Vacant(v) => {
+                v.insert(value);
+            }
+            Entry::Occupied(o) => errors.push(DocumentError {
+                loc: loc(&value).clone(),
+                path: Some(parent.child(kind, o.key())),
+                message: format!("duplicate {kind} {:?}, first declared at {}", o.key(), loc(o.get())),
+            }),
+        }
+    }
+}
+
+/// JSON has no labels to parse: subnet keys become CIDRs and names are checked here.
+fn fill_json_derived(file: &str, model: &mut Model) -> Vec<DocumentError> {
+    let mut errors = Vec::new();
+    for (tname, tenant) in &mut model.tenants {
+        for (bname, bd) in &mut tenant.bridge_domains {
+            for (cidr, subnet) in &mut bd.subnets {
+                let path = ObjectPath::tenant(tname).child("bridge_domain", bname);
+                match parse_cidr(cidr) {
+                    Ok(net) => subnet.cidr = net,
+                    Err(message) => errors.push(DocumentError {
+                        loc: Location::new(file, 0),
+                        path: Some(path.child("subnet", cidr)),
+                        message,
+                    }),
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Parses a subnet's CIDR, refusing host bits.
+pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let net: IpNet =
+        text.parse().map_err(|_| format!("{text:?} is not a CIDR such as 10.1.0.0/24"))?;
+    if net.trunc() != net {
+        return Err(format!("{text:?} has host bits set; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Names become path segments, so they may not contain separators.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name {name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Walks an HCL body against weft's schema, collecting errors.
+struct Reader<'a> {
+    file: &'a str,
+    line_starts: Vec<usize>,
+    errors: Vec<DocumentError>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(file: &'a str, text: &str) -> Self {
+        let line_starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Self { file, line_starts, errors: Vec::new() }
+    }
+
+    fn loc(&self, span: Option<Range<usize>>) -> Location {
+        let line = span.map_or(0, |s| self.line_starts.partition_point(|&start| start <= s.start));
+        Location::new(self.file, u32::try_from(line).unwrap_or(u32::MAX))
+    }
+
+    fn error(&mut self, span: Option<Range<usize>>, path: Option<&ObjectPath>, message: String) {
+        let loc = self.loc(span);
+        self.errors.push(DocumentError { loc, path: path.cloned(), message });
+    }
+
+    fn unknown(&mut self, s: &Structure, path: Option<&ObjectPath>, within: &str, expected: &[&str]) {
+        let (what, name, span) = match s {
+            Structure::Attribute(a) => ("attribute", a.key.as_str(), a.span()),
+            Structure::Block(b) => ("block", b.ident.as_str(), b.span()),
+        };
+        let expected = if expected.is_empty() { "nothing".to_string() } else { expected.join(", ") };
+        self.error(span, path, format!("unknown {what} {name:?} in {within} (expected: {expected})"));
+    }
+
+    /// A named block has exactly one label, a valid name.
+    fn label(&mut self, block: &Block, parent: Option<&ObjectPath>) -> Option<String> {
+        let kind = block.ident.as_str();
+        if block.labels.len() != 1 {
+            let msg = format!(
+                "{kind} block needs exactly one name label, like {kind} \"name\" {{ ... }}, found {}",
+                block.labels.len()
+            );
+            self.error(block.span(), parent, msg);
+            return None;
+        }
+        let name = block.labels[0].as_str().to_string();
+        if kind != "subnet"
+            && let Err(msg) = check_name(&name)
+        {
+            self.error(block.span(), parent, format!("{kind}: {msg}"));
+            return None;
+        }
+        Some(name)
+    }
+
+    /// Inserts a named object, reporting a duplicate with both places.
+    fn insert<T>(
+        &mut self,
+        map: &mut BTreeMap<String, T>,
+        name: String,
+        value: T,
+        path: &ObjectPath,
+        kind: &str,
+        loc: impl Fn(&T) -> &Location,
+    ) {
+        match map.entry(name) {
+            Entry::Vacant(v) => {
+                v.insert(value);
+            }
+            Entry::Occupied(o) => self.errors.push(DocumentError {
+                loc: loc(&value).clone(),
+                path: Some(path.clone()),
+                message: format!("duplicate {kind} {:?}, first declared at {}", o.key(), loc(o.get())),
+            }),
+        }
+    }
+
+    fn document(&mut self, body: &Body) -> Model {
+        let mut model = Model::default();
+        for s in body.iter() {
+            match s {
+                Structure::Block(b) if b.ident.as_str() == "tenant" => {
+                    let Some(name) = self.label(b, None) else { continue };
+                    let path = ObjectPath::tenant(&name);
+                    let tenant = self.tenant(b, &path);
+                    self.insert(&mut model.tenants, name, tenant, &path, "tenant", |t| &t.loc);
+                }
+                other => self.unknown(other, None, "a document", &["tenant"]),
+            }
+        }
+        model
+    }
+
+    fn tenant(&mut self, block: &Block, path: &ObjectPath) -> Tenant {
+        let mut t = Tenant { loc: self.loc(block.span()), ..Tenant::default() };
+        for s in block.body.iter() {
+            let Structure::Block(b) = s else {
+                self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
+                continue;
+            };
+            let kind = b.ident.as_str();
+            if !TENANT_BLOCKS.contains(&kind) {
+                self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
+                continue;
+            }
+            let Some(name) = self.label(b, Some(path)) else { continue };
+            let child = path.child(kind, &name);
+            match kind {
+                "vrf" => {
+                    let v = self.vrf(b, &child);
+                    self.insert(&mut t.vrfs, name, v, &child, kind, |v| &v.loc);
+                }
+                "bridge_domain" => {
+                    let v = self.bridge_domain(b, &child);
+                    self.insert(&mut t.bridge_domains, name, v, &child, kind, |v| &v.loc);
+                }
+                "filter" => {
+                    let v = self.filter(b, &child);
+                    self.insert(&mut t.filters, name, v, &child, kind, |v| &v.loc);
+                }
+                "contract" => {
+                    let v = self.contract(b, &child);
+                    self.insert(&mut t.contracts, name, v, &child, kind, |v| &v.loc);
+                }
+                "taboo" => {
+                    let v = self.taboo(b, &child);
+                    self.insert(&mut t.taboos, name, v, &child, kind, |v| &v.loc);
+                }
+                _ => {
+                    let v = self.app_profile(b, &child);
+                    self.insert(&mut t.app_profiles, name, v, &child, kind, |v| &v.loc);
+                }
+            }
+        }
+        t
+    }
+
+    fn vrf(&mut self, block: &Block, path: &ObjectPath) -> Vrf {
+        let mut v = Vrf { loc: self.loc(block.span()), ..Vrf::default() };
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if a.key.as_str() == "enforced" => {
+                    if let Some(b) = self.bool(a, path) {
+                        v.enforced = b;
+                    }
+                }
+                Structure::Block(b) if b.ident.as_str() == "any" => {
+                    if !b.labels.is_empty() {
+                        self.error(b.span(), Some(path), "any block takes no label".into());
+                    }
+                    let any_path = path.child("any", "any");
+                    v.any.loc = self.loc(b.span());
+                    for s in b.body.iter() {
+                        match s {
+                            Structure::Attribute(a) if a.key.as_str() == "provides" => {
+                                v.any.provides = self.names(a, &any_path);
+                            }
+                            Structure::Attribute(a) if a.key.as_str() == "consumes" => {
+                                v.any.consumes = self.names(a, &any_path);
+                            }
+                            other => self.unknown(other, Some(&any_path), "any", &["provides", "consumes"]),
+                        }
+                    }
+                }
+                other => self.unknown(other, Some(path), "vrf", &["enforced", "any"]),
+            }
+        }
+        v
+    }
+
+    fn bridge_domain(&mut self, block: &Block, path: &ObjectPath) -> BridgeDomain {
+        let mut bd = BridgeDomain { loc: self.loc(block.span()), ..BridgeDomain::default() };
+        let mut vrf_seen = false;
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if a.key.as_str() == "vrf" => {
+                    vrf_seen = true;
+                    bd.vrf = self.string(a, path).unwrap_or_default();
+                }
+                Structure::Block(b) if b.ident.as_str() == "subnet" => {
+                    let Some(cidr_text) = self.label(b, Some(path)) else { continue };
+                    let spath = path.child("subnet", &cidr_text);
+                    let cidr = match parse_cidr(&cidr_text) {
+                        Ok(c) => Some(c),
+                        Err(msg) => {
+                            self.error(b.span(), Some(&spath), msg);
+                            None
+                        }
+                    };
+                    let gateway = self.subnet_gateway(b, &spath);
+                    if let (Some(cidr), Some(gateway)) = (cidr, gateway) {
+                        let subnet = Subnet { cidr, gateway, loc: self.loc(b.span()) };
+                        self.insert(&mut bd.subnets, cidr_text, subnet, &spath, "subnet", |s| &s.loc);
+                    }
+                }
+                other => self.unknown(other, Some(path), "bridge_domain", &["vrf", "subnet"]),
+            }
+        }
+        if !vrf_seen {
+            self.error(block.span(), Some(path), "missing attribute \"vrf\"".into());
+        }
+        bd
+    }
+
+    fn subnet_gateway(&mut self, block: &Block, path: &ObjectPath) -> Option<std::net::IpAddr> {
+        let mut gateway = None;
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if a.key.as_str() == "gateway" => {
+                    let text = self.string(a, path)?;
+                    match text.parse() {
+                        Ok(ip) => gateway = Some(ip),
+                        Err(_) => self.error(
+                            a.span(),
+                            Some(path),
+                            format!("gateway {text:?} is not an IP address"),
+                        ),
+                    }
+                }
+                other => self.unknown(other, Some(path), "subnet", &["gateway"]),
+            }
+        }
+        if gateway.is_none() && !self.errors.iter().any(|e| e.path.as_ref() == Some(path)) {
+            self.error(block.span(), Some(path), "missing attribute \"gateway\"".into());
+        }
+        gateway
+    }
+
+    fn app_profile(&mut self, block: &Block, path: &ObjectPath) -> AppProfile {
+        let mut ap = AppProfile { loc: self.loc(block.span()), ..AppProfile::default() };
+        for s in block.body.iter() {
+            match s {
+                Structure::Block(b) if b.ident.as_str() == "epg" => {
+                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let child = path.child("epg", &name);
+                    let epg = self.epg(b, &child);
+                    self.insert(&mut ap.epgs, name, epg, &child, "epg", |e| &e.loc);
+                }
+                other => self.unknown(other, Some(path), "application_profile", &["epg"]),
+            }
+        }
+        ap
+    }
+
+    fn epg(&mut self, block: &Block, path: &ObjectPath) -> Epg {
+        const ATTRS: &[&str] =
+            &["bridge_domain", "provides", "consumes", "taboos", "isolated", "preferred_group"];
+        let mut e = Epg { loc: self.loc(block.span()), ..Epg::default() };
+        let mut bd_seen = false;
+        for s in block.body.iter() {
+            let Structure::Attribute(a) = s else {
+                self.unknown(s, Some(path), "epg", ATTRS);
+                continue;
+            };
+            match a.key.as_str() {
+                "bridge_domain" => {
+                    bd_seen = true;
+                    e.bridge_domain = self.string(a, path).unwrap_or_default();
+                }
+                "provides" => e.provides = self.names(a, path),
+                "consumes" => e.consumes = self.names(a, path),
+                "taboos" => e.taboos = self.names(a, path),
+                "isolated" => e.isolated = self.bool(a, path).unwrap_or_default(),
+                "preferred_group" => e.preferred_group = self.bool(a, path).unwrap_or_default(),
+                _ => self.unknown(s, Some(path), "epg", ATTRS),
+            }
+        }
+        if !bd_seen {
+            self.error(block.span(), Some(path), "missing attribute \"bridge_domain\"".into());
+        }
+        e
+    }
+
+    fn contract(&mut self, block: &Block, path: &ObjectPath) -> Contract {
+        let mut c = Contract { loc: self.loc(block.span()), ..Contract::default() };
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if a.key.as_str() == "scope" => {
+                    if let Some(scope) = self.keyword(a, path, Scope::NAMES, Scope::parse) {
+                        c.scope = scope;
+                    }
+                }
+                Structure::Block(b) if b.ident.as_str() == "subject" => {
+                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let child = path.child("subject", &name);
+                    let mut subject = Subject { loc: self.loc(b.span()), ..Subject::default() };
+                    let mut filters_seen = false;
+                    for s in b.body.iter() {
+                        match s {
+                            Structure::Attribute(a) if a.key.as_str() == "filters" => {
+                                filters_seen = true;
+                                subject.filters = self.names(a, &child);
+                            }
+                            Structure::Attribute(a) if a.key.as_str() == "action" => {
+                                let parse = |s: &str| match s {
+                                    "permit" => Some(Action::Permit),
+                                    "deny" => Some(Action::Deny),
+                                    _ => None,
+                                };
+                                if let Some(action) = self.keyword(a, &child, &["permit", "deny"], parse) {
+                                    subject.action = action;
+                                }
+                            }
+                            other => self.unknown(other, Some(&child), "subject", &["filters", "action"]),
+                        }
+                    }
+                    if !filters_seen {
+                        self.error(b.span(), Some(&child), "missing attribute \"filters\"".into());
+                    }
+                    self.insert(&mut c.subjects, name, subject, &child, "subject", |s| &s.loc);
+                }
+                other => self.unknown(other, Some(path), "contract", &["scope", "subject"]),
+            }
+        }
+        c
+    }
+
+    fn taboo(&mut self, block: &Block, path: &ObjectPath) -> Taboo {
+        let mut t = Taboo { loc: self.loc(block.span()), ..Taboo::default() };
+        for s in block.body.iter() {
+            match s {
+                Structure::Block(b) if b.ident.as_str() == "subject" => {
+                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let child = path.child("subject", &name);
+                    let mut subject = TabooSubject { loc: self.loc(b.span()), ..TabooSubject::default() };
+                    let mut filters_seen = false;
+                    for s in b.body.iter() {
+                        match s {
+                            Structure::Attribute(a) if a.key.as_str() == "filters" => {
+                                filters_seen = true;
+                                subject.filters = self.names(a, &child);
+                            }
+                            other => self.unknown(other, Some(&child), "taboo subject", &["filters"]),
+                        }
+                    }
+                    if !filters_seen {
+                        self.error(b.span(), Some(&child), "missing attribute \"filters\"".into());
+                    }
+                    self.insert(&mut t.subjects, name, subject, &child, "subject", |s| &s.loc);
+                }
+                other => self.unknown(other, Some(path), "taboo", &["subject"]),
+            }
+        }
+        t
+    }
+
+    fn filter(&mut self, block: &Block, path: &ObjectPath) -> Filter {
+        let mut f = Filter { loc: self.loc(block.span()), ..Filter::default() };
+        for s in block.body.iter() {
+            match s {
+                Structure::Block(b) if b.ident.as_str() == "entry" => {
+                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let child = path.child("entry", &name);
+                    let entry = self.entry(b, &child);
+                    self.insert(&mut f.entries, name, entry, &child, "entry", |e| &e.loc);
+                }
+                other => self.unknown(other, Some(path), "filter", &["entry"]),
+            }
+        }
+        f
+    }
+
+    fn entry(&mut self, block: &Block, path: &ObjectPath) -> FilterEntry {
+        const ATTRS: &[&str] = &["ether_type", "protocol", "source_port", "destination_port"];
+        let mut e = FilterEntry { loc: self.loc(block.span()), ..FilterEntry::default() };
+        for s in block.body.iter() {
+            let Structure::Attribute(a) = s else {
+                self.unknown(s, Some(path), "entry", ATTRS);
+                continue;
+            };
+            match a.key.as_str() {
+                "ether_type" => {
+                    if let Some(v) = self.keyword(a, path, EtherType::NAMES, EtherType::parse) {
+                        e.ether_type = v;
+                    }
+                }
+                "protocol" => {
+                    if let Some(v) = self.keyword(a, path, Protocol::NAMES, Protocol::parse) {
+                        e.protocol = v;
+                    }
+                }
+                "source_port" => e.source_port = self.ports(a, path).unwrap_or_default(),
+                "destination_port" => e.destination_port = self.ports(a, path).unwrap_or_default(),
+                _ => self.unknown(s, Some(path), "entry", ATTRS),
+            }
+        }
+        e
+    }
+
+    // ---- typed attribute values ----
+
+    fn type_error(&mut self, a: &Attribute, path: &ObjectPath, expected: &str) {
+        let found = describe(&a.value);
+        self.error(a.span(), Some(path), format!("{} must be {expected}, found {found}", a.key.as_str()));
+    }
+
+    fn string(&mut self, a: &Attribute, path: &ObjectPath) -> Option<String> {
+        match &a.value {
+            Expression::String(s) => Some(s.value().clone()),
+            _ => {
+                self.type_error(a, path, "a string");
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, a: &Attribute, path: &ObjectPath) -> Option<bool> {
+        match &a.value {
+            Expression::Bool(b) => Some(*b.value()),
+            _ => {
+                self.type_error(a, path, "true or false");
+                None
+            }
+        }
+    }
+
+    fn names(&mut self, a: &Attribute, path: &ObjectPath) -> Vec<String> {
+        let Expression::Array(items) = &a.value else {
+            self.type_error(a, path, "a list of names, like [\"a\", \"b\"]");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item {
+                Expression::String(s) => out.push(s.value().clone()),
+                other => {
+                    let msg = format!(
+                        "{} must list names as strings, found {}",
+                        a.key.as_str(),
+                        describe(other)
+                    );
+                    self.error(a.span(), Some(path), msg);
+                }
+            }
+        }
+        out
+    }
+
+    fn keyword<T>(
+        &mut self,
+        a: &Attribute,
+        path: &ObjectPath,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let text = self.string(a, path)?;
+        let value = parse(&text);
+        if value.is_none() {
+            let msg = format!("{} {text:?} is not one of: {}", a.key.as_str(), names.join(", "));
+            self.error(a.span(), Some(path), msg);
+        }
+        value
+    }
+
+    fn ports(&mut self, a: &Attribute, path: &ObjectPath) -> Option<PortRange> {
+        let result = match &a.value {
+            Expression::Number(n) => match n.value().as_i64() {
+                Some(p) => PortRange::from_bounds(p.into(), p.into()),
+                None => Err(format!("{} is not a port number", n.value())),
+            },
+            Expression::String(s) => PortRange::parse(s.value()),
+            _ => {
+                self.type_error(a, path, "a port number or a range string like \"8000-8100\"");
+                return None;
+            }
+        };
+        match result {
+            Ok(r) => Some(r),
+            Err(msg) => {
+                self.error(a.span(), Some(path), format!("{}: {msg}", a.key.as_str()));
+                None
+            }
+        }
+    }
+}
+
+const TENANT_BLOCKS: &[&str] =
+    &["vrf", "bridge_domain", "filter", "contract", "taboo", "application_profile"];
+
+fn describe(e: &Expression) -> &'static str {
+    match e {
+        Expression::Null(_) => "null",
+        Expression::Bool(_) => "a boolean",
+        Expression::Number(_) => "a number",
+        Expression::String(_) | Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
+            "a string"
+        }
+        Expression::Array(_) => "a list",
+        Expression::Object(_) => "an object",
+        _ => "an expression (only literal values are allowed)",
+    }
+}

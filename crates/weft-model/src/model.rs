@@ -1,0 +1,449 @@
+//! Plain data types of the policy model. Names are map keys; every object remembers
+//! where it was declared so that diagnostics can point at it.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// Where an object was declared: file name and 1-based line. Empty for objects built
+/// in code or received as JSON without position information.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+}
+
+impl Location {
+    pub fn new(file: impl Into<String>, line: u32) -> Self {
+        Self { file: file.into(), line }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.file.is_empty(), self.line) {
+            (true, 0) => write!(f, "<input>"),
+            (true, line) => write!(f, "<input>:{line}"),
+            (false, 0) => write!(f, "{}", self.file),
+            (false, line) => write!(f, "{}:{line}", self.file),
+        }
+    }
+}
+
+/// The whole desired policy: every tenant, keyed by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    #[serde(rename = "tenant", default)]
+    pub tenants: BTreeMap<String, Tenant>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    #[serde(rename = "vrf", default)]
+    pub vrfs: BTreeMap<String, Vrf>,
+    #[serde(rename = "bridge_domain", default)]
+    pub bridge_domains: BTreeMap<String, BridgeDomain>,
+    #[serde(rename = "filter", default)]
+    pub filters: BTreeMap<String, Filter>,
+    #[serde(rename = "contract", default)]
+    pub contracts: BTreeMap<String, Contract>,
+    #[serde(rename = "taboo", default)]
+    pub taboos: BTreeMap<String, Taboo>,
+    #[serde(rename = "application_profile", default)]
+    pub app_profiles: BTreeMap<String, AppProfile>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// A routing domain (ACI's context). Unenforced VRFs permit all traffic inside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrf {
+    #[serde(default = "default_true")]
+    pub enforced: bool,
+    /// ACI's vzAny: every EPG of this VRF as one consumer or provider.
+    #[serde(default)]
+    pub any: AnyEpg,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+impl Default for Vrf {
+    fn default() -> Self {
+        Self { enforced: true, any: AnyEpg::default(), loc: Location::default() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnyEpg {
+    #[serde(default)]
+    pub provides: Vec<String>,
+    #[serde(default)]
+    pub consumes: Vec<String>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// A layer-2 domain inside a VRF, with the subnets its gateway serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeDomain {
+    pub vrf: String,
+    /// Keyed by CIDR, e.g. `10.1.0.0/24`.
+    #[serde(rename = "subnet", default)]
+    pub subnets: BTreeMap<String, Subnet>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    /// The network, parsed from the map key (host bits must be zero).
+    #[serde(skip_deserializing, default = "unspecified_net")]
+    pub cidr: IpNet,
+    pub gateway: IpAddr,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+fn unspecified_net() -> IpNet {
+    IpNet::V4(ipnet::Ipv4Net::default())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppProfile {
+    #[serde(rename = "epg", default)]
+    pub epgs: BTreeMap<String, Epg>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// An endpoint group: the unit of policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Epg {
+    pub bridge_domain: String,
+    #[serde(default)]
+    pub provides: Vec<String>,
+    #[serde(default)]
+    pub consumes: Vec<String>,
+    /// Taboo contracts protecting this EPG: matching traffic to it is denied.
+    #[serde(default)]
+    pub taboos: Vec<String>,
+    /// Intra-EPG isolation: members may not talk to each other.
+    #[serde(default)]
+    pub isolated: bool,
+    /// Preferred-group members of one VRF talk freely to each other.
+    #[serde(default)]
+    pub preferred_group: bool,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    ApplicationProfile,
+    #[default]
+    Vrf,
+    Tenant,
+}
+
+impl Scope {
+    pub const NAMES: &'static [&'static str] = &["application-profile", "vrf", "tenant"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "application-profile" => Some(Self::ApplicationProfile),
+            "vrf" => Some(Self::Vrf),
+            "tenant" => Some(Self::Tenant),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ApplicationProfile => "application-profile",
+            Self::Vrf => "vrf",
+            Self::Tenant => "tenant",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(rename = "subject", default)]
+    pub subjects: BTreeMap<String, Subject>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    #[default]
+    Permit,
+    Deny,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Permit => "permit",
+            Self::Deny => "deny",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    pub filters: Vec<String>,
+    #[serde(default)]
+    pub action: Action,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// A taboo contract: its subjects deny, and it beats every permit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taboo {
+    #[serde(rename = "subject", default)]
+    pub subjects: BTreeMap<String, TabooSubject>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabooSubject {
+    pub filters: Vec<String>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[serde(rename = "entry", default)]
+    pub entries: BTreeMap<String, FilterEntry>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterEntry {
+    #[serde(default)]
+    pub ether_type: EtherType,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub source_port: PortRange,
+    #[serde(default)]
+    pub destination_port: PortRange,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EtherType {
+    /// IPv4 and IPv6.
+    #[default]
+    Ip,
+    Ipv4,
+    Ipv6,
+}
+
+impl EtherType {
+    pub const NAMES: &'static [&'static str] = &["ip", "ipv4", "ipv6"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ip" => Some(Self::Ip),
+            "ipv4" => Some(Self::Ipv4),
+            "ipv6" => Some(Self::Ipv6),
+            _ => None,
+        }
+    }
+
+    pub fn matches(self, family: IpFamily) -> bool {
+        matches!(
+            (self, family),
+            (Self::Ip, _) | (Self::Ipv4, IpFamily::V4) | (Self::Ipv6, IpFamily::V6)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    V4,
+    V6,
+}
+
+/// IP protocol of a filter entry. `Icmp` means ICMP for IPv4 and ICMPv6 for IPv6.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Any,
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub const NAMES: &'static [&'static str] = &["any", "tcp", "udp", "icmp"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "any" => Some(Self::Any),
+            "tcp" => Some(Self::Tcp),
+            "udp" => Some(Self::Udp),
+            "icmp" => Some(Self::Icmp),
+            _ => None,
+        }
+    }
+
+    /// Whether ports mean anything for this protocol.
+    pub fn has_ports(self) -> bool {
+        matches!(self, Self::Tcp | Self::Udp)
+    }
+
+    /// Whether an entry for `self` matches a packet of protocol `packet` (never `Any`).
+    pub fn matches(self, packet: Protocol) -> bool {
+        self == Self::Any || self == packet
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Any => "any",
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Icmp => "icmp",
+        })
+    }
+}
+
+/// An inclusive port range. The default covers every port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub const ANY: PortRange = PortRange { lo: 0, hi: u16::MAX };
+
+    pub fn single(port: u16) -> Self {
+        Self { lo: port, hi: port }
+    }
+
+    pub fn is_any(self) -> bool {
+        self == Self::ANY
+    }
+
+    pub fn contains(self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+
+    /// Parses `"any"`, `"8080"` or `"8000-8100"`, checking bounds and order.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "any" || text == "*" {
+            return Ok(Self::ANY);
+        }
+        let (lo, hi) = match text.split_once('-') {
+            Some((lo, hi)) => (lo.trim(), hi.trim()),
+            None => (text, text),
+        };
+        let lo = parse_port(lo)?;
+        let hi = parse_port(hi)?;
+        if lo > hi {
+            return Err(format!("port range {text:?} is reversed ({lo} > {hi})"));
+        }
+        Ok(Self { lo, hi })
+    }
+
+    /// Checks a numeric range given as two integers of any size.
+    pub fn from_bounds(lo: i128, hi: i128) -> Result<Self, String> {
+        let check = |p: i128| {
+            u16::try_from(p).map_err(|_| format!("port {p} is out of range 0..65535"))
+        };
+        let (lo, hi) = (check(lo)?, check(hi)?);
+        if lo > hi {
+            return Err(format!("port range {lo}-{hi} is reversed ({lo} > {hi})"));
+        }
+        Ok(Self { lo, hi })
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    let value: i128 = text.parse().map_err(|_| format!("{text:?} is not a port number"))?;
+    u16::try_from(value).map_err(|_| format!("port {value} is out of range 0..65535"))
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        Self::ANY
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_any() {
+            f.write_str("any")
+        } else if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !self.is_any() && self.lo == self.hi {
+            s.serialize_u16(self.lo)
+        } else {
+            s.serialize_str(&self.to_string())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i128),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Self::from_bounds(n, n),
+            Raw::Text(t) => Self::parse(&t),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
