@@ -8,8 +8,10 @@
 
 mod alloc;
 mod compile;
+mod explain;
 mod rules;
 
 pub use alloc::{Allocation, AllocationError};
-pub use compile::{CompileError, CompiledPolicy, Compiler, compile};
+pub use compile::{CompileError, CompileStats, CompiledPolicy, Compiler, compile, gateway_mac};
+pub use explain::{Explanation, explain};
 pub use rules::*;

@@ -209,7 +209,8 @@ pub struct Verdict<'a> {
 }
 
 impl VrfPolicy {
-    fn sel_matches(&self, sel: ClassSel, class: ClassId) -> bool {
+    /// Whether `sel` matches `class` in this VRF's table.
+    pub fn selects(&self, sel: ClassSel, class: ClassId) -> bool {
         match sel {
             ClassSel::Class(c) => c == class,
             ClassSel::Vrf => self.members.contains_key(&class),
@@ -223,7 +224,7 @@ impl VrfPolicy {
         self.rules
             .iter()
             .find(|r| {
-                self.sel_matches(r.src, src) && self.sel_matches(r.dst, dst) && r.matches_flow(flow)
+                self.selects(r.src, src) && self.selects(r.dst, dst) && r.matches_flow(flow)
             })
             .map_or(Verdict { action: Action::Deny, rule: None }, |r| Verdict {
                 action: r.action,

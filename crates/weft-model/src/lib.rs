@@ -10,7 +10,7 @@ mod model;
 mod path;
 mod validate;
 
-pub use document::{DocumentError, ParseErrors, parse_hcl, parse_json};
+pub use document::{DocumentError, Documents, ParseErrors, parse_hcl, parse_json};
 pub use model::*;
 pub use path::{EpgPath, ObjectPath, PathError};
 pub use validate::{Diagnostic, Severity, ValidationReport, validate};

@@ -1,1 +1,54 @@
-fn main() {}
+//! `weft`: one binary for the CLI, and later the controller and the node agent.
+
+mod cmd;
+mod documents;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about = "Application-centric microservice platform")]
+struct Cli {
+    /// Log filter, e.g. `info` or `weft=debug` (also RUST_LOG).
+    #[arg(long, global = true, env = "WEFT_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policy documents; print every error and warning with file:line.
+    Validate(cmd::validate::Args),
+    /// Explain whether a flow between two EPGs is allowed, and why (offline).
+    Explain(cmd::explain::Args),
+    /// Print the compiled rule tables of policy documents.
+    Compile(cmd::compile::Args),
+    /// Benchmarks that print figures (not tests).
+    Bench(cmd::bench::Args),
+}
+
+/// Exit status for "the input was wrong or something failed".
+pub const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let result = match cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+        Command::Compile(args) => cmd::compile::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `weft bench compile`: compile time, memory and rule count of a large synthetic model,
+//! a one-contract change against the full compile, and rule count against endpoints.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use weft_compiler::{Allocation, Compiler};
+use weft_model::{
+    AppProfile, BridgeDomain, Contract, Epg, EpgPath, Filter, FilterEntry, Model, PortRange,
+    Protocol, Subject, Subnet, Tenant, Vrf,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Compile a model of N EPGs, M contract relations and K filter entries.
+    Compile {
+        #[arg(long, default_value_t = 1_000)]
+        epgs: usize,
+        /// Provide + consume edges; each contract gets one provider and one consumer.
+        #[arg(long, default_value_t = 5_000)]
+        relations: usize,
+        #[arg(long, default_value_t = 20_000)]
+        entries: usize,
+        /// Timed repetitions of each measurement; the median is reported.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.what {
+        What::Compile { epgs, relations, entries, runs } => {
+            compile_bench(epgs, relations, entries, runs.max(1))
+        }
+    }
+}
+
+/// A tenant with `vrfs` VRFs, EPGs spread over them, and contracts each joining a
+/// consumer and a provider of the same VRF through their own filter.
+fn synthetic_model(epgs: usize, relations: usize, entries: usize) -> Model {
+    let vrfs = 10.min(epgs.max(1));
+    let contracts = (relations / 2).max(1);
+    let per_filter = (entries / contracts).max(1);
+    let mut t = Tenant::default();
+    for v in 0..vrfs {
+        t.vrfs.insert(format!("vrf{v}"), Vrf::default());
+        let mut bd = BridgeDomain { vrf: format!("vrf{v}"), ..BridgeDomain::default() };
+        let cidr = format!("10.{v}.0.0/16");
+        let gateway = format!("10.{v}.0.1").parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        let net = cidr.parse().unwrap_or_default();
+        bd.subnets.insert(cidr, Subnet { cidr: net, gateway, loc: Default::default() });
+        t.bridge_domains.insert(format!("bd{v}"), bd);
+    }
+    let mut ap = AppProfile::default();
+    for e in 0..epgs {
+        let epg = Epg { bridge_domain: format!("bd{}", e % vrfs), ..Epg::default() };
+        ap.epgs.insert(format!("e{e}"), epg);
+    }
+    for c in 0..contracts {
+        let mut filter = Filter::default();
+        for i in 0..per_filter {
+            let port = u16::try_from((c * per_filter + i) % 60_000 + 1024).unwrap_or(1024);
+            let entry = FilterEntry {
+                protocol: Protocol::Tcp,
+                destination_port: PortRange::single(port),
+                ..FilterEntry::default()
+            };
+            filter.entries.insert(format!("p{i}"), entry);
+        }
+        t.filters.insert(format!("f{c}"), filter);
+        let subject = Subject { filters: vec![format!("f{c}")], ..Subject::default() };
+        let mut contract = Contract::default();
+        contract.subjects.insert("s".into(), subject);
+        t.contracts.insert(format!("c{c}"), contract);
+        // Consumer and provider in the same VRF (EPG index ≡ VRF modulo `vrfs`).
+        let consumer = c % epgs;
+        let provider = (consumer + vrfs) % epgs;
+        if let Some(e) = ap.epgs.get_mut(&format!("e{consumer}")) {
+            e.consumes.push(format!("c{c}"));
+        }
+        if let Some(e) = ap.epgs.get_mut(&format!("e{provider}")) {
+            e.provides.push(format!("c{c}"));
+        }
+    }
+    t.app_profiles.insert("ap".into(), ap);
+    let mut model = Model::default();
+    model.tenants.insert("bench".into(), t);
+    model
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Resident and peak memory of this process, from /proc (kB).
+fn memory_kb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn compile_bench(epgs: usize, relations: usize, entries: usize, runs: usize) -> Result<ExitCode> {
+    eprintln!("building a model of {epgs} EPGs, {relations} relations, {entries} filter entries…");
+    let model = synthetic_model(epgs, relations, entries);
+    let (rss_before, _) = memory_kb();
+
+    let mut full = Vec::new();
+    let mut policy = None;
+    for i in 0..runs {
+        eprint!("\rfull compile {}/{runs}", i + 1);
+        let mut compiler = Compiler::new(Allocation::default());
+        let start = Instant::now();
+        let compiled = compiler.compile(&model).context("compiling the synthetic model")?;
+        full.push(start.elapsed());
+        policy = Some((compiler, compiled));
+    }
+    eprintln!();
+    let (mut compiler, policy) = policy.context("no run")?;
+    let (rss_after, peak) = memory_kb();
+    let rules = policy.rule_count();
+
+    // One contract's filter changes port: only that contract is recompiled.
+    let mut changed = model.clone();
+    let mut incremental = Vec::new();
+    let mut recompiled = 0;
+    for i in 0..runs {
+        let port = 2 + u16::try_from(i).unwrap_or(0);
+        if let Some(entry) = changed
+            .tenants
+            .get_mut("bench")
+            .and_then(|t| t.filters.get_mut("f0"))
+            .and_then(|f| f.entries.get_mut("p0"))
+        {
+            entry.destination_port = PortRange::single(port);
+        }
+        let start = Instant::now();
+        compiler.compile(&changed).context("recompiling after one change")?;
+        incremental.push(start.elapsed());
+        recompiled = compiler.last_stats().contracts_recompiled;
+    }
+
+    // Endpoints only add entries to a node's endpoint table; rules stay as they are.
+    let endpoint_rows = |count: usize| -> usize {
+        let paths: Vec<EpgPath> = policy.epgs.keys().cloned().collect();
+        let mut table: BTreeMap<u32, u16> = BTreeMap::new();
+        for n in 0..count {
+            let epg = &paths[n % paths.len()];
+            let class = policy.epgs[epg].class.0;
+            table.insert(u32::try_from(n).unwrap_or(u32::MAX), class);
+        }
+        table.len()
+    };
+    let (small, large) = (endpoint_rows(10_000), endpoint_rows(100_000));
+    let rules_after = policy.rule_count();
+
+    let full_ms = median(full).as_secs_f64() * 1e3;
+    let incr_ms = median(incremental).as_secs_f64() * 1e3;
+    println!("model: {epgs} EPGs, {relations} contract relations, {entries} filter entries");
+    println!("full compile:        {full_ms:8.2} ms (median of {runs})   goal < 200 ms");
+    println!(
+        "one-contract change: {incr_ms:8.2} ms (median of {runs}), {recompiled} of {} contracts recompiled, ratio {:.3} of full",
+        compiler.last_stats().contracts,
+        incr_ms / full_ms
+    );
+    println!(
+        "memory: RSS +{} MiB for the compiled policy, peak RSS {} MiB",
+        rss_after.saturating_sub(rss_before) / 1024,
+        peak / 1024
+    );
+    println!("rules: {rules}");
+    println!(
+        "endpoints {small} -> {large} (x10): endpoint-table rows {small} -> {large}, rules {rules} -> {rules_after}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
