@@ -51,6 +51,10 @@ impl CompiledPolicy {
         let s = self.epgs.get(src).ok_or_else(|| CompileError::UnknownEpg(src.clone()))?;
         let d = self.epgs.get(dst).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
         let table = self.vrfs.get(&d.vrf).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
+        // A VRF-local class means nothing in another VRF: no path between them.
+        if s.vrf != d.vrf && !s.class.is_global() {
+            return Ok((Verdict { action: Action::Deny, rule: None }, table));
+        }
         Ok((table.evaluate(s.class, d.class, flow), table))
     }
 }

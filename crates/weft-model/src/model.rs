@@ -109,7 +109,7 @@ pub struct BridgeDomain {
 #[serde(deny_unknown_fields)]
 pub struct Subnet {
     /// The network, parsed from the map key (host bits must be zero).
-    #[serde(skip_deserializing, default = "unspecified_net")]
+    #[serde(skip, default = "unspecified_net")]
     pub cidr: IpNet,
     pub gateway: IpAddr,
     #[serde(skip)]
@@ -434,16 +434,26 @@ impl Serialize for PortRange {
 
 impl<'de> Deserialize<'de> for PortRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(i128),
-            Text(String),
+        struct PortVisitor;
+        impl serde::de::Visitor<'_> for PortVisitor {
+            type Value = PortRange;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number or a range string like \"8000-8100\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortRange, E> {
+                PortRange::from_bounds(v.into(), v.into()).map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortRange, E> {
+                PortRange::from_bounds(v.into(), v.into()).map_err(E::custom)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortRange, E> {
+                PortRange::parse(v).map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Self::from_bounds(n, n),
-            Raw::Text(t) => Self::parse(&t),
-        }
-        .map_err(serde::de::Error::custom)
+        d.deserialize_any(PortVisitor)
     }
 }
