@@ -220,6 +220,11 @@ impl Writer {
         let committed = revision.committed;
         let advanced = committed != self.revision;
         self.revision = committed;
+        if advanced {
+            // After the commit (so watchers can read it) and before any acknowledgement (so a
+            // watch started "from now" after an acked write does not see that write).
+            self.shared.committed.send_replace(committed);
+        }
         for (request, result) in batch.into_iter().zip(results) {
             let reply = result.map(|(outcome, effects)| {
                 for effect in effects {
@@ -232,10 +237,6 @@ impl Writer {
             });
             // The caller may have stopped waiting (dropped future); the write stands anyway.
             let _ = request.reply.send(reply);
-        }
-        if advanced {
-            // Wake watchers only after the commit is visible to new read transactions.
-            self.shared.committed.send_replace(committed);
         }
         Ok(())
     }
