@@ -55,7 +55,11 @@ impl Allocation {
 }
 
 fn range_of(global: bool) -> (RangeInclusive<u16>, &'static str) {
-    if global { (ClassId::GLOBAL, "global") } else { (ClassId::LOCAL, "VRF-local") }
+    if global {
+        (ClassId::GLOBAL, "global")
+    } else {
+        (ClassId::LOCAL, "VRF-local")
+    }
 }
 
 fn assign_classes(
@@ -70,13 +74,17 @@ fn assign_classes(
     // Keep previous numbers first, so that a new EPG never steals a live one.
     for req in requests {
         let (range, _) = range_of(req.global);
-        let kept = previous.classes.get(&req.epg).filter(|c| range.contains(&c.0)).filter(|c| {
-            if req.global {
-                global_used.insert(c.0)
-            } else {
-                local_used.entry(&req.vrf).or_default().insert(c.0)
-            }
-        });
+        let kept = previous
+            .classes
+            .get(&req.epg)
+            .filter(|c| range.contains(&c.0))
+            .filter(|c| {
+                if req.global {
+                    global_used.insert(c.0)
+                } else {
+                    local_used.entry(&req.vrf).or_default().insert(c.0)
+                }
+            });
         match kept {
             Some(class) => {
                 out.insert(req.epg.clone(), *class);
@@ -86,10 +94,15 @@ fn assign_classes(
     }
     for req in pending {
         let (range, name) = range_of(req.global);
-        let used =
-            if req.global { &mut global_used } else { local_used.entry(&req.vrf).or_default() };
-        let free = lowest_free(range, used)
-            .ok_or_else(|| AllocationError::ClassesExhausted { range: name, epg: req.epg.clone() })?;
+        let used = if req.global {
+            &mut global_used
+        } else {
+            local_used.entry(&req.vrf).or_default()
+        };
+        let free = lowest_free(range, used).ok_or_else(|| AllocationError::ClassesExhausted {
+            range: name,
+            epg: req.epg.clone(),
+        })?;
         used.insert(free);
         out.insert(req.epg.clone(), ClassId(free));
     }
@@ -129,7 +142,9 @@ fn assign_ids(
             next += 1;
         }
         if next > MAX_24BIT {
-            return Err(AllocationError::IdsExhausted { object: object.clone() });
+            return Err(AllocationError::IdsExhausted {
+                object: object.clone(),
+            });
         }
         used.insert(next);
         out.insert(object.clone(), next);
@@ -142,7 +157,11 @@ mod tests {
     use super::*;
 
     fn req(epg: &str, vrf: &str, global: bool) -> ClassRequest {
-        ClassRequest { epg: epg.parse().unwrap(), vrf: ObjectPath::tenant(vrf), global }
+        ClassRequest {
+            epg: epg.parse().unwrap(),
+            vrf: ObjectPath::tenant(vrf),
+            global,
+        }
     }
 
     #[test]
@@ -161,7 +180,11 @@ mod tests {
         // A new EPG sorted before x must not take x's number.
         let second = Allocation::assign(
             &first,
-            &[req("t/a/a", "v", false), req("t/a/x", "v", false), req("t/a/y", "v", false)],
+            &[
+                req("t/a/a", "v", false),
+                req("t/a/x", "v", false),
+                req("t/a/y", "v", false),
+            ],
             &[],
             &[],
         )
@@ -172,7 +195,11 @@ mod tests {
         // x deleted: its number is free again.
         let third = Allocation::assign(
             &second,
-            &[req("t/a/a", "v", false), req("t/a/y", "v", false), req("t/a/z", "v", false)],
+            &[
+                req("t/a/a", "v", false),
+                req("t/a/y", "v", false),
+                req("t/a/z", "v", false),
+            ],
             &[],
             &[],
         )
@@ -184,12 +211,19 @@ mod tests {
     fn local_classes_repeat_across_vrfs_global_ones_do_not() {
         let a = Allocation::assign(
             &Allocation::default(),
-            &[req("t/a/x", "v1", false), req("t/a/y", "v2", false), req("t/a/g", "v1", true)],
+            &[
+                req("t/a/x", "v1", false),
+                req("t/a/y", "v2", false),
+                req("t/a/g", "v1", true),
+            ],
             &[],
             &[],
         )
         .unwrap();
-        assert_eq!(a.classes[&"t/a/x".parse().unwrap()], a.classes[&"t/a/y".parse().unwrap()]);
+        assert_eq!(
+            a.classes[&"t/a/x".parse().unwrap()],
+            a.classes[&"t/a/y".parse().unwrap()]
+        );
         assert!(a.classes[&"t/a/g".parse().unwrap()].is_global());
     }
 
@@ -202,10 +236,20 @@ mod tests {
         for i in ClassId::GLOBAL {
             let epg: EpgPath = format!("t/a/e{i}").parse().unwrap();
             previous.classes.insert(epg.clone(), ClassId(i));
-            requests.push(ClassRequest { epg, vrf: ObjectPath::tenant("v"), global: true });
+            requests.push(ClassRequest {
+                epg,
+                vrf: ObjectPath::tenant("v"),
+                global: true,
+            });
         }
         requests.push(req("t/a/one-too-many", "v", true));
         let err = Allocation::assign(&previous, &requests, &[], &[]).unwrap_err();
-        assert!(matches!(err, AllocationError::ClassesExhausted { range: "global", .. }));
+        assert!(matches!(
+            err,
+            AllocationError::ClassesExhausted {
+                range: "global",
+                ..
+            }
+        ));
     }
 }

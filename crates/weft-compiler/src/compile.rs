@@ -21,7 +21,11 @@ pub enum CompileError {
     Allocation(#[from] AllocationError),
     /// The model was not validated first.
     #[error("{object} refers to unknown {kind} {name:?}")]
-    UnknownReference { object: ObjectPath, kind: &'static str, name: String },
+    UnknownReference {
+        object: ObjectPath,
+        kind: &'static str,
+        name: String,
+    },
     #[error("unknown EPG {0}")]
     UnknownEpg(EpgPath),
 }
@@ -48,12 +52,27 @@ impl CompiledPolicy {
         dst: &EpgPath,
         flow: &Flow,
     ) -> Result<(Verdict<'_>, &VrfPolicy), CompileError> {
-        let s = self.epgs.get(src).ok_or_else(|| CompileError::UnknownEpg(src.clone()))?;
-        let d = self.epgs.get(dst).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
-        let table = self.vrfs.get(&d.vrf).ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
+        let s = self
+            .epgs
+            .get(src)
+            .ok_or_else(|| CompileError::UnknownEpg(src.clone()))?;
+        let d = self
+            .epgs
+            .get(dst)
+            .ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
+        let table = self
+            .vrfs
+            .get(&d.vrf)
+            .ok_or_else(|| CompileError::UnknownEpg(dst.clone()))?;
         // A VRF-local class means nothing in another VRF: no path between them.
         if s.vrf != d.vrf && !s.class.is_global() {
-            return Ok((Verdict { action: Action::Deny, rule: None }, table));
+            return Ok((
+                Verdict {
+                    action: Action::Deny,
+                    rule: None,
+                },
+                table,
+            ));
         }
         Ok((table.evaluate(s.class, d.class, flow), table))
     }
@@ -148,7 +167,11 @@ pub fn gateway_mac(vni: u32) -> [u8; 6] {
 
 impl Compiler {
     pub fn new(previous: Allocation) -> Self {
-        Self { allocation: previous, cache: HashMap::new(), stats: CompileStats::default() }
+        Self {
+            allocation: previous,
+            cache: HashMap::new(),
+            stats: CompileStats::default(),
+        }
     }
 
     pub fn last_stats(&self) -> CompileStats {
@@ -161,8 +184,21 @@ impl Compiler {
 
         let mut nodes: BTreeMap<EpgPath, EpgNode<'_>> = BTreeMap::new();
         for (path, epg, vrf, bd) in epg_homes {
-            let class = allocation.classes.get(&path).copied().unwrap_or(ClassId::UNKNOWN);
-            nodes.insert(path.clone(), EpgNode { path, epg, vrf, bd, class });
+            let class = allocation
+                .classes
+                .get(&path)
+                .copied()
+                .unwrap_or(ClassId::UNKNOWN);
+            nodes.insert(
+                path.clone(),
+                EpgNode {
+                    path,
+                    epg,
+                    vrf,
+                    bd,
+                    class,
+                },
+            );
         }
 
         let mut vrfs = build_vrfs(model, &allocation, &nodes);
@@ -172,7 +208,12 @@ impl Compiler {
         let vrf_paths: BTreeMap<(&str, &str), ObjectPath> = model
             .tenants
             .iter()
-            .flat_map(|(t, tenant)| tenant.vrfs.keys().map(move |v| ((t.as_str(), v.as_str()), vrf_path(t, v))))
+            .flat_map(|(t, tenant)| {
+                tenant
+                    .vrfs
+                    .keys()
+                    .map(move |v| ((t.as_str(), v.as_str()), vrf_path(t, v)))
+            })
             .collect();
         let relations = relations(model, &nodes, &vrf_paths);
         let nobody = (Vec::new(), Vec::new());
@@ -180,8 +221,9 @@ impl Compiler {
             let tpath = ObjectPath::tenant(tname);
             for (cname, contract) in &tenant.contracts {
                 let cpath = tpath.child("contract", cname);
-                let (consumers, providers) =
-                    relations.get(&(tname.as_str(), cname.as_str())).unwrap_or(&nobody);
+                let (consumers, providers) = relations
+                    .get(&(tname.as_str(), cname.as_str()))
+                    .unwrap_or(&nobody);
                 let fingerprint =
                     contract_fingerprint(contract, &tenant.filters, consumers, providers);
                 stats.contracts += 1;
@@ -209,7 +251,9 @@ impl Compiler {
         }
 
         for node in nodes.values() {
-            let Some(table) = vrfs.get_mut(&node.vrf) else { continue };
+            let Some(table) = vrfs.get_mut(&node.vrf) else {
+                continue;
+            };
             epg_rules(model, node, &mut table.rules)?;
         }
         for table in vrfs.values_mut() {
@@ -234,7 +278,11 @@ impl Compiler {
         self.cache = cache;
         self.allocation = allocation.clone();
         self.stats = stats;
-        Ok(CompiledPolicy { vrfs, epgs, allocation })
+        Ok(CompiledPolicy {
+            vrfs,
+            epgs,
+            allocation,
+        })
     }
 }
 
@@ -265,13 +313,14 @@ fn index(model: &Model) -> Result<Index<'_>, CompileError> {
         for (aname, ap) in &tenant.app_profiles {
             for (ename, epg) in &ap.epgs {
                 let path = EpgPath::new(tname, aname, ename);
-                let bd = tenant.bridge_domains.get(&epg.bridge_domain).ok_or_else(|| {
-                    CompileError::UnknownReference {
+                let bd = tenant
+                    .bridge_domains
+                    .get(&epg.bridge_domain)
+                    .ok_or_else(|| CompileError::UnknownReference {
                         object: ObjectPath::epg(&path),
                         kind: "bridge_domain",
                         name: epg.bridge_domain.clone(),
-                    }
-                })?;
+                    })?;
                 homes.push((
                     path,
                     epg,
@@ -289,7 +338,9 @@ fn index(model: &Model) -> Result<Index<'_>, CompileError> {
     for (path, epg, _, _) in &homes {
         let tenant = model.tenants.get(&path.tenant);
         let is_tenant_scope = |c: &String| {
-            tenant.and_then(|t| t.contracts.get(c)).is_some_and(|c| c.scope == Scope::Tenant)
+            tenant
+                .and_then(|t| t.contracts.get(c))
+                .is_some_and(|c| c.scope == Scope::Tenant)
         };
         for c in epg.consumes.iter().filter(|c| is_tenant_scope(c)) {
             sides.entry((&path.tenant, c)).or_default().0.push(path);
@@ -396,7 +447,9 @@ fn build_vrfs(
             ClassSel::Vrf,
             Tier::PreferredGroup,
             Action::Permit,
-            Trace::PreferredGroup { vrf: table.path.clone() },
+            Trace::PreferredGroup {
+                vrf: table.path.clone(),
+            },
         ));
         for n in in_vrf.iter().filter(|n| !n.epg.preferred_group) {
             let c = ClassSel::Class(n.class);
@@ -406,7 +459,9 @@ fn build_vrfs(
                     dst,
                     Tier::PreferredExclusion,
                     Action::Deny,
-                    Trace::PreferredExclusion { epg: n.path.clone() },
+                    Trace::PreferredExclusion {
+                        epg: n.path.clone(),
+                    },
                 ));
             }
         }
@@ -428,13 +483,22 @@ fn relations<'a, 'm>(
 ) -> Relations<'a, 'm> {
     let mut out: Relations<'a, 'm> = HashMap::new();
     for node in nodes.values() {
-        let tenant = model.tenants.get_key_value(&node.path.tenant).map(|(k, _)| k.as_str());
+        let tenant = model
+            .tenants
+            .get_key_value(&node.path.tenant)
+            .map(|(k, _)| k.as_str());
         let Some(tenant) = tenant else { continue };
         for c in &node.epg.consumes {
-            out.entry((tenant, c.as_str())).or_default().0.push(Party::Epg(node));
+            out.entry((tenant, c.as_str()))
+                .or_default()
+                .0
+                .push(Party::Epg(node));
         }
         for c in &node.epg.provides {
-            out.entry((tenant, c.as_str())).or_default().1.push(Party::Epg(node));
+            out.entry((tenant, c.as_str()))
+                .or_default()
+                .1
+                .push(Party::Epg(node));
         }
     }
     for ((tname, vname), path) in vrf_paths {
@@ -442,10 +506,16 @@ fn relations<'a, 'm>(
             continue;
         };
         for c in &vrf.any.consumes {
-            out.entry((tname, c.as_str())).or_default().0.push(Party::Any(path));
+            out.entry((tname, c.as_str()))
+                .or_default()
+                .0
+                .push(Party::Any(path));
         }
         for c in &vrf.any.provides {
-            out.entry((tname, c.as_str())).or_default().1.push(Party::Any(path));
+            out.entry((tname, c.as_str()))
+                .or_default()
+                .1
+                .push(Party::Any(path));
         }
     }
     out
@@ -513,11 +583,14 @@ fn contract_rules(
                     Action::Deny => Tier::Deny,
                 };
                 for fname in &subject.filters {
-                    let filter = filters.get(fname).ok_or_else(|| CompileError::UnknownReference {
-                        object: cpath.child("subject", sname),
-                        kind: "filter",
-                        name: fname.clone(),
-                    })?;
+                    let filter =
+                        filters
+                            .get(fname)
+                            .ok_or_else(|| CompileError::UnknownReference {
+                                object: cpath.child("subject", sname),
+                                kind: "filter",
+                                name: fname.clone(),
+                            })?;
                     for (ename, entry) in &filter.entries {
                         let trace = Trace::Contract {
                             contract: cpath.clone(),
@@ -562,16 +635,36 @@ fn entry_rule(
     } else {
         (PortRange::ANY, PortRange::ANY)
     };
-    Rule { tier, src, dst, family, proto: entry.protocol, sport, dport, action, trace }
+    Rule {
+        tier,
+        src,
+        dst,
+        family,
+        proto: entry.protocol,
+        sport,
+        dport,
+        action,
+        trace,
+    }
 }
 
 /// Rules that belong to one EPG: intra-EPG permit or isolation, and its taboos.
 fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(), CompileError> {
     let me = ClassSel::Class(node.class);
     let (action, trace) = if node.epg.isolated {
-        (Action::Deny, Trace::Isolation { epg: node.path.clone() })
+        (
+            Action::Deny,
+            Trace::Isolation {
+                epg: node.path.clone(),
+            },
+        )
     } else {
-        (Action::Permit, Trace::IntraEpg { epg: node.path.clone() })
+        (
+            Action::Permit,
+            Trace::IntraEpg {
+                epg: node.path.clone(),
+            },
+        )
     };
     out.push(Rule {
         tier: Tier::IntraEpg,
@@ -585,23 +678,31 @@ fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(
         trace,
     });
 
-    let Some(tenant) = model.tenants.get(&node.path.tenant) else { return Ok(()) };
+    let Some(tenant) = model.tenants.get(&node.path.tenant) else {
+        return Ok(());
+    };
     let tpath = ObjectPath::tenant(&node.path.tenant);
     for tname in &node.epg.taboos {
         let taboo_path = tpath.child("taboo", tname);
-        let taboo = tenant.taboos.get(tname).ok_or_else(|| CompileError::UnknownReference {
-            object: ObjectPath::epg(&node.path),
-            kind: "taboo",
-            name: tname.clone(),
-        })?;
+        let taboo = tenant
+            .taboos
+            .get(tname)
+            .ok_or_else(|| CompileError::UnknownReference {
+                object: ObjectPath::epg(&node.path),
+                kind: "taboo",
+                name: tname.clone(),
+            })?;
         for (sname, subject) in &taboo.subjects {
             for fname in &subject.filters {
                 let filter =
-                    tenant.filters.get(fname).ok_or_else(|| CompileError::UnknownReference {
-                        object: taboo_path.child("subject", sname),
-                        kind: "filter",
-                        name: fname.clone(),
-                    })?;
+                    tenant
+                        .filters
+                        .get(fname)
+                        .ok_or_else(|| CompileError::UnknownReference {
+                            object: taboo_path.child("subject", sname),
+                            kind: "filter",
+                            name: fname.clone(),
+                        })?;
                 for (ename, entry) in &filter.entries {
                     let trace = Trace::Taboo {
                         taboo: taboo_path.clone(),
@@ -610,7 +711,14 @@ fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(
                         entry: ename.clone(),
                         protects: node.path.clone(),
                     };
-                    out.push(entry_rule(Tier::Deny, ClassSel::Any, me, entry, Action::Deny, trace));
+                    out.push(entry_rule(
+                        Tier::Deny,
+                        ClassSel::Any,
+                        me,
+                        entry,
+                        Action::Deny,
+                        trace,
+                    ));
                 }
             }
         }

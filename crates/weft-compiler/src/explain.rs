@@ -68,7 +68,12 @@ pub fn explain(
     })
 }
 
-fn default_deny_reason(policy: &CompiledPolicy, src: &EpgPath, dst: &EpgPath, flow: &Flow) -> String {
+fn default_deny_reason(
+    policy: &CompiledPolicy,
+    src: &EpgPath,
+    dst: &EpgPath,
+    flow: &Flow,
+) -> String {
     let (s, d) = (&policy.epgs[src], &policy.epgs[dst]);
     let Some(table) = policy.vrfs.get(&d.vrf) else {
         return format!("no table for VRF {}", d.vrf);
@@ -80,9 +85,12 @@ fn default_deny_reason(policy: &CompiledPolicy, src: &EpgPath, dst: &EpgPath, fl
         .filter(|r| r.action == Action::Permit && !r.matches_flow(flow))
         .filter(|r| table.selects(r.src, s.class) && table.selects(r.dst, d.class))
         .filter_map(|r| match &r.trace {
-            Trace::Contract { contract, .. } => {
-                Some(format!("{} {} dport {} ({contract})", r.proto, r.family_name(), r.dport))
-            }
+            Trace::Contract { contract, .. } => Some(format!(
+                "{} {} dport {} ({contract})",
+                r.proto,
+                r.family_name(),
+                r.dport
+            )),
             _ => None,
         })
         .collect();

@@ -95,22 +95,45 @@ pub enum Trace {
         entry: String,
         protects: EpgPath,
     },
-    IntraEpg { epg: EpgPath },
-    Isolation { epg: EpgPath },
-    PreferredGroup { vrf: ObjectPath },
-    PreferredExclusion { epg: EpgPath },
-    Unenforced { vrf: ObjectPath },
+    IntraEpg {
+        epg: EpgPath,
+    },
+    Isolation {
+        epg: EpgPath,
+    },
+    PreferredGroup {
+        vrf: ObjectPath,
+    },
+    PreferredExclusion {
+        epg: EpgPath,
+    },
+    Unenforced {
+        vrf: ObjectPath,
+    },
 }
 
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Contract { contract, subject, filter, entry, consumer, provider } => write!(
+            Self::Contract {
+                contract,
+                subject,
+                filter,
+                entry,
+                consumer,
+                provider,
+            } => write!(
                 f,
                 "contract {contract} subject {subject} filter {filter} entry {entry} \
                  ({consumer} consumes, {provider} provides)"
             ),
-            Self::Taboo { taboo, subject, filter, entry, protects } => write!(
+            Self::Taboo {
+                taboo,
+                subject,
+                filter,
+                entry,
+                protects,
+            } => write!(
                 f,
                 "taboo {taboo} subject {subject} filter {filter} entry {entry} protecting {protects}"
             ),
@@ -118,7 +141,10 @@ impl fmt::Display for Trace {
             Self::Isolation { epg } => write!(f, "intra-EPG isolation of {epg}"),
             Self::PreferredGroup { vrf } => write!(f, "preferred group of {vrf}"),
             Self::PreferredExclusion { epg } => {
-                write!(f, "{epg} is outside the preferred group and no contract permits it")
+                write!(
+                    f,
+                    "{epg} is outside the preferred group and no contract permits it"
+                )
             }
             Self::Unenforced { vrf } => write!(f, "VRF {vrf} is unenforced"),
         }
@@ -162,7 +188,12 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(proto: Protocol, dport: u16) -> Self {
-        Self { family: IpFamily::V4, proto, sport: 40000, dport }
+        Self {
+            family: IpFamily::V4,
+            proto,
+            sport: 40000,
+            dport,
+        }
     }
 }
 
@@ -223,12 +254,16 @@ impl VrfPolicy {
     pub fn evaluate(&self, src: ClassId, dst: ClassId, flow: &Flow) -> Verdict<'_> {
         self.rules
             .iter()
-            .find(|r| {
-                self.selects(r.src, src) && self.selects(r.dst, dst) && r.matches_flow(flow)
-            })
-            .map_or(Verdict { action: Action::Deny, rule: None }, |r| Verdict {
-                action: r.action,
-                rule: Some(r),
-            })
+            .find(|r| self.selects(r.src, src) && self.selects(r.dst, dst) && r.matches_flow(flow))
+            .map_or(
+                Verdict {
+                    action: Action::Deny,
+                    rule: None,
+                },
+                |r| Verdict {
+                    action: r.action,
+                    rule: Some(r),
+                },
+            )
     }
 }

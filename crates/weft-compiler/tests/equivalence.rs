@@ -1,4 +1,5 @@
 //! Property: for random models and random flows, the compiled rule table gives the same
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! verdict as the reference evaluator that reads the model directly.
 
 mod reference;
@@ -8,8 +9,8 @@ use proptest::sample::subsequence;
 use weft_compiler::{Allocation, Flow, compile};
 use weft_model::{
     Action, AppProfile, BridgeDomain, Contract, Epg, EpgPath, EtherType, Filter, FilterEntry,
-    IpFamily, Model, PortRange, Protocol, Scope, Subject, Subnet, Taboo, TabooSubject, Tenant,
-    Vrf, validate,
+    IpFamily, Model, PortRange, Protocol, Scope, Subject, Subnet, Taboo, TabooSubject, Tenant, Vrf,
+    validate,
 };
 
 const PORTS: u16 = 8;
@@ -17,13 +18,20 @@ const PORTS: u16 = 8;
 fn port_range() -> impl Strategy<Value = PortRange> {
     prop_oneof![
         Just(PortRange::ANY),
-        (0..PORTS, 0..PORTS).prop_map(|(a, b)| PortRange { lo: a.min(b), hi: a.max(b) }),
+        (0..PORTS, 0..PORTS).prop_map(|(a, b)| PortRange {
+            lo: a.min(b),
+            hi: a.max(b)
+        }),
     ]
 }
 
 fn entry() -> impl Strategy<Value = FilterEntry> {
     (
-        prop_oneof![Just(EtherType::Ip), Just(EtherType::Ipv4), Just(EtherType::Ipv6)],
+        prop_oneof![
+            Just(EtherType::Ip),
+            Just(EtherType::Ipv4),
+            Just(EtherType::Ipv6)
+        ],
         prop_oneof![
             Just(Protocol::Any),
             Just(Protocol::Tcp),
@@ -34,9 +42,18 @@ fn entry() -> impl Strategy<Value = FilterEntry> {
         port_range(),
     )
         .prop_map(|(ether_type, protocol, sport, dport)| {
-            let (source_port, destination_port) =
-                if protocol.has_ports() { (sport, dport) } else { (PortRange::ANY, PortRange::ANY) };
-            FilterEntry { ether_type, protocol, source_port, destination_port, ..Default::default() }
+            let (source_port, destination_port) = if protocol.has_ports() {
+                (sport, dport)
+            } else {
+                (PortRange::ANY, PortRange::ANY)
+            };
+            FilterEntry {
+                ether_type,
+                protocol,
+                source_port,
+                destination_port,
+                ..Default::default()
+            }
         })
 }
 
@@ -146,11 +163,20 @@ prop_compose! {
 fn flow() -> impl Strategy<Value = Flow> {
     (
         prop_oneof![Just(IpFamily::V4), Just(IpFamily::V6)],
-        prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp), Just(Protocol::Icmp)],
+        prop_oneof![
+            Just(Protocol::Tcp),
+            Just(Protocol::Udp),
+            Just(Protocol::Icmp)
+        ],
         0..PORTS,
         0..PORTS,
     )
-        .prop_map(|(family, proto, sport, dport)| Flow { family, proto, sport, dport })
+        .prop_map(|(family, proto, sport, dport)| Flow {
+            family,
+            proto,
+            sport,
+            dport,
+        })
 }
 
 fn all_epgs(model: &Model) -> Vec<EpgPath> {

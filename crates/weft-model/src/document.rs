@@ -105,7 +105,11 @@ impl Documents {
     }
 
     pub fn finish(self) -> Result<Model, ParseErrors> {
-        if self.errors.is_empty() { Ok(self.model) } else { Err(ParseErrors(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(self.model)
+        } else {
+            Err(ParseErrors(self.errors))
+        }
     }
 
     fn merge(&mut self, incoming: Model) {
@@ -118,7 +122,14 @@ impl Documents {
                     let tpath = ObjectPath::tenant(&tname);
                     let have = o.get_mut();
                     let errors = &mut self.errors;
-                    merge_map(&mut have.vrfs, tenant.vrfs, &tpath, "vrf", |v| &v.loc, errors);
+                    merge_map(
+                        &mut have.vrfs,
+                        tenant.vrfs,
+                        &tpath,
+                        "vrf",
+                        |v| &v.loc,
+                        errors,
+                    );
                     merge_map(
                         &mut have.bridge_domains,
                         tenant.bridge_domains,
@@ -127,7 +138,14 @@ impl Documents {
                         |v| &v.loc,
                         errors,
                     );
-                    merge_map(&mut have.filters, tenant.filters, &tpath, "filter", |v| &v.loc, errors);
+                    merge_map(
+                        &mut have.filters,
+                        tenant.filters,
+                        &tpath,
+                        "filter",
+                        |v| &v.loc,
+                        errors,
+                    );
                     merge_map(
                         &mut have.contracts,
                         tenant.contracts,
@@ -136,7 +154,14 @@ impl Documents {
                         |v| &v.loc,
                         errors,
                     );
-                    merge_map(&mut have.taboos, tenant.taboos, &tpath, "taboo", |v| &v.loc, errors);
+                    merge_map(
+                        &mut have.taboos,
+                        tenant.taboos,
+                        &tpath,
+                        "taboo",
+                        |v| &v.loc,
+                        errors,
+                    );
                     for (aname, ap) in tenant.app_profiles {
                         match have.app_profiles.entry(aname.clone()) {
                             Entry::Vacant(v) => {
@@ -144,7 +169,14 @@ impl Documents {
                             }
                             Entry::Occupied(mut o) => {
                                 let apath = tpath.child("application_profile", &aname);
-                                merge_map(&mut o.get_mut().epgs, ap.epgs, &apath, "epg", |v| &v.loc, errors);
+                                merge_map(
+                                    &mut o.get_mut().epgs,
+                                    ap.epgs,
+                                    &apath,
+                                    "epg",
+                                    |v| &v.loc,
+                                    errors,
+                                );
                             }
                         }
                     }
@@ -170,7 +202,11 @@ fn merge_map<T>(
             Entry::Occupied(o) => errors.push(DocumentError {
                 loc: loc(&value).clone(),
                 path: Some(parent.child(kind, o.key())),
-                message: format!("duplicate {kind} {:?}, first declared at {}", o.key(), loc(o.get())),
+                message: format!(
+                    "duplicate {kind} {:?}, first declared at {}",
+                    o.key(),
+                    loc(o.get())
+                ),
             }),
         }
     }
@@ -199,10 +235,14 @@ fn fill_json_derived(file: &str, model: &mut Model) -> Vec<DocumentError> {
 
 /// Parses a subnet's CIDR, refusing host bits.
 pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let net: IpNet =
-        text.parse().map_err(|_| format!("{text:?} is not a CIDR such as 10.1.0.0/24"))?;
+    let net: IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a CIDR such as 10.1.0.0/24"))?;
     if net.trunc() != net {
-        return Err(format!("{text:?} has host bits set; did you mean {}?", net.trunc()));
+        return Err(format!(
+            "{text:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
     }
     Ok(net)
 }
@@ -211,7 +251,9 @@ pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, String> {
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -230,28 +272,53 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(file: &'a str, text: &str) -> Self {
-        let line_starts =
-            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Self { file, line_starts, errors: Vec::new() }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            file,
+            line_starts,
+            errors: Vec::new(),
+        }
     }
 
     fn loc(&self, span: Option<Range<usize>>) -> Location {
-        let line = span.map_or(0, |s| self.line_starts.partition_point(|&start| start <= s.start));
+        let line = span.map_or(0, |s| {
+            self.line_starts.partition_point(|&start| start <= s.start)
+        });
         Location::new(self.file, u32::try_from(line).unwrap_or(u32::MAX))
     }
 
     fn error(&mut self, span: Option<Range<usize>>, path: Option<&ObjectPath>, message: String) {
         let loc = self.loc(span);
-        self.errors.push(DocumentError { loc, path: path.cloned(), message });
+        self.errors.push(DocumentError {
+            loc,
+            path: path.cloned(),
+            message,
+        });
     }
 
-    fn unknown(&mut self, s: &Structure, path: Option<&ObjectPath>, within: &str, expected: &[&str]) {
+    fn unknown(
+        &mut self,
+        s: &Structure,
+        path: Option<&ObjectPath>,
+        within: &str,
+        expected: &[&str],
+    ) {
         let (what, name, span) = match s {
             Structure::Attribute(a) => ("attribute", a.key.as_str(), a.span()),
             Structure::Block(b) => ("block", b.ident.as_str(), b.span()),
         };
-        let expected = if expected.is_empty() { "nothing".to_string() } else { expected.join(", ") };
-        self.error(span, path, format!("unknown {what} {name:?} in {within} (expected: {expected})"));
+        let expected = if expected.is_empty() {
+            "nothing".to_string()
+        } else {
+            expected.join(", ")
+        };
+        self.error(
+            span,
+            path,
+            format!("unknown {what} {name:?} in {within} (expected: {expected})"),
+        );
     }
 
     /// A named block has exactly one label, a valid name.
@@ -292,7 +359,11 @@ impl<'a> Reader<'a> {
             Entry::Occupied(o) => self.errors.push(DocumentError {
                 loc: loc(&value).clone(),
                 path: Some(path.clone()),
-                message: format!("duplicate {kind} {:?}, first declared at {}", o.key(), loc(o.get())),
+                message: format!(
+                    "duplicate {kind} {:?}, first declared at {}",
+                    o.key(),
+                    loc(o.get())
+                ),
             }),
         }
     }
@@ -302,10 +373,14 @@ impl<'a> Reader<'a> {
         for s in body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "tenant" => {
-                    let Some(name) = self.label(b, None) else { continue };
+                    let Some(name) = self.label(b, None) else {
+                        continue;
+                    };
                     let path = ObjectPath::tenant(&name);
                     let tenant = self.tenant(b, &path);
-                    self.insert(&mut model.tenants, name, tenant, &path, "tenant", |t| &t.loc);
+                    self.insert(&mut model.tenants, name, tenant, &path, "tenant", |t| {
+                        &t.loc
+                    });
                 }
                 other => self.unknown(other, None, "a document", &["tenant"]),
             }
@@ -314,7 +389,10 @@ impl<'a> Reader<'a> {
     }
 
     fn tenant(&mut self, block: &Block, path: &ObjectPath) -> Tenant {
-        let mut t = Tenant { loc: self.loc(block.span()), ..Tenant::default() };
+        let mut t = Tenant {
+            loc: self.loc(block.span()),
+            ..Tenant::default()
+        };
         for s in block.body.iter() {
             let Structure::Block(b) = s else {
                 self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
@@ -325,7 +403,9 @@ impl<'a> Reader<'a> {
                 self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
                 continue;
             }
-            let Some(name) = self.label(b, Some(path)) else { continue };
+            let Some(name) = self.label(b, Some(path)) else {
+                continue;
+            };
             let child = path.child(kind, &name);
             match kind {
                 "vrf" => {
@@ -358,7 +438,10 @@ impl<'a> Reader<'a> {
     }
 
     fn vrf(&mut self, block: &Block, path: &ObjectPath) -> Vrf {
-        let mut v = Vrf { loc: self.loc(block.span()), ..Vrf::default() };
+        let mut v = Vrf {
+            loc: self.loc(block.span()),
+            ..Vrf::default()
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) if a.key.as_str() == "enforced" => {
@@ -380,7 +463,12 @@ impl<'a> Reader<'a> {
                             Structure::Attribute(a) if a.key.as_str() == "consumes" => {
                                 v.any.consumes = self.names(a, &any_path);
                             }
-                            other => self.unknown(other, Some(&any_path), "any", &["provides", "consumes"]),
+                            other => self.unknown(
+                                other,
+                                Some(&any_path),
+                                "any",
+                                &["provides", "consumes"],
+                            ),
                         }
                     }
                 }
@@ -391,7 +479,10 @@ impl<'a> Reader<'a> {
     }
 
     fn bridge_domain(&mut self, block: &Block, path: &ObjectPath) -> BridgeDomain {
-        let mut bd = BridgeDomain { loc: self.loc(block.span()), ..BridgeDomain::default() };
+        let mut bd = BridgeDomain {
+            loc: self.loc(block.span()),
+            ..BridgeDomain::default()
+        };
         let mut vrf_seen = false;
         for s in block.body.iter() {
             match s {
@@ -400,7 +491,9 @@ impl<'a> Reader<'a> {
                     bd.vrf = self.string(a, path).unwrap_or_default();
                 }
                 Structure::Block(b) if b.ident.as_str() == "subnet" => {
-                    let Some(cidr_text) = self.label(b, Some(path)) else { continue };
+                    let Some(cidr_text) = self.label(b, Some(path)) else {
+                        continue;
+                    };
                     let spath = path.child("subnet", &cidr_text);
                     let cidr = match parse_cidr(&cidr_text) {
                         Ok(c) => Some(c),
@@ -411,8 +504,14 @@ impl<'a> Reader<'a> {
                     };
                     let gateway = self.subnet_gateway(b, &spath);
                     if let (Some(cidr), Some(gateway)) = (cidr, gateway) {
-                        let subnet = Subnet { cidr, gateway, loc: self.loc(b.span()) };
-                        self.insert(&mut bd.subnets, cidr_text, subnet, &spath, "subnet", |s| &s.loc);
+                        let subnet = Subnet {
+                            cidr,
+                            gateway,
+                            loc: self.loc(b.span()),
+                        };
+                        self.insert(&mut bd.subnets, cidr_text, subnet, &spath, "subnet", |s| {
+                            &s.loc
+                        });
                     }
                 }
                 other => self.unknown(other, Some(path), "bridge_domain", &["vrf", "subnet"]),
@@ -443,17 +542,26 @@ impl<'a> Reader<'a> {
             }
         }
         if gateway.is_none() && !self.errors.iter().any(|e| e.path.as_ref() == Some(path)) {
-            self.error(block.span(), Some(path), "missing attribute \"gateway\"".into());
+            self.error(
+                block.span(),
+                Some(path),
+                "missing attribute \"gateway\"".into(),
+            );
         }
         gateway
     }
 
     fn app_profile(&mut self, block: &Block, path: &ObjectPath) -> AppProfile {
-        let mut ap = AppProfile { loc: self.loc(block.span()), ..AppProfile::default() };
+        let mut ap = AppProfile {
+            loc: self.loc(block.span()),
+            ..AppProfile::default()
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "epg" => {
-                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let Some(name) = self.label(b, Some(path)) else {
+                        continue;
+                    };
                     let child = path.child("epg", &name);
                     let epg = self.epg(b, &child);
                     self.insert(&mut ap.epgs, name, epg, &child, "epg", |e| &e.loc);
@@ -465,9 +573,18 @@ impl<'a> Reader<'a> {
     }
 
     fn epg(&mut self, block: &Block, path: &ObjectPath) -> Epg {
-        const ATTRS: &[&str] =
-            &["bridge_domain", "provides", "consumes", "taboos", "isolated", "preferred_group"];
-        let mut e = Epg { loc: self.loc(block.span()), ..Epg::default() };
+        const ATTRS: &[&str] = &[
+            "bridge_domain",
+            "provides",
+            "consumes",
+            "taboos",
+            "isolated",
+            "preferred_group",
+        ];
+        let mut e = Epg {
+            loc: self.loc(block.span()),
+            ..Epg::default()
+        };
         let mut bd_seen = false;
         for s in block.body.iter() {
             let Structure::Attribute(a) = s else {
@@ -488,13 +605,20 @@ impl<'a> Reader<'a> {
             }
         }
         if !bd_seen {
-            self.error(block.span(), Some(path), "missing attribute \"bridge_domain\"".into());
+            self.error(
+                block.span(),
+                Some(path),
+                "missing attribute \"bridge_domain\"".into(),
+            );
         }
         e
     }
 
     fn contract(&mut self, block: &Block, path: &ObjectPath) -> Contract {
-        let mut c = Contract { loc: self.loc(block.span()), ..Contract::default() };
+        let mut c = Contract {
+            loc: self.loc(block.span()),
+            ..Contract::default()
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) if a.key.as_str() == "scope" => {
@@ -503,9 +627,14 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Structure::Block(b) if b.ident.as_str() == "subject" => {
-                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let Some(name) = self.label(b, Some(path)) else {
+                        continue;
+                    };
                     let child = path.child("subject", &name);
-                    let mut subject = Subject { loc: self.loc(b.span()), ..Subject::default() };
+                    let mut subject = Subject {
+                        loc: self.loc(b.span()),
+                        ..Subject::default()
+                    };
                     let mut filters_seen = false;
                     for s in b.body.iter() {
                         match s {
@@ -519,17 +648,27 @@ impl<'a> Reader<'a> {
                                     "deny" => Some(Action::Deny),
                                     _ => None,
                                 };
-                                if let Some(action) = self.keyword(a, &child, &["permit", "deny"], parse) {
+                                if let Some(action) =
+                                    self.keyword(a, &child, &["permit", "deny"], parse)
+                                {
                                     subject.action = action;
                                 }
                             }
-                            other => self.unknown(other, Some(&child), "subject", &["filters", "action"]),
+                            other => {
+                                self.unknown(other, Some(&child), "subject", &["filters", "action"])
+                            }
                         }
                     }
                     if !filters_seen {
-                        self.error(b.span(), Some(&child), "missing attribute \"filters\"".into());
+                        self.error(
+                            b.span(),
+                            Some(&child),
+                            "missing attribute \"filters\"".into(),
+                        );
                     }
-                    self.insert(&mut c.subjects, name, subject, &child, "subject", |s| &s.loc);
+                    self.insert(&mut c.subjects, name, subject, &child, "subject", |s| {
+                        &s.loc
+                    });
                 }
                 other => self.unknown(other, Some(path), "contract", &["scope", "subject"]),
             }
@@ -538,13 +677,21 @@ impl<'a> Reader<'a> {
     }
 
     fn taboo(&mut self, block: &Block, path: &ObjectPath) -> Taboo {
-        let mut t = Taboo { loc: self.loc(block.span()), ..Taboo::default() };
+        let mut t = Taboo {
+            loc: self.loc(block.span()),
+            ..Taboo::default()
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "subject" => {
-                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let Some(name) = self.label(b, Some(path)) else {
+                        continue;
+                    };
                     let child = path.child("subject", &name);
-                    let mut subject = TabooSubject { loc: self.loc(b.span()), ..TabooSubject::default() };
+                    let mut subject = TabooSubject {
+                        loc: self.loc(b.span()),
+                        ..TabooSubject::default()
+                    };
                     let mut filters_seen = false;
                     for s in b.body.iter() {
                         match s {
@@ -552,13 +699,21 @@ impl<'a> Reader<'a> {
                                 filters_seen = true;
                                 subject.filters = self.names(a, &child);
                             }
-                            other => self.unknown(other, Some(&child), "taboo subject", &["filters"]),
+                            other => {
+                                self.unknown(other, Some(&child), "taboo subject", &["filters"])
+                            }
                         }
                     }
                     if !filters_seen {
-                        self.error(b.span(), Some(&child), "missing attribute \"filters\"".into());
+                        self.error(
+                            b.span(),
+                            Some(&child),
+                            "missing attribute \"filters\"".into(),
+                        );
                     }
-                    self.insert(&mut t.subjects, name, subject, &child, "subject", |s| &s.loc);
+                    self.insert(&mut t.subjects, name, subject, &child, "subject", |s| {
+                        &s.loc
+                    });
                 }
                 other => self.unknown(other, Some(path), "taboo", &["subject"]),
             }
@@ -567,11 +722,16 @@ impl<'a> Reader<'a> {
     }
 
     fn filter(&mut self, block: &Block, path: &ObjectPath) -> Filter {
-        let mut f = Filter { loc: self.loc(block.span()), ..Filter::default() };
+        let mut f = Filter {
+            loc: self.loc(block.span()),
+            ..Filter::default()
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "entry" => {
-                    let Some(name) = self.label(b, Some(path)) else { continue };
+                    let Some(name) = self.label(b, Some(path)) else {
+                        continue;
+                    };
                     let child = path.child("entry", &name);
                     let entry = self.entry(b, &child);
                     self.insert(&mut f.entries, name, entry, &child, "entry", |e| &e.loc);
@@ -584,7 +744,10 @@ impl<'a> Reader<'a> {
 
     fn entry(&mut self, block: &Block, path: &ObjectPath) -> FilterEntry {
         const ATTRS: &[&str] = &["ether_type", "protocol", "source_port", "destination_port"];
-        let mut e = FilterEntry { loc: self.loc(block.span()), ..FilterEntry::default() };
+        let mut e = FilterEntry {
+            loc: self.loc(block.span()),
+            ..FilterEntry::default()
+        };
         for s in block.body.iter() {
             let Structure::Attribute(a) = s else {
                 self.unknown(s, Some(path), "entry", ATTRS);
@@ -613,7 +776,11 @@ impl<'a> Reader<'a> {
 
     fn type_error(&mut self, a: &Attribute, path: &ObjectPath, expected: &str) {
         let found = describe(&a.value);
-        self.error(a.span(), Some(path), format!("{} must be {expected}, found {found}", a.key.as_str()));
+        self.error(
+            a.span(),
+            Some(path),
+            format!("{} must be {expected}, found {found}", a.key.as_str()),
+        );
     }
 
     fn string(&mut self, a: &Attribute, path: &ObjectPath) -> Option<String> {
@@ -668,7 +835,11 @@ impl<'a> Reader<'a> {
         let text = self.string(a, path)?;
         let value = parse(&text);
         if value.is_none() {
-            let msg = format!("{} {text:?} is not one of: {}", a.key.as_str(), names.join(", "));
+            let msg = format!(
+                "{} {text:?} is not one of: {}",
+                a.key.as_str(),
+                names.join(", ")
+            );
             self.error(a.span(), Some(path), msg);
         }
         value
@@ -682,7 +853,11 @@ impl<'a> Reader<'a> {
             },
             Expression::String(s) => PortRange::parse(s.value()),
             _ => {
-                self.type_error(a, path, "a port number or a range string like \"8000-8100\"");
+                self.type_error(
+                    a,
+                    path,
+                    "a port number or a range string like \"8000-8100\"",
+                );
                 return None;
             }
         };
@@ -696,8 +871,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-const TENANT_BLOCKS: &[&str] =
-    &["vrf", "bridge_domain", "filter", "contract", "taboo", "application_profile"];
+const TENANT_BLOCKS: &[&str] = &[
+    "vrf",
+    "bridge_domain",
+    "filter",
+    "contract",
+    "taboo",
+    "application_profile",
+];
 
 fn describe(e: &Expression) -> &'static str {
     match e {

@@ -17,7 +17,10 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: impl Into<String>, line: u32) -> Self {
-        Self { file: file.into(), line }
+        Self {
+            file: file.into(),
+            line,
+        }
     }
 }
 
@@ -74,7 +77,11 @@ pub struct Vrf {
 
 impl Default for Vrf {
     fn default() -> Self {
-        Self { enforced: true, any: AnyEpg::default(), loc: Location::default() }
+        Self {
+            enforced: true,
+            any: AnyEpg::default(),
+            loc: Location::default(),
+        }
     }
 }
 
@@ -151,7 +158,9 @@ pub struct Epg {
     pub loc: Location,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     ApplicationProfile,
@@ -194,7 +203,9 @@ pub struct Contract {
     pub loc: Location,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     #[default]
@@ -263,7 +274,9 @@ pub struct FilterEntry {
     pub loc: Location,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EtherType {
     /// IPv4 and IPv6.
@@ -301,7 +314,9 @@ pub enum IpFamily {
 }
 
 /// IP protocol of a filter entry. `Icmp` means ICMP for IPv4 and ICMPv6 for IPv6.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -354,7 +369,10 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    pub const ANY: PortRange = PortRange { lo: 0, hi: u16::MAX };
+    pub const ANY: PortRange = PortRange {
+        lo: 0,
+        hi: u16::MAX,
+    };
 
     pub fn single(port: u16) -> Self {
         Self { lo: port, hi: port }
@@ -388,9 +406,8 @@ impl PortRange {
 
     /// Checks a numeric range given as two integers of any size.
     pub fn from_bounds(lo: i128, hi: i128) -> Result<Self, String> {
-        let check = |p: i128| {
-            u16::try_from(p).map_err(|_| format!("port {p} is out of range 0..65535"))
-        };
+        let check =
+            |p: i128| u16::try_from(p).map_err(|_| format!("port {p} is out of range 0..65535"));
         let (lo, hi) = (check(lo)?, check(hi)?);
         if lo > hi {
             return Err(format!("port range {lo}-{hi} is reversed ({lo} > {hi})"));
@@ -400,7 +417,9 @@ impl PortRange {
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
-    let value: i128 = text.parse().map_err(|_| format!("{text:?} is not a port number"))?;
+    let value: i128 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a port number"))?;
     u16::try_from(value).map_err(|_| format!("port {value} is out of range 0..65535"))
 }
 

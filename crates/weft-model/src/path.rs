@@ -24,7 +24,11 @@ pub struct EpgPath {
 
 impl EpgPath {
     pub fn new(tenant: &str, app_profile: &str, epg: &str) -> Self {
-        Self { tenant: tenant.into(), app_profile: app_profile.into(), epg: epg.into() }
+        Self {
+            tenant: tenant.into(),
+            app_profile: app_profile.into(),
+            epg: epg.into(),
+        }
     }
 }
 
@@ -34,10 +38,14 @@ impl FromStr for EpgPath {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.split('/');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(t), Some(a), Some(e), None) if !t.is_empty() && !a.is_empty() && !e.is_empty() => {
+            (Some(t), Some(a), Some(e), None)
+                if !t.is_empty() && !a.is_empty() && !e.is_empty() =>
+            {
                 Ok(Self::new(t, a, e))
             }
-            _ => Err(PathError { input: s.to_string() }),
+            _ => Err(PathError {
+                input: s.to_string(),
+            }),
         }
     }
 }

@@ -39,11 +39,15 @@ pub struct ValidationReport {
 
 impl ValidationReport {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -102,7 +106,11 @@ impl Checker {
                 self.error(loc, path, format!("{attribute}: unknown {kind} {name:?}"));
             }
             if !seen.insert(name) {
-                self.error(loc, path, format!("{attribute}: {kind} {name:?} is listed twice"));
+                self.error(
+                    loc,
+                    path,
+                    format!("{attribute}: {kind} {name:?} is listed twice"),
+                );
             }
         }
     }
@@ -115,7 +123,8 @@ pub fn validate(model: &Model) -> ValidationReport {
     for (tname, tenant) in &model.tenants {
         check_tenant(&mut c, tname, tenant);
     }
-    c.out.sort_by(|a, b| (&a.loc, a.severity).cmp(&(&b.loc, b.severity)));
+    c.out
+        .sort_by(|a, b| (&a.loc, a.severity).cmp(&(&b.loc, b.severity)));
     ValidationReport { diagnostics: c.out }
 }
 
@@ -142,7 +151,11 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
     for (cname, contract) in &t.contracts {
         let cpath = tpath.child("contract", cname);
         if contract.subjects.is_empty() {
-            c.warning(&contract.loc, &cpath, "contract has no subject and permits nothing".into());
+            c.warning(
+                &contract.loc,
+                &cpath,
+                "contract has no subject and permits nothing".into(),
+            );
         }
         for (sname, s) in &contract.subjects {
             let spath = cpath.child("subject", sname);
@@ -167,10 +180,27 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
     let mut consumers: Vec<(&str, &Location, ObjectPath)> = Vec::new();
     for (vname, vrf) in &t.vrfs {
         let path = tpath.child("vrf", vname).child("any", "any");
-        c.references(&vrf.any.loc, &path, "provides", "contract", &vrf.any.provides, &t.contracts);
-        c.references(&vrf.any.loc, &path, "consumes", "contract", &vrf.any.consumes, &t.contracts);
+        c.references(
+            &vrf.any.loc,
+            &path,
+            "provides",
+            "contract",
+            &vrf.any.provides,
+            &t.contracts,
+        );
+        c.references(
+            &vrf.any.loc,
+            &path,
+            "consumes",
+            "contract",
+            &vrf.any.consumes,
+            &t.contracts,
+        );
         for name in vrf.any.provides.iter().chain(&vrf.any.consumes) {
-            if t.contracts.get(name).is_some_and(|k| k.scope == Scope::ApplicationProfile) {
+            if t.contracts
+                .get(name)
+                .is_some_and(|k| k.scope == Scope::ApplicationProfile)
+            {
                 c.error(
                     &vrf.any.loc,
                     &path,
@@ -182,7 +212,12 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
             }
         }
         provided.extend(vrf.any.provides.iter().map(String::as_str));
-        consumers.extend(vrf.any.consumes.iter().map(|n| (n.as_str(), &vrf.any.loc, path.clone())));
+        consumers.extend(
+            vrf.any
+                .consumes
+                .iter()
+                .map(|n| (n.as_str(), &vrf.any.loc, path.clone())),
+        );
     }
 
     for (bname, bd) in &t.bridge_domains {
@@ -193,9 +228,18 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
         for (cidr, s) in &bd.subnets {
             let spath = path.child("subnet", cidr);
             if !s.cidr.contains(&s.gateway) {
-                c.error(&s.loc, &spath, format!("gateway {} is outside subnet {}", s.gateway, s.cidr));
-            } else if s.gateway == s.cidr.network() && s.cidr.prefix_len() < s.cidr.max_prefix_len() {
-                c.error(&s.loc, &spath, format!("gateway {} is the subnet's network address", s.gateway));
+                c.error(
+                    &s.loc,
+                    &spath,
+                    format!("gateway {} is outside subnet {}", s.gateway, s.cidr),
+                );
+            } else if s.gateway == s.cidr.network() && s.cidr.prefix_len() < s.cidr.max_prefix_len()
+            {
+                c.error(
+                    &s.loc,
+                    &spath,
+                    format!("gateway {} is the subnet's network address", s.gateway),
+                );
             }
         }
     }
@@ -208,19 +252,44 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
                 c.error(
                     &epg.loc,
                     &path,
-                    format!("bridge_domain: unknown bridge_domain {:?}", epg.bridge_domain),
+                    format!(
+                        "bridge_domain: unknown bridge_domain {:?}",
+                        epg.bridge_domain
+                    ),
                 );
             }
-            c.references(&epg.loc, &path, "provides", "contract", &epg.provides, &t.contracts);
-            c.references(&epg.loc, &path, "consumes", "contract", &epg.consumes, &t.contracts);
+            c.references(
+                &epg.loc,
+                &path,
+                "provides",
+                "contract",
+                &epg.provides,
+                &t.contracts,
+            );
+            c.references(
+                &epg.loc,
+                &path,
+                "consumes",
+                "contract",
+                &epg.consumes,
+                &t.contracts,
+            );
             c.references(&epg.loc, &path, "taboos", "taboo", &epg.taboos, &t.taboos);
             provided.extend(epg.provides.iter().map(String::as_str));
-            consumers.extend(epg.consumes.iter().map(|n| (n.as_str(), &epg.loc, path.clone())));
+            consumers.extend(
+                epg.consumes
+                    .iter()
+                    .map(|n| (n.as_str(), &epg.loc, path.clone())),
+            );
         }
     }
     for (name, loc, path) in consumers {
         if t.contracts.contains_key(name) && !provided.contains(name) {
-            c.warning(loc, &path, format!("consumes contract {name:?}, which nothing provides"));
+            c.warning(
+                loc,
+                &path,
+                format!("consumes contract {name:?}, which nothing provides"),
+            );
         }
     }
 }
@@ -237,7 +306,9 @@ fn check_overlaps(c: &mut Checker, tpath: &ObjectPath, t: &Tenant) {
         for (i, (abd, a)) in subnets.iter().enumerate() {
             for (bbd, b) in &subnets[i + 1..] {
                 if a.cidr.contains(&b.cidr.network()) || b.cidr.contains(&a.cidr.network()) {
-                    let path = tpath.child("bridge_domain", bbd).child("subnet", &b.cidr.to_string());
+                    let path = tpath
+                        .child("bridge_domain", bbd)
+                        .child("subnet", &b.cidr.to_string());
                     c.error(
                         &b.loc,
                         &path,

@@ -1,4 +1,5 @@
 //! Every document and validation error: its message and its location.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use weft_model::{
     Diagnostic, DocumentError, Documents, EpgPath, Severity, parse_hcl, parse_json, validate,
@@ -16,13 +17,28 @@ fn parse_errors(text: &str) -> Vec<DocumentError> {
 /// The single parse error of `text`, checked for line and message fragment.
 fn assert_parse_error(text: &str, line: u32, path: Option<&str>, fragment: &str) {
     let errors = parse_errors(text);
-    assert_eq!(errors.len(), 1, "expected exactly one error, got {errors:#?}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one error, got {errors:#?}"
+    );
     let e = &errors[0];
     assert_eq!(e.loc.file, FILE);
     assert_eq!(e.loc.line, line, "wrong line for {e}");
-    assert_eq!(e.path.as_ref().map(|p| p.as_str()), path, "wrong path for {e}");
-    assert!(e.message.contains(fragment), "{:?} does not contain {fragment:?}", e.message);
-    assert!(e.to_string().starts_with(&format!("{FILE}:{line}")), "display: {e}");
+    assert_eq!(
+        e.path.as_ref().map(|p| p.as_str()),
+        path,
+        "wrong path for {e}"
+    );
+    assert!(
+        e.message.contains(fragment),
+        "{:?} does not contain {fragment:?}",
+        e.message
+    );
+    assert!(
+        e.to_string().starts_with(&format!("{FILE}:{line}")),
+        "display: {e}"
+    );
 }
 
 fn diagnostics(text: &str) -> Vec<Diagnostic> {
@@ -32,12 +48,20 @@ fn diagnostics(text: &str) -> Vec<Diagnostic> {
 
 fn assert_one(text: &str, severity: Severity, line: u32, path: &str, fragment: &str) {
     let diags = diagnostics(text);
-    assert_eq!(diags.len(), 1, "expected exactly one diagnostic, got {diags:#?}");
+    assert_eq!(
+        diags.len(),
+        1,
+        "expected exactly one diagnostic, got {diags:#?}"
+    );
     let d = &diags[0];
     assert_eq!(d.severity, severity, "{d}");
     assert_eq!((d.loc.file.as_str(), d.loc.line), (FILE, line), "{d}");
     assert_eq!(d.path.as_str(), path, "{d}");
-    assert!(d.message.contains(fragment), "{:?} does not contain {fragment:?}", d.message);
+    assert!(
+        d.message.contains(fragment),
+        "{:?} does not contain {fragment:?}",
+        d.message
+    );
 }
 
 /// A valid tenant; tests append objects to it from line 13 on.
@@ -69,19 +93,35 @@ fn the_base_document_is_valid() {
 fn malformed_hcl_names_the_line() {
     let errors = parse_errors("tenant \"t\" {\n  vrf \"v\" {\n    enforced = \n  }\n}\n");
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].message.starts_with("malformed HCL"), "{}", errors[0]);
+    assert!(
+        errors[0].message.starts_with("malformed HCL"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[0].loc.line >= 3, "{}", errors[0]);
 }
 
 #[test]
 fn unknown_top_level_block() {
-    assert_parse_error("tenant \"t\" {}\nresource \"x\" {}\n", 2, None, "unknown block \"resource\"");
+    assert_parse_error(
+        "tenant \"t\" {}\nresource \"x\" {}\n",
+        2,
+        None,
+        "unknown block \"resource\"",
+    );
 }
 
 #[test]
 fn unknown_attribute_in_epg() {
-    let text = base("  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      color = \"red\"\n    }\n  }\n");
-    assert_parse_error(&text, 16, Some("t/application_profile:a/epg:e"), "unknown attribute \"color\" in epg");
+    let text = base(
+        "  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      color = \"red\"\n    }\n  }\n",
+    );
+    assert_parse_error(
+        &text,
+        16,
+        Some("t/application_profile:a/epg:e"),
+        "unknown attribute \"color\" in epg",
+    );
 }
 
 #[test]
@@ -96,12 +136,22 @@ fn wrong_attribute_type() {
 
 #[test]
 fn names_need_one_label() {
-    assert_parse_error("tenant \"t\" {\n  vrf {}\n}\n", 2, Some("t"), "needs exactly one name label");
+    assert_parse_error(
+        "tenant \"t\" {\n  vrf {}\n}\n",
+        2,
+        Some("t"),
+        "needs exactly one name label",
+    );
 }
 
 #[test]
 fn names_may_not_hold_separators() {
-    assert_parse_error("tenant \"t\" {\n  vrf \"a/b\" {}\n}\n", 2, Some("t"), "must be 1 to 64 characters");
+    assert_parse_error(
+        "tenant \"t\" {\n  vrf \"a/b\" {}\n}\n",
+        2,
+        Some("t"),
+        "must be 1 to 64 characters",
+    );
 }
 
 #[test]
@@ -118,11 +168,18 @@ fn duplicate_names_in_one_file() {
 fn duplicate_names_across_files() {
     let mut docs = Documents::default();
     docs.add_hcl("a.hcl", "tenant \"t\" {\n  vrf \"v\" {}\n}\n");
-    docs.add_hcl("b.hcl", "tenant \"t\" {\n  vrf \"w\" {}\n  vrf \"v\" {}\n}\n");
+    docs.add_hcl(
+        "b.hcl",
+        "tenant \"t\" {\n  vrf \"w\" {}\n  vrf \"v\" {}\n}\n",
+    );
     let errors = docs.finish().unwrap_err().0;
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].loc.to_string(), "b.hcl:3");
-    assert!(errors[0].message.contains("first declared at a.hcl:2"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("first declared at a.hcl:2"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -137,26 +194,51 @@ fn a_tenant_may_span_files() {
 #[test]
 fn bad_cidr() {
     let text = "tenant \"t\" {\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.300/24\" { gateway = \"10.0.0.1\" }\n  }\n}\n";
-    assert_parse_error(text, 4, Some("t/bridge_domain:bd/subnet:10.0.0.300/24"), "is not a CIDR");
+    assert_parse_error(
+        text,
+        4,
+        Some("t/bridge_domain:bd/subnet:10.0.0.300/24"),
+        "is not a CIDR",
+    );
 }
 
 #[test]
 fn cidr_with_host_bits() {
     let text = "tenant \"t\" {\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.5/24\" { gateway = \"10.0.0.1\" }\n  }\n}\n";
-    assert_parse_error(text, 4, Some("t/bridge_domain:bd/subnet:10.0.0.5/24"), "did you mean 10.0.0.0/24?");
+    assert_parse_error(
+        text,
+        4,
+        Some("t/bridge_domain:bd/subnet:10.0.0.5/24"),
+        "did you mean 10.0.0.0/24?",
+    );
 }
 
 #[test]
 fn bad_gateway_address() {
     let text = "tenant \"t\" {\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.0/24\" {\n      gateway = \"ten\"\n    }\n  }\n}\n";
-    assert_parse_error(text, 5, Some("t/bridge_domain:bd/subnet:10.0.0.0/24"), "gateway \"ten\" is not an IP address");
+    assert_parse_error(
+        text,
+        5,
+        Some("t/bridge_domain:bd/subnet:10.0.0.0/24"),
+        "gateway \"ten\" is not an IP address",
+    );
 }
 
 #[test]
 fn missing_required_attributes() {
-    assert_parse_error("tenant \"t\" {\n  bridge_domain \"bd\" {}\n}\n", 2, Some("t/bridge_domain:bd"), "missing attribute \"vrf\"");
+    assert_parse_error(
+        "tenant \"t\" {\n  bridge_domain \"bd\" {}\n}\n",
+        2,
+        Some("t/bridge_domain:bd"),
+        "missing attribute \"vrf\"",
+    );
     let text = base("  application_profile \"a\" {\n    epg \"e\" {}\n  }\n");
-    assert_parse_error(&text, 14, Some("t/application_profile:a/epg:e"), "missing attribute \"bridge_domain\"");
+    assert_parse_error(
+        &text,
+        14,
+        Some("t/application_profile:a/epg:e"),
+        "missing attribute \"bridge_domain\"",
+    );
     assert_parse_error(
         "tenant \"t\" {\n  contract \"c\" {\n    subject \"s\" {}\n  }\n}\n",
         3,
@@ -168,25 +250,45 @@ fn missing_required_attributes() {
 #[test]
 fn port_out_of_range() {
     let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      protocol = \"tcp\"\n      destination_port = 70000\n    }\n  }\n}\n";
-    assert_parse_error(text, 5, Some("t/filter:f/entry:e"), "port 70000 is out of range 0..65535");
+    assert_parse_error(
+        text,
+        5,
+        Some("t/filter:f/entry:e"),
+        "port 70000 is out of range 0..65535",
+    );
 }
 
 #[test]
 fn port_range_reversed() {
     let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      protocol = \"tcp\"\n      source_port = \"9000-8000\"\n    }\n  }\n}\n";
-    assert_parse_error(text, 5, Some("t/filter:f/entry:e"), "is reversed (9000 > 8000)");
+    assert_parse_error(
+        text,
+        5,
+        Some("t/filter:f/entry:e"),
+        "is reversed (9000 > 8000)",
+    );
 }
 
 #[test]
 fn port_not_a_number() {
     let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      destination_port = \"http\"\n    }\n  }\n}\n";
-    assert_parse_error(text, 4, Some("t/filter:f/entry:e"), "\"http\" is not a port number");
+    assert_parse_error(
+        text,
+        4,
+        Some("t/filter:f/entry:e"),
+        "\"http\" is not a port number",
+    );
 }
 
 #[test]
 fn unknown_keyword_value() {
     let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      protocol = \"sctp\"\n    }\n  }\n}\n";
-    assert_parse_error(text, 4, Some("t/filter:f/entry:e"), "protocol \"sctp\" is not one of: any, tcp, udp, icmp");
+    assert_parse_error(
+        text,
+        4,
+        Some("t/filter:f/entry:e"),
+        "protocol \"sctp\" is not one of: any, tcp, udp, icmp",
+    );
 }
 
 #[test]
@@ -200,91 +302,187 @@ fn every_error_of_a_document_is_reported_at_once() {
 #[test]
 fn unknown_vrf_of_a_bridge_domain() {
     let text = "tenant \"t\" {\n  bridge_domain \"bd\" {\n    vrf = \"nope\"\n  }\n}\n";
-    assert_one(text, Severity::Error, 2, "t/bridge_domain:bd", "vrf: unknown vrf \"nope\"");
+    assert_one(
+        text,
+        Severity::Error,
+        2,
+        "t/bridge_domain:bd",
+        "vrf: unknown vrf \"nope\"",
+    );
 }
 
 #[test]
 fn unknown_bridge_domain_of_an_epg() {
-    let text = base("  application_profile \"a\" {\n    epg \"e\" { bridge_domain = \"nope\" }\n  }\n");
-    assert_one(&text, Severity::Error, 14, "t/a/e", "bridge_domain: unknown bridge_domain \"nope\"");
+    let text =
+        base("  application_profile \"a\" {\n    epg \"e\" { bridge_domain = \"nope\" }\n  }\n");
+    assert_one(
+        &text,
+        Severity::Error,
+        14,
+        "t/a/e",
+        "bridge_domain: unknown bridge_domain \"nope\"",
+    );
 }
 
 #[test]
 fn unknown_contract_and_taboo_references() {
-    let text = base("  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      provides = [\"nope\"]\n      taboos = [\"none\"]\n    }\n  }\n");
+    let text = base(
+        "  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      provides = [\"nope\"]\n      taboos = [\"none\"]\n    }\n  }\n",
+    );
     let diags = diagnostics(&text);
     let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, vec!["provides: unknown contract \"nope\"", "taboos: unknown taboo \"none\""]);
-    assert!(diags.iter().all(|d| d.loc.line == 14 && d.path.as_str() == "t/a/e"));
+    assert_eq!(
+        messages,
+        vec![
+            "provides: unknown contract \"nope\"",
+            "taboos: unknown taboo \"none\""
+        ]
+    );
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.loc.line == 14 && d.path.as_str() == "t/a/e")
+    );
 }
 
 #[test]
 fn unknown_filter_of_a_subject() {
     let text = "tenant \"t\" {\n  contract \"c\" {\n    subject \"s\" {\n      filters = [\"nope\"]\n    }\n  }\n}\n";
-    assert_one(text, Severity::Error, 3, "t/contract:c/subject:s", "filters: unknown filter \"nope\"");
+    assert_one(
+        text,
+        Severity::Error,
+        3,
+        "t/contract:c/subject:s",
+        "filters: unknown filter \"nope\"",
+    );
 }
 
 #[test]
 fn a_reference_listed_twice() {
-    let text = base("  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      provides = [\"c\", \"c\"]\n    }\n  }\n");
-    assert_one(&text, Severity::Error, 14, "t/a/e", "contract \"c\" is listed twice");
+    let text = base(
+        "  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      provides = [\"c\", \"c\"]\n    }\n  }\n",
+    );
+    assert_one(
+        &text,
+        Severity::Error,
+        14,
+        "t/a/e",
+        "contract \"c\" is listed twice",
+    );
 }
 
 #[test]
 fn overlapping_subnets_in_one_vrf() {
-    let text = base("  bridge_domain \"bd2\" {\n    vrf = \"v\"\n    subnet \"10.0.0.128/25\" { gateway = \"10.0.0.129\" }\n  }\n");
-    assert_one(&text, Severity::Error, 15, "t/bridge_domain:bd2/subnet:10.0.0.128/25", "overlaps subnet 10.0.0.0/24 of bridge_domain \"bd\"");
+    let text = base(
+        "  bridge_domain \"bd2\" {\n    vrf = \"v\"\n    subnet \"10.0.0.128/25\" { gateway = \"10.0.0.129\" }\n  }\n",
+    );
+    assert_one(
+        &text,
+        Severity::Error,
+        15,
+        "t/bridge_domain:bd2/subnet:10.0.0.128/25",
+        "overlaps subnet 10.0.0.0/24 of bridge_domain \"bd\"",
+    );
 }
 
 #[test]
 fn the_same_subnet_in_two_vrfs_is_fine() {
-    let text = base("  vrf \"w\" {}\n  bridge_domain \"bd2\" {\n    vrf = \"w\"\n    subnet \"10.0.0.0/24\" { gateway = \"10.0.0.1\" }\n  }\n");
+    let text = base(
+        "  vrf \"w\" {}\n  bridge_domain \"bd2\" {\n    vrf = \"w\"\n    subnet \"10.0.0.0/24\" { gateway = \"10.0.0.1\" }\n  }\n",
+    );
     assert!(diagnostics(&text).is_empty());
 }
 
 #[test]
 fn gateway_outside_its_subnet() {
     let text = "tenant \"t\" {\n  vrf \"v\" {}\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.0/24\" { gateway = \"10.0.1.1\" }\n  }\n}\n";
-    assert_one(text, Severity::Error, 5, "t/bridge_domain:bd/subnet:10.0.0.0/24", "gateway 10.0.1.1 is outside subnet 10.0.0.0/24");
+    assert_one(
+        text,
+        Severity::Error,
+        5,
+        "t/bridge_domain:bd/subnet:10.0.0.0/24",
+        "gateway 10.0.1.1 is outside subnet 10.0.0.0/24",
+    );
 }
 
 #[test]
 fn gateway_on_the_network_address() {
     let text = "tenant \"t\" {\n  vrf \"v\" {}\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.0/24\" { gateway = \"10.0.0.0\" }\n  }\n}\n";
-    assert_one(text, Severity::Error, 5, "t/bridge_domain:bd/subnet:10.0.0.0/24", "network address");
+    assert_one(
+        text,
+        Severity::Error,
+        5,
+        "t/bridge_domain:bd/subnet:10.0.0.0/24",
+        "network address",
+    );
 }
 
 #[test]
 fn ports_need_tcp_or_udp() {
     let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      protocol = \"icmp\"\n      destination_port = 80\n    }\n  }\n}\n";
-    assert_one(text, Severity::Error, 3, "t/filter:f/entry:e", "ports need protocol tcp or udp, not icmp");
+    assert_one(
+        text,
+        Severity::Error,
+        3,
+        "t/filter:f/entry:e",
+        "ports need protocol tcp or udp, not icmp",
+    );
 }
 
 #[test]
 fn any_cannot_use_an_application_profile_scope() {
     let text = "tenant \"t\" {\n  vrf \"v\" {\n    any {\n      consumes = [\"c\"]\n    }\n  }\n  filter \"f\" {\n    entry \"e\" {}\n  }\n  contract \"c\" {\n    scope = \"application-profile\"\n    subject \"s\" { filters = [\"f\"] }\n  }\n  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      provides = [\"c\"]\n    }\n  }\n  bridge_domain \"bd\" { vrf = \"v\" }\n}\n";
-    assert_one(text, Severity::Error, 3, "t/vrf:v/any:any", "scope application-profile");
+    assert_one(
+        text,
+        Severity::Error,
+        3,
+        "t/vrf:v/any:any",
+        "scope application-profile",
+    );
 }
 
 #[test]
 fn a_contract_consumed_but_never_provided_is_a_warning() {
-    let text = base("  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      consumes = [\"c\"]\n    }\n  }\n");
-    assert_one(&text, Severity::Warning, 14, "t/a/e", "consumes contract \"c\", which nothing provides");
+    let text = base(
+        "  application_profile \"a\" {\n    epg \"e\" {\n      bridge_domain = \"bd\"\n      consumes = [\"c\"]\n    }\n  }\n",
+    );
+    assert_one(
+        &text,
+        Severity::Warning,
+        14,
+        "t/a/e",
+        "consumes contract \"c\", which nothing provides",
+    );
 }
 
 #[test]
 fn the_example_is_valid_and_json_is_its_twin() {
     let text = include_str!("../../../examples/three-tier.hcl");
     let model = parse_hcl("three-tier.hcl", text).unwrap();
-    assert!(validate(&model).diagnostics.is_empty(), "{}", validate(&model));
+    assert!(
+        validate(&model).diagnostics.is_empty(),
+        "{}",
+        validate(&model)
+    );
     let web = EpgPath::new("shop", "store", "web");
-    assert_eq!(model.tenants["shop"].app_profiles["store"].epgs[&web.epg].consumes, ["web-to-app"]);
+    assert_eq!(
+        model.tenants["shop"].app_profiles["store"].epgs[&web.epg].consumes,
+        ["web-to-app"]
+    );
 
     let json = serde_json::to_string_pretty(&model).unwrap();
     let twin = parse_json("three-tier.json", &json).unwrap();
     // Locations differ (JSON carries none); everything else is the same.
-    assert_eq!(serde_json::to_value(&twin).unwrap(), serde_json::to_value(&model).unwrap());
-    assert_eq!(twin.tenants["shop"].bridge_domains["net"].subnets["10.1.0.0/24"].cidr.to_string(), "10.1.0.0/24");
+    assert_eq!(
+        serde_json::to_value(&twin).unwrap(),
+        serde_json::to_value(&model).unwrap()
+    );
+    assert_eq!(
+        twin.tenants["shop"].bridge_domains["net"].subnets["10.1.0.0/24"]
+            .cidr
+            .to_string(),
+        "10.1.0.0/24"
+    );
 }
 
 #[test]
@@ -293,5 +491,9 @@ fn json_errors_name_the_line_and_field() {
     let errors = parse_json("p.json", text).unwrap_err().0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].loc.line, 4, "{}", errors[0]);
-    assert!(errors[0].message.contains("unknown field `enforcd`"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("unknown field `enforcd`"),
+        "{}",
+        errors[0]
+    );
 }

@@ -14,14 +14,22 @@ pub struct InvalidDocuments {
 
 /// Lists the document files at `path`, sorted, so that merging is deterministic.
 fn document_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))? {
-        let file = entry.with_context(|| format!("cannot list {}", path.display()))?.path();
-        if matches!(file.extension().and_then(|e| e.to_str()), Some("hcl" | "json")) {
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?
+    {
+        let file = entry
+            .with_context(|| format!("cannot list {}", path.display()))?
+            .path();
+        if matches!(
+            file.extension().and_then(|e| e.to_str()),
+            Some("hcl" | "json")
+        ) {
             files.push(file);
         }
     }
@@ -55,7 +63,11 @@ pub fn load(path: &Path) -> Result<Model> {
     }
     let count = report.errors().count();
     if count > 0 {
-        let report = report.errors().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        let report = report
+            .errors()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         return Err(InvalidDocuments { report, count }.into());
     }
     Ok(model)

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "weft", version, about = "Application-centric microservice platform")]
+#[command(
+    name = "weft",
+    version,
+    about = "Application-centric microservice platform"
+)]
 struct Cli {
     /// Log filter, e.g. `info` or `weft=debug` (also RUST_LOG).
     #[arg(long, global = true, env = "WEFT_LOG", default_value = "warn")]
@@ -36,7 +40,10 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),

@@ -60,7 +60,11 @@ pub fn verdict(model: &Model, s: &EpgPath, d: &EpgPath, flow: &Flow) -> Action {
     for taboo in &de.taboos {
         for subject in t.taboos[taboo].subjects.values() {
             for f in &subject.filters {
-                if t.filters[f].entries.values().any(|e| entry_matches(e, flow)) {
+                if t.filters[f]
+                    .entries
+                    .values()
+                    .any(|e| entry_matches(e, flow))
+                {
                     return Action::Deny;
                 }
             }
@@ -72,7 +76,10 @@ pub fn verdict(model: &Model, s: &EpgPath, d: &EpgPath, flow: &Flow) -> Action {
                 && c.subjects.values().any(|sub| {
                     sub.action == action
                         && sub.filters.iter().any(|f| {
-                            t.filters[f].entries.values().any(|e| entry_matches(e, flow))
+                            t.filters[f]
+                                .entries
+                                .values()
+                                .any(|e| entry_matches(e, flow))
                         })
                 })
         })
@@ -81,7 +88,11 @@ pub fn verdict(model: &Model, s: &EpgPath, d: &EpgPath, flow: &Flow) -> Action {
         return Action::Deny;
     }
     if s == d {
-        return if se.isolated { Action::Deny } else { Action::Permit };
+        return if se.isolated {
+            Action::Deny
+        } else {
+            Action::Permit
+        };
     }
     if subjects_match(Action::Permit) {
         return Action::Permit;

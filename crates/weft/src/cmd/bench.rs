@@ -36,9 +36,12 @@ enum What {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.what {
-        What::Compile { epgs, relations, entries, runs } => {
-            compile_bench(epgs, relations, entries, runs.max(1))
-        }
+        What::Compile {
+            epgs,
+            relations,
+            entries,
+            runs,
+        } => compile_bench(epgs, relations, entries, runs.max(1)),
     }
 }
 
@@ -51,16 +54,31 @@ fn synthetic_model(epgs: usize, relations: usize, entries: usize) -> Model {
     let mut t = Tenant::default();
     for v in 0..vrfs {
         t.vrfs.insert(format!("vrf{v}"), Vrf::default());
-        let mut bd = BridgeDomain { vrf: format!("vrf{v}"), ..BridgeDomain::default() };
+        let mut bd = BridgeDomain {
+            vrf: format!("vrf{v}"),
+            ..BridgeDomain::default()
+        };
         let cidr = format!("10.{v}.0.0/16");
-        let gateway = format!("10.{v}.0.1").parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        let gateway = format!("10.{v}.0.1")
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
         let net = cidr.parse().unwrap_or_default();
-        bd.subnets.insert(cidr, Subnet { cidr: net, gateway, loc: Default::default() });
+        bd.subnets.insert(
+            cidr,
+            Subnet {
+                cidr: net,
+                gateway,
+                loc: Default::default(),
+            },
+        );
         t.bridge_domains.insert(format!("bd{v}"), bd);
     }
     let mut ap = AppProfile::default();
     for e in 0..epgs {
-        let epg = Epg { bridge_domain: format!("bd{}", e % vrfs), ..Epg::default() };
+        let epg = Epg {
+            bridge_domain: format!("bd{}", e % vrfs),
+            ..Epg::default()
+        };
         ap.epgs.insert(format!("e{e}"), epg);
     }
     for c in 0..contracts {
@@ -75,7 +93,10 @@ fn synthetic_model(epgs: usize, relations: usize, entries: usize) -> Model {
             filter.entries.insert(format!("p{i}"), entry);
         }
         t.filters.insert(format!("f{c}"), filter);
-        let subject = Subject { filters: vec![format!("f{c}")], ..Subject::default() };
+        let subject = Subject {
+            filters: vec![format!("f{c}")],
+            ..Subject::default()
+        };
         let mut contract = Contract::default();
         contract.subjects.insert("s".into(), subject);
         t.contracts.insert(format!("c{c}"), contract);
@@ -125,7 +146,9 @@ fn compile_bench(epgs: usize, relations: usize, entries: usize, runs: usize) -> 
         eprint!("\rfull compile {}/{runs}", i + 1);
         let mut compiler = Compiler::new(Allocation::default());
         let start = Instant::now();
-        let compiled = compiler.compile(&model).context("compiling the synthetic model")?;
+        let compiled = compiler
+            .compile(&model)
+            .context("compiling the synthetic model")?;
         full.push(start.elapsed());
         policy = Some((compiler, compiled));
     }
@@ -149,7 +172,9 @@ fn compile_bench(epgs: usize, relations: usize, entries: usize, runs: usize) -> 
             entry.destination_port = PortRange::single(port);
         }
         let start = Instant::now();
-        compiler.compile(&changed).context("recompiling after one change")?;
+        compiler
+            .compile(&changed)
+            .context("recompiling after one change")?;
         incremental.push(start.elapsed());
         recompiled = compiler.last_stats().contracts_recompiled;
     }

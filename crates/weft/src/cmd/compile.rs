@@ -30,11 +30,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for epg in policy.epgs.values() {
-        println!("epg {:<30} class {:>5}  {}", epg.path.to_string(), epg.class, epg.bridge_domain);
+        println!(
+            "epg {:<30} class {:>5}  {}",
+            epg.path.to_string(),
+            epg.class,
+            epg.bridge_domain
+        );
     }
     for vrf in policy.vrfs.values() {
-        let mode = if vrf.enforced { "enforced" } else { "unenforced" };
-        println!("\nvrf {} (id {}, {mode}), {} rule(s)", vrf.path, vrf.id, vrf.rules.len());
+        let mode = if vrf.enforced {
+            "enforced"
+        } else {
+            "unenforced"
+        };
+        println!(
+            "\nvrf {} (id {}, {mode}), {} rule(s)",
+            vrf.path,
+            vrf.id,
+            vrf.rules.len()
+        );
         println!(
             "  {:<20} {:>8} {:>8} {:<5} {:<11} {:<11} {:<6} trace",
             "tier", "src", "dst", "proto", "sport", "dport", "action"

@@ -48,11 +48,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ProtoArg::Udp => Protocol::Udp,
         ProtoArg::Icmp => Protocol::Icmp,
     };
-    let family = if args.ipv6 { IpFamily::V6 } else { IpFamily::V4 };
-    let flow = Flow { family, proto, sport: args.sport, dport: args.port };
+    let family = if args.ipv6 {
+        IpFamily::V6
+    } else {
+        IpFamily::V4
+    };
+    let flow = Flow {
+        family,
+        proto,
+        sport: args.sport,
+        dport: args.port,
+    };
     let explanation = explain(&policy, &args.from, &args.to, &flow)
         .with_context(|| format!("cannot explain {} -> {}", args.from, args.to))?;
-    let port = if proto.has_ports() { format!("/{}", args.port) } else { String::new() };
+    let port = if proto.has_ports() {
+        format!("/{}", args.port)
+    } else {
+        String::new()
+    };
     println!(
         "{} (class {}) -> {} (class {}) {proto}{port}",
         args.from, explanation.src_class, args.to, explanation.dst_class
