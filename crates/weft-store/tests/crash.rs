@@ -5,6 +5,9 @@
 //!
 //! The child is this same test binary, re-executed with `CHILD_DIR_ENV` set.
 
+// Helpers outside #[test] fns unwrap too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! CRUD, revisions, ranges and compare-and-swap against the real on-disk store.
 
+// Helpers outside #[test] fns unwrap too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use weft_store::{Compare, CompareOp, KvStore, RedbStore, StoreError, Txn, TxnOp, TxnOpResponse};

@@ -1,5 +1,8 @@
 //! Watches: history replay, live delivery, compaction.
 
+// Helpers outside #[test] fns unwrap too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use weft_store::{EventKind, KvStore, RedbStore, StoreError, WatchEvent, WatchStream};
