@@ -151,9 +151,20 @@ mod tests {
         deadlines.start(2, Duration::from_secs(5));
         clock.advance(Duration::from_secs(4));
         assert_eq!(deadlines.keep_alive(2), Some(Duration::from_secs(5)));
-        clock.advance(Duration::from_secs(6));
-        assert_eq!(deadlines.take_expired(), vec![1]);
+        // Lease 2 now ends at 9s, lease 1 at 10s.
+        clock.advance(Duration::from_secs(4));
+        assert!(deadlines.take_expired().is_empty());
+        assert_eq!(
+            deadlines.time_left(2),
+            Some((Duration::from_secs(5), Duration::from_secs(1)))
+        );
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            deadlines.take_expired(),
+            vec![2, 1],
+            "oldest deadline first"
+        );
         assert_eq!(deadlines.keep_alive(1), None);
-        assert!(deadlines.time_left(2).is_some());
+        assert_eq!(deadlines.time_left(2), None);
     }
 }

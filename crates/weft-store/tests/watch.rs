@@ -156,3 +156,33 @@ async fn history_and_compaction_survive_reopen() {
     ];
     assert_eq!(revisions, [3, 4, 5]);
 }
+
+#[tokio::test]
+async fn lagging_watch_ends_with_compacted_error() {
+    let (_dir, store) = open();
+    for i in 0..600 {
+        store
+            .put(b"k", i.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    let mut watch = store.watch(b"k", Some(1)).await.unwrap();
+    // The first event proves the watcher read its first history chunk (revisions 1..=512)
+    // before the compaction; it is still that far behind when the history goes away.
+    assert_eq!(next(&mut watch).await.revision(), 1);
+    store.compact(600).await.unwrap();
+    for expected in 2..=512 {
+        assert_eq!(next(&mut watch).await.revision(), expected);
+    }
+    let last = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap();
+    match last {
+        Some(Err(StoreError::Compacted {
+            requested,
+            compact_revision,
+        })) => assert_eq!((requested, compact_revision), (513, 600)),
+        other => panic!("expected Compacted, got {other:?}"),
+    }
+    assert!(watch.next().await.is_none(), "an error ends the watch");
+}
