@@ -7,7 +7,7 @@ use crate::rules::{
 };
 use ipnet::IpNet;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use weft_model::{
@@ -84,6 +84,8 @@ pub struct CompileStats {
     pub contracts: usize,
     pub contracts_recompiled: usize,
     pub rules: usize,
+    pub rules_added: usize,
+    pub rules_removed: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -92,17 +94,28 @@ struct CachedContract {
     rules: Vec<(ObjectPath, Rule)>,
 }
 
-/// A compiler that remembers its allocation and per-contract results between runs.
+/// A compiler that remembers its last output between runs, so that a change costs in
+/// proportion to what it touches: unchanged contracts are neither recompiled nor copied.
 #[derive(Debug, Default)]
 pub struct Compiler {
     allocation: Allocation,
     cache: HashMap<ObjectPath, CachedContract>,
+    /// Rules that come from EPGs and VRFs rather than contracts, per VRF, as last installed.
+    base: BTreeMap<ObjectPath, Vec<Rule>>,
+    last: Option<CompiledPolicy>,
     stats: CompileStats,
 }
 
 /// Compiles `model` once, keeping the numbers of `previous`.
 pub fn compile(model: &Model, previous: &Allocation) -> Result<CompiledPolicy, CompileError> {
-    Compiler::new(previous.clone()).compile(model)
+    Compiler::new(previous.clone()).build(model)
+}
+
+/// Rules to take out of and put into one VRF table.
+#[derive(Default)]
+struct Patch {
+    remove: HashSet<Rule>,
+    add: Vec<Rule>,
 }
 
 /// One EPG as the compiler sees it.
@@ -169,8 +182,7 @@ impl Compiler {
     pub fn new(previous: Allocation) -> Self {
         Self {
             allocation: previous,
-            cache: HashMap::new(),
-            stats: CompileStats::default(),
+            ..Self::default()
         }
     }
 
@@ -178,7 +190,13 @@ impl Compiler {
         self.stats
     }
 
-    pub fn compile(&mut self, model: &Model) -> Result<CompiledPolicy, CompileError> {
+    /// Compiles `model`, reusing everything the last compile produced that still holds.
+    pub fn compile(&mut self, model: &Model) -> Result<&CompiledPolicy, CompileError> {
+        let policy = self.build(model)?;
+        Ok(self.last.insert(policy))
+    }
+
+    fn build(&mut self, model: &Model) -> Result<CompiledPolicy, CompileError> {
         let (vrf_list, bd_list, requests, epg_homes) = index(model)?;
         let allocation = Allocation::assign(&self.allocation, &requests, &vrf_list, &bd_list)?;
 
@@ -200,11 +218,28 @@ impl Compiler {
                 },
             );
         }
-
         let mut vrfs = build_vrfs(model, &allocation, &nodes);
+        let base = base_rules(model, &nodes, &vrfs)?;
+
+        // Start each table from last time's rules (moved, not copied). When the set of
+        // VRFs changed, start over: cached rules may point at tables that were rebuilt.
+        match self.last.take() {
+            Some(last) if last.vrfs.keys().eq(vrfs.keys()) => {
+                for (path, old) in last.vrfs {
+                    if let Some(table) = vrfs.get_mut(&path) {
+                        table.rules = old.rules;
+                    }
+                }
+            }
+            _ => {
+                self.cache.clear();
+                self.base.clear();
+            }
+        }
+
+        let mut patches: BTreeMap<ObjectPath, Patch> = BTreeMap::new();
         let mut stats = CompileStats::default();
         let mut cache = HashMap::with_capacity(self.cache.len());
-
         let vrf_paths: BTreeMap<(&str, &str), ObjectPath> = model
             .tenants
             .iter()
@@ -229,8 +264,11 @@ impl Compiler {
                 stats.contracts += 1;
                 let entry = match self.cache.remove(&cpath) {
                     Some(hit) if hit.fingerprint == fingerprint => hit,
-                    _ => {
+                    old => {
                         stats.contracts_recompiled += 1;
+                        for (vrf, rule) in old.into_iter().flat_map(|o| o.rules) {
+                            patches.entry(vrf).or_default().remove.insert(rule);
+                        }
                         let rules = contract_rules(
                             &cpath,
                             contract,
@@ -238,29 +276,41 @@ impl Compiler {
                             consumers,
                             providers,
                         )?;
+                        for (vrf, rule) in &rules {
+                            patches
+                                .entry(vrf.clone())
+                                .or_default()
+                                .add
+                                .push(rule.clone());
+                        }
                         CachedContract { fingerprint, rules }
                     }
                 };
-                for (vrf, rule) in &entry.rules {
-                    if let Some(v) = vrfs.get_mut(vrf) {
-                        v.rules.push(rule.clone());
-                    }
-                }
                 cache.insert(cpath, entry);
             }
         }
+        // Contracts that are gone take their rules with them.
+        for (vrf, rule) in self.cache.drain().flat_map(|(_, gone)| gone.rules) {
+            patches.entry(vrf).or_default().remove.insert(rule);
+        }
+        for (vrf, rules) in &base {
+            let old = self.base.remove(vrf).unwrap_or_default();
+            if old != *rules {
+                let patch = patches.entry(vrf.clone()).or_default();
+                patch.remove.extend(old);
+                patch.add.extend(rules.iter().cloned());
+            }
+        }
 
-        for node in nodes.values() {
-            let Some(table) = vrfs.get_mut(&node.vrf) else {
+        for (vrf, patch) in patches {
+            let Some(table) = vrfs.get_mut(&vrf) else {
                 continue;
             };
-            epg_rules(model, node, &mut table.rules)?;
+            stats.rules_removed += patch.remove.len();
+            stats.rules_added += patch.add.len();
+            apply_patch(&mut table.rules, patch);
         }
-        for table in vrfs.values_mut() {
-            table.rules.sort_unstable();
-            table.rules.dedup();
-            stats.rules += table.rules.len();
-        }
+        stats.rules = vrfs.values().map(|v| v.rules.len()).sum();
 
         let epgs = nodes
             .values()
@@ -276,6 +326,7 @@ impl Compiler {
             .collect();
 
         self.cache = cache;
+        self.base = base;
         self.allocation = allocation.clone();
         self.stats = stats;
         Ok(CompiledPolicy {
@@ -284,6 +335,30 @@ impl Compiler {
             allocation,
         })
     }
+}
+
+/// Takes a patch's rules out of a sorted table and merges its new ones in, keeping the
+/// table sorted: linear in the table, with no rule copied.
+fn apply_patch(rules: &mut Vec<Rule>, mut patch: Patch) {
+    if !patch.remove.is_empty() {
+        rules.retain(|r| !patch.remove.contains(r));
+    }
+    if patch.add.is_empty() {
+        return;
+    }
+    patch.add.sort_unstable();
+    let old = std::mem::take(rules);
+    let mut merged = Vec::with_capacity(old.len() + patch.add.len());
+    let mut new = patch.add.into_iter().peekable();
+    for rule in old {
+        while let Some(n) = new.next_if(|n| *n < rule) {
+            merged.push(n);
+        }
+        merged.push(rule);
+    }
+    merged.extend(new);
+    merged.dedup();
+    *rules = merged;
 }
 
 type Index<'m> = (
@@ -371,6 +446,7 @@ fn index(model: &Model) -> Result<Index<'_>, CompileError> {
     Ok((vrfs, bds, requests, homes))
 }
 
+/// Every VRF's table, with its bridge domains and member classes but no rules yet.
 fn build_vrfs(
     model: &Model,
     allocation: &Allocation,
@@ -380,28 +456,13 @@ fn build_vrfs(
     for (tname, tenant) in &model.tenants {
         for (vname, vrf) in &tenant.vrfs {
             let path = vrf_path(tname, vname);
-            let id = allocation.vrf_ids.get(&path).copied().unwrap_or(0);
-            let mut rules = Vec::new();
-            if !vrf.enforced {
-                rules.push(Rule {
-                    tier: Tier::Unenforced,
-                    src: ClassSel::Vrf,
-                    dst: ClassSel::Vrf,
-                    family: None,
-                    proto: weft_model::Protocol::Any,
-                    sport: PortRange::ANY,
-                    dport: PortRange::ANY,
-                    action: Action::Permit,
-                    trace: Trace::Unenforced { vrf: path.clone() },
-                });
-            }
             let table = VrfPolicy {
                 path: path.clone(),
-                id,
+                id: allocation.vrf_ids.get(&path).copied().unwrap_or(0),
                 enforced: vrf.enforced,
                 bridge_domains: Vec::new(),
                 members: BTreeMap::new(),
-                rules,
+                rules: Vec::new(),
             };
             vrfs.insert(path, table);
         }
@@ -425,48 +486,85 @@ fn build_vrfs(
             v.members.insert(node.class, node.path.clone());
         }
     }
-    // Preferred group: members talk freely; everybody else needs a contract.
-    for table in vrfs.values_mut() {
-        let in_vrf: Vec<&EpgNode<'_>> = nodes.values().filter(|n| n.vrf == table.path).collect();
-        if !in_vrf.iter().any(|n| n.epg.preferred_group) {
+    vrfs
+}
+
+/// A rule on every protocol and port.
+fn whole_rule(src: ClassSel, dst: ClassSel, tier: Tier, action: Action, trace: Trace) -> Rule {
+    Rule {
+        tier,
+        src,
+        dst,
+        family: None,
+        proto: weft_model::Protocol::Any,
+        sport: PortRange::ANY,
+        dport: PortRange::ANY,
+        action,
+        trace,
+    }
+}
+
+/// The rules that come from VRFs and EPGs rather than contracts, per VRF, sorted:
+/// unenforced VRFs, preferred groups, intra-EPG traffic and taboos.
+fn base_rules(
+    model: &Model,
+    nodes: &BTreeMap<EpgPath, EpgNode<'_>>,
+    vrfs: &BTreeMap<ObjectPath, VrfPolicy>,
+) -> Result<BTreeMap<ObjectPath, Vec<Rule>>, CompileError> {
+    let mut out: BTreeMap<ObjectPath, Vec<Rule>> =
+        vrfs.keys().map(|v| (v.clone(), Vec::new())).collect();
+    for (path, table) in vrfs {
+        let Some(rules) = out.get_mut(path) else {
             continue;
-        }
-        let any_port = |src, dst, tier, action, trace| Rule {
-            tier,
-            src,
-            dst,
-            family: None,
-            proto: weft_model::Protocol::Any,
-            sport: PortRange::ANY,
-            dport: PortRange::ANY,
-            action,
-            trace,
         };
-        table.rules.push(any_port(
-            ClassSel::Vrf,
-            ClassSel::Vrf,
-            Tier::PreferredGroup,
-            Action::Permit,
-            Trace::PreferredGroup {
-                vrf: table.path.clone(),
-            },
-        ));
-        for n in in_vrf.iter().filter(|n| !n.epg.preferred_group) {
-            let c = ClassSel::Class(n.class);
-            for (src, dst) in [(c, ClassSel::Vrf), (ClassSel::Vrf, c)] {
-                table.rules.push(any_port(
-                    src,
-                    dst,
-                    Tier::PreferredExclusion,
-                    Action::Deny,
-                    Trace::PreferredExclusion {
+        if !table.enforced {
+            let trace = Trace::Unenforced { vrf: path.clone() };
+            rules.push(whole_rule(
+                ClassSel::Vrf,
+                ClassSel::Vrf,
+                Tier::Unenforced,
+                Action::Permit,
+                trace,
+            ));
+        }
+        // Preferred group: members talk freely; everybody else needs a contract.
+        let in_vrf: Vec<&EpgNode<'_>> = nodes.values().filter(|n| n.vrf == *path).collect();
+        if in_vrf.iter().any(|n| n.epg.preferred_group) {
+            let trace = Trace::PreferredGroup { vrf: path.clone() };
+            rules.push(whole_rule(
+                ClassSel::Vrf,
+                ClassSel::Vrf,
+                Tier::PreferredGroup,
+                Action::Permit,
+                trace,
+            ));
+            for n in in_vrf.iter().filter(|n| !n.epg.preferred_group) {
+                let c = ClassSel::Class(n.class);
+                for (src, dst) in [(c, ClassSel::Vrf), (ClassSel::Vrf, c)] {
+                    let trace = Trace::PreferredExclusion {
                         epg: n.path.clone(),
-                    },
-                ));
+                    };
+                    rules.push(whole_rule(
+                        src,
+                        dst,
+                        Tier::PreferredExclusion,
+                        Action::Deny,
+                        trace,
+                    ));
+                }
             }
         }
     }
-    vrfs
+    for node in nodes.values() {
+        if let Some(rules) = out.get_mut(&node.vrf) {
+            epg_rules(model, node, rules)?;
+        }
+    }
+    for rules in out.values_mut() {
+        rules.sort_unstable();
+        rules.dedup();
+    }
+    Ok(out)
 }
 
 /// Consumers and providers of every contract, keyed by (tenant, contract name).
@@ -666,17 +764,7 @@ fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(
             },
         )
     };
-    out.push(Rule {
-        tier: Tier::IntraEpg,
-        src: me,
-        dst: me,
-        family: None,
-        proto: weft_model::Protocol::Any,
-        sport: PortRange::ANY,
-        dport: PortRange::ANY,
-        action,
-        trace,
-    });
+    out.push(whole_rule(me, me, Tier::IntraEpg, action, trace));
 
     let Some(tenant) = model.tenants.get(&node.path.tenant) else {
         return Ok(());

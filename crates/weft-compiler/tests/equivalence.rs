@@ -6,7 +6,7 @@ mod reference;
 
 use proptest::prelude::*;
 use proptest::sample::subsequence;
-use weft_compiler::{Allocation, Flow, compile};
+use weft_compiler::{Allocation, Compiler, Flow, compile};
 use weft_model::{
     Action, AppProfile, BridgeDomain, Contract, Epg, EpgPath, EtherType, Filter, FilterEntry,
     IpFamily, Model, PortRange, Protocol, Scope, Subject, Subnet, Taboo, TabooSubject, Tenant, Vrf,
@@ -221,5 +221,27 @@ proptest! {
         let first = compile(&model, &Allocation::default()).unwrap();
         let second = compile(&model, &first.allocation).unwrap();
         prop_assert_eq!(first, second);
+    }
+
+    /// Compiling B after A incrementally gives exactly what compiling B afresh gives.
+    #[test]
+    fn incremental_compile_equals_a_fresh_one(a in model(), b in model()) {
+        prop_assume!(!validate(&a).has_errors() && !validate(&b).has_errors());
+        let mut compiler = Compiler::new(Allocation::default());
+        let first = compiler.compile(&a).unwrap().clone();
+        let incremental = compiler.compile(&b).unwrap().clone();
+        let fresh = compile(&b, &first.allocation).unwrap();
+        prop_assert_eq!(&incremental, &fresh);
+        // Once more after a small edit of B: one filter entry's port.
+        let mut c = b.clone();
+        let entry = c.tenants.get_mut("t")
+            .and_then(|t| t.filters.values_mut().next())
+            .and_then(|f| f.entries.values_mut().next());
+        if let Some(entry) = entry.filter(|e| e.protocol.has_ports()) {
+            entry.destination_port = PortRange::single(PORTS + 1);
+        }
+        let incremental = compiler.compile(&c).unwrap().clone();
+        let fresh = compile(&c, &incremental.allocation).unwrap();
+        prop_assert_eq!(incremental, fresh);
     }
 }
