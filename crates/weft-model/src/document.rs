@@ -398,40 +398,22 @@ impl<'a> Reader<'a> {
                 self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
                 continue;
             };
-            let kind = b.ident.as_str();
-            if !TENANT_BLOCKS.contains(&kind) {
-                self.unknown(s, Some(path), "tenant", TENANT_BLOCKS);
-                continue;
-            }
-            let Some(name) = self.label(b, Some(path)) else {
-                continue;
-            };
-            let child = path.child(kind, &name);
-            match kind {
-                "vrf" => {
-                    let v = self.vrf(b, &child);
-                    self.insert(&mut t.vrfs, name, v, &child, kind, |v| &v.loc);
-                }
+            match b.ident.as_str() {
+                "vrf" => self.named_child(b, path, &mut t.vrfs, Self::vrf, |v| &v.loc),
                 "bridge_domain" => {
-                    let v = self.bridge_domain(b, &child);
-                    self.insert(&mut t.bridge_domains, name, v, &child, kind, |v| &v.loc);
+                    let bds = &mut t.bridge_domains;
+                    self.named_child(b, path, bds, Self::bridge_domain, |v| &v.loc);
                 }
-                "filter" => {
-                    let v = self.filter(b, &child);
-                    self.insert(&mut t.filters, name, v, &child, kind, |v| &v.loc);
-                }
+                "filter" => self.named_child(b, path, &mut t.filters, Self::filter, |v| &v.loc),
                 "contract" => {
-                    let v = self.contract(b, &child);
-                    self.insert(&mut t.contracts, name, v, &child, kind, |v| &v.loc);
+                    self.named_child(b, path, &mut t.contracts, Self::contract, |v| &v.loc);
                 }
-                "taboo" => {
-                    let v = self.taboo(b, &child);
-                    self.insert(&mut t.taboos, name, v, &child, kind, |v| &v.loc);
+                "taboo" => self.named_child(b, path, &mut t.taboos, Self::taboo, |v| &v.loc),
+                "application_profile" => {
+                    let aps = &mut t.app_profiles;
+                    self.named_child(b, path, aps, Self::app_profile, |v| &v.loc);
                 }
-                _ => {
-                    let v = self.app_profile(b, &child);
-                    self.insert(&mut t.app_profiles, name, v, &child, kind, |v| &v.loc);
-                }
+                _ => self.unknown(s, Some(path), "tenant", TENANT_BLOCKS),
             }
         }
         t
@@ -551,6 +533,24 @@ impl<'a> Reader<'a> {
         gateway
     }
 
+    /// A labelled child block: parsed with `parse` and inserted into `map` by name.
+    fn named_child<T>(
+        &mut self,
+        block: &Block,
+        parent: &ObjectPath,
+        map: &mut BTreeMap<String, T>,
+        parse: fn(&mut Self, &Block, &ObjectPath) -> T,
+        loc: fn(&T) -> &Location,
+    ) {
+        let Some(name) = self.label(block, Some(parent)) else {
+            return;
+        };
+        let kind = block.ident.as_str();
+        let child = parent.child(kind, &name);
+        let value = parse(self, block, &child);
+        self.insert(map, name, value, &child, kind, loc);
+    }
+
     fn app_profile(&mut self, block: &Block, path: &ObjectPath) -> AppProfile {
         let mut ap = AppProfile {
             loc: self.loc(block.span()),
@@ -559,12 +559,7 @@ impl<'a> Reader<'a> {
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "epg" => {
-                    let Some(name) = self.label(b, Some(path)) else {
-                        continue;
-                    };
-                    let child = path.child("epg", &name);
-                    let epg = self.epg(b, &child);
-                    self.insert(&mut ap.epgs, name, epg, &child, "epg", |e| &e.loc);
+                    self.named_child(b, path, &mut ap.epgs, Self::epg, |e| &e.loc);
                 }
                 other => self.unknown(other, Some(path), "application_profile", &["epg"]),
             }
@@ -627,48 +622,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Structure::Block(b) if b.ident.as_str() == "subject" => {
-                    let Some(name) = self.label(b, Some(path)) else {
-                        continue;
-                    };
-                    let child = path.child("subject", &name);
-                    let mut subject = Subject {
-                        loc: self.loc(b.span()),
-                        ..Subject::default()
-                    };
-                    let mut filters_seen = false;
-                    for s in b.body.iter() {
-                        match s {
-                            Structure::Attribute(a) if a.key.as_str() == "filters" => {
-                                filters_seen = true;
-                                subject.filters = self.names(a, &child);
-                            }
-                            Structure::Attribute(a) if a.key.as_str() == "action" => {
-                                let parse = |s: &str| match s {
-                                    "permit" => Some(Action::Permit),
-                                    "deny" => Some(Action::Deny),
-                                    _ => None,
-                                };
-                                if let Some(action) =
-                                    self.keyword(a, &child, &["permit", "deny"], parse)
-                                {
-                                    subject.action = action;
-                                }
-                            }
-                            other => {
-                                self.unknown(other, Some(&child), "subject", &["filters", "action"])
-                            }
-                        }
-                    }
-                    if !filters_seen {
-                        self.error(
-                            b.span(),
-                            Some(&child),
-                            "missing attribute \"filters\"".into(),
-                        );
-                    }
-                    self.insert(&mut c.subjects, name, subject, &child, "subject", |s| {
-                        &s.loc
-                    });
+                    self.named_child(b, path, &mut c.subjects, Self::subject, |s| &s.loc);
                 }
                 other => self.unknown(other, Some(path), "contract", &["scope", "subject"]),
             }
@@ -684,41 +638,64 @@ impl<'a> Reader<'a> {
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "subject" => {
-                    let Some(name) = self.label(b, Some(path)) else {
-                        continue;
-                    };
-                    let child = path.child("subject", &name);
-                    let mut subject = TabooSubject {
-                        loc: self.loc(b.span()),
-                        ..TabooSubject::default()
-                    };
-                    let mut filters_seen = false;
-                    for s in b.body.iter() {
-                        match s {
-                            Structure::Attribute(a) if a.key.as_str() == "filters" => {
-                                filters_seen = true;
-                                subject.filters = self.names(a, &child);
-                            }
-                            other => {
-                                self.unknown(other, Some(&child), "taboo subject", &["filters"])
-                            }
+                    let subject = |r: &mut Self, b: &Block, p: &ObjectPath| {
+                        let loc = r.loc(b.span());
+                        TabooSubject {
+                            filters: r.subject_body(b, p, false).filters,
+                            loc,
                         }
-                    }
-                    if !filters_seen {
-                        self.error(
-                            b.span(),
-                            Some(&child),
-                            "missing attribute \"filters\"".into(),
-                        );
-                    }
-                    self.insert(&mut t.subjects, name, subject, &child, "subject", |s| {
-                        &s.loc
-                    });
+                    };
+                    self.named_child(b, path, &mut t.subjects, subject, |s| &s.loc);
                 }
                 other => self.unknown(other, Some(path), "taboo", &["subject"]),
             }
         }
         t
+    }
+
+    fn subject(&mut self, block: &Block, path: &ObjectPath) -> Subject {
+        self.subject_body(block, path, true)
+    }
+
+    /// A subject's filters and, for contracts (not taboos), its action.
+    fn subject_body(&mut self, block: &Block, path: &ObjectPath, with_action: bool) -> Subject {
+        let expected: &[&str] = if with_action {
+            &["filters", "action"]
+        } else {
+            &["filters"]
+        };
+        let mut subject = Subject {
+            loc: self.loc(block.span()),
+            ..Subject::default()
+        };
+        let mut filters_seen = false;
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if a.key.as_str() == "filters" => {
+                    filters_seen = true;
+                    subject.filters = self.names(a, path);
+                }
+                Structure::Attribute(a) if with_action && a.key.as_str() == "action" => {
+                    let parse = |s: &str| match s {
+                        "permit" => Some(Action::Permit),
+                        "deny" => Some(Action::Deny),
+                        _ => None,
+                    };
+                    if let Some(action) = self.keyword(a, path, &["permit", "deny"], parse) {
+                        subject.action = action;
+                    }
+                }
+                other => self.unknown(other, Some(path), "subject", expected),
+            }
+        }
+        if !filters_seen {
+            self.error(
+                block.span(),
+                Some(path),
+                "missing attribute \"filters\"".into(),
+            );
+        }
+        subject
     }
 
     fn filter(&mut self, block: &Block, path: &ObjectPath) -> Filter {
@@ -729,12 +706,7 @@ impl<'a> Reader<'a> {
         for s in block.body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "entry" => {
-                    let Some(name) = self.label(b, Some(path)) else {
-                        continue;
-                    };
-                    let child = path.child("entry", &name);
-                    let entry = self.entry(b, &child);
-                    self.insert(&mut f.entries, name, entry, &child, "entry", |e| &e.loc);
+                    self.named_child(b, path, &mut f.entries, Self::entry, |e| &e.loc);
                 }
                 other => self.unknown(other, Some(path), "filter", &["entry"]),
             }
