@@ -1,0 +1,179 @@
+//! Running `ip`, `bridge` and `nft` behind a trait, so that planning is tested with a
+//! fake that only records what would run.
+
+use crate::error::FabricError;
+use std::fmt;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// One command, run inside `netns` (`None` = the agent's own namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub netns: Option<String>,
+    pub program: Program,
+    pub args: Vec<String>,
+    pub stdin: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    Ip,
+    Bridge,
+    Nft,
+}
+
+impl Program {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::Bridge => "bridge",
+            Self::Nft => "nft",
+        }
+    }
+}
+
+impl Cmd {
+    pub fn new(netns: Option<&str>, program: Program, args: &[&str]) -> Self {
+        Self {
+            netns: netns.map(str::to_string),
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stdin: None,
+        }
+    }
+
+    pub fn with_stdin(mut self, stdin: String) -> Self {
+        self.stdin = Some(stdin);
+        self
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.program.name())?;
+        if let Some(ns) = &self.netns {
+            write!(f, " -n {ns}")?;
+        }
+        for a in &self.args {
+            write!(f, " {a}")?;
+        }
+        Ok(())
+    }
+}
+
+pub trait Runner: Send + Sync + fmt::Debug {
+    /// Runs the command; a non-zero exit is an error carrying stderr. Returns stdout.
+    fn run(&self, cmd: &Cmd) -> Result<String, FabricError>;
+}
+
+/// Runs the real tools. `ip` and `bridge` enter the namespace themselves (`-n`);
+/// `nft` is run through `ip netns exec`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemRunner;
+
+impl Runner for SystemRunner {
+    fn run(&self, cmd: &Cmd) -> Result<String, FabricError> {
+        let mut command = match (cmd.program, &cmd.netns) {
+            (Program::Nft, Some(ns)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "nft"]);
+                c
+            }
+            (p, Some(ns)) => {
+                let mut c = Command::new(p.name());
+                c.args(["-n", ns]);
+                c
+            }
+            (p, None) => Command::new(p.name()),
+        };
+        command.args(&cmd.args);
+        command.stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let fail = |stderr: String| FabricError::Command {
+            netns: cmd.netns.clone().unwrap_or_else(|| "(own)".into()),
+            command: cmd.to_string(),
+            stderr,
+        };
+        let mut child = command.spawn().map_err(|e| fail(e.to_string()))?;
+        if let Some(input) = &cmd.stdin {
+            let mut pipe = child
+                .stdin
+                .take()
+                .ok_or_else(|| fail("no stdin pipe".into()))?;
+            // A writer thread: large batches would otherwise deadlock against a full stdout.
+            let input = input.clone();
+            let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+            let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+            writer
+                .join()
+                .map_err(|_| fail("stdin writer panicked".into()))?
+                .map_err(|e| fail(format!("writing stdin: {e}")))?;
+            return finish(out, fail);
+        }
+        let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        finish(out, fail)
+    }
+}
+
+fn finish(
+    out: std::process::Output,
+    fail: impl Fn(String) -> FabricError,
+) -> Result<String, FabricError> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(fail(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+/// Records commands instead of running them; answers with canned output.
+#[derive(Debug, Default)]
+pub struct FakeRunner {
+    pub log: Mutex<Vec<Cmd>>,
+    /// (substring of the rendered command, reply): the first match answers.
+    pub replies: Mutex<Vec<(String, Result<String, String>)>>,
+}
+
+impl FakeRunner {
+    pub fn commands(&self) -> Vec<Cmd> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
+        }
+    }
+
+    pub fn reply(&self, matching: &str, reply: Result<String, String>) {
+        if let Ok(mut r) = self.replies.lock() {
+            r.push((matching.to_string(), reply));
+        }
+    }
+}
+
+impl Runner for FakeRunner {
+    fn run(&self, cmd: &Cmd) -> Result<String, FabricError> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(cmd.clone());
+        }
+        let text = cmd.to_string();
+        let replies = self.replies.lock().map(|r| r.clone()).unwrap_or_default();
+        match replies.into_iter().find(|(m, _)| text.contains(m.as_str())) {
+            Some((_, Ok(out))) => Ok(out),
+            Some((_, Err(stderr))) => Err(FabricError::Command {
+                netns: cmd.netns.clone().unwrap_or_default(),
+                command: text,
+                stderr,
+            }),
+            None => Ok(String::new()),
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Links, addresses, neighbours and fdb entries of one VRF namespace, as a set of
+//! facts. Reconciling = deleting facts that should go, then creating missing ones
+//! with commands that are idempotent (`replace`, or `link add` guarded by existence),
+//! so a restarted agent converges without tearing anything down.
+
+use crate::desired::{DesiredNode, VrfDesired, subnet_of};
+use crate::error::FabricError;
+use crate::exec::{Cmd, Program, Runner};
+use crate::names;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+/// Variant order is creation order (deletion runs in reverse).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LinkFact {
+    /// Bridge `weft-b<vni>` carrying the anycast gateway MAC.
+    Bridge { vni: u32, mac: [u8; 6], mtu: u32 },
+    /// A gateway address (with its subnet's prefix) on the bridge.
+    GatewayAddr { vni: u32, addr: IpNet },
+    /// VXLAN-GBP device `weft-x<vni>`, made in the node namespace (its underlay) and
+    /// moved into the VRF namespace, as a bridge port without learning.
+    Vxlan {
+        vni: u32,
+        underlay: Ipv4Addr,
+        node_netns: Option<String>,
+        mtu: u32,
+    },
+    /// An endpoint's veth: `name` on the bridge, `weft0` in the endpoint namespace.
+    Port {
+        name: String,
+        vni: u32,
+        endpoint_netns: String,
+        mac: [u8; 6],
+        addrs: Vec<IpNet>,
+        gateways: Vec<IpAddr>,
+        mtu: u32,
+    },
+    /// Static neighbour on the bridge: routing needs no ARP, and the bridge answers
+    /// ARP for remote endpoints itself (neigh_suppress on the VXLAN port).
+    Neigh { vni: u32, ip: IpAddr, mac: [u8; 6] },
+    /// A remote MAC: bridge fdb to the VXLAN port, VXLAN fdb to the remote node.
+    RemoteFdb {
+        vni: u32,
+        mac: [u8; 6],
+        underlay: Ipv4Addr,
+    },
+}
+
+impl LinkFact {
+    pub fn vni(&self) -> u32 {
+        match self {
+            Self::Bridge { vni, .. }
+            | Self::GatewayAddr { vni, .. }
+            | Self::Vxlan { vni, .. }
+            | Self::Port { vni, .. }
+            | Self::Neigh { vni, .. }
+            | Self::RemoteFdb { vni, .. } => *vni,
+        }
+    }
+
+    /// The interface whose existence this fact depends on.
+    fn link(&self) -> String {
+        match self {
+            Self::Vxlan { vni, .. } | Self::RemoteFdb { vni, .. } => names::vxlan(*vni),
+            Self::Port { name, .. } => name.clone(),
+            other => names::bridge(other.vni()),
+        }
+    }
+}
+
+/// What one VRF namespace should hold.
+pub fn desired_facts(node: &DesiredNode, vrf: &VrfDesired) -> BTreeSet<LinkFact> {
+    let mtu = node.overlay_mtu;
+    let mut out = BTreeSet::new();
+    for bd in &vrf.policy.bridge_domains {
+        out.insert(LinkFact::Bridge {
+            vni: bd.vni,
+            mac: bd.gateway_mac,
+            mtu,
+        });
+        for (net, gw) in &bd.subnets {
+            if let Ok(addr) = IpNet::new(*gw, net.prefix_len()) {
+                out.insert(LinkFact::GatewayAddr { vni: bd.vni, addr });
+            }
+        }
+        out.insert(LinkFact::Vxlan {
+            vni: bd.vni,
+            underlay: node.underlay_ip,
+            node_netns: node.node_netns.clone(),
+            mtu,
+        });
+    }
+    for ep in &vrf.local {
+        let Some(bd) = vrf
+            .policy
+            .bridge_domains
+            .iter()
+            .find(|b| b.path == ep.bridge_domain)
+        else {
+            continue; // rejected by validation
+        };
+        let mut addrs = Vec::new();
+        let mut gateways: Vec<IpAddr> = Vec::new();
+        for ip in &ep.ips {
+            if let Some((net, gw)) = subnet_of(bd, *ip) {
+                if let Ok(a) = IpNet::new(*ip, net.prefix_len()) {
+                    addrs.push(a);
+                }
+                if !gateways.iter().any(|g| g.is_ipv4() == gw.is_ipv4()) {
+                    gateways.push(gw);
+                }
+            }
+            out.insert(LinkFact::Neigh {
+                vni: bd.vni,
+                ip: *ip,
+                mac: ep.mac,
+            });
+        }
+        for pair in &ep.allowed_pairs {
+            out.insert(LinkFact::Neigh {
+                vni: bd.vni,
+                ip: pair.ip,
+                mac: pair.mac.unwrap_or(ep.mac),
+            });
+        }
+        out.insert(LinkFact::Port {
+            name: names::port(&ep.name),
+            vni: bd.vni,
+            endpoint_netns: ep.netns.clone(),
+            mac: ep.mac,
+            addrs,
+            gateways,
+            mtu,
+        });
+    }
+    for ep in &vrf.remote {
+        out.insert(LinkFact::RemoteFdb {
+            vni: ep.vni,
+            mac: ep.mac,
+            underlay: ep.node_underlay,
+        });
+        for ip in &ep.ips {
+            out.insert(LinkFact::Neigh {
+                vni: ep.vni,
+                ip: *ip,
+                mac: ep.mac,
+            });
+        }
+    }
+    out
+}
+
+/// One command; deletions of things that may already be gone are allowed to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub cmd: Cmd,
+    pub may_fail: bool,
+}
+
+/// The commands that take `current` (what the namespace holds, as far as known) to
+/// `desired`. `existing_links` = interface names present now in the VRF namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkPlan {
+    pub steps: Vec<Step>,
+    pub created: usize,
+    pub deleted: usize,
+}
+
+pub fn plan(
+    vrf_ns: &str,
+    current: &BTreeSet<LinkFact>,
+    desired: &BTreeSet<LinkFact>,
+    existing_links: &HashSet<String>,
+) -> LinkPlan {
+    let mut p = LinkPlan::default();
+    // Facts whose interface vanished (e.g. the endpoint's namespace died) are not current.
+    let mut current: BTreeSet<LinkFact> = current
+        .iter()
+        .filter(|f| existing_links.contains(&f.link()))
+        .cloned()
+        .collect();
+    let known: HashSet<String> = current
+        .iter()
+        .chain(desired.iter())
+        .map(LinkFact::link)
+        .collect();
+    // Interfaces nobody wants (the VRF namespace is weft's: all but `lo` are ours).
+    let mut strays: Vec<&String> = existing_links
+        .iter()
+        .filter(|l| l.starts_with(names::PREFIX) && !known.contains(*l))
+        .collect();
+    strays.sort();
+    for l in strays {
+        p.steps
+            .push(step(vrf_ns, Program::Ip, &["link", "del", l], true));
+        p.deleted += 1;
+    }
+    let gone: Vec<LinkFact> = current.difference(desired).cloned().collect();
+    let recreated: HashSet<u32> = gone
+        .iter()
+        .filter(|f| matches!(f, LinkFact::Bridge { .. } | LinkFact::Vxlan { .. }))
+        .map(LinkFact::vni)
+        .collect();
+    for f in gone.iter().rev() {
+        p.steps.extend(delete_steps(vrf_ns, f));
+        p.deleted += 1;
+    }
+    // Whatever hung on a recreated bridge/VXLAN device has to be applied again.
+    current.retain(|f| !recreated.contains(&f.vni()) && !gone.contains(f));
+    for f in desired.difference(&current) {
+        p.steps.extend(create_steps(vrf_ns, f, existing_links));
+        p.created += 1;
+    }
+    p
+}
+
+fn step(ns: &str, program: Program, args: &[&str], may_fail: bool) -> Step {
+    Step {
+        cmd: Cmd::new(Some(ns), program, args),
+        may_fail,
+    }
+}
+
+fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<Step> {
+    let mut s = Vec::new();
+    let ip = |s: &mut Vec<Step>, args: &[&str]| s.push(step(ns, Program::Ip, args, false));
+    match fact {
+        LinkFact::Bridge { vni, mac, mtu } => {
+            let br = names::bridge(*vni);
+            if !existing.contains(&br) {
+                ip(&mut s, &["link", "add", &br, "type", "bridge"]);
+            }
+            let mac = names::mac_to_string(*mac);
+            ip(
+                &mut s,
+                &[
+                    "link",
+                    "set",
+                    &br,
+                    "address",
+                    &mac,
+                    "mtu",
+                    &mtu.to_string(),
+                    "up",
+                ],
+            );
+        }
+        LinkFact::GatewayAddr { vni, addr } => {
+            let a = addr.to_string();
+            let br = names::bridge(*vni);
+            match addr {
+                IpNet::V4(_) => ip(&mut s, &["addr", "replace", &a, "dev", &br]),
+                IpNet::V6(_) => ip(&mut s, &["addr", "replace", &a, "dev", &br, "nodad"]),
+            }
+        }
+        LinkFact::Vxlan {
+            vni,
+            underlay,
+            node_netns,
+            mtu,
+        } => {
+            let vx = names::vxlan(*vni);
+            if !existing.contains(&vx) {
+                let node = node_netns.as_deref();
+                let on_node = |args: &[&str], may_fail| Step {
+                    cmd: Cmd::new(node, Program::Ip, args),
+                    may_fail,
+                };
+                // A leftover from an interrupted run would make `add` fail.
+                s.push(on_node(&["link", "del", &vx], true));
+                let (id, local, port, mtu) = (
+                    vni.to_string(),
+                    underlay.to_string(),
+                    names::VXLAN_PORT.to_string(),
+                    mtu.to_string(),
+                );
+                s.push(on_node(
+                    &[
+                        "link",
+                        "add",
+                        &vx,
+                        "mtu",
+                        &mtu,
+                        "type",
+                        "vxlan",
+                        "id",
+                        &id,
+                        "local",
+                        &local,
+                        "dstport",
+                        &port,
+                        "nolearning",
+                        "gbp",
+                    ],
+                    false,
+                ));
+                s.push(on_node(&["link", "set", &vx, "netns", ns], false));
+            }
+            ip(
+                &mut s,
+                &["link", "set", &vx, "master", &names::bridge(*vni), "up"],
+            );
+            s.push(step(
+                ns,
+                Program::Bridge,
+                &[
+                    "link",
+                    "set",
+                    "dev",
+                    &vx,
+                    "learning",
+                    "off",
+                    "neigh_suppress",
+                    "on",
+                ],
+                false,
+            ));
+        }
+        LinkFact::Port {
+            name,
+            vni,
+            endpoint_netns,
+            mac,
+            addrs,
+            gateways,
+            mtu,
+        } => {
+            let mtu = mtu.to_string();
+            if !existing.contains(name) {
+                ip(
+                    &mut s,
+                    &[
+                        "link",
+                        "add",
+                        name,
+                        "mtu",
+                        &mtu,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        names::ENDPOINT_IFNAME,
+                        "mtu",
+                        &mtu,
+                        "netns",
+                        endpoint_netns,
+                    ],
+                );
+            }
+            ip(
+                &mut s,
+                &["link", "set", name, "master", &names::bridge(*vni), "up"],
+            );
+            let ep = |args: &[&str]| step(endpoint_netns, Program::Ip, args, false);
+            let mac = names::mac_to_string(*mac);
+            s.push(ep(&[
+                "link",
+                "set",
+                names::ENDPOINT_IFNAME,
+                "address",
+                &mac,
+                "up",
+            ]));
+            for a in addrs {
+                let a = a.to_string();
+                s.push(ep(&["addr", "replace", &a, "dev", names::ENDPOINT_IFNAME]));
+            }
+            for gw in gateways {
+                let g = gw.to_string();
+                // The family follows the gateway address (`-4`/`-6` are not batch words).
+                s.push(ep(&[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    &g,
+                    "dev",
+                    names::ENDPOINT_IFNAME,
+                ]));
+            }
+        }
+        LinkFact::Neigh { vni, ip: addr, mac } => {
+            let (a, m) = (addr.to_string(), names::mac_to_string(*mac));
+            ip(
+                &mut s,
+                &[
+                    "neigh",
+                    "replace",
+                    &a,
+                    "lladdr",
+                    &m,
+                    "dev",
+                    &names::bridge(*vni),
+                    "nud",
+                    "permanent",
+                ],
+            );
+        }
+        LinkFact::RemoteFdb { vni, mac, underlay } => {
+            let (vx, m, u) = (
+                names::vxlan(*vni),
+                names::mac_to_string(*mac),
+                underlay.to_string(),
+            );
+            s.push(step(
+                ns,
+                Program::Bridge,
+                &["fdb", "replace", &m, "dev", &vx, "master", "static"],
+                false,
+            ));
+            s.push(step(
+                ns,
+                Program::Bridge,
+                &["fdb", "replace", &m, "dev", &vx, "self", "dst", &u],
+                false,
+            ));
+        }
+    }
+    s
+}
+
+fn delete_steps(ns: &str, fact: &LinkFact) -> Vec<Step> {
+    match fact {
+        LinkFact::Bridge { vni, .. } => vec![step(
+            ns,
+            Program::Ip,
+            &["link", "del", &names::bridge(*vni)],
+            true,
+        )],
+        LinkFact::Vxlan { vni, .. } => vec![step(
+            ns,
+            Program::Ip,
+            &["link", "del", &names::vxlan(*vni)],
+            true,
+        )],
+        LinkFact::Port { name, .. } => vec![step(ns, Program::Ip, &["link", "del", name], true)],
+        LinkFact::GatewayAddr { vni, addr } => {
+            vec![step(
+                ns,
+                Program::Ip,
+                &[
+                    "addr",
+                    "del",
+                    &addr.to_string(),
+                    "dev",
+                    &names::bridge(*vni),
+                ],
+                true,
+            )]
+        }
+        LinkFact::Neigh { vni, ip, .. } => {
+            vec![step(
+                ns,
+                Program::Ip,
+                &["neigh", "del", &ip.to_string(), "dev", &names::bridge(*vni)],
+                true,
+            )]
+        }
+        LinkFact::RemoteFdb { vni, mac, underlay } => {
+            let (vx, m, u) = (
+                names::vxlan(*vni),
+                names::mac_to_string(*mac),
+                underlay.to_string(),
+            );
+            vec![
+                step(
+                    ns,
+                    Program::Bridge,
+                    &["fdb", "del", &m, "dev", &vx, "master"],
+                    true,
+                ),
+                step(
+                    ns,
+                    Program::Bridge,
+                    &["fdb", "del", &m, "dev", &vx, "self", "dst", &u],
+                    true,
+                ),
+            ]
+        }
+    }
+}
+
+/// Runs plans: consecutive commands of one tool in one namespace go through a single
+/// `-batch -` invocation (one process for thousands of neighbours).
+#[derive(Debug, Clone)]
+pub struct LinkApplier {
+    runner: Arc<dyn Runner>,
+}
+
+impl LinkApplier {
+    pub fn new(runner: Arc<dyn Runner>) -> Self {
+        Self { runner }
+    }
+
+    /// Interface names in a namespace.
+    pub fn links(&self, netns: &str) -> Result<HashSet<String>, FabricError> {
+        let out = self
+            .runner
+            .run(&Cmd::new(Some(netns), Program::Ip, &["-j", "link", "show"]))?;
+        let v: serde_json::Value =
+            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).map_err(|e| {
+                FabricError::Command {
+                    netns: netns.into(),
+                    command: "ip -j link show".into(),
+                    stderr: format!("unparseable output: {e}"),
+                }
+            })?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.get("ifname")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub fn apply(&self, plan: &LinkPlan) -> Result<(), FabricError> {
+        let mut i = 0;
+        while i < plan.steps.len() {
+            let first = &plan.steps[i];
+            if first.may_fail {
+                if let Err(e) = self.runner.run(&first.cmd) {
+                    tracing::debug!(error = %e, "tolerated failure");
+                }
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < plan.steps.len()
+                && !plan.steps[j].may_fail
+                && plan.steps[j].cmd.program == first.cmd.program
+                && plan.steps[j].cmd.netns == first.cmd.netns
+            {
+                j += 1;
+            }
+            if j == i + 1 {
+                self.runner.run(&first.cmd)?;
+            } else {
+                let lines: Vec<String> = plan.steps[i..j]
+                    .iter()
+                    .map(|s| s.cmd.args.join(" "))
+                    .collect();
+                let mut batch = Cmd::new(
+                    first.cmd.netns.as_deref(),
+                    first.cmd.program,
+                    &["-batch", "-"],
+                );
+                batch.stdin = Some(lines.join("\n") + "\n");
+                self.runner.run(&batch)?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,501 @@
+//! Desired state of one VRF namespace -> the set elements of weft's two tables.
+//! The table structure is constant; only elements change, so an update is a batch of
+//! element additions and deletions.
+
+use super::boxes::{Disjoint, IPPROTO_TCP, IPPROTO_UDP, NFPROTO_IPV4, NFPROTO_IPV6, Span};
+use crate::desired::VrfDesired;
+use crate::names;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use weft_compiler::Tier;
+use weft_model::Action;
+
+pub const TABLE: &str = "weft";
+
+/// Tier order and the map-name stem of each tier.
+pub const TIERS: [(Tier, &str); 6] = [
+    (Tier::Unenforced, "t0_unenforced"),
+    (Tier::Deny, "t1_deny"),
+    (Tier::IntraEpg, "t2_intra_epg"),
+    (Tier::Contract, "t3_contract"),
+    (Tier::PreferredExclusion, "t4_preferred_exclusion"),
+    (Tier::PreferredGroup, "t5_preferred_group"),
+];
+
+/// One element of one of weft's sets or maps, rendered in nft syntax.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Element {
+    /// `bridge` or `inet`.
+    pub family: String,
+    pub set: String,
+    pub key: String,
+    /// The mapped value, for maps.
+    pub value: Option<String>,
+}
+
+/// Every element weft's tables should hold in one VRF namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NftDesired {
+    pub elements: BTreeSet<Element>,
+}
+
+fn el(family: &str, set: &str, key: String, value: Option<String>) -> Element {
+    Element {
+        family: family.into(),
+        set: set.into(),
+        key,
+        value,
+    }
+}
+
+fn verdict(a: Action) -> String {
+    match a {
+        Action::Permit => "accept".into(),
+        Action::Deny => "drop".into(),
+    }
+}
+
+fn span(s: Span) -> String {
+    if s.is_point() {
+        s.lo.to_string()
+    } else {
+        format!("{}-{}", s.lo, s.hi)
+    }
+}
+
+/// Key order: family first. nft 1.0.6 mis-reads an interval map whose first field is
+/// a `mark` when it loads the map back from the kernel (it sees a zero-width bitmask).
+fn key_of(spans: &[Span]) -> String {
+    let mut order: Vec<Span> = vec![spans[2], spans[0], spans[1]];
+    order.extend_from_slice(&spans[3..]);
+    order
+        .iter()
+        .map(|s| span(*s))
+        .collect::<Vec<_>>()
+        .join(" . ")
+}
+
+/// The two tables, empty. Created once per VRF namespace; never flushed afterwards.
+pub fn structure() -> String {
+    let mut t = String::new();
+    t.push_str(BRIDGE_TABLE);
+    t.push_str("table inet weft {\n");
+    t.push_str("  map dst_class4 { type ipv4_addr : mark; }\n");
+    t.push_str("  map dst_class6 { type ipv6_addr : mark; }\n");
+    t.push_str("  counter default_deny {}\n");
+    for (_, stem) in TIERS {
+        let _ = writeln!(
+            t,
+            "  map {stem}_exact {{ type nf_proto . mark . mark . inet_proto . inet_service : verdict; counter; }}"
+        );
+        let _ = writeln!(
+            t,
+            "  map {stem}_range {{ type nf_proto . mark . mark . inet_proto . inet_service . inet_service : verdict; flags interval; counter; }}"
+        );
+        let _ = writeln!(
+            t,
+            "  map {stem}_noport {{ type nf_proto . mark . mark . inet_proto : verdict; flags interval; counter; }}"
+        );
+    }
+    t.push_str(INET_FORWARD);
+    t.push_str("  chain enforce_ports {\n");
+    for (_, stem) in TIERS {
+        let _ = writeln!(
+            t,
+            "    meta nfproto . meta mark . ct mark . meta l4proto . th dport vmap @{stem}_exact"
+        );
+        let _ = writeln!(
+            t,
+            "    meta nfproto . meta mark . ct mark . meta l4proto . th sport . th dport vmap @{stem}_range"
+        );
+    }
+    t.push_str("    counter name default_deny drop\n  }\n");
+    t.push_str("  chain enforce_noports {\n");
+    for (_, stem) in TIERS {
+        let _ = writeln!(
+            t,
+            "    meta nfproto . meta mark . ct mark . meta l4proto vmap @{stem}_noport"
+        );
+    }
+    t.push_str("    counter name default_deny drop\n  }\n}\n");
+    t
+}
+
+const BRIDGE_TABLE: &str = r#"table bridge weft {
+  set uplinks { type ifname; }
+  set ports { type ifname; }
+  map port_class { type ifname : mark; }
+  set port_mac { type ifname . ether_addr; }
+  set port_src4 { type ifname . ether_addr . ipv4_addr; }
+  set port_src6 { type ifname . ether_addr . ipv6_addr; }
+  set port_dst4 { type ifname . ipv4_addr; }
+  set port_dst6 { type ifname . ipv6_addr; }
+  counter spoofed {}
+  counter misdelivered {}
+  chain prerouting {
+    type filter hook prerouting priority -200; policy drop;
+    iifname @uplinks meta mark set meta mark and 0xffff accept
+    iifname . ether saddr @port_mac goto port_in
+    counter name spoofed drop
+  }
+  chain port_in {
+    ether type arp iifname . ether saddr . arp saddr ip @port_src4 meta mark set iifname map @port_class accept
+    ether type ip iifname . ether saddr . ip saddr @port_src4 meta mark set iifname map @port_class accept
+    ether type ip6 iifname . ether saddr . ip6 saddr @port_src6 meta mark set iifname map @port_class accept
+    ether type ip6 ip6 saddr { ::, fe80::/10 } meta mark set iifname map @port_class accept
+    counter name spoofed drop
+  }
+  chain postrouting {
+    type filter hook postrouting priority 0; policy drop;
+    oifname @uplinks accept
+    oifname != @ports counter name misdelivered drop
+    ether type arp accept
+    ether type ip oifname . ip daddr @port_dst4 accept
+    ether type ip6 oifname . ip6 daddr @port_dst6 accept
+    ether type ip6 ip6 daddr { ff00::/8, fe80::/10 } accept
+    counter name misdelivered drop
+  }
+}
+"#;
+
+const INET_FORWARD: &str = r#"  chain forward {
+    type filter hook forward priority 0; policy accept;
+    ct state established,related accept
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept
+    ct mark set ip daddr map @dst_class4
+    ct mark set ip6 daddr map @dst_class6
+    ct mark 0 accept
+    meta l4proto { tcp, udp } goto enforce_ports
+    goto enforce_noports
+  }
+"#;
+
+/// Renders the elements of one VRF namespace.
+pub fn render_vrf(vrf: &VrfDesired) -> NftDesired {
+    let mut out = BTreeSet::new();
+    for bd in &vrf.policy.bridge_domains {
+        out.insert(el("bridge", "uplinks", quote(&names::vxlan(bd.vni)), None));
+    }
+    for ep in &vrf.local {
+        let port = quote(&names::port(&ep.name));
+        let mac = names::mac_to_string(ep.mac);
+        let class = ep.class.0.to_string();
+        out.insert(el("bridge", "ports", port.clone(), None));
+        out.insert(el(
+            "bridge",
+            "port_class",
+            port.clone(),
+            Some(class.clone()),
+        ));
+        let own = ep.ips.iter().map(|ip| (mac.clone(), *ip));
+        let pairs = ep.allowed_pairs.iter().map(|p| {
+            (
+                p.mac
+                    .map(names::mac_to_string)
+                    .unwrap_or_else(|| mac.clone()),
+                p.ip,
+            )
+        });
+        for (m, ip) in own.chain(pairs) {
+            out.insert(el("bridge", "port_mac", format!("{port} . {m}"), None));
+            let (src, dst, dst_class) = match ip {
+                IpAddr::V4(_) => ("port_src4", "port_dst4", "dst_class4"),
+                IpAddr::V6(_) => ("port_src6", "port_dst6", "dst_class6"),
+            };
+            out.insert(el("bridge", src, format!("{port} . {m} . {ip}"), None));
+            out.insert(el("bridge", dst, format!("{port} . {ip}"), None));
+            out.insert(el("inet", dst_class, ip.to_string(), Some(class.clone())));
+        }
+    }
+    render_rules(vrf, &mut out);
+    NftDesired { elements: out }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn render_rules(vrf: &VrfDesired, out: &mut BTreeSet<Element>) {
+    for (tier, stem) in TIERS {
+        let rules: Vec<_> = vrf.policy.rules.iter().filter(|r| r.tier == tier).collect();
+        let mixed = rules.windows(2).any(|w| w[0].action != w[1].action);
+        let mut exact: BTreeMap<String, Action> = BTreeMap::new();
+        let mut range: Disjoint<6, Action> = Disjoint::default();
+        let mut noport: Disjoint<4, Action> = Disjoint::default();
+        for rule in rules {
+            let (ported, portless) = super::boxes::rule_boxes(rule);
+            for b in ported {
+                // With one action per tier, exact and range elements may overlap
+                // (both give the same verdict); with mixed actions, first match wins
+                // and only the disjoint range map keeps that order.
+                match exact_keys(&b.0) {
+                    Some(keys) if !mixed => {
+                        for k in keys {
+                            exact.entry(k).or_insert(rule.action);
+                        }
+                    }
+                    _ => range.add(b, rule.action),
+                }
+            }
+            for b in portless {
+                noport.add(b, rule.action);
+            }
+        }
+        for (k, a) in exact {
+            out.insert(el("inet", &format!("{stem}_exact"), k, Some(verdict(a))));
+        }
+        for (b, a) in range.boxes {
+            out.insert(el(
+                "inet",
+                &format!("{stem}_range"),
+                key_of(&b.0),
+                Some(verdict(a)),
+            ));
+        }
+        for (b, a) in noport.boxes {
+            out.insert(el(
+                "inet",
+                &format!("{stem}_noport"),
+                key_of(&b.0),
+                Some(verdict(a)),
+            ));
+        }
+    }
+}
+
+/// Keys for the hash map when the box is single classes, any source port and one
+/// destination port (family and TCP/UDP may expand into a few points).
+fn exact_keys(b: &[Span; 6]) -> Option<Vec<String>> {
+    let [s, d, fam, l4, sport, dport] = *b;
+    if !(s.is_point() && d.is_point() && dport.is_point() && sport == Span::new(0, 65535)) {
+        return None;
+    }
+    let fams: Vec<u32> = [NFPROTO_IPV4, NFPROTO_IPV6]
+        .into_iter()
+        .filter(|f| fam.lo <= *f && *f <= fam.hi)
+        .collect();
+    let l4s: Vec<u32> = [IPPROTO_TCP, IPPROTO_UDP]
+        .into_iter()
+        .filter(|p| l4.lo <= *p && *p <= l4.hi)
+        .collect();
+    let mut keys = Vec::new();
+    for f in &fams {
+        for p in &l4s {
+            keys.push(format!("{f} . {} . {} . {p} . {}", s.lo, d.lo, dport.lo));
+        }
+    }
+    Some(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{AddressPair, LocalEndpoint};
+    use std::collections::BTreeMap;
+    use weft_compiler::{BridgeDomainPolicy, ClassId, ClassSel, Rule, Trace, VrfPolicy};
+    use weft_model::{EpgPath, ObjectPath, PortRange, Protocol};
+
+    fn rule(
+        tier: Tier,
+        src: ClassSel,
+        dst: ClassSel,
+        proto: Protocol,
+        dport: PortRange,
+        action: Action,
+    ) -> Rule {
+        Rule {
+            tier,
+            src,
+            dst,
+            family: None,
+            proto,
+            sport: PortRange::ANY,
+            dport,
+            action,
+            trace: Trace::IntraEpg {
+                epg: EpgPath::new("t", "a", "e"),
+            },
+        }
+    }
+
+    fn vrf(rules: Vec<Rule>) -> VrfDesired {
+        let bd = ObjectPath::tenant("t").child("bd", "net");
+        VrfDesired {
+            policy: VrfPolicy {
+                path: ObjectPath::tenant("t").child("vrf", "main"),
+                id: 1,
+                enforced: true,
+                bridge_domains: vec![BridgeDomainPolicy {
+                    path: bd.clone(),
+                    vni: 5000,
+                    gateway_mac: [2, 0x77, 0x66, 0, 0x13, 0x88],
+                    subnets: vec![("10.1.0.0/24".parse().unwrap(), "10.1.0.1".parse().unwrap())],
+                }],
+                members: BTreeMap::from([(ClassId(100), EpgPath::new("t", "a", "web"))]),
+                rules,
+            },
+            local: vec![LocalEndpoint {
+                name: "web-1".into(),
+                netns: "weft-ep".into(),
+                class: ClassId(100),
+                bridge_domain: bd,
+                ips: vec!["10.1.0.10".parse().unwrap()],
+                mac: [2, 0, 0, 0, 0, 10],
+                allowed_pairs: vec![AddressPair {
+                    ip: "10.1.0.99".parse().unwrap(),
+                    mac: None,
+                }],
+            }],
+            remote: vec![],
+        }
+    }
+
+    fn keys(d: &NftDesired, set: &str) -> Vec<String> {
+        d.elements
+            .iter()
+            .filter(|e| e.set == set)
+            .map(|e| match &e.value {
+                Some(v) => format!("{} : {v}", e.key),
+                None => e.key.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ports_get_their_class_and_addresses() {
+        let d = render_vrf(&vrf(vec![]));
+        let port = names::port("web-1");
+        assert_eq!(keys(&d, "port_class"), vec![format!("\"{port}\" : 100")]);
+        assert_eq!(
+            keys(&d, "port_src4"),
+            vec![
+                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.10"),
+                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.99"),
+            ]
+        );
+        assert_eq!(
+            keys(&d, "dst_class4"),
+            vec!["10.1.0.10 : 100", "10.1.0.99 : 100"]
+        );
+        assert_eq!(keys(&d, "uplinks"), vec!["\"weft-x5000\""]);
+    }
+
+    #[test]
+    fn single_port_contracts_go_to_the_hash_map() {
+        let r = rule(
+            Tier::Contract,
+            ClassSel::Class(ClassId(100)),
+            ClassSel::Class(ClassId(200)),
+            Protocol::Tcp,
+            PortRange::single(8080),
+            Action::Permit,
+        );
+        let d = render_vrf(&vrf(vec![r]));
+        assert_eq!(
+            keys(&d, "t3_contract_exact"),
+            vec![
+                "10 . 100 . 200 . 6 . 8080 : accept",
+                "2 . 100 . 200 . 6 . 8080 : accept"
+            ]
+        );
+        assert!(keys(&d, "t3_contract_range").is_empty());
+    }
+
+    #[test]
+    fn wildcards_and_ranges_go_to_the_interval_map_disjoint() {
+        let taboo = rule(
+            Tier::Deny,
+            ClassSel::Any,
+            ClassSel::Class(ClassId(200)),
+            Protocol::Tcp,
+            PortRange { lo: 20, hi: 30 },
+            Action::Deny,
+        );
+        let overlapping = rule(
+            Tier::Deny,
+            ClassSel::Class(ClassId(100)),
+            ClassSel::Class(ClassId(200)),
+            Protocol::Tcp,
+            PortRange { lo: 25, hi: 40 },
+            Action::Deny,
+        );
+        let d = render_vrf(&vrf(vec![taboo, overlapping]));
+        assert_eq!(
+            keys(&d, "t1_deny_range"),
+            vec![
+                "2-10 . 1-65535 . 200 . 6 . 0-65535 . 20-30 : drop",
+                "2-10 . 100 . 200 . 6 . 0-65535 . 31-40 : drop",
+            ]
+        );
+    }
+
+    #[test]
+    fn icmp_and_any_protocol_use_the_portless_map() {
+        let icmp = rule(
+            Tier::Contract,
+            ClassSel::Class(ClassId(1)),
+            ClassSel::Class(ClassId(2)),
+            Protocol::Icmp,
+            PortRange::ANY,
+            Action::Permit,
+        );
+        let ip = rule(
+            Tier::Contract,
+            ClassSel::Class(ClassId(1)),
+            ClassSel::Class(ClassId(3)),
+            Protocol::Any,
+            PortRange::ANY,
+            Action::Permit,
+        );
+        let d = render_vrf(&vrf(vec![icmp, ip]));
+        assert_eq!(
+            keys(&d, "t3_contract_noport"),
+            vec![
+                "10 . 1 . 2 . 58 : accept",
+                "2 . 1 . 2 . 1 : accept",
+                "2-10 . 1 . 3 . 0-255 : accept"
+            ]
+        );
+        assert_eq!(
+            keys(&d, "t3_contract_range"),
+            vec!["2-10 . 1 . 3 . 6-17 . 0-65535 . 0-65535 : accept"]
+        );
+    }
+
+    #[test]
+    fn intra_epg_mixed_actions_stay_ordered() {
+        let iso = rule(
+            Tier::IntraEpg,
+            ClassSel::Class(ClassId(5)),
+            ClassSel::Class(ClassId(5)),
+            Protocol::Any,
+            PortRange::ANY,
+            Action::Deny,
+        );
+        let ok = rule(
+            Tier::IntraEpg,
+            ClassSel::Class(ClassId(6)),
+            ClassSel::Class(ClassId(6)),
+            Protocol::Any,
+            PortRange::ANY,
+            Action::Permit,
+        );
+        let d = render_vrf(&vrf(vec![iso, ok]));
+        assert_eq!(
+            keys(&d, "t2_intra_epg_range"),
+            vec![
+                "2-10 . 5 . 5 . 6-17 . 0-65535 . 0-65535 : drop",
+                "2-10 . 6 . 6 . 6-17 . 0-65535 . 0-65535 : accept"
+            ]
+        );
+    }
+
+    #[test]
+    fn structure_has_constant_lookups() {
+        let s = structure();
+        assert_eq!(s.matches("vmap @").count(), TIERS.len() * 3);
+        assert!(!s.contains("flush"));
+    }
+}

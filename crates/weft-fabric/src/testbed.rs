@@ -1,0 +1,116 @@
+//! Test and dev-cluster scaffolding: node namespaces joined by an underlay bridge that
+//! lives in a namespace of its own, plus endpoint namespaces. Nothing is routed out
+//! of the machine. Everything is named `<tag>-...`; dropping the testbed deletes, by
+//! exact name, every namespace it or the fabric created under its tag.
+
+use crate::desired::NodeSpec;
+use crate::error::FabricError;
+use crate::exec::{Cmd, Program, Runner, SystemRunner};
+use crate::netns;
+use crate::state::{DEFAULT_DIR, StateStore};
+use std::net::Ipv4Addr;
+
+/// The underlay subnet inside the testbed (never leaves its namespaces).
+pub const UNDERLAY_NET: [u8; 3] = [10, 255, 0];
+
+#[derive(Debug)]
+pub struct Testbed {
+    pub tag: String,
+    pub underlay_netns: String,
+    pub nodes: Vec<NodeSpec>,
+    created: Vec<String>,
+}
+
+impl Testbed {
+    /// `test` distinguishes parallel tests; the process id distinguishes runs.
+    pub fn new(test: &str, nodes: &[&str]) -> Result<Self, FabricError> {
+        let tag = format!("weft-t{}-{test}", std::process::id());
+        let mut tb = Self {
+            underlay_netns: format!("{tag}-ul"),
+            tag,
+            nodes: Vec::new(),
+            created: Vec::new(),
+        };
+        let ul = tb.underlay_netns.clone();
+        tb.create_netns(&ul)?;
+        let run =
+            |ns: &str, args: &[&str]| SystemRunner.run(&Cmd::new(Some(ns), Program::Ip, args));
+        run(&ul, &["link", "add", "weft-ul", "type", "bridge"])?;
+        run(&ul, &["link", "set", "weft-ul", "up"])?;
+        for (i, name) in nodes.iter().enumerate() {
+            let n = u8::try_from(i + 1).map_err(|_| FabricError::InvalidName {
+                name: (*name).into(),
+                why: "too many testbed nodes",
+            })?;
+            let ns = format!("{}-{name}", tb.tag);
+            tb.create_netns(&ns)?;
+            let uplink = format!("weft-u{n}");
+            let ip = Ipv4Addr::new(UNDERLAY_NET[0], UNDERLAY_NET[1], UNDERLAY_NET[2], n);
+            run(
+                &ul,
+                &[
+                    "link", "add", &uplink, "type", "veth", "peer", "name", "weft-ul0", "netns",
+                    &ns,
+                ],
+            )?;
+            run(&ul, &["link", "set", &uplink, "master", "weft-ul", "up"])?;
+            run(
+                &ns,
+                &["addr", "add", &format!("{ip}/24"), "dev", "weft-ul0"],
+            )?;
+            run(&ns, &["link", "set", "weft-ul0", "up"])?;
+            tb.nodes.push(NodeSpec {
+                name: (*name).to_string(),
+                netns: Some(ns.clone()),
+                underlay_ip: ip,
+                vrf_netns_prefix: ns,
+            });
+        }
+        Ok(tb)
+    }
+
+    fn create_netns(&mut self, name: &str) -> Result<(), FabricError> {
+        netns::create(name)?;
+        self.created.push(name.to_string());
+        Ok(())
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Creates the namespace of an endpoint (what a container runtime would do).
+    pub fn endpoint_netns(&mut self, endpoint: &str) -> Result<String, FabricError> {
+        let ns = format!("{}-ep-{endpoint}", self.tag);
+        self.create_netns(&ns)?;
+        Ok(ns)
+    }
+
+    /// Namespaces under this testbed's tag that still exist.
+    pub fn leftovers(&self) -> Vec<String> {
+        netns::list_with_prefix(&format!("{}-", self.tag))
+    }
+
+    /// Deletes every namespace under the tag (VRF namespaces made by the fabric
+    /// included) and the fabric's saved state for them.
+    pub fn destroy(&mut self) -> Result<(), FabricError> {
+        let store = StateStore::in_dir(DEFAULT_DIR);
+        let mut names = self.leftovers();
+        names.extend(self.created.drain(..));
+        names.sort();
+        names.dedup();
+        for ns in names {
+            netns::delete(&ns)?;
+            store.remove(&ns);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if let Err(e) = self.destroy() {
+            eprintln!("testbed {}: clean-up failed: {e}", self.tag);
+        }
+    }
+}
