@@ -158,14 +158,34 @@ impl DesiredNode {
                         endpoint: ep.name.clone(),
                         why: format!("node {:?} is unknown", ep.node),
                     })?;
+            // Allowed address pairs are reachable too: same MAC, or a MAC of their own.
+            let mut ips = ep.ips.clone();
+            ips.extend(
+                ep.allowed_pairs
+                    .iter()
+                    .filter(|p| p.mac.is_none())
+                    .map(|p| p.ip),
+            );
             entry.remote.push(RemoteEndpoint {
                 name: ep.name.clone(),
                 class: epg.class,
                 vni,
-                ips: ep.ips.clone(),
+                ips,
                 mac: ep.mac,
                 node_underlay,
             });
+            for (i, pair) in ep.allowed_pairs.iter().enumerate() {
+                if let Some(mac) = pair.mac {
+                    entry.remote.push(RemoteEndpoint {
+                        name: format!("{}#pair{i}", ep.name),
+                        class: epg.class,
+                        vni,
+                        ips: vec![pair.ip],
+                        mac,
+                        node_underlay,
+                    });
+                }
+            }
         }
         Ok(Self {
             node: node.name.clone(),

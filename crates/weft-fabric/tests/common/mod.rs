@@ -155,3 +155,72 @@ impl Cluster {
         assert!(left.is_empty(), "namespaces left behind: {left:?}");
     }
 }
+
+/// Runs `ip -n <netns> <args>` (tests poke at endpoints like a misbehaving tenant would).
+pub fn ip(netns: &str, args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .arg("-n")
+        .arg(netns)
+        .args(args)
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip -n {netns} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ip`/`bridge` output in a namespace, for byte-for-byte comparisons.
+pub fn show(netns: &str, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .arg("-n")
+        .arg(netns)
+        .args(args)
+        .output()
+        .expect("run");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub const THREE_TIER_HCL: &str = r#"
+tenant "shop" {
+  vrf "main" {}
+  bridge_domain "net" {
+    vrf = "main"
+    subnet "10.1.0.0/24" { gateway = "10.1.0.1" }
+  }
+  filter "http-8080" {
+    entry "tcp-8080" {
+      protocol = "tcp"
+      destination_port = 8080
+    }
+  }
+  filter "pg" {
+    entry "tcp-5432" {
+      protocol = "tcp"
+      destination_port = 5432
+    }
+  }
+  contract "web-to-app" {
+    subject "http" { filters = ["http-8080"] }
+  }
+  contract "app-to-db" {
+    subject "sql" { filters = ["pg"] }
+  }
+  application_profile "store" {
+    epg "web" {
+      bridge_domain = "net"
+      consumes = ["web-to-app"]
+    }
+    epg "app" {
+      bridge_domain = "net"
+      provides = ["web-to-app"]
+      consumes = ["app-to-db"]
+    }
+    epg "db" {
+      bridge_domain = "net"
+      provides = ["app-to-db"]
+    }
+  }
+}
+"#;
