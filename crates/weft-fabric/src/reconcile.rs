@@ -250,3 +250,218 @@ pub fn cleanup(prefix: &str) -> Result<Vec<String>, FabricError> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{LocalEndpoint, VrfDesired};
+    use crate::exec::FakeRunner;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use weft_compiler::{BridgeDomainPolicy, ClassId, VrfPolicy};
+    use weft_model::{EpgPath, ObjectPath};
+
+    #[derive(Debug, Default)]
+    struct FakeNetns(Mutex<BTreeSet<String>>);
+
+    impl NetnsOps for FakeNetns {
+        fn exists(&self, name: &str) -> bool {
+            self.0.lock().map(|s| s.contains(name)).unwrap_or(false)
+        }
+        fn create(&self, name: &str) -> Result<(), FabricError> {
+            self.0.lock().map(|mut s| s.insert(name.to_string())).ok();
+            Ok(())
+        }
+        fn delete(&self, name: &str) -> Result<(), FabricError> {
+            self.0.lock().map(|mut s| s.remove(name)).ok();
+            Ok(())
+        }
+        fn list(&self, prefix: &str) -> Vec<String> {
+            self.0
+                .lock()
+                .map(|s| {
+                    s.iter()
+                        .filter(|n| n.starts_with(prefix))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        fn sysctl(&self, _: &str, _: &str, _: &str) -> Result<(), FabricError> {
+            Ok(())
+        }
+    }
+
+    fn node(endpoints: &[(&str, &str)]) -> DesiredNode {
+        let bd = ObjectPath::tenant("t").child("bd", "net");
+        let local = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, (name, ip))| LocalEndpoint {
+                name: (*name).into(),
+                netns: format!("weft-ep-{name}"),
+                class: ClassId(100),
+                bridge_domain: bd.clone(),
+                ips: vec![ip.parse().expect("ip")],
+                mac: [2, 0, 0, 0, 0, i as u8 + 1],
+                allowed_pairs: vec![],
+            })
+            .collect();
+        DesiredNode {
+            node: "n1".into(),
+            node_netns: Some("weft-n1".into()),
+            underlay_ip: "10.255.0.1".parse().expect("ip"),
+            vrf_netns_prefix: "weft-n1".into(),
+            overlay_mtu: 1450,
+            vrfs: vec![VrfDesired {
+                policy: VrfPolicy {
+                    path: ObjectPath::tenant("t").child("vrf", "main"),
+                    id: 7,
+                    enforced: true,
+                    bridge_domains: vec![BridgeDomainPolicy {
+                        path: bd,
+                        vni: 70,
+                        gateway_mac: [2, 0x77, 0x66, 0, 0, 70],
+                        subnets: vec![(
+                            "10.1.0.0/24".parse().expect("net"),
+                            "10.1.0.1".parse().expect("ip"),
+                        )],
+                    }],
+                    members: BTreeMap::from([(ClassId(100), EpgPath::new("t", "a", "e"))]),
+                    rules: vec![],
+                },
+                local,
+                remote: vec![],
+            }],
+        }
+    }
+
+    /// `listed`: endpoints whose ports the fake kernel lists.
+    fn setup(listed: &[&str]) -> (Arc<FakeRunner>, Arc<FakeNetns>, Fabric) {
+        let runner = Arc::new(FakeRunner::default());
+        let ns = Arc::new(FakeNetns::default());
+        for n in ["weft-n1", "weft-ep-a", "weft-ep-b"] {
+            let _ = ns.create(n);
+        }
+        // What the kernel would list after the first reconcile.
+        let mut links = vec!["weft-b70".to_string(), "weft-x70".into()];
+        links.extend(listed.iter().map(|e| names::port(e)));
+        let links: Vec<String> = links
+            .iter()
+            .map(|l| format!("{{\"ifname\":\"{l}\"}}"))
+            .collect();
+        runner.reply("-j link show", Ok(format!("[{}]", links.join(","))));
+        let fabric = Fabric::new(runner.clone(), ns.clone(), StateStore::memory());
+        (runner, ns, fabric)
+    }
+
+    #[test]
+    fn first_reconcile_creates_tables_before_ports_and_second_does_nothing() {
+        let (runner, ns, mut fabric) = setup(&["a"]);
+        let report = fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect("reconcile");
+        assert_eq!(report.namespaces_created, vec!["weft-n1-v7".to_string()]);
+        assert!(ns.exists("weft-n1-v7"));
+        let log: Vec<String> = runner.commands().iter().map(|c| c.to_string()).collect();
+        let tables = log
+            .iter()
+            .position(|c| c.starts_with("nft -n weft-n1-v7 -f -"))
+            .expect("tables");
+        let port = log
+            .iter()
+            .position(|c| c.contains("-batch") || c.contains("veth"))
+            .expect("links");
+        assert!(tables < port, "tables must exist before any port: {log:#?}");
+        let first_batch = &runner.commands()[tables];
+        assert!(
+            first_batch
+                .stdin
+                .as_deref()
+                .is_some_and(|s| s.starts_with("table bridge weft"))
+        );
+
+        runner.clear();
+        runner.reply(
+            "list tables",
+            Ok("table bridge weft\ntable inet weft\n".into()),
+        );
+        let again = fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect("reconcile");
+        assert_eq!(again.changes(), 0, "{again:?}");
+        assert!(
+            runner
+                .commands()
+                .iter()
+                .all(|c| !c.args.contains(&"-f".to_string())),
+            "no nft batch"
+        );
+    }
+
+    #[test]
+    fn an_added_endpoint_costs_only_its_elements() {
+        let (runner, _, mut fabric) = setup(&["a", "b"]);
+        fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect("reconcile");
+        runner.clear();
+        runner.reply(
+            "list tables",
+            Ok("table bridge weft\ntable inet weft\n".into()),
+        );
+        let r = fabric
+            .reconcile(&node(&[("a", "10.1.0.10"), ("b", "10.1.0.11")]))
+            .expect("reconcile");
+        assert_eq!((r.links_created, r.links_deleted), (2, 0), "{r:?}");
+        assert_eq!(
+            (r.nft_elements_added, r.nft_elements_removed),
+            (6, 0),
+            "{r:?}"
+        );
+        let batch = runner
+            .commands()
+            .into_iter()
+            .find(|c| c.program == crate::exec::Program::Nft && c.stdin.is_some())
+            .and_then(|c| c.stdin)
+            .expect("batch");
+        assert!(
+            batch.lines().all(|l| l.starts_with("add element")),
+            "{batch}"
+        );
+    }
+
+    #[test]
+    fn refused_states_touch_nothing() {
+        let (runner, _, mut fabric) = setup(&["a"]);
+        let mut missing = node(&[("a", "10.1.0.10")]);
+        missing.vrfs[0].local[0].netns = "weft-ep-gone".into();
+        let err = fabric.reconcile(&missing).expect_err("missing namespace");
+        assert!(
+            matches!(err, FabricError::MissingNamespace { ref endpoint, .. } if endpoint == "a")
+        );
+        let mut outside = node(&[("a", "10.2.0.10")]);
+        outside.vrfs[0].local[0].netns = "weft-ep-a".into();
+        let err = fabric
+            .reconcile(&outside)
+            .expect_err("address outside subnet");
+        assert!(
+            err.to_string().contains("10.2.0.10 is in no subnet"),
+            "{err}"
+        );
+        assert!(runner.commands().is_empty());
+    }
+
+    #[test]
+    fn nft_refusal_is_typed() {
+        let (runner, _, mut fabric) = setup(&["a"]);
+        runner.reply("-f -", Err("Error: syntax error".into()));
+        let err = fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect_err("refused");
+        assert!(
+            matches!(err, FabricError::NftRejected { ref netns, .. } if netns == "weft-n1-v7"),
+            "{err}"
+        );
+    }
+}

@@ -96,7 +96,7 @@ impl Testbed {
     pub fn destroy(&mut self) -> Result<(), FabricError> {
         let store = StateStore::in_dir(DEFAULT_DIR);
         let mut names = self.leftovers();
-        names.extend(self.created.drain(..));
+        names.append(&mut self.created);
         names.sort();
         names.dedup();
         for ns in names {
