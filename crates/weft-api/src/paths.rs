@@ -1,0 +1,47 @@
+//! Route paths. The server mounts exactly these; the client calls exactly these.
+
+pub const HEALTH: &str = "/v1/health";
+pub const OPENAPI: &str = "/v1/openapi.json";
+/// `POST` a [`crate::ApplyRequest`]: upsert whole tenants, validated as one model.
+pub const APPLY: &str = "/v1/apply";
+/// `GET` the tenants the token may see.
+pub const TENANTS: &str = "/v1/tenants";
+/// `GET`, `PUT` (a `weft_model::Tenant` as JSON), `DELETE`.
+pub fn tenant(name: &str) -> String {
+    format!("/v1/tenants/{name}")
+}
+/// `GET` [`crate::EpgInfo`] rows.
+pub const EPGS: &str = "/v1/epgs";
+/// `GET` [`crate::ContractInfo`] rows.
+pub const CONTRACTS: &str = "/v1/contracts";
+/// `GET` the compiled policy ([`weft_compiler::CompiledPolicy`]).
+pub const POLICY: &str = "/v1/policy";
+/// `POST` a [`crate::TokenRequest`] (admin only): a token for one tenant.
+pub const TOKENS: &str = "/v1/tokens";
+/// `GET` the nodes; `POST` a [`crate::NodeRegistration`] with the join token.
+pub const NODES: &str = "/v1/nodes";
+pub fn node(name: &str) -> String {
+    format!("/v1/nodes/{name}")
+}
+/// `PUT` (empty body): the node is alive.
+pub fn node_heartbeat(name: &str) -> String {
+    format!("/v1/nodes/{name}/heartbeat")
+}
+/// `GET` [`crate::NodeDesired`], a blocking query.
+pub fn node_desired(name: &str) -> String {
+    format!("/v1/nodes/{name}/desired")
+}
+/// `PUT` [`crate::NodeReport`]: what the agent installed.
+pub fn node_report(name: &str) -> String {
+    format!("/v1/nodes/{name}/report")
+}
+/// `GET` the endpoints; `POST` an [`crate::EndpointRequest`].
+pub const ENDPOINTS: &str = "/v1/endpoints";
+/// `GET`, `DELETE`.
+pub fn endpoint(name: &str) -> String {
+    format!("/v1/endpoints/{name}")
+}
+/// `GET`: server-sent events, one per committed change ([`crate::ChangeEvent`]).
+pub const EVENTS: &str = "/v1/events";
+/// `GET ?from=ENDPOINT&to=ENDPOINT&proto=tcp&port=N`: [`crate::LiveExplanation`].
+pub const EXPLAIN: &str = "/v1/explain";

@@ -1,0 +1,301 @@
+//! JSON wire types. Every struct refuses unknown fields, so a typo is a 400 naming it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use weft_compiler::{CompiledPolicy, Rule};
+use weft_model::{EpgPath, Model, ObjectPath};
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiError {
+    pub error: String,
+    /// The request field at fault, when there is one (`epg`, `tenant.shop.vrf.main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every finding, for validation failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+/// A MAC address, written `02:42:ac:11:00:02`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a MAC address like 02:42:ac:11:00:02");
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `POST /v1/apply`: whole tenants to create or replace, validated as one model together
+/// with every other tenant already stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    pub model: Model,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyResponse {
+    pub revision: u64,
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSummary {
+    pub name: String,
+    pub revision: u64,
+    pub vrfs: usize,
+    pub bridge_domains: usize,
+    pub epgs: usize,
+    pub contracts: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpgInfo {
+    pub path: EpgPath,
+    pub class: u16,
+    pub vrf: ObjectPath,
+    pub bridge_domain: ObjectPath,
+    pub provides: Vec<String>,
+    pub consumes: Vec<String>,
+    pub endpoints: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractInfo {
+    pub path: ObjectPath,
+    pub scope: String,
+    pub subjects: usize,
+    pub providers: Vec<String>,
+    pub consumers: Vec<String>,
+}
+
+/// `POST /v1/tokens` (admin only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpus: f64,
+    pub mem_mb: u64,
+    pub disk_mb: u64,
+}
+
+/// What an agent says about its node when it joins (with the join token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRegistration {
+    pub name: String,
+    /// The node's address on the underlay: VXLAN tunnels end here.
+    pub underlay_ip: Ipv4Addr,
+    /// The node's network namespace; `None` means the host's own.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Prefix of every namespace the agent creates on this node (VRFs, endpoints);
+    /// starts with `weft`.
+    pub netns_prefix: String,
+    pub resources: Resources,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub registration: NodeRegistration,
+    pub revision: u64,
+    /// Heartbeat seen within the node deadline.
+    pub ready: bool,
+    /// Unix time of the last heartbeat, in milliseconds.
+    pub last_heartbeat_ms: u64,
+    #[serde(default)]
+    pub report: Option<NodeReport>,
+}
+
+/// `PUT /v1/nodes/{name}/report`: what the agent has installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeReport {
+    /// The [`NodeDesired::revision`] last installed.
+    pub applied_revision: u64,
+    /// The rule tables installed, per VRF present on the node.
+    #[serde(default)]
+    pub installed: Vec<InstalledVrf>,
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointStatus>,
+    /// Why the last reconcile failed, if it did (the last good state stays installed).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstalledVrf {
+    pub vrf: ObjectPath,
+    pub rules: Vec<Rule>,
+}
+
+/// An extra source address an endpoint's port may use (nested containers).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPair {
+    pub ip: IpAddr,
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+}
+
+/// `POST /v1/endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointRequest {
+    pub name: String,
+    pub epg: EpgPath,
+    pub node: String,
+    /// Chosen from the bridge domain's subnet when absent.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Stored; its node has not installed its port and policy yet.
+    Pending,
+    /// Port and policy installed on its node.
+    Ready,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointStatus {
+    pub state: EndpointState,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub name: String,
+    pub epg: EpgPath,
+    pub node: String,
+    /// `<node netns_prefix>-ep-<name>`, created by the node's agent.
+    pub netns: String,
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: IpAddr,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub revision: u64,
+    pub status: EndpointStatus,
+}
+
+/// `GET /v1/nodes/{name}/desired`: everything an agent needs to program its node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDesired {
+    /// The store revision this view was read at; pass it as `?index=` to wait for news.
+    pub revision: u64,
+    pub policy: CompiledPolicy,
+    pub nodes: Vec<Node>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One committed change, as `GET /v1/events` streams it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEvent {
+    pub revision: u64,
+    pub kind: ChangeKind,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Put,
+    Delete,
+}
+
+/// `GET /v1/explain?from=EP&to=EP&proto=tcp&port=N` against the live cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveExplanation {
+    pub from: String,
+    pub to: String,
+    /// The verdict of the stored intent (the compiled policy).
+    pub intent: VerdictText,
+    /// The verdict of the rules the destination's node reports as installed.
+    pub installed: Option<VerdictText>,
+    /// The node that enforces (the destination's).
+    pub node: String,
+    /// Intent and installed state disagree, or the node has not installed this revision.
+    pub differs: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictText {
+    pub allowed: bool,
+    pub text: String,
+}
