@@ -212,6 +212,17 @@ fn merge_map<T>(
     }
 }
 
+/// Completes a model deserialized from JSON (the API's twin of HCL): subnet keys become
+/// CIDRs. `parse_json` calls it; a server that deserializes a `Model` itself must too.
+pub fn resolve_json_keys(model: &mut Model) -> Result<(), ParseErrors> {
+    let errors = fill_json_derived("<request>", model);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ParseErrors(errors))
+    }
+}
+
 /// JSON has no labels to parse: subnet keys become CIDRs and names are checked here.
 fn fill_json_derived(file: &str, model: &mut Model) -> Vec<DocumentError> {
     let mut errors = Vec::new();

@@ -10,7 +10,9 @@ mod model;
 mod path;
 mod validate;
 
-pub use document::{DocumentError, Documents, ParseErrors, parse_hcl, parse_json};
+pub use document::{
+    DocumentError, Documents, ParseErrors, parse_hcl, parse_json, resolve_json_keys,
+};
 pub use model::*;
 pub use path::{EpgPath, ObjectPath, PathError};
 pub use validate::{Diagnostic, Severity, ValidationReport, validate};
