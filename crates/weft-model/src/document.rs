@@ -226,6 +226,43 @@ pub fn resolve_json_keys(model: &mut Model) -> Result<(), ParseErrors> {
 /// JSON has no labels to parse: subnet keys become CIDRs and names are checked here.
 fn fill_json_derived(file: &str, model: &mut Model) -> Vec<DocumentError> {
     let mut errors = Vec::new();
+    let mut check = |path: ObjectPath, name: &str| {
+        if let Err(message) = check_name(name) {
+            let loc = Location::new(file, 0);
+            errors.push(DocumentError {
+                loc,
+                path: Some(path),
+                message,
+            });
+        }
+    };
+    for (tname, tenant) in &model.tenants {
+        let tpath = ObjectPath::tenant(tname);
+        check(tpath.clone(), tname);
+        let named = [
+            ("vrf", tenant.vrfs.keys().collect::<Vec<_>>()),
+            ("bridge_domain", tenant.bridge_domains.keys().collect()),
+            ("filter", tenant.filters.keys().collect()),
+            ("contract", tenant.contracts.keys().collect()),
+            ("taboo", tenant.taboos.keys().collect()),
+            ("application_profile", tenant.app_profiles.keys().collect()),
+        ];
+        for (kind, names) in named {
+            for name in names {
+                check(tpath.child(kind, name), name);
+            }
+        }
+        for (aname, ap) in &tenant.app_profiles {
+            for ename in ap.epgs.keys() {
+                check(
+                    tpath
+                        .child("application_profile", aname)
+                        .child("epg", ename),
+                    ename,
+                );
+            }
+        }
+    }
     for (tname, tenant) in &mut model.tenants {
         for (bname, bd) in &mut tenant.bridge_domains {
             for (cidr, subnet) in &mut bd.subnets {

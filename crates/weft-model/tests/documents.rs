@@ -497,3 +497,16 @@ fn json_errors_name_the_line_and_field() {
         errors[0]
     );
 }
+
+#[test]
+fn json_names_are_checked_like_hcl_labels() {
+    let text = r#"{"tenant": {"t": {"vrf": {"a/b": {}}}}}"#;
+    let errors = parse_json("p.json", text).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].path.as_ref().unwrap().as_str(), "t/vrf:a/b");
+    assert!(
+        errors[0].message.contains("must be 1 to 64 characters"),
+        "{}",
+        errors[0]
+    );
+}
