@@ -2,6 +2,7 @@
 
 mod cmd;
 mod documents;
+mod remote;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,14 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Print the compiled rule tables of policy documents.
     Compile(cmd::compile::Args),
+    /// Send policy documents to the controller.
+    Apply(cmd::apply::Args),
+    /// List nodes, tenants, EPGs, contracts or endpoints from the controller.
+    Get(cmd::get::Args),
+    /// Create or delete endpoints.
+    Endpoint(cmd::endpoint::Args),
+    /// Run a command in an endpoint's network namespace.
+    Exec(cmd::exec::Args),
     /// Benchmarks that print figures (not tests).
     Bench(cmd::bench::Args),
 }
@@ -49,6 +58,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Compile(args) => cmd::compile::run(args),
+        Command::Apply(args) => cmd::apply::run(args),
+        Command::Get(args) => cmd::get::run(args),
+        Command::Endpoint(args) => cmd::endpoint::run(args),
+        Command::Exec(args) => cmd::exec::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -1,9 +1,12 @@
-//! `weft explain -f PATH --from T/A/E --to T/A/E --proto tcp --port N`
+//! `weft explain -f PATH --from T/A/E --to T/A/E --proto tcp --port N` (offline, EPGs)
+//! `weft explain --from ENDPOINT --to ENDPOINT --proto tcp --port N` (live cluster)
 //!
-//! Exit status: 0 allowed, 1 denied, 2 error.
+//! Exit status: 0 allowed, 1 denied, 2 error (and, live, 3 when intent and installed
+//! state disagree).
 
 use crate::documents;
-use anyhow::{Context, Result};
+use crate::remote::{RemoteArgs, block_on, describe};
+use anyhow::{Context, Result, anyhow};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_compiler::{Allocation, Flow, compile, explain};
@@ -11,15 +14,15 @@ use weft_model::{Action, EpgPath, IpFamily, Protocol};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A policy document, or a directory of them.
+    /// Policy documents to explain offline; without it, ask the live cluster.
     #[arg(short = 'f', long = "file")]
-    path: PathBuf,
-    /// Source EPG, as tenant/app-profile/epg.
+    path: Option<PathBuf>,
+    /// Source: an EPG (tenant/app-profile/epg) with -f, else an endpoint name.
     #[arg(long)]
-    from: EpgPath,
-    /// Destination EPG, as tenant/app-profile/epg.
+    from: String,
+    /// Destination: an EPG with -f, else an endpoint name.
     #[arg(long)]
-    to: EpgPath,
+    to: String,
     #[arg(long, value_enum)]
     proto: ProtoArg,
     /// Destination port (tcp and udp).
@@ -31,6 +34,8 @@ pub struct Args {
     /// Evaluate as IPv6 instead of IPv4.
     #[arg(long)]
     ipv6: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -41,7 +46,12 @@ enum ProtoArg {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let model = documents::load(&args.path)?;
+    let Some(path) = &args.path else {
+        return live(&args);
+    };
+    let from: EpgPath = args.from.parse()?;
+    let to: EpgPath = args.to.parse()?;
+    let model = documents::load(path)?;
     let policy = compile(&model, &Allocation::default())?;
     let proto = match args.proto {
         ProtoArg::Tcp => Protocol::Tcp,
@@ -59,20 +69,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
         sport: args.sport,
         dport: args.port,
     };
-    let explanation = explain(&policy, &args.from, &args.to, &flow)
-        .with_context(|| format!("cannot explain {} -> {}", args.from, args.to))?;
+    let explanation = explain(&policy, &from, &to, &flow)
+        .with_context(|| format!("cannot explain {from} -> {to}"))?;
     let port = if proto.has_ports() {
         format!("/{}", args.port)
     } else {
         String::new()
     };
     println!(
-        "{} (class {}) -> {} (class {}) {proto}{port}",
-        args.from, explanation.src_class, args.to, explanation.dst_class
+        "{from} (class {}) -> {to} (class {}) {proto}{port}",
+        explanation.src_class, explanation.dst_class
     );
     println!("{explanation}");
     Ok(match explanation.action {
         Action::Permit => ExitCode::SUCCESS,
         Action::Deny => ExitCode::from(1),
+    })
+}
+
+/// Asks the controller: the intent's verdict and the installed rules' verdict.
+fn live(args: &Args) -> Result<ExitCode> {
+    let proto = match args.proto {
+        ProtoArg::Tcp => "tcp",
+        ProtoArg::Udp => "udp",
+        ProtoArg::Icmp => "icmp",
+    };
+    let client = args.remote.client();
+    let answer = block_on(client.explain(&args.from, &args.to, proto, args.port))?
+        .map_err(|e| anyhow!(describe(&e)))?;
+    let verdict = |allowed: bool| if allowed { "allowed" } else { "denied" };
+    println!("{} -> {} {proto}/{} (enforced on {})", answer.from, answer.to, args.port, answer.node);
+    println!("intent:    {}: {}", verdict(answer.intent.allowed), answer.intent.text);
+    match &answer.installed {
+        Some(v) => println!("installed: {}: {}", verdict(v.allowed), v.text),
+        None => println!("installed: unknown (the node has not reported its rules)"),
+    }
+    if let Some(note) = &answer.note {
+        println!("note: {note}");
+    }
+    Ok(if answer.differs {
+        println!("intent and installed state DIFFER");
+        ExitCode::from(3)
+    } else if answer.intent.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod bench;
 pub mod compile;
+pub mod endpoint;
+pub mod exec;
 pub mod explain;
+pub mod get;
 pub mod validate;
