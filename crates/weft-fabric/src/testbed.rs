@@ -24,7 +24,17 @@ pub struct Testbed {
 impl Testbed {
     /// `test` distinguishes parallel tests; the process id distinguishes runs.
     pub fn new(test: &str, nodes: &[&str]) -> Result<Self, FabricError> {
-        let tag = format!("weft-t{}-{test}", std::process::id());
+        Self::with_tag(format!("weft-t{}-{test}", std::process::id()), nodes)
+    }
+
+    /// A testbed whose every namespace is named `<tag>-...` (`weft dev` uses its own tag).
+    pub fn with_tag(tag: String, nodes: &[&str]) -> Result<Self, FabricError> {
+        if !tag.starts_with("weft") {
+            return Err(FabricError::InvalidName {
+                name: tag,
+                why: "testbed tags must start with weft",
+            });
+        }
         let mut tb = Self {
             underlay_netns: format!("{tag}-ul"),
             tag,
@@ -84,6 +94,12 @@ impl Testbed {
         let ns = format!("{}-ep-{endpoint}", self.tag);
         self.create_netns(&ns)?;
         Ok(ns)
+    }
+
+    /// Leaves every namespace in place (a dev cluster kept for the user to explore);
+    /// clean-up is then the job of whoever knows the tag.
+    pub fn keep(self) {
+        std::mem::forget(self);
     }
 
     /// Namespaces under this testbed's tag that still exist.

@@ -53,6 +53,17 @@ pub fn load(path: &Path) -> Result<Model> {
             docs.add_hcl(&name, &text);
         }
     }
+    checked(docs)
+}
+
+/// Parses and validates an HCL document built into the binary.
+pub fn parse_embedded(name: &str, text: &str) -> Result<Model> {
+    let mut docs = weft_model::Documents::default();
+    docs.add_hcl(name, text);
+    checked(docs)
+}
+
+fn checked(docs: weft_model::Documents) -> Result<Model> {
     let model = docs.finish().map_err(|errors| InvalidDocuments {
         count: errors.0.len(),
         report: errors.to_string(),

@@ -1,5 +1,6 @@
 //! `weft`: one binary for the CLI, and later the controller and the node agent.
 
+mod cluster;
 mod cmd;
 mod documents;
 mod remote;
@@ -37,6 +38,11 @@ enum Command {
     Endpoint(cmd::endpoint::Args),
     /// Run a command in an endpoint's network namespace.
     Exec(cmd::exec::Args),
+    /// A whole cluster on this machine: controller and one agent per node namespace.
+    Dev(cmd::dev::Args),
+    /// Build the seed's Table 1 and the three-tier example in a fresh dev cluster and
+    /// check every pair with real packets.
+    Demo(cmd::demo::Args),
     /// Benchmarks that print figures (not tests).
     Bench(cmd::bench::Args),
 }
@@ -62,6 +68,8 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::get::run(args),
         Command::Endpoint(args) => cmd::endpoint::run(args),
         Command::Exec(args) => cmd::exec::run(args),
+        Command::Dev(args) => cmd::dev::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -23,6 +23,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for warning in &applied.warnings {
         eprintln!("warning: {warning}");
     }
-    println!("applied tenant(s) {} at revision {}", applied.tenants.join(", "), applied.revision);
+    println!(
+        "applied tenant(s) {} at revision {}",
+        applied.tenants.join(", "),
+        applied.revision
+    );
     Ok(ExitCode::SUCCESS)
 }

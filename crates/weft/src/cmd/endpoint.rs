@@ -45,16 +45,34 @@ fn parse_pair(text: &str) -> Result<AddressPair, String> {
         Some((ip, mac)) => (ip, Some(mac.parse::<MacAddr>()?)),
         None => (text, None),
     };
-    let ip = ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IP address"))?;
     Ok(AddressPair { ip, mac })
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let client = args.remote.client();
     match args.action {
-        Action::Create { name, epg, node, ip, mac, allowed_address_pairs, wait } => {
-            let request = EndpointRequest { name, epg, node, ip, mac, allowed_address_pairs };
-            let ep = block_on(client.create_endpoint(&request))?.map_err(|e| anyhow!(describe(&e)))?;
+        Action::Create {
+            name,
+            epg,
+            node,
+            ip,
+            mac,
+            allowed_address_pairs,
+            wait,
+        } => {
+            let request = EndpointRequest {
+                name,
+                epg,
+                node,
+                ip,
+                mac,
+                allowed_address_pairs,
+            };
+            let ep =
+                block_on(client.create_endpoint(&request))?.map_err(|e| anyhow!(describe(&e)))?;
             println!(
                 "endpoint {} in {} on {}: {}/{} mac {} netns {}",
                 ep.name, ep.epg, ep.node, ep.ip, ep.prefix_len, ep.mac, ep.netns

@@ -22,6 +22,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .args(&args.command)
         .status()
         .with_context(|| format!("cannot run a command in namespace {}", ep.netns))?;
-    let code = status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(crate::EXIT_ERROR);
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(crate::EXIT_ERROR);
     Ok(ExitCode::from(code))
 }

@@ -98,8 +98,15 @@ fn live(args: &Args) -> Result<ExitCode> {
     let answer = block_on(client.explain(&args.from, &args.to, proto, args.port))?
         .map_err(|e| anyhow!(describe(&e)))?;
     let verdict = |allowed: bool| if allowed { "allowed" } else { "denied" };
-    println!("{} -> {} {proto}/{} (enforced on {})", answer.from, answer.to, args.port, answer.node);
-    println!("intent:    {}: {}", verdict(answer.intent.allowed), answer.intent.text);
+    println!(
+        "{} -> {} {proto}/{} (enforced on {})",
+        answer.from, answer.to, args.port, answer.node
+    );
+    println!(
+        "intent:    {}: {}",
+        verdict(answer.intent.allowed),
+        answer.intent.text
+    );
     match &answer.installed {
         Some(v) => println!("installed: {}: {}", verdict(v.allowed), v.text),
         None => println!("installed: unknown (the node has not reported its rules)"),

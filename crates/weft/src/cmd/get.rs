@@ -39,8 +39,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_uppercase()).collect());
@@ -70,15 +73,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     let r = &n.registration;
                     vec![
                         r.name.clone(),
-                        if n.ready { "ready".into() } else { "not-ready".into() },
+                        if n.ready {
+                            "ready".into()
+                        } else {
+                            "not-ready".into()
+                        },
                         r.underlay_ip.to_string(),
                         format!("{}", r.resources.cpus),
                         format!("{} MiB", r.resources.mem_mb),
-                        n.report.as_ref().map_or("-".into(), |p| p.applied_revision.to_string()),
+                        n.report
+                            .as_ref()
+                            .map_or("-".into(), |p| p.applied_revision.to_string()),
                     ]
                 })
                 .collect();
-            table(&["name", "status", "underlay", "cpus", "memory", "applied"], rows);
+            table(
+                &["name", "status", "underlay", "cpus", "memory", "applied"],
+                rows,
+            );
         }
         What::Tenants => {
             let tenants = block_on(client.tenants())?.map_err(fail)?;
@@ -98,7 +110,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            table(&["name", "vrfs", "bridge domains", "epgs", "contracts", "revision"], rows);
+            table(
+                &[
+                    "name",
+                    "vrfs",
+                    "bridge domains",
+                    "epgs",
+                    "contracts",
+                    "revision",
+                ],
+                rows,
+            );
         }
         What::Epgs => {
             let epgs = block_on(client.epgs())?.map_err(fail)?;
@@ -118,7 +140,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            table(&["epg", "class", "bridge domain", "provides", "consumes", "endpoints"], rows);
+            table(
+                &[
+                    "epg",
+                    "class",
+                    "bridge domain",
+                    "provides",
+                    "consumes",
+                    "endpoints",
+                ],
+                rows,
+            );
         }
         What::Contracts => {
             let contracts = block_on(client.contracts())?.map_err(fail)?;
@@ -137,7 +169,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            table(&["contract", "scope", "subjects", "consumers", "providers"], rows);
+            table(
+                &["contract", "scope", "subjects", "consumers", "providers"],
+                rows,
+            );
         }
         What::Endpoints => {
             let endpoints = block_on(client.endpoints())?.map_err(fail)?;

@@ -3,6 +3,8 @@
 pub mod apply;
 pub mod bench;
 pub mod compile;
+pub mod demo;
+pub mod dev;
 pub mod endpoint;
 pub mod exec;
 pub mod explain;

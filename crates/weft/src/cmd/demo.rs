@@ -1,0 +1,314 @@
+//! `weft demo`: a fresh dev cluster, the seed's Table 1 and the three-tier example,
+//! every pair probed with real packets, expected against observed, with the reason.
+//! Exits 0 only if every row matches.
+
+use crate::cluster::DevCluster;
+use crate::documents::parse_embedded;
+use crate::remote::describe;
+use anyhow::{Context, Result, anyhow, bail};
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use weft_api::{Client, EndpointRequest, EndpointState};
+use weft_fabric::probe::{self, EchoServer};
+
+const TABLE1: &str = include_str!("../../../../examples/seed-table1.hcl");
+const THREE_TIER: &str = include_str!("../../../../examples/three-tier.hcl");
+const ECHO_PORT: u16 = 7000;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Leave the cluster running afterwards (remove it with `weft dev down --tag weft-demo`).
+    #[arg(long)]
+    keep: bool,
+}
+
+/// (name, node, EPG)
+const ENDPOINTS: &[(&str, &str, &str)] = &[
+    ("a", "com1", "lab/nets/nw-a"),
+    ("b", "com1", "lab/nets/nw-c"),
+    ("c", "com1", "lab/nets/nw-b"),
+    ("d", "com1", "lab/nets/nw-a"),
+    ("e", "com2", "lab/nets/nw-c"),
+    ("f", "com2", "lab/nets/nw-b"),
+    ("g", "com2", "lab/nets/nw-a"),
+    ("web-1", "com1", "shop/store/web"),
+    ("web-2", "com2", "shop/store/web"),
+    ("app-1", "com1", "shop/store/app"),
+    ("app-2", "com2", "shop/store/app"),
+    ("db-1", "com1", "shop/store/db"),
+    ("db-2", "com2", "shop/store/db"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Tcp(u16),
+    Udp(u16),
+    Icmp,
+}
+
+impl Probe {
+    fn proto_port(self) -> (&'static str, u16) {
+        match self {
+            Probe::Tcp(p) => ("tcp", p),
+            Probe::Udp(p) => ("udp", p),
+            Probe::Icmp => ("icmp", 0),
+        }
+    }
+}
+
+/// (case, from, to, probe, expected allowed)
+fn rows() -> Vec<(&'static str, &'static str, &'static str, Probe, bool)> {
+    let mut rows = Vec::new();
+    let table1 = [
+        ("T1 same host, other segment, no router", "b", false),
+        ("T1 same host, other segment, router", "c", true),
+        ("T1 same host, same segment", "d", true),
+        ("T1 other host, other segment, no router", "e", false),
+        ("T1 other host, other segment, router", "f", true),
+        ("T1 other host, same segment", "g", true),
+    ];
+    for (case, to, allowed) in table1 {
+        for probe in [Probe::Tcp(ECHO_PORT), Probe::Udp(ECHO_PORT), Probe::Icmp] {
+            rows.push((case, "a", to, probe, allowed));
+        }
+    }
+    rows.extend([
+        (
+            "3-tier web -> app 8080",
+            "web-1",
+            "app-2",
+            Probe::Tcp(8080),
+            true,
+        ),
+        (
+            "3-tier web -> app 8080 (same node)",
+            "web-2",
+            "app-2",
+            Probe::Tcp(8080),
+            true,
+        ),
+        (
+            "3-tier web -> db 5432",
+            "web-1",
+            "db-2",
+            Probe::Tcp(5432),
+            false,
+        ),
+        (
+            "3-tier app -> db 5432",
+            "app-1",
+            "db-2",
+            Probe::Tcp(5432),
+            true,
+        ),
+        (
+            "3-tier db -> web 80",
+            "db-1",
+            "web-2",
+            Probe::Tcp(80),
+            false,
+        ),
+        (
+            "3-tier against the contract: app -> web 8080",
+            "app-1",
+            "web-1",
+            Probe::Tcp(8080),
+            false,
+        ),
+        (
+            "3-tier web -> app on a port not in the contract",
+            "web-1",
+            "app-1",
+            Probe::Tcp(80),
+            false,
+        ),
+        (
+            "VRFs: lab a -> shop web-1 (no route between tenants)",
+            "a",
+            "web-1",
+            Probe::Tcp(80),
+            false,
+        ),
+    ]);
+    rows
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let started = Instant::now();
+    let progress = |step: &str| eprintln!("==> [{:>5.1}s] {step}", started.elapsed().as_secs_f64());
+    let cluster = rt.block_on(DevCluster::start(
+        "weft-demo",
+        &["com1".to_string(), "com2".to_string()],
+        &progress,
+    ))?;
+    let outcome = rt.block_on(demo(&cluster, &progress));
+    if args.keep {
+        println!(
+            "cluster kept: API {} (the CLI finds it); remove it with `weft dev down --tag weft-demo`",
+            cluster.api
+        );
+        cluster.keep();
+    } else {
+        progress("stopping the cluster and removing everything it created");
+        cluster.stop()?;
+    }
+    let failures = outcome?;
+    progress("done");
+    if failures == 0 {
+        println!("\nweft demo: every row matches");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\nweft demo: {failures} row(s) differ from the expected verdict");
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
+    let client = cluster.client();
+    progress("applying the seed's Table 1 (tenant lab) and the three-tier example (tenant shop)");
+    for (name, text) in [("seed-table1.hcl", TABLE1), ("three-tier.hcl", THREE_TIER)] {
+        let model = parse_embedded(name, text)?;
+        client
+            .apply(&model)
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+    }
+
+    progress(&format!(
+        "creating {} endpoints on com1 and com2",
+        ENDPOINTS.len()
+    ));
+    for (name, node, epg) in ENDPOINTS {
+        let request = EndpointRequest {
+            name: (*name).to_string(),
+            epg: epg.parse()?,
+            node: (*node).to_string(),
+            ip: None,
+            mac: None,
+            allowed_address_pairs: Vec::new(),
+        };
+        client
+            .create_endpoint(&request)
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+    }
+    progress("waiting for the agents to install ports and policy");
+    wait_all_ready(&client, Duration::from_secs(60)).await?;
+
+    let endpoints = client
+        .endpoints()
+        .await
+        .map_err(|e| anyhow!(describe(&e)))?;
+    let lookup = |name: &str| -> Result<(String, IpAddr)> {
+        let ep = endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| anyhow!("no endpoint {name}"))?;
+        Ok((ep.netns.clone(), ep.ip))
+    };
+    progress("starting echo servers (tcp+udp 7000, 80, 8080, 5432) in every endpoint");
+    let mut servers = Vec::new();
+    for ep in &endpoints {
+        for port in [ECHO_PORT, 80, 8080, 5432] {
+            servers.push(
+                EchoServer::start(&ep.netns, port)
+                    .with_context(|| format!("echo server in {}", ep.name))?,
+            );
+        }
+    }
+
+    progress("probing every pair with real packets");
+    println!();
+    println!(
+        "{:<52} {:<6} {:<6} {:<9} {:<8} {:<8} {:<3} reason",
+        "case", "from", "to", "probe", "expect", "observed", "ok"
+    );
+    let mut failures = 0;
+    for (case, from, to, probe, expected) in rows() {
+        let (src_ns, _) = lookup(from)?;
+        let (_, dst_ip) = lookup(to)?;
+        let observed = tokio::task::spawn_blocking(move || match probe {
+            Probe::Tcp(port) => probe::tcp_ok(&src_ns, dst_ip, port),
+            Probe::Udp(port) => probe::udp_ok(&src_ns, dst_ip, port),
+            Probe::Icmp => match dst_ip {
+                IpAddr::V4(v4) => probe::ping_ok(&src_ns, v4),
+                IpAddr::V6(_) => false,
+            },
+        })
+        .await
+        .context("probe task")?;
+        let (proto, port) = probe.proto_port();
+        let reason = match client.explain(from, to, proto, port).await {
+            Ok(answer) => {
+                let mut text = answer.intent.text;
+                if answer.differs {
+                    text.push_str(" [INSTALLED STATE DIFFERS]");
+                }
+                text
+            }
+            Err(e) => format!("(explain failed: {e})"),
+        };
+        let ok = observed == expected;
+        failures += usize::from(!ok);
+        let verdict = |allowed: bool| if allowed { "allowed" } else { "blocked" };
+        let probe_text = if port == 0 {
+            proto.to_string()
+        } else {
+            format!("{proto}/{port}")
+        };
+        println!(
+            "{case:<52} {from:<6} {to:<6} {probe_text:<9} {:<8} {:<8} {:<3} {}",
+            verdict(expected),
+            verdict(observed),
+            if ok { "yes" } else { "NO" },
+            first_line(&reason)
+        );
+    }
+    drop(servers);
+    Ok(failures)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+async fn wait_all_ready(client: &Client, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let endpoints = client
+            .endpoints()
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+        if let Some(failed) = endpoints
+            .iter()
+            .find(|e| e.status.state == EndpointState::Failed)
+        {
+            bail!(
+                "endpoint {} failed: {}",
+                failed.name,
+                failed.status.message.clone().unwrap_or_default()
+            );
+        }
+        if endpoints
+            .iter()
+            .all(|e| e.status.state == EndpointState::Ready)
+        {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            let pending: Vec<&str> = endpoints
+                .iter()
+                .filter(|e| e.status.state != EndpointState::Ready)
+                .map(|e| e.name.as_str())
+                .collect();
+            bail!(
+                "endpoints still pending after {}s: {}",
+                limit.as_secs(),
+                pending.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
