@@ -176,14 +176,18 @@ impl Fabric {
             report.namespaces_created.push(ns.to_string());
         }
         let tables_exist = !fresh && self.nft.tables_exist(ns)?;
-        let known = match self.installed.get(ns) {
-            Some(s) => Some(s.clone()),
+        // Taken, not cloned (200k elements): after a failure the saved file, which
+        // holds the last good state, is read again.
+        let known = match self.installed.remove(ns) {
+            Some(s) => Some(s),
             None if tables_exist => self.store.load(ns),
             None => None,
         };
         // Tables first (empty = every port dropped), so that a new port never passes a
         // packet before its class and rules are in.
-        let mut nft_current = known.as_ref().map(|k| k.nft.clone());
+        let known_nft = known.as_ref().map(|k| &k.nft);
+        let empty = NftDesired::default();
+        let mut nft_current = known_nft;
         if !tables_exist {
             let t = Instant::now();
             let batch = crate::nft::NftBatch {
@@ -192,16 +196,17 @@ impl Fabric {
             };
             self.nft.apply(ns, &batch)?;
             report.nft_time += t.elapsed();
-            nft_current = Some(NftDesired::default());
+            nft_current = Some(&empty);
         }
         let existing = self.links.links(ns)?;
-        let link_current = known.as_ref().map(|k| k.links.clone()).unwrap_or_default();
-        let plan = link::plan(ns, &link_current, &facts, &existing);
+        let no_links = std::collections::BTreeSet::new();
+        let link_current = known.as_ref().map_or(&no_links, |k| &k.links);
+        let plan = link::plan(ns, link_current, &facts, &existing);
         self.links.apply(&plan)?;
         report.links_created += plan.created;
         report.links_deleted += plan.deleted;
 
-        let batch = diff_batch(nft_current.as_ref(), true, &elements);
+        let batch = diff_batch(nft_current, true, &elements);
         let t = Instant::now();
         self.nft.apply(ns, &batch)?;
         report.nft_time += t.elapsed();

@@ -136,23 +136,19 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   counter misdelivered {}
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
-    iifname @uplinks meta mark set meta mark and 0xffff accept
-    iifname . ether saddr @port_mac goto port_in
-    counter name spoofed drop
-  }
-  chain port_in {
-    ether type arp iifname . ether saddr . arp saddr ip @port_src4 meta mark set iifname map @port_class accept
     ether type ip iifname . ether saddr . ip saddr @port_src4 meta mark set iifname map @port_class accept
+    iifname @uplinks meta mark set meta mark and 0xffff accept
+    ether type arp iifname . ether saddr . arp saddr ip @port_src4 meta mark set iifname map @port_class accept
     ether type ip6 iifname . ether saddr . ip6 saddr @port_src6 meta mark set iifname map @port_class accept
-    ether type ip6 ip6 saddr { ::, fe80::/10 } meta mark set iifname map @port_class accept
+    ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr @port_mac meta mark set iifname map @port_class accept
     counter name spoofed drop
   }
   chain postrouting {
     type filter hook postrouting priority 0; policy drop;
+    ether type ip oifname . ip daddr @port_dst4 accept
     oifname @uplinks accept
     oifname != @ports counter name misdelivered drop
     ether type arp accept
-    ether type ip oifname . ip daddr @port_dst4 accept
     ether type ip6 oifname . ip6 daddr @port_dst6 accept
     ether type ip6 ip6 daddr { ff00::/8, fe80::/10 } accept
     counter name misdelivered drop
