@@ -1,0 +1,462 @@
+//! The agent's loops: a session (register, heartbeat, periodic report) and a watch
+//! (blocking query, reconcile, save, report), run together until shutdown.
+
+use crate::backoff::Backoff;
+use crate::config::AgentConfig;
+use crate::controller::{Controller, ControllerError};
+use crate::convert::{self, Inputs};
+use crate::error::AgentError;
+use crate::node::{NodeOps, SystemNode};
+use crate::persist::LastApplied;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use weft_api::{
+    Client, EndpointState, EndpointStatus, InstalledVrf, NodeDesired, NodeRegistration, NodeReport,
+};
+use weft_fabric::DesiredNode;
+use weft_fabric::desired::EndpointSpec;
+
+/// What the agent did, for whoever listens ([`AgentConfig::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentEvent {
+    /// A desired state was reconciled (`error: None`) or refused.
+    Applied {
+        revision: u64,
+        /// The fabric's count of changes (0: the node already matched).
+        changes: usize,
+        /// Restored from the state file at start, not received from the controller.
+        from_disk: bool,
+        error: Option<String>,
+    },
+    /// The controller accepted the registration.
+    Registered,
+    /// A controller call failed; the next try is after `delay`.
+    Retrying {
+        error: ControllerError,
+        delay: Duration,
+    },
+    /// A report reached the controller.
+    Reported { applied_revision: u64 },
+}
+
+/// Runs the agent against the controller at `config.server` and the real fabric until
+/// `shutdown` completes. Returns an error only for an invalid configuration.
+pub async fn run(config: AgentConfig, shutdown: impl Future) -> Result<(), AgentError> {
+    config.validate()?;
+    let controller = Client::new(&config.server, Some(config.join_token.clone()));
+    let node = SystemNode::new(&config.fabric_state_dir);
+    run_with(config, controller, node, shutdown).await
+}
+
+/// [`run`] with the controller connection and the node operations chosen by the caller.
+pub async fn run_with<C: Controller, N: NodeOps>(
+    config: AgentConfig,
+    controller: C,
+    node: N,
+    shutdown: impl Future,
+) -> Result<(), AgentError> {
+    config.validate()?;
+    let agent = Agent::new(config, controller, node);
+    tokio::select! {
+        _ = shutdown => {
+            tracing::info!(node = %agent.me.name, "agent shutting down");
+            Ok(())
+        }
+        () = agent.run() => Ok(()),
+    }
+}
+
+/// The outcome of one apply.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub report: NodeReport,
+    /// Reconciled, and every local endpoint installed.
+    pub complete: bool,
+    /// The fabric reconciled (some endpoints may have failed).
+    pub reconciled: bool,
+    pub changes: usize,
+    pub error: Option<String>,
+}
+
+/// One apply, synchronous (it runs on a blocking thread): endpoint namespaces, the
+/// fabric's reconcile, pruning of deleted endpoints' namespaces, the report.
+pub(crate) fn apply_once<N: NodeOps>(
+    node: &mut N,
+    me: &NodeRegistration,
+    desired: &NodeDesired,
+    inputs: &Inputs,
+    previous: Option<&NodeReport>,
+    prune: bool,
+) -> Outcome {
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut usable: Vec<EndpointSpec> = Vec::with_capacity(inputs.endpoints.len());
+    for ep in &inputs.endpoints {
+        let local = ep.node == me.name;
+        if !inputs.policy.epgs.contains_key(&ep.epg) {
+            if local {
+                failed.insert(
+                    ep.name.clone(),
+                    format!("EPG {} is not in the compiled policy", ep.epg),
+                );
+            } else {
+                tracing::warn!(endpoint = %ep.name, epg = %ep.epg, "remote endpoint of an unknown EPG left out");
+            }
+            continue;
+        }
+        if local && !node.netns_exists(&ep.netns) {
+            match node.create_netns(&ep.netns) {
+                Ok(()) => {
+                    tracing::info!(endpoint = %ep.name, netns = %ep.netns, "created endpoint namespace")
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %ep.name, netns = %ep.netns, error = %e, "cannot create endpoint namespace");
+                    failed.insert(
+                        ep.name.clone(),
+                        format!("cannot create namespace {}: {e}", ep.netns),
+                    );
+                    continue;
+                }
+            }
+        }
+        usable.push(ep.clone());
+    }
+    let result = DesiredNode::from_policy(&inputs.me, &inputs.nodes, &inputs.policy, &usable)
+        .and_then(|dn| node.reconcile(&dn).map(|r| (dn, r)));
+    match result {
+        Ok((dn, r)) => {
+            if prune {
+                prune_endpoint_netns(node, me, inputs);
+            }
+            let mut endpoints: BTreeMap<String, EndpointStatus> = dn
+                .vrfs
+                .iter()
+                .flat_map(|v| v.local.iter())
+                .map(|ep| {
+                    (
+                        ep.name.clone(),
+                        EndpointStatus {
+                            state: EndpointState::Ready,
+                            message: None,
+                        },
+                    )
+                })
+                .collect();
+            for (name, why) in &failed {
+                endpoints.insert(
+                    name.clone(),
+                    EndpointStatus {
+                        state: EndpointState::Failed,
+                        message: Some(why.clone()),
+                    },
+                );
+            }
+            Outcome {
+                report: NodeReport {
+                    applied_revision: desired.revision,
+                    installed: dn
+                        .vrfs
+                        .iter()
+                        .map(|v| InstalledVrf {
+                            vrf: v.policy.path.clone(),
+                            rules: v.policy.rules.clone(),
+                        })
+                        .collect(),
+                    endpoints,
+                    error: None,
+                },
+                complete: failed.is_empty(),
+                reconciled: true,
+                changes: r.changes(),
+                error: None,
+            }
+        }
+        Err(e) => {
+            let why = e.to_string();
+            tracing::error!(node = %me.name, revision = desired.revision, error = %why, "reconcile failed; the last good state stays");
+            let mut endpoints = BTreeMap::new();
+            for ep in inputs.local() {
+                let kept = previous
+                    .and_then(|p| p.endpoints.get(&ep.name))
+                    .filter(|s| s.state == EndpointState::Ready && !failed.contains_key(&ep.name))
+                    .cloned();
+                let status = kept.unwrap_or_else(|| EndpointStatus {
+                    state: EndpointState::Failed,
+                    message: Some(failed.get(&ep.name).cloned().unwrap_or_else(|| why.clone())),
+                });
+                endpoints.insert(ep.name.clone(), status);
+            }
+            Outcome {
+                report: NodeReport {
+                    applied_revision: previous.map_or(0, |p| p.applied_revision),
+                    installed: previous.map(|p| p.installed.clone()).unwrap_or_default(),
+                    endpoints,
+                    error: Some(why.clone()),
+                },
+                complete: false,
+                reconciled: false,
+                changes: 0,
+                error: Some(why),
+            }
+        }
+    }
+}
+
+/// Deletes the namespaces of endpoints that left this node: only names under
+/// `<netns_prefix>-ep-`, which this agent created.
+fn prune_endpoint_netns<N: NodeOps>(node: &mut N, me: &NodeRegistration, inputs: &Inputs) {
+    let prefix = convert::endpoint_netns_prefix(me);
+    let wanted: BTreeSet<&str> = inputs.local().map(|e| e.netns.as_str()).collect();
+    for ns in node.list_netns(&prefix) {
+        if !ns.starts_with(&prefix) || wanted.contains(ns.as_str()) {
+            continue;
+        }
+        match node.delete_netns(&ns) {
+            Ok(()) => tracing::info!(netns = %ns, "deleted namespace of a removed endpoint"),
+            Err(e) => tracing::warn!(netns = %ns, error = %e, "cannot delete namespace"),
+        }
+    }
+}
+
+struct Agent<C, N> {
+    me: NodeRegistration,
+    config: AgentConfig,
+    controller: C,
+    node: Arc<Mutex<N>>,
+    store: LastApplied,
+    /// The last report (what is installed), shared by both loops.
+    report: watch::Sender<Option<NodeReport>>,
+    /// Whether the controller knows this node right now.
+    registered: watch::Sender<bool>,
+}
+
+/// What the watch loop remembers between polls.
+#[derive(Default)]
+struct Applied {
+    /// Inputs of the last complete apply: equal inputs need no reconcile.
+    inputs: Option<Inputs>,
+    /// The revision in the state file.
+    saved_revision: Option<u64>,
+}
+
+impl<C: Controller, N: NodeOps> Agent<C, N> {
+    fn new(config: AgentConfig, controller: C, node: N) -> Self {
+        Self {
+            me: config.registration.clone(),
+            store: LastApplied::new(&config.state_dir),
+            config,
+            controller,
+            node: Arc::new(Mutex::new(node)),
+            report: watch::Sender::new(None),
+            registered: watch::Sender::new(false),
+        }
+    }
+
+    fn emit(&self, event: AgentEvent) {
+        if let Some(tx) = &self.config.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    async fn run(&self) {
+        let mut applied = Applied::default();
+        self.restore(&mut applied).await;
+        tokio::join!(self.session(), self.watch(applied));
+    }
+
+    /// Reinstalls the state file's desired state at once, before any controller is
+    /// reached; deletes nothing of its own.
+    async fn restore(&self, applied: &mut Applied) {
+        let desired = match self.store.load(&self.me.name) {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot restore the last applied state; waiting for the controller");
+                return;
+            }
+        };
+        tracing::info!(node = %self.me.name, revision = desired.revision, "restoring the last applied state");
+        applied.saved_revision = Some(desired.revision);
+        self.apply(desired, true, applied).await;
+    }
+
+    /// Applies on a blocking thread, saves, publishes the report.
+    async fn apply(&self, desired: NodeDesired, from_disk: bool, applied: &mut Applied) -> bool {
+        let inputs = convert::inputs(&self.me, &desired);
+        let node = self.node.clone();
+        let me = self.me.clone();
+        let previous = self.report.borrow().clone();
+        let job_inputs = inputs.clone();
+        let job_desired = desired.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
+            apply_once(
+                &mut *node,
+                &me,
+                &job_desired,
+                &job_inputs,
+                previous.as_ref(),
+                !from_disk,
+            )
+        })
+        .await;
+        let outcome = match joined {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "reconcile task failed");
+                return false;
+            }
+        };
+        if outcome.reconciled && !from_disk {
+            self.save(&desired, applied);
+        }
+        applied.inputs = outcome.complete.then_some(inputs);
+        self.emit(AgentEvent::Applied {
+            revision: desired.revision,
+            changes: outcome.changes,
+            from_disk,
+            error: outcome.error.clone(),
+        });
+        self.report.send_replace(Some(outcome.report));
+        outcome.reconciled
+    }
+
+    fn save(&self, desired: &NodeDesired, applied: &mut Applied) {
+        match self.store.save(&self.me.name, desired) {
+            Ok(()) => applied.saved_revision = Some(desired.revision),
+            Err(e) => tracing::warn!(error = %e, "cannot save the applied state"),
+        }
+    }
+
+    async fn send_report(&self) {
+        let Some(report) = self.report.borrow().clone() else {
+            return;
+        };
+        match self.controller.report(&self.me.name, &report).await {
+            Ok(()) => self.emit(AgentEvent::Reported {
+                applied_revision: report.applied_revision,
+            }),
+            Err(e) => tracing::warn!(error = %e, "report not delivered"),
+        }
+    }
+
+    async fn retry_later(&self, error: ControllerError, backoff: &mut Backoff) {
+        let delay = backoff.next_delay();
+        match &error {
+            ControllerError::Rejected { .. } => {
+                tracing::error!("{error}; check the join token; retrying in {delay:.1?}")
+            }
+            _ => tracing::warn!("{error}; retrying in {delay:.1?}"),
+        }
+        self.emit(AgentEvent::Retrying { error, delay });
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Register, then heartbeat; any heartbeat failure means registering again.
+    async fn session(&self) {
+        let mut backoff = Backoff::new(self.config.backoff);
+        loop {
+            match self.controller.register(&self.me).await {
+                Ok(()) => {}
+                Err(e) => {
+                    self.retry_later(e, &mut backoff).await;
+                    continue;
+                }
+            }
+            backoff.reset();
+            tracing::info!(node = %self.me.name, controller = %self.controller.url(), "registered");
+            self.registered.send_replace(true);
+            self.emit(AgentEvent::Registered);
+            // The controller may have restarted and forgotten what we installed.
+            self.send_report().await;
+            let mut beats: u32 = 0;
+            loop {
+                tokio::time::sleep(self.config.heartbeat_every).await;
+                match self.controller.heartbeat(&self.me.name).await {
+                    Ok(()) => {
+                        beats = beats.wrapping_add(1);
+                        if self.config.report_every > 0
+                            && beats.is_multiple_of(self.config.report_every)
+                        {
+                            self.send_report().await;
+                        }
+                    }
+                    Err(e) => {
+                        self.registered.send_replace(false);
+                        self.retry_later(e, &mut backoff).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Blocking queries for the desired state; each news is applied and reported.
+    async fn watch(&self, mut applied: Applied) {
+        let mut backoff = Backoff::new(self.config.backoff);
+        let mut registered = self.registered.subscribe();
+        let mut index = 0;
+        loop {
+            if registered.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            let polled = self
+                .controller
+                .desired(&self.me.name, index, self.config.watch_wait)
+                .await;
+            let watched = match polled {
+                Ok(w) => w,
+                Err(e) => {
+                    // Nothing destructive: what is installed keeps being enforced.
+                    index = 0;
+                    self.retry_later(e, &mut backoff).await;
+                    continue;
+                }
+            };
+            let news = watched.index != index;
+            index = watched.index;
+            let desired = watched.desired;
+            let inputs = convert::inputs(&self.me, &desired);
+            if applied.inputs.as_ref() == Some(&inputs) {
+                backoff.reset();
+                self.bump_revision(&desired, &mut applied).await;
+                continue;
+            }
+            if !news && applied.inputs.is_none() && backoff.attempts() > 0 {
+                // The last apply failed and nothing changed: do not spin.
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            let ok = self.apply(desired, false, &mut applied).await;
+            if ok {
+                backoff.reset();
+            } else {
+                let _ = backoff.next_delay();
+            }
+            self.send_report().await;
+        }
+    }
+
+    /// Same inputs at a newer revision: nothing to install, but the report and the
+    /// state file move to the new revision.
+    async fn bump_revision(&self, desired: &NodeDesired, applied: &mut Applied) {
+        let current = self.report.borrow().as_ref().map(|r| r.applied_revision);
+        if current == Some(desired.revision) {
+            return;
+        }
+        self.report.send_modify(|r| {
+            if let Some(r) = r {
+                r.applied_revision = desired.revision;
+            }
+        });
+        if applied.saved_revision != Some(desired.revision) {
+            self.save(desired, applied);
+        }
+        self.send_report().await;
+    }
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

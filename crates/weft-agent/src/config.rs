@@ -1,0 +1,89 @@
+//! What the agent is told at start.
+
+use crate::agent::AgentEvent;
+use crate::backoff::BackoffConfig;
+use crate::error::AgentError;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use weft_api::NodeRegistration;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The controller's URL, like `http://127.0.0.1:7070`.
+    pub server: String,
+    pub join_token: String,
+    /// What the agent says about its node (see [`crate::detect_resources`]).
+    pub registration: NodeRegistration,
+    /// Where the last applied desired state is kept (survives agent restarts).
+    pub state_dir: PathBuf,
+    /// Where the fabric keeps what it installed per VRF namespace.
+    pub fabric_state_dir: PathBuf,
+    pub heartbeat_every: Duration,
+    /// The installed state is reported again every this many heartbeats (the
+    /// controller keeps reports in memory only).
+    pub report_every: u32,
+    /// How long one blocking query for the desired state may wait.
+    pub watch_wait: Duration,
+    /// Retries after controller errors.
+    pub backoff: BackoffConfig,
+    /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
+    pub events: Option<UnboundedSender<AgentEvent>>,
+}
+
+impl AgentConfig {
+    /// A configuration with the defaults: heartbeat every 5 s, report every 3rd
+    /// heartbeat, 30 s blocking queries, backoff from 0.5 s up to 10 s.
+    pub fn new(
+        server: impl Into<String>,
+        join_token: impl Into<String>,
+        registration: NodeRegistration,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            server: server.into(),
+            join_token: join_token.into(),
+            registration,
+            state_dir: state_dir.into(),
+            fabric_state_dir: PathBuf::from(weft_fabric::state::DEFAULT_DIR),
+            heartbeat_every: Duration::from_secs(5),
+            report_every: 3,
+            watch_wait: Duration::from_secs(30),
+            backoff: BackoffConfig::default(),
+            events: None,
+        }
+    }
+
+    /// Checks what can be checked before anything runs.
+    pub fn validate(&self) -> Result<(), AgentError> {
+        let bad = |why: String| Err(AgentError::Config(why));
+        let reg = &self.registration;
+        if reg.name.is_empty()
+            || !reg
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad(format!(
+                "node name {:?}: use ASCII letters, digits, '-', '_' and '.'",
+                reg.name
+            ));
+        }
+        if let Err(e) = weft_fabric::names::check_netns_name(&reg.netns_prefix) {
+            return bad(format!("netns prefix: {e}"));
+        }
+        if !(self.server.starts_with("http://") || self.server.starts_with("https://")) {
+            return bad(format!(
+                "server {:?} must be a URL like http://127.0.0.1:7070",
+                self.server
+            ));
+        }
+        if self.heartbeat_every.is_zero() || self.watch_wait.is_zero() {
+            return bad("heartbeat and watch intervals must be positive".into());
+        }
+        if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
+            return bad("backoff: 0 < initial <= max".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! weft's node agent.
+//!
+//! One agent runs per node. It stays in the host namespace for its control connection
+//! and programs its node's namespaces through the fabric's namespace-bound operations:
+//!
+//! 1. restores the last applied desired state from `state_dir` (if any) and reconciles
+//!    it at once, so that a restart without a controller keeps enforcing and tears
+//!    nothing down;
+//! 2. registers its node (resources, labels) with the join token and heartbeats; a
+//!    wrong address or a rejected token is logged and retried with capped exponential
+//!    backoff with jitter, never fatal;
+//! 3. watches its desired state with the blocking query, makes sure every local
+//!    endpoint's namespace exists, reconciles the fabric, saves what it applied
+//!    (write, fsync, rename) and reports what is installed.
+//!
+//! The loop is written against two traits, [`Controller`] and [`NodeOps`], so that it
+//! is tested with fakes; [`run`] wires in the real client and fabric.
+
+pub mod agent;
+pub mod backoff;
+pub mod config;
+pub mod controller;
+pub mod convert;
+pub mod error;
+pub mod host;
+pub mod node;
+pub mod persist;
+
+pub use agent::{AgentEvent, run, run_with};
+pub use backoff::{Backoff, BackoffConfig};
+pub use config::AgentConfig;
+pub use controller::{Controller, ControllerError};
+pub use error::AgentError;
+pub use host::{detect_resources, host_labels};
+pub use node::{NodeOps, SystemNode};
