@@ -1,0 +1,35 @@
+//! What `weft server` can be told.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use weft_store::SyncPolicy;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen, e.g. `127.0.0.1:7070` (`:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Holds the store file and the `admin.token` / `join.token` files.
+    pub data_dir: PathBuf,
+    /// A node is ready while its last heartbeat is younger than this.
+    pub node_deadline: Duration,
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit: usize,
+    /// Longest `?wait=` a blocking query may ask for; longer asks are cut to this.
+    pub max_wait: Duration,
+    /// When acknowledged writes reach the disk. Keep `EveryCommit` for real state.
+    pub sync: SyncPolicy,
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            node_deadline: Duration::from_secs(10),
+            body_limit: 1024 * 1024,
+            max_wait: Duration::from_secs(300),
+            sync: SyncPolicy::EveryCommit,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! weft's controller: the REST API of [`weft_api`] over a [`weft_store::KvStore`].
+//!
+//! [`serve`] binds the listener and returns a [`ServerHandle`]; everything else is internal:
+//! - every policy change is merged into the stored model, validated and compiled whole, then
+//!   committed with its class allocation in one compare-and-swap transaction ([`admission`]);
+//! - one store watch feeds an in-memory snapshot of model, compiled policy, nodes and
+//!   endpoints ([`state`]) and a `tokio::sync::watch` that wakes blocking queries ([`watch`]);
+//! - tokens are checked by [`auth`]; endpoint addresses come from [`ipam`].
+
+mod admission;
+mod auth;
+mod config;
+mod error;
+mod explain;
+mod extract;
+mod ipam;
+mod keys;
+mod liveness;
+mod openapi;
+mod routes;
+mod server;
+mod state;
+mod watch;
+
+pub use config::ServerConfig;
+pub use error::ServerError;
+pub use server::{ServerHandle, serve};
+pub use weft_store::SyncPolicy;

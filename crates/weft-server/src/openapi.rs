@@ -1,0 +1,353 @@
+//! The OpenAPI 3 document served at `/v1/openapi.json`, written by hand from one table of
+//! routes (kept next to [`crate::routes::router`]; a test checks both list the same paths).
+
+use serde_json::{Map, Value, json};
+
+/// (path, method, summary, request body type, response body type, blocking query)
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    bool,
+);
+
+pub const OPERATIONS: &[Operation] = &[
+    (
+        "/v1/health",
+        "get",
+        "Liveness and counts (no token)",
+        None,
+        "Health",
+        false,
+    ),
+    (
+        "/v1/openapi.json",
+        "get",
+        "This document (no token)",
+        None,
+        "OpenApi",
+        false,
+    ),
+    (
+        "/v1/apply",
+        "post",
+        "Create or replace whole tenants, validated as one model",
+        Some("ApplyRequest"),
+        "ApplyResponse",
+        false,
+    ),
+    (
+        "/v1/tenants",
+        "get",
+        "Tenants the token may see",
+        None,
+        "TenantSummaryList",
+        true,
+    ),
+    (
+        "/v1/tenants/{name}",
+        "get",
+        "One tenant",
+        None,
+        "Tenant",
+        true,
+    ),
+    (
+        "/v1/tenants/{name}",
+        "put",
+        "Create or replace one tenant",
+        Some("Tenant"),
+        "ApplyResponse",
+        false,
+    ),
+    (
+        "/v1/tenants/{name}",
+        "delete",
+        "Delete one tenant (its EPGs must have no endpoints)",
+        None,
+        "ApplyResponse",
+        false,
+    ),
+    (
+        "/v1/epgs",
+        "get",
+        "EPGs with class, VRF and bridge domain",
+        None,
+        "EpgInfoList",
+        true,
+    ),
+    (
+        "/v1/contracts",
+        "get",
+        "Contracts with their providers and consumers",
+        None,
+        "ContractInfoList",
+        true,
+    ),
+    (
+        "/v1/policy",
+        "get",
+        "The compiled policy (a tenant token sees its own part)",
+        None,
+        "CompiledPolicy",
+        true,
+    ),
+    (
+        "/v1/tokens",
+        "post",
+        "Mint a tenant token (admin)",
+        Some("TokenRequest"),
+        "TokenResponse",
+        false,
+    ),
+    (
+        "/v1/nodes",
+        "get",
+        "Nodes with readiness and last report (admin, agent)",
+        None,
+        "NodeList",
+        true,
+    ),
+    (
+        "/v1/nodes",
+        "post",
+        "Register a node (join token)",
+        Some("NodeRegistration"),
+        "Node",
+        false,
+    ),
+    ("/v1/nodes/{name}", "get", "One node", None, "Node", true),
+    (
+        "/v1/nodes/{name}",
+        "delete",
+        "Forget a node without endpoints (admin)",
+        None,
+        "Deleted",
+        false,
+    ),
+    (
+        "/v1/nodes/{name}/heartbeat",
+        "put",
+        "The node is alive (empty body)",
+        None,
+        "Empty",
+        false,
+    ),
+    (
+        "/v1/nodes/{name}/desired",
+        "get",
+        "Everything the node's agent programs; a blocking query",
+        None,
+        "NodeDesired",
+        true,
+    ),
+    (
+        "/v1/nodes/{name}/report",
+        "put",
+        "What the agent installed",
+        Some("NodeReport"),
+        "Empty",
+        false,
+    ),
+    (
+        "/v1/endpoints",
+        "get",
+        "Endpoints the token may see",
+        None,
+        "EndpointList",
+        true,
+    ),
+    (
+        "/v1/endpoints",
+        "post",
+        "Create an endpoint; IP and MAC are allocated unless given",
+        Some("EndpointRequest"),
+        "Endpoint",
+        false,
+    ),
+    (
+        "/v1/endpoints/{name}",
+        "get",
+        "One endpoint",
+        None,
+        "Endpoint",
+        true,
+    ),
+    (
+        "/v1/endpoints/{name}",
+        "delete",
+        "Delete an endpoint, freeing its IP and MAC",
+        None,
+        "Deleted",
+        false,
+    ),
+    (
+        "/v1/events",
+        "get",
+        "Server-sent events: one ChangeEvent per committed change",
+        None,
+        "ChangeEvent",
+        false,
+    ),
+    (
+        "/v1/explain",
+        "get",
+        "Intent versus installed verdict for a flow between endpoints",
+        None,
+        "LiveExplanation",
+        false,
+    ),
+];
+
+/// Short descriptions of the body types (their fields are weft-api's `types` module).
+const SCHEMAS: &[(&str, &str)] = &[
+    (
+        "ApiError",
+        "{error, field?, details[]}: the body of every error response",
+    ),
+    ("Health", "{status, revision, tenants, nodes, endpoints}"),
+    ("OpenApi", "this document"),
+    ("ApplyRequest", "{model: {tenant: {NAME: Tenant}}}"),
+    ("ApplyResponse", "{revision, tenants[], warnings[]}"),
+    (
+        "Tenant",
+        "{vrf, bridge_domain, filter, contract, taboo, application_profile}: weft_model::Tenant as JSON",
+    ),
+    (
+        "TenantSummaryList",
+        "[{name, revision, vrfs, bridge_domains, epgs, contracts}]",
+    ),
+    (
+        "EpgInfoList",
+        "[{path, class, vrf, bridge_domain, provides[], consumes[], endpoints}]",
+    ),
+    (
+        "ContractInfoList",
+        "[{path, scope, subjects, providers[], consumers[]}]",
+    ),
+    (
+        "CompiledPolicy",
+        "{vrfs, epgs, allocation}: weft_compiler::CompiledPolicy",
+    ),
+    ("TokenRequest", "{tenant}"),
+    ("TokenResponse", "{token}"),
+    (
+        "NodeRegistration",
+        "{name, underlay_ip, netns?, netns_prefix, resources: {cpus, mem_mb, disk_mb}, labels}",
+    ),
+    (
+        "Node",
+        "{registration, revision, ready, last_heartbeat_ms, report?}",
+    ),
+    ("NodeList", "[Node]"),
+    (
+        "NodeReport",
+        "{applied_revision, installed: [{vrf, rules[]}], endpoints: {NAME: {state, message?}}, error?}",
+    ),
+    ("NodeDesired", "{revision, policy, nodes[], endpoints[]}"),
+    (
+        "EndpointRequest",
+        "{name, epg, node, ip?, mac?, allowed_address_pairs[]}",
+    ),
+    (
+        "Endpoint",
+        "{name, epg, node, netns, ip, prefix_len, gateway, mac, allowed_address_pairs[], revision, status}",
+    ),
+    ("EndpointList", "[Endpoint]"),
+    (
+        "ChangeEvent",
+        "{revision, kind: put|delete, key}, sent as `event: change`",
+    ),
+    (
+        "LiveExplanation",
+        "{from, to, intent: {allowed, text}, installed?, node, differs, note?}",
+    ),
+    ("Deleted", "{deleted: NAME}"),
+    ("Empty", "{}"),
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (path, method, summary, request, response, blocking) in OPERATIONS {
+        let mut parameters = Vec::new();
+        if path.contains("{name}") {
+            parameters.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+        }
+        if *blocking {
+            parameters.push(
+                json!({"name": "index", "in": "query", "schema": {"type": "integer"},
+                "description": "Blocking query: wait until the state is newer than this revision"}),
+            );
+            parameters.push(
+                json!({"name": "wait", "in": "query", "schema": {"type": "string"},
+                "description": "How long to wait, e.g. 30s"}),
+            );
+        }
+        if *path == "/v1/explain" {
+            for (name, ty) in [
+                ("from", "string"),
+                ("to", "string"),
+                ("proto", "string"),
+                ("port", "integer"),
+            ] {
+                parameters.push(json!({"name": name, "in": "query", "required": name != "port", "schema": {"type": ty}}));
+            }
+        }
+        let content_type = if *path == "/v1/events" {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let mut operation = json!({
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "OK; carries X-Weft-Index",
+                    "headers": {"X-Weft-Index": {"schema": {"type": "integer"}}},
+                    "content": {content_type: {"schema": schema_ref(response)}}
+                },
+                "4XX": {"description": "Refused", "content": {"application/json": {"schema": schema_ref("ApiError")}}},
+                "5XX": {"description": "Failed", "content": {"application/json": {"schema": schema_ref("ApiError")}}}
+            }
+        });
+        if let Some(request) = request {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": schema_ref(request)}}
+            });
+        }
+        if !matches!(*path, "/v1/health" | "/v1/openapi.json") {
+            operation["security"] = json!([{"bearer": []}]);
+        }
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[*method] = operation;
+    }
+    let schemas: Map<String, Value> = SCHEMAS
+        .iter()
+        .map(|(name, description)| {
+            (name.to_string(), json!({"type": if name.ends_with("List") { "array" } else { "object" }, "description": description}))
+        })
+        .collect();
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "weft controller API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Bearer tokens (admin, join/agent, tenant). Reads carry X-Weft-Index; ?index=N&wait=30s blocks until the state is newer than N."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}

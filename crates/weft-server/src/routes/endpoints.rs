@@ -1,0 +1,308 @@
+//! Endpoints: creation with IPAM, listing (filtered by tenant), deletion.
+
+use super::indexed;
+use crate::auth::Role;
+use crate::error::{ApiFailure, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ipam::mac_is_assignable;
+use crate::keys;
+use crate::server::AppState;
+use crate::state::{EndpointRecord, Snapshot, Stored, as_revision};
+use crate::watch::{BlockingParams, block, caught_up};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use weft_api::{Endpoint, EndpointRequest};
+use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
+
+/// Attempts before creation gives up on a busy store.
+const MAX_ATTEMPTS: usize = 64;
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    Ok(indexed(
+        snapshot.revision,
+        &wire_endpoints(&state, &snapshot, &role),
+    ))
+}
+
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let stored = find(&snapshot, &name)?;
+    role.require_read(&stored.value.epg.tenant)?;
+    Ok(indexed(snapshot.revision, &wire(&state, stored)))
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiJson(request): ApiJson<EndpointRequest>,
+) -> ApiResult<Response> {
+    check_name(&request.name)?;
+    role.require_tenant_write(&request.epg.tenant)?;
+    if let Some(mac) = request.mac
+        && !mac_is_assignable(mac)
+    {
+        return Err(ApiFailure::bad_request(
+            format!("{mac} is a multicast or zero MAC"),
+            Some("mac"),
+        ));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let snapshot = state.snapshot();
+        let record = plan(&state, &snapshot, &request)?;
+        let (record, _reservation) = record;
+        let endpoint_key = keys::endpoint(&record.name);
+        let ip_key = keys::ip_claim(&record.vrf, record.ip);
+        let mac_key = keys::mac_claim(record.mac);
+        let node_key = keys::node(&record.node);
+        let bytes = serde_json::to_vec(&record).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+        let txn = Txn::new()
+            .when([
+                Compare::absent(endpoint_key.clone()),
+                Compare::create_revision(ip_key.clone(), CompareOp::Equal, 0),
+                Compare::create_revision(mac_key.clone(), CompareOp::Equal, 0),
+                Compare::version(node_key.clone(), CompareOp::Greater, 0),
+                Compare::mod_revision(
+                    keys::ALLOCATION,
+                    CompareOp::Equal,
+                    i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
+                ),
+            ])
+            .and_then([
+                TxnOp::put(endpoint_key.clone(), bytes),
+                TxnOp::put(ip_key.clone(), record.name.clone()),
+                TxnOp::put(mac_key.clone(), record.name.clone()),
+            ])
+            .or_else([
+                TxnOp::get(endpoint_key),
+                TxnOp::get(ip_key),
+                TxnOp::get(mac_key),
+                TxnOp::get(node_key),
+            ]);
+        let response = state.store.txn(txn).await?;
+        let revision = as_revision(response.revision);
+        if response.succeeded {
+            caught_up(&state, revision).await;
+            let snapshot = state.snapshot();
+            let stored = find(&snapshot, &record.name)?;
+            tracing::debug!(endpoint = %record.name, ip = %record.ip, "endpoint created");
+            let mut created = indexed(revision, &wire(&state, stored));
+            *created.status_mut() = StatusCode::CREATED;
+            return Ok(created.into_response());
+        }
+        let exists: Vec<bool> = response
+            .responses
+            .iter()
+            .map(|r| matches!(r, TxnOpResponse::Get(get) if get.kv.is_some()))
+            .collect();
+        let [endpoint_taken, ip_taken, mac_taken, node_known] = exists[..] else {
+            return Err(ApiFailure::Internal("unexpected txn answer".into()));
+        };
+        if endpoint_taken {
+            return Err(ApiFailure::conflict(
+                format!("endpoint {} already exists", request.name),
+                Some("name"),
+            ));
+        }
+        if ip_taken && request.ip.is_some() {
+            return Err(ApiFailure::conflict(
+                format!("{} is taken in VRF {}", record.ip, record.vrf),
+                Some("ip"),
+            ));
+        }
+        if mac_taken && request.mac.is_some() {
+            return Err(ApiFailure::conflict(
+                format!("MAC {} is taken", record.mac),
+                Some("mac"),
+            ));
+        }
+        if !node_known {
+            return Err(ApiFailure::unprocessable(
+                format!("node {} is not registered", request.node),
+                Some("node"),
+            ));
+        }
+        // Lost a race (address or policy changed under us): catch up and try again.
+        caught_up(&state, revision).await;
+    }
+    Err(ApiFailure::conflict(
+        "too many concurrent changes to place this endpoint; retry",
+        None,
+    ))
+}
+
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let snapshot = state.snapshot();
+    let stored = find(&snapshot, &name)?;
+    role.require_tenant_write(&stored.value.epg.tenant)?;
+    let record = &stored.value;
+    let endpoint_key = keys::endpoint(&name);
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            endpoint_key.clone(),
+            CompareOp::Equal,
+            i64::try_from(stored.revision).unwrap_or(i64::MAX),
+        )])
+        .and_then([
+            TxnOp::delete(endpoint_key),
+            TxnOp::delete(keys::ip_claim(&record.vrf, record.ip)),
+            TxnOp::delete(keys::mac_claim(record.mac)),
+        ]);
+    let response = state.store.txn(txn).await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            format!("endpoint {name} changed meanwhile; retry"),
+            None,
+        ));
+    }
+    let revision = as_revision(response.revision);
+    caught_up(&state, revision).await;
+    Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
+}
+
+/// Checks the request against the snapshot and picks the address and MAC.
+fn plan(
+    state: &AppState,
+    snapshot: &Snapshot,
+    request: &EndpointRequest,
+) -> ApiResult<(EndpointRecord, crate::ipam::Reservation)> {
+    if snapshot.endpoints.contains_key(&request.name) {
+        return Err(ApiFailure::conflict(
+            format!("endpoint {} already exists", request.name),
+            Some("name"),
+        ));
+    }
+    let epg = snapshot.policy.epgs.get(&request.epg).ok_or_else(|| {
+        ApiFailure::unprocessable(format!("EPG {} does not exist", request.epg), Some("epg"))
+    })?;
+    let node = snapshot.nodes.get(&request.node).ok_or_else(|| {
+        ApiFailure::unprocessable(
+            format!("node {} is not registered", request.node),
+            Some("node"),
+        )
+    })?;
+    let subnets = snapshot
+        .policy
+        .vrfs
+        .get(&epg.vrf)
+        .and_then(|vrf| {
+            vrf.bridge_domains
+                .iter()
+                .find(|bd| bd.path == epg.bridge_domain)
+        })
+        .map(|bd| bd.subnets.clone())
+        .unwrap_or_default();
+    if subnets.is_empty() {
+        return Err(ApiFailure::unprocessable(
+            format!(
+                "bridge domain {} of EPG {} has no subnet to take an address from",
+                epg.bridge_domain, request.epg
+            ),
+            Some("epg"),
+        ));
+    }
+    let reservation = match request.ip {
+        Some(ip) => state
+            .ipam
+            .requested(&subnets, ip)
+            .map_err(|why| ApiFailure::unprocessable(why, Some("ip")))?,
+        None => {
+            let used: HashSet<IpAddr> = snapshot
+                .endpoints
+                .values()
+                .filter(|ep| ep.value.vrf == epg.vrf)
+                .map(|ep| ep.value.ip)
+                .collect();
+            state
+                .ipam
+                .reserve_lowest(&epg.vrf, &subnets, &used)
+                .ok_or_else(|| {
+                    ApiFailure::conflict(
+                        format!("bridge domain {} has no free address", epg.bridge_domain),
+                        Some("epg"),
+                    )
+                })?
+        }
+    };
+    let record = EndpointRecord {
+        name: request.name.clone(),
+        epg: request.epg.clone(),
+        node: request.node.clone(),
+        netns: format!("{}-ep-{}", node.value.netns_prefix, request.name),
+        ip: reservation.ip,
+        prefix_len: reservation.subnet.prefix_len(),
+        gateway: reservation.gateway,
+        mac: request.mac.unwrap_or_else(|| state.ipam.next_mac()),
+        allowed_address_pairs: request.allowed_address_pairs.clone(),
+        vrf: epg.vrf.clone(),
+    };
+    Ok((record, reservation))
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiFailure::bad_request(
+            format!("endpoint name {name:?} must be 1 to 32 characters of [a-z0-9-]"),
+            Some("name"),
+        ))
+    }
+}
+
+fn find<'a>(snapshot: &'a Snapshot, name: &str) -> ApiResult<&'a Stored<EndpointRecord>> {
+    snapshot
+        .endpoints
+        .get(name)
+        .ok_or_else(|| ApiFailure::not_found(format!("endpoint {name} does not exist"), None))
+}
+
+pub fn wire(state: &AppState, stored: &Stored<EndpointRecord>) -> Endpoint {
+    let record = &stored.value;
+    Endpoint {
+        name: record.name.clone(),
+        epg: record.epg.clone(),
+        node: record.node.clone(),
+        netns: record.netns.clone(),
+        ip: record.ip,
+        prefix_len: record.prefix_len,
+        gateway: record.gateway,
+        mac: record.mac,
+        allowed_address_pairs: record.allowed_address_pairs.clone(),
+        revision: stored.revision,
+        status: state.liveness.endpoint_status(&record.node, &record.name),
+    }
+}
+
+/// The endpoints `role` may see.
+pub fn wire_endpoints(state: &AppState, snapshot: &Snapshot, role: &Role) -> Vec<Endpoint> {
+    snapshot
+        .endpoints
+        .values()
+        .filter(|ep| role.can_read(&ep.value.epg.tenant))
+        .map(|ep| wire(state, ep))
+        .collect()
+}

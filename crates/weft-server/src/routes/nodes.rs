@@ -1,0 +1,237 @@
+//! Nodes: registration (join token), heartbeats and reports (memory), the desired view.
+
+use super::indexed;
+use crate::auth::Role;
+use crate::error::{ApiFailure, ApiResult};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::keys;
+use crate::liveness::Liveness;
+use crate::server::AppState;
+use crate::state::{Snapshot, as_revision};
+use crate::watch::{BlockingParams, block, caught_up};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use std::sync::Arc;
+use weft_api::{Node, NodeDesired, NodeRegistration, NodeReport};
+use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    Ok(indexed(snapshot.revision, &all_nodes(&state, &snapshot)))
+}
+
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let node = node_view(&state, &snapshot, &name)?;
+    Ok(indexed(snapshot.revision, &node))
+}
+
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiJson(registration): ApiJson<NodeRegistration>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    check_registration(&registration)?;
+    let name = registration.name.clone();
+    let unchanged = state
+        .snapshot()
+        .nodes
+        .get(&name)
+        .is_some_and(|stored| stored.value == registration);
+    // An agent re-registers at every start; an unchanged registration writes nothing, so
+    // it wakes no watcher.
+    if !unchanged {
+        let bytes =
+            serde_json::to_vec(&registration).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+        let put = state
+            .store
+            .put(keys::node(&name).as_bytes(), &bytes, None)
+            .await?;
+        caught_up(&state, as_revision(put.revision)).await;
+        tracing::info!(node = %name, "node registered");
+    }
+    state.liveness.heartbeat(&name);
+    let snapshot = state.snapshot();
+    let node = node_view(&state, &snapshot, &name)?;
+    Ok(indexed(snapshot.revision, &node))
+}
+
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    role.require_admin()?;
+    let snapshot = state.snapshot();
+    let stored = snapshot
+        .nodes
+        .get(&name)
+        .ok_or_else(|| ApiFailure::not_found(format!("node {name} is not registered"), None))?;
+    let hosted: Vec<String> = snapshot
+        .endpoints
+        .values()
+        .filter(|ep| ep.value.node == name)
+        .map(|ep| format!("endpoint {} is on node {name}", ep.value.name))
+        .collect();
+    if !hosted.is_empty() {
+        return Err(ApiFailure::Conflict {
+            message: format!("node {name} still hosts {} endpoints", hosted.len()),
+            field: None,
+            details: hosted,
+        });
+    }
+    let key = keys::node(&name);
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            key.clone(),
+            CompareOp::Equal,
+            i64::try_from(stored.revision).unwrap_or(i64::MAX),
+        )])
+        .and_then([TxnOp::delete(key)]);
+    let response = state.store.txn(txn).await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            format!("node {name} changed meanwhile; retry"),
+            None,
+        ));
+    }
+    let revision = as_revision(response.revision);
+    caught_up(&state, revision).await;
+    state.liveness.forget(&name);
+    Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
+}
+
+pub async fn heartbeat(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    let snapshot = state.snapshot();
+    if !snapshot.nodes.contains_key(&name) {
+        return Err(ApiFailure::not_found(
+            format!("node {name} is not registered"),
+            None,
+        ));
+    }
+    state.liveness.heartbeat(&name);
+    Ok(indexed(snapshot.revision, &serde_json::json!({})))
+}
+
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiJson(report): ApiJson<NodeReport>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    let snapshot = state.snapshot();
+    if !snapshot.nodes.contains_key(&name) {
+        return Err(ApiFailure::not_found(
+            format!("node {name} is not registered"),
+            None,
+        ));
+    }
+    // A report is a sign of life too.
+    state.liveness.heartbeat(&name);
+    state.liveness.report(&name, report);
+    Ok(indexed(snapshot.revision, &serde_json::json!({})))
+}
+
+pub async fn desired(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    if !state.snapshot().nodes.contains_key(&name) {
+        return Err(ApiFailure::not_found(
+            format!("node {name} is not registered"),
+            None,
+        ));
+    }
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let view = NodeDesired {
+        revision: snapshot.revision,
+        policy: (*snapshot.policy).clone(),
+        nodes: all_nodes(&state, &snapshot),
+        endpoints: super::endpoints::wire_endpoints(&state, &snapshot, &Role::Agent),
+    };
+    Ok(indexed(snapshot.revision, &view))
+}
+
+fn all_nodes(state: &AppState, snapshot: &Snapshot) -> Vec<Node> {
+    snapshot
+        .nodes
+        .keys()
+        .filter_map(|name| node_view(state, snapshot, name).ok())
+        .collect()
+}
+
+fn node_view(state: &AppState, snapshot: &Snapshot, name: &str) -> ApiResult<Node> {
+    let stored = snapshot
+        .nodes
+        .get(name)
+        .ok_or_else(|| ApiFailure::not_found(format!("node {name} is not registered"), None))?;
+    let live = state.liveness.get(name);
+    Ok(Node {
+        registration: stored.value.clone(),
+        revision: stored.revision,
+        ready: Liveness::is_ready(&live, state.config.node_deadline),
+        last_heartbeat_ms: live.last_heartbeat_ms,
+        report: live.report,
+    })
+}
+
+fn check_registration(registration: &NodeRegistration) -> ApiResult<()> {
+    let name = &registration.name;
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    if !name_ok {
+        return Err(ApiFailure::bad_request(
+            format!("node name {name:?} must be 1 to 63 characters of [a-z0-9.-]"),
+            Some("name"),
+        ));
+    }
+    let prefix = &registration.netns_prefix;
+    let prefix_ok = prefix.starts_with("weft")
+        && prefix.len() <= 24
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !prefix_ok {
+        return Err(ApiFailure::bad_request(
+            format!(
+                "netns_prefix {prefix:?} must start with \"weft\" and be at most 24 characters of [a-z0-9-]"
+            ),
+            Some("netns_prefix"),
+        ));
+    }
+    let resources = &registration.resources;
+    if !resources.cpus.is_finite() || resources.cpus < 0.0 {
+        return Err(ApiFailure::bad_request(
+            "resources.cpus must be a non-negative number",
+            Some("resources.cpus"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Starting and stopping the controller.
+
+use crate::auth::BootstrapTokens;
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::ipam::Ipam;
+use crate::keys;
+use crate::liveness::Liveness;
+use crate::state::{Snapshot, as_revision};
+use crate::{routes, watch};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{broadcast, watch as tokio_watch};
+use tokio::task::JoinHandle;
+use weft_api::ChangeEvent;
+use weft_store::{KvStore, RedbStore, StoreOptions};
+
+/// Everything a handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: RedbStore,
+    pub config: ServerConfig,
+    pub tokens: BootstrapTokens,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// The snapshot's revision, published after the snapshot is swapped in.
+    pub revisions: tokio_watch::Sender<u64>,
+    pub changes: broadcast::Sender<ChangeEvent>,
+    pub liveness: Liveness,
+    pub ipam: Ipam,
+    /// Turns true when the server stops: ends blocking queries and event streams.
+    pub shutdown: tokio_watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace_snapshot(&self, snapshot: Snapshot) {
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+    }
+}
+
+/// A running controller.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    admin_token: String,
+    join_token: String,
+    stop: tokio_watch::Sender<bool>,
+    server: JoinHandle<()>,
+    follower: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address actually bound (the port is chosen when the config said `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    pub fn join_token(&self) -> &str {
+        &self.join_token
+    }
+
+    /// Stops accepting, ends blocking queries and event streams, waits for in-flight
+    /// requests, then closes the store (so the data dir can be opened again).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(err) = self.server.await {
+            tracing::error!(error = %err, "server task failed");
+        }
+        if let Err(err) = self.follower.await {
+            tracing::error!(error = %err, "store follower task failed");
+        }
+        tracing::info!(addr = %self.addr, "server stopped");
+    }
+
+    /// Waits until the server stops by itself (it does not, unless its listener fails).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// Opens the store in `config.data_dir`, loads the state, binds `config.listen` and serves.
+pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let tokens = BootstrapTokens::load_or_create(&config.data_dir)?;
+    let store = RedbStore::open_with(
+        &config.data_dir,
+        StoreOptions {
+            sync: config.sync,
+            ..StoreOptions::default()
+        },
+    )?;
+    let loaded = store.range(keys::ROOT.as_bytes(), None).await?;
+    let snapshot = Snapshot::load(&loaded.kvs, as_revision(loaded.revision));
+    // Watch from right after the read, so nothing between the two is missed.
+    let stream = store
+        .watch(keys::ROOT.as_bytes(), Some(loaded.revision + 1))
+        .await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let (stop, shutdown) = tokio_watch::channel(false);
+    let (revisions, _) = tokio_watch::channel(snapshot.revision);
+    let (changes, _) = broadcast::channel(4096);
+    let ipam = Ipam::new(&snapshot);
+    tracing::info!(
+        %addr,
+        revision = snapshot.revision,
+        tenants = snapshot.model.tenants.len(),
+        endpoints = snapshot.endpoints.len(),
+        "controller starting"
+    );
+    let admin_token = tokens.admin.clone();
+    let join_token = tokens.join.clone();
+    let state = Arc::new(AppState {
+        store,
+        config,
+        tokens,
+        snapshot: RwLock::new(Arc::new(snapshot)),
+        revisions,
+        changes,
+        liveness: Liveness::default(),
+        ipam,
+        shutdown: shutdown.clone(),
+    });
+    let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
+    let app = routes::router(state);
+    let mut stopped = shutdown;
+    let server = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %err, "server failed");
+        }
+    });
+    Ok(ServerHandle {
+        addr,
+        admin_token,
+        join_token,
+        stop,
+        server,
+        follower,
+    })
+}

@@ -1,0 +1,201 @@
+//! The in-memory snapshot of everything stored: model, compiled policy, nodes, endpoints and
+//! tenant tokens, at one store revision. Built once from a range read at start, then kept
+//! current by the store watch ([`crate::watch`]); handlers read it without touching the store.
+
+use crate::keys;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use weft_api::{AddressPair, MacAddr, NodeRegistration};
+use weft_compiler::{Allocation, CompiledPolicy};
+use weft_model::{EpgPath, Model, ObjectPath, Tenant};
+use weft_store::{EventKind, KeyValue, WatchEvent};
+
+/// A stored value with the revision of its last write.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+/// An endpoint as stored: the wire [`weft_api::Endpoint`] without its derived status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub name: String,
+    pub epg: EpgPath,
+    pub node: String,
+    pub netns: String,
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: IpAddr,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// The VRF whose address space holds `ip`: needed to free the claim even after the
+    /// EPG moved or vanished.
+    pub vrf: ObjectPath,
+}
+
+/// What a tenant token grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The store revision this snapshot reflects.
+    pub revision: u64,
+    /// `mod_revision` of the allocation key: the version of the whole policy.
+    pub policy_revision: u64,
+    /// Last revision that changed what agents program (policy, nodes, endpoints).
+    pub desired_revision: u64,
+    pub model: Arc<Model>,
+    pub tenant_revisions: Arc<BTreeMap<String, u64>>,
+    pub allocation: Arc<Allocation>,
+    pub policy: Arc<CompiledPolicy>,
+    pub nodes: Arc<BTreeMap<String, Stored<NodeRegistration>>>,
+    pub endpoints: Arc<BTreeMap<String, Stored<EndpointRecord>>>,
+    /// Token hash → grant.
+    pub tokens: Arc<HashMap<String, TokenGrant>>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            revision: 0,
+            policy_revision: 0,
+            desired_revision: 0,
+            model: Arc::default(),
+            tenant_revisions: Arc::default(),
+            allocation: Arc::default(),
+            policy: Arc::new(CompiledPolicy {
+                vrfs: BTreeMap::new(),
+                epgs: BTreeMap::new(),
+                allocation: Allocation::default(),
+            }),
+            nodes: Arc::default(),
+            endpoints: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Builds the snapshot from a full range read of [`keys::ROOT`].
+    pub fn load(kvs: &[KeyValue], revision: u64) -> Self {
+        let mut snapshot = Snapshot {
+            revision,
+            ..Snapshot::default()
+        };
+        for kv in kvs {
+            snapshot.put(kv);
+        }
+        snapshot.recompile();
+        snapshot
+    }
+
+    /// Applies one watch event; returns whether the policy must be recompiled.
+    pub fn apply(&mut self, event: &WatchEvent) -> bool {
+        let revision = as_revision(event.revision());
+        self.revision = self.revision.max(revision);
+        let key = String::from_utf8_lossy(&event.kv.key);
+        let policy = key.starts_with(keys::POLICY);
+        if policy || key.starts_with(keys::NODES) || key.starts_with(keys::ENDPOINTS) {
+            self.desired_revision = self.desired_revision.max(revision);
+        }
+        match event.kind {
+            EventKind::Put => self.put(&event.kv),
+            EventKind::Delete => self.delete(&key),
+        }
+        policy
+    }
+
+    fn put(&mut self, kv: &KeyValue) {
+        let key = String::from_utf8_lossy(&kv.key);
+        let revision = as_revision(kv.mod_revision);
+        if let Some(name) = key.strip_prefix(keys::TENANTS) {
+            match decode_tenant(name, &kv.value) {
+                Ok(tenant) => {
+                    Arc::make_mut(&mut self.model)
+                        .tenants
+                        .insert(name.to_string(), tenant);
+                    Arc::make_mut(&mut self.tenant_revisions).insert(name.to_string(), revision);
+                }
+                Err(why) => tracing::error!(%key, %why, "stored tenant is unreadable; skipped"),
+            }
+        } else if key == keys::ALLOCATION {
+            match serde_json::from_slice(&kv.value) {
+                Ok(allocation) => {
+                    self.allocation = Arc::new(allocation);
+                    self.policy_revision = revision;
+                }
+                Err(why) => tracing::error!(%key, %why, "stored allocation is unreadable"),
+            }
+        } else if let Some(name) = key.strip_prefix(keys::NODES) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(value) => {
+                    Arc::make_mut(&mut self.nodes)
+                        .insert(name.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored node is unreadable; skipped"),
+            }
+        } else if let Some(name) = key.strip_prefix(keys::ENDPOINTS) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(value) => {
+                    Arc::make_mut(&mut self.endpoints)
+                        .insert(name.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored endpoint is unreadable; skipped"),
+            }
+        } else if let Some(hash) = key.strip_prefix(keys::TOKENS) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(grant) => {
+                    Arc::make_mut(&mut self.tokens).insert(hash.to_string(), grant);
+                }
+                Err(why) => tracing::error!(%key, %why, "stored token is unreadable; skipped"),
+            }
+        }
+    }
+
+    fn delete(&mut self, key: &str) {
+        if let Some(name) = key.strip_prefix(keys::TENANTS) {
+            Arc::make_mut(&mut self.model).tenants.remove(name);
+            Arc::make_mut(&mut self.tenant_revisions).remove(name);
+        } else if let Some(name) = key.strip_prefix(keys::NODES) {
+            Arc::make_mut(&mut self.nodes).remove(name);
+        } else if let Some(name) = key.strip_prefix(keys::ENDPOINTS) {
+            Arc::make_mut(&mut self.endpoints).remove(name);
+        } else if let Some(hash) = key.strip_prefix(keys::TOKENS) {
+            Arc::make_mut(&mut self.tokens).remove(hash);
+        }
+    }
+
+    /// Recompiles the cached policy from the stored model and allocation. The model was
+    /// validated and compiled before it was committed, so a failure here means the stored
+    /// state was altered: keep the last good policy and say so.
+    pub fn recompile(&mut self) {
+        match weft_compiler::compile(&self.model, &self.allocation) {
+            Ok(policy) => self.policy = Arc::new(policy),
+            Err(why) => tracing::error!(%why, "stored model does not compile; keeping last policy"),
+        }
+    }
+}
+
+/// Reads a stored tenant, turning its subnet keys into CIDRs as the API does.
+pub fn decode_tenant(name: &str, bytes: &[u8]) -> Result<Tenant, String> {
+    let tenant: Tenant = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let mut model = Model::default();
+    model.tenants.insert(name.to_string(), tenant);
+    weft_model::resolve_json_keys(&mut model).map_err(|e| e.to_string())?;
+    model
+        .tenants
+        .remove(name)
+        .ok_or_else(|| "tenant vanished while decoding".to_string())
+}
+
+/// Store revisions are never negative; clamp defensively instead of wrapping.
+pub fn as_revision(revision: i64) -> u64 {
+    u64::try_from(revision).unwrap_or(0)
+}

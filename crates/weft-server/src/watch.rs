@@ -1,0 +1,152 @@
+//! Change propagation: one store watch keeps the [`Snapshot`] current and publishes its
+//! revision on a `tokio::sync::watch`, which every blocking query waits on (a waiter costs a
+//! receiver, nothing per change), and on a broadcast channel that feeds `/v1/events`.
+
+use crate::error::{ApiFailure, ApiResult};
+use crate::keys;
+use crate::server::AppState;
+use crate::state::{Snapshot, as_revision};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_api::{ChangeEvent, ChangeKind};
+use weft_store::{EventKind, WatchEvent, WatchStream};
+
+/// `?index=N&wait=30s`, accepted by every read.
+#[derive(Debug, Default, Deserialize)]
+pub struct BlockingParams {
+    pub index: Option<u64>,
+    pub wait: Option<String>,
+}
+
+/// Follows the store until it closes or the server shuts down.
+pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let first = tokio::select! {
+            item = stream.next() => item,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let mut batch = match first {
+            Some(Ok(event)) => vec![event],
+            Some(Err(err)) => {
+                tracing::error!(error = %err, "store watch ended; state will go stale");
+                return;
+            }
+            None => return,
+        };
+        // A transaction's events may arrive in several pieces; yielding lets the store's
+        // watcher hand over the rest before the revision is published.
+        for _ in 0..3 {
+            let before = batch.len();
+            while let Some(Ok(event)) = stream.try_next() {
+                batch.push(event);
+            }
+            if batch.len() == before {
+                tokio::task::yield_now().await;
+            }
+        }
+        publish(&state, &batch);
+    }
+}
+
+fn publish(state: &AppState, batch: &[WatchEvent]) {
+    let mut snapshot: Snapshot = (*state.snapshot()).clone();
+    let mut recompile = false;
+    for event in batch {
+        recompile |= snapshot.apply(event);
+    }
+    if recompile {
+        snapshot.recompile();
+    }
+    let revision = snapshot.revision;
+    state.replace_snapshot(snapshot);
+    for event in batch {
+        let key = String::from_utf8_lossy(&event.kv.key);
+        if keys::is_internal(&key) {
+            continue;
+        }
+        // No subscriber is fine: nobody follows /v1/events right now.
+        let _ = state.changes.send(ChangeEvent {
+            revision: as_revision(event.revision()),
+            kind: match event.kind {
+                EventKind::Put => ChangeKind::Put,
+                EventKind::Delete => ChangeKind::Delete,
+            },
+            key: keys::public_name(&key).to_string(),
+        });
+    }
+    state.revisions.send_replace(revision);
+}
+
+/// Waits per `params`: returns at once without `index` or when the state is newer than it,
+/// else when it changes or `wait` (default 5 min, cut to the configured maximum) runs out.
+pub async fn block(state: &AppState, params: &BlockingParams) -> ApiResult<()> {
+    let Some(index) = params.index else {
+        return Ok(());
+    };
+    let wait = match &params.wait {
+        Some(text) => parse_wait(text).ok_or_else(|| {
+            ApiFailure::bad_request(
+                format!("wait {text:?} is not a duration like 30s, 500ms or 1m"),
+                Some("wait"),
+            )
+        })?,
+        None => state.config.max_wait,
+    }
+    .min(state.config.max_wait);
+    let mut revisions = state.revisions.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = revisions.wait_for(|rev| *rev > index) => {}
+        () = tokio::time::sleep(wait) => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+    Ok(())
+}
+
+/// Waits until the snapshot includes `revision` (read-your-writes after a commit).
+pub async fn caught_up(state: &AppState, revision: u64) {
+    let mut revisions = state.revisions.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = revisions.wait_for(|rev| *rev >= revision) => {}
+        _ = shutdown.wait_for(|stop| *stop) => {}
+        // A stalled watch must not hang writers forever; the write is committed anyway.
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!(revision, "snapshot did not catch up with a commit within 10 s");
+        }
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_wait(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_parse() {
+        assert_eq!(parse_wait("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_wait("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_wait("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_wait("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_wait("soon"), None);
+        assert_eq!(parse_wait("5d"), None);
+    }
+}
