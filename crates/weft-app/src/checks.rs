@@ -1,0 +1,181 @@
+//! Value checks of one app, shared by the HCL and JSON readers.
+//!
+//! Each problem names the field it is about (`health_check[0].timeout`) so that the HCL
+//! reader can point at that attribute's line.
+
+use crate::spec::{AppSpec, Constraint, HealthCheck, HealthCheckKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if !app.cpus.is_finite() || app.cpus < 0.001 {
+        out.push(problem(
+            "cpus",
+            format!("cpus must be at least 0.001, found {}", app.cpus),
+        ));
+    }
+    if app.mem == 0 {
+        out.push(problem("mem", "mem must be greater than 0 MiB"));
+    }
+    match (&app.cmd, &app.image) {
+        (Some(_), Some(_)) => out.push(problem(
+            "image",
+            "set either cmd (a process) or image (a docker container), not both",
+        )),
+        (None, None) => out.push(problem(
+            "",
+            "missing cmd (a process) or image (a docker container): set exactly one",
+        )),
+        (Some(cmd), None) if cmd.trim().is_empty() => {
+            out.push(problem("cmd", "cmd must not be empty"));
+        }
+        _ => {}
+    }
+    if app.cmd.is_some() && !app.args.is_empty() {
+        out.push(problem(
+            "args",
+            "args are passed to an image; a cmd takes its arguments inline",
+        ));
+    }
+    for key in app.env.keys() {
+        if !is_env_name(key) {
+            out.push(problem(
+                format!("env.{key}"),
+                format!(
+                    "env name {key:?} must be letters, digits and '_', not starting with a digit"
+                ),
+            ));
+        }
+    }
+    for (i, c) in app.constraints.iter().enumerate() {
+        let field = format!("constraint[{i}]");
+        if c.attribute().is_empty() {
+            out.push(problem(
+                format!("{field}.attribute"),
+                "constraint attribute must not be empty",
+            ));
+        }
+        if let Constraint::MaxPer { value: 0, .. } = c {
+            out.push(problem(
+                format!("{field}.value"),
+                "max_per value must be at least 1",
+            ));
+        }
+    }
+    for (i, h) in app.health_checks.iter().enumerate() {
+        check_health(h, &format!("health_check[{i}]"), &mut out);
+    }
+    let restart = &app.restart;
+    if !restart.backoff_factor.is_finite() || restart.backoff_factor < 1.0 {
+        out.push(problem(
+            "restart.backoff_factor",
+            format!(
+                "backoff_factor must be at least 1.0, found {}",
+                restart.backoff_factor
+            ),
+        ));
+    }
+    if restart.max_delay < restart.backoff {
+        out.push(problem(
+            "restart.max_delay",
+            format!(
+                "max_delay {} is shorter than backoff {}",
+                restart.max_delay, restart.backoff
+            ),
+        ));
+    }
+    let upgrade = &app.upgrade_strategy;
+    for (name, value) in [
+        ("minimum_health_capacity", upgrade.minimum_health_capacity),
+        ("maximum_over_capacity", upgrade.maximum_over_capacity),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            out.push(problem(
+                format!("upgrade_strategy.{name}"),
+                format!("{name} must be a fraction from 0 to 1, found {value}"),
+            ));
+        }
+    }
+    out
+}
+
+fn check_health(h: &HealthCheck, field: &str, out: &mut Vec<Problem>) {
+    let needs_port = matches!(h.kind, HealthCheckKind::Http | HealthCheckKind::Tcp);
+    match (needs_port, h.port) {
+        (true, None) => out.push(problem(
+            format!("{field}.port"),
+            "http and tcp health checks need a port",
+        )),
+        (true, Some(0)) => out.push(problem(
+            format!("{field}.port"),
+            "port must be from 1 to 65535",
+        )),
+        (false, Some(_)) => out.push(problem(
+            format!("{field}.port"),
+            "a command health check takes no port",
+        )),
+        _ => {}
+    }
+    if h.path.is_some() && h.kind != HealthCheckKind::Http {
+        out.push(problem(
+            format!("{field}.path"),
+            "only http health checks take a path",
+        ));
+    }
+    if let Some(path) = &h.path
+        && !path.starts_with('/')
+    {
+        out.push(problem(
+            format!("{field}.path"),
+            format!("path {path:?} must start with '/'"),
+        ));
+    }
+    match (&h.command, h.kind) {
+        (None, HealthCheckKind::Command) => out.push(problem(
+            format!("{field}.command"),
+            "a command health check needs a command",
+        )),
+        (Some(c), HealthCheckKind::Command) if c.trim().is_empty() => out.push(problem(
+            format!("{field}.command"),
+            "command must not be empty",
+        )),
+        (Some(_), HealthCheckKind::Http | HealthCheckKind::Tcp) => out.push(problem(
+            format!("{field}.command"),
+            "only command health checks take a command",
+        )),
+        _ => {}
+    }
+    if h.interval.as_millis() == 0 {
+        out.push(problem(
+            format!("{field}.interval"),
+            "interval must be longer than 0s",
+        ));
+    }
+    if h.timeout.as_millis() == 0 || h.timeout >= h.interval {
+        out.push(problem(
+            format!("{field}.timeout"),
+            format!(
+                "timeout must be longer than 0s and shorter than interval {}, found {}",
+                h.interval, h.timeout
+            ),
+        ));
+    }
+}
+
+fn is_env_name(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

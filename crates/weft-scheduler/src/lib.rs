@@ -1,0 +1,1 @@
+//! Placement and supervision decisions.
