@@ -12,7 +12,6 @@ use weft_compiler::{
     BridgeDomainPolicy, ClassId, ClassSel, CompiledPolicy, Rule, Tier, Trace, VrfPolicy,
 };
 use weft_fabric::desired::{EndpointSpec, RemoteEndpoint};
-use weft_fabric::probe::EchoServer;
 use weft_fabric::testbed::Testbed;
 use weft_fabric::{DesiredNode, Fabric};
 use weft_model::{Action, EpgPath, ObjectPath, PortRange, Protocol};
@@ -407,6 +406,19 @@ fn throughput() -> Res<()> {
     Ok(())
 }
 
+/// A listener that accepts and closes as fast as it can (lives until the namespace goes).
+fn accept_and_close(ns: &str, port: u16) -> Res<()> {
+    let listener = weft_fabric::netns::in_netns(ns, move || {
+        std::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+    })??;
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    Ok(())
+}
+
 /// Connects `n` times (or for `budget`), returns (connections/s, median connect time).
 fn connect_loop(ns: &str, to: SocketAddr, budget: Duration) -> Res<(f64, Duration)> {
     let r = weft_fabric::netns::in_netns(ns, move || {
@@ -436,9 +448,15 @@ fn connrate() -> Res<()> {
     println!("rules | weft conn/s | weft median connect | linear conn/s | linear median connect");
     for rules in [10usize, 1_000, 100_000] {
         let (mut bed, agents, eps) = small_cluster("bconn", rules)?;
-        let _srv = EchoServer::start(&eps[1].netns, 7000)?;
+        accept_and_close(&eps[1].netns, 7000)?;
         let to = SocketAddr::new(eps[1].ips[0], 7000);
         let (w_rate, w_lat) = connect_loop(&eps[0].netns, to, budget)?;
+        // A fresh cluster for the other side: the first run's TIME_WAIT sockets would
+        // slow the second run's port search.
+        drop(agents);
+        bed.destroy()?;
+        let (mut bed, agents, eps) = small_cluster("blin", rules)?;
+        accept_and_close(&eps[1].netns, 7000)?;
         // Linear firewall: same rules as one chain, one line per (source IP, destination
         // IP) pair (one endpoint per EPG here), the permitting rule last.
         let ns = vrf_ns(&bed, 0);
