@@ -25,7 +25,11 @@ pub enum ControllerError {
 impl ControllerError {
     pub fn from_client(url: &str, e: ClientError) -> Self {
         let url = url.to_string();
-        let why = e.to_string();
+        let why = match &e {
+            // reqwest's own message hides the cause ("connection refused") in its sources.
+            ClientError::Transport { source, .. } => error_chain(source),
+            other => other.to_string(),
+        };
         if e.is_auth() {
             Self::Rejected { url, why }
         } else if matches!(e, ClientError::Transport { .. }) {
@@ -36,6 +40,21 @@ impl ControllerError {
             Self::Other { url, why }
         }
     }
+}
+
+/// An error and its sources, joined with ": ".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cur = s.source();
+    }
+    text
 }
 
 /// A desired state with the index to wait on next.
