@@ -351,3 +351,54 @@ pub fn document() -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_api::paths;
+
+    #[test]
+    fn every_route_of_the_contract_is_documented() {
+        let name = "{name}";
+        let expected = [
+            (paths::HEALTH.to_string(), "get"),
+            (paths::OPENAPI.to_string(), "get"),
+            (paths::APPLY.to_string(), "post"),
+            (paths::TENANTS.to_string(), "get"),
+            (paths::tenant(name), "get"),
+            (paths::tenant(name), "put"),
+            (paths::tenant(name), "delete"),
+            (paths::EPGS.to_string(), "get"),
+            (paths::CONTRACTS.to_string(), "get"),
+            (paths::POLICY.to_string(), "get"),
+            (paths::TOKENS.to_string(), "post"),
+            (paths::NODES.to_string(), "get"),
+            (paths::NODES.to_string(), "post"),
+            (paths::node(name), "get"),
+            (paths::node_heartbeat(name), "put"),
+            (paths::node_desired(name), "get"),
+            (paths::node_report(name), "put"),
+            (paths::ENDPOINTS.to_string(), "get"),
+            (paths::ENDPOINTS.to_string(), "post"),
+            (paths::endpoint(name), "get"),
+            (paths::endpoint(name), "delete"),
+            (paths::EVENTS.to_string(), "get"),
+            (paths::EXPLAIN.to_string(), "get"),
+        ];
+        let doc = document();
+        for (path, method) in expected {
+            assert!(
+                doc["paths"][&path][method].is_object(),
+                "{method} {path} is missing"
+            );
+        }
+        for (_, _, _, request, response, _) in OPERATIONS {
+            for schema in request.iter().chain(Some(response)) {
+                assert!(
+                    doc["components"]["schemas"][*schema].is_object(),
+                    "schema {schema} is missing"
+                );
+            }
+        }
+    }
+}
