@@ -1,8 +1,35 @@
 //! What the agent says about its host: CPUs, memory, disk, labels.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::Path;
-use weft_api::Resources;
+use weft_api::{NodeRegistration, Resources};
+
+/// The namespace prefix of a node when none is given: `weft-<node>`.
+pub fn default_netns_prefix(node: &str) -> String {
+    format!("weft-{node}")
+}
+
+/// A registration for this host: detected resources, [`host_labels`] plus `labels`.
+pub fn registration(
+    name: &str,
+    underlay_ip: Ipv4Addr,
+    netns: Option<String>,
+    netns_prefix: Option<String>,
+    labels: BTreeMap<String, String>,
+    state_dir: &Path,
+) -> NodeRegistration {
+    let mut all = host_labels();
+    all.extend(labels);
+    NodeRegistration {
+        name: name.to_string(),
+        underlay_ip,
+        netns,
+        netns_prefix: netns_prefix.unwrap_or_else(|| default_netns_prefix(name)),
+        resources: detect_resources(state_dir),
+        labels: all,
+    }
+}
 
 /// CPUs usable by this process (cgroup and affinity aware, else `/proc/cpuinfo`),
 /// total memory (`/proc/meminfo`) and the space available to `state_dir`'s file
@@ -82,5 +109,16 @@ mod tests {
         assert!(r.mem_mb > 0, "{r:?}");
         assert!(r.disk_mb > 0, "{r:?}");
         assert!(host_labels().contains_key("arch"));
+        let reg = registration(
+            "n1",
+            Ipv4Addr::new(10, 255, 0, 1),
+            None,
+            None,
+            BTreeMap::from([("rack".to_string(), "r1".to_string())]),
+            Path::new("/tmp"),
+        );
+        assert_eq!(reg.netns_prefix, "weft-n1");
+        assert_eq!(reg.labels.get("rack").map(String::as_str), Some("r1"));
+        assert!(reg.labels.contains_key("os"));
     }
 }

@@ -31,5 +31,5 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use config::AgentConfig;
 pub use controller::{Controller, ControllerError};
 pub use error::AgentError;
-pub use host::{detect_resources, host_labels};
+pub use host::{default_netns_prefix, detect_resources, host_labels, registration};
 pub use node::{NodeOps, SystemNode};
