@@ -42,6 +42,84 @@ pub fn docker_cap_add() -> Vec<String> {
         .collect()
 }
 
+/// Kernel capability names in number order (Docker's spelling), up to `AUDIT_READ` (37):
+/// the newest ones (`PERFMON`, `BPF`, `CHECKPOINT_RESTORE`) are unknown to older engines.
+const DOCKER_CAP_NAMES: [&str; 38] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+];
+
+/// How a privileged container gets its privileges on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerPrivilege {
+    /// `HostConfig.privileged = true`.
+    Full,
+    /// The node itself runs with a reduced bounding set (e.g. inside another container), so
+    /// `privileged` would fail with "unable to apply caps": add every capability the node has.
+    NodeCaps(Vec<String>),
+}
+
+/// Decides [`DockerPrivilege`] from this process's bounding set (the agent runs as root
+/// beside dockerd, so it sees the same limit).
+pub fn docker_privilege() -> DockerPrivilege {
+    let bounding = ProcessCaps::read(std::process::id())
+        .map(|c| c.bounding)
+        .unwrap_or(u64::MAX);
+    let last_cap = CapDropPlan::unprivileged().last_cap;
+    let all = if last_cap >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last_cap + 1)) - 1
+    };
+    if bounding & all == all {
+        return DockerPrivilege::Full;
+    }
+    DockerPrivilege::NodeCaps(
+        DOCKER_CAP_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+            .map(|(_, name)| (*name).to_string())
+            .collect(),
+    )
+}
+
 /// What the child does between fork and exec; computed in the parent so the child only
 /// makes system calls (no allocation after fork in a multi-threaded parent).
 #[derive(Debug, Clone, Copy)]

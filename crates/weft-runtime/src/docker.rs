@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
+use crate::caps::DockerPrivilege;
 use crate::error::{Result, RuntimeError};
 use crate::logs::{LogChunk, LogOptions, LogStream, Output};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
@@ -134,18 +135,36 @@ impl DockerRuntime {
     }
 
     fn container_body(spec: &TaskSpec, image: &str) -> ContainerCreateBody {
-        let host_config = HostConfig {
+        let mut host_config = HostConfig {
             network_mode: Some("none".into()),
             nano_cpus: (spec.cpus > 0.0).then(|| (spec.cpus * 1e9).round() as i64),
             memory: (spec.mem_mib > 0).then(|| (spec.mem_mib * 1024 * 1024) as i64),
             // Same as memory: no swap beyond the limit.
             memory_swap: (spec.mem_mib > 0).then(|| (spec.mem_mib * 1024 * 1024) as i64),
-            privileged: Some(spec.privileged),
-            cap_drop: (!spec.privileged).then(|| vec!["ALL".to_string()]),
-            cap_add: (!spec.privileged).then(caps::docker_cap_add),
-            security_opt: (!spec.privileged).then(|| vec!["no-new-privileges".to_string()]),
+            privileged: Some(false),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: Some(caps::docker_cap_add()),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
             ..Default::default()
         };
+        if spec.privileged {
+            host_config.cap_drop = None;
+            host_config.security_opt = None;
+            match caps::docker_privilege() {
+                DockerPrivilege::Full => {
+                    host_config.privileged = Some(true);
+                    host_config.cap_add = None;
+                }
+                DockerPrivilege::NodeCaps(all) => {
+                    tracing::warn!(task = %spec.id, "node lacks some capabilities; privileged container gets all the node has");
+                    host_config.cap_add = Some(all);
+                    host_config.security_opt = Some(vec![
+                        "seccomp=unconfined".into(),
+                        "apparmor=unconfined".into(),
+                    ]);
+                }
+            }
+        }
         ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
