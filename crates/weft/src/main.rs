@@ -15,9 +15,10 @@ use std::process::ExitCode;
     about = "Application-centric microservice platform"
 )]
 struct Cli {
-    /// Log filter, e.g. `info` or `weft=debug` (also RUST_LOG).
-    #[arg(long, global = true, env = "WEFT_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter, e.g. `info` or `weft=debug` (also RUST_LOG); default `info` for the
+    /// long-running commands (server, agent, dev, demo), `warn` for the others.
+    #[arg(long, global = true, env = "WEFT_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +39,10 @@ enum Command {
     Endpoint(cmd::endpoint::Args),
     /// Run a command in an endpoint's network namespace.
     Exec(cmd::exec::Args),
+    /// The controller: REST API, store, IPAM.
+    Server(cmd::server::Args),
+    /// The node agent: registers, watches its desired state, programs the fabric.
+    Agent(cmd::agent::Args),
     /// A whole cluster on this machine: controller and one agent per node namespace.
     Dev(cmd::dev::Args),
     /// Build the seed's Table 1 and the three-tier example in a fresh dev cluster and
@@ -52,8 +57,16 @@ pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let long_running = matches!(
+        cli.command,
+        Command::Server(_) | Command::Agent(_) | Command::Dev(_) | Command::Demo(_)
+    );
+    let level = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| if long_running { "info" } else { "warn" }.into());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -68,6 +81,8 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::get::run(args),
         Command::Endpoint(args) => cmd::endpoint::run(args),
         Command::Exec(args) => cmd::exec::run(args),
+        Command::Server(args) => cmd::server::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
         Command::Dev(args) => cmd::dev::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => cmd::bench::run(args),

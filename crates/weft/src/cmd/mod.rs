@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod apply;
 pub mod bench;
 pub mod compile;
@@ -9,4 +10,5 @@ pub mod endpoint;
 pub mod exec;
 pub mod explain;
 pub mod get;
+pub mod server;
 pub mod validate;

@@ -1,0 +1,68 @@
+//! `weft agent --server URL --join-token T --node NAME`: the node agent.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weft_agent::AgentConfig;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The controller's URL.
+    #[arg(long, env = "WEFT_SERVER")]
+    server: String,
+    /// The join token (in the controller's data directory, `join.token`).
+    #[arg(long, env = "WEFT_JOIN_TOKEN")]
+    join_token: String,
+    /// This node's name.
+    #[arg(long)]
+    node: String,
+    /// The node's network namespace (default: the host's own).
+    #[arg(long)]
+    netns: Option<String>,
+    /// The node's address on the underlay, where VXLAN tunnels end.
+    #[arg(long)]
+    underlay_ip: Ipv4Addr,
+    /// Prefix of the namespaces this agent creates (default `weft-<node>`).
+    #[arg(long)]
+    netns_prefix: Option<String>,
+    /// A label `key=value` for placement constraints (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Where the last applied state is kept.
+    #[arg(long, default_value = "/var/lib/weft/agent")]
+    state_dir: PathBuf,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("label {text:?} must be key=value"))
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
+    let registration = weft_agent::registration(
+        &args.node,
+        args.underlay_ip,
+        args.netns,
+        args.netns_prefix,
+        labels,
+        &args.state_dir,
+    );
+    let config = AgentConfig::new(args.server, args.join_token, registration, &args.state_dir);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let shutdown = async {
+            if let Err(e) = super::dev::wait_for_signal().await {
+                tracing::warn!("cannot watch signals: {e:#}");
+                std::future::pending::<()>().await;
+            }
+        };
+        weft_agent::run(config, shutdown)
+            .await
+            .context("the agent stopped")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
