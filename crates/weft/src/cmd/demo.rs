@@ -123,11 +123,12 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Probe, bool)> {
             Probe::Tcp(80),
             false,
         ),
+        // shop's subnet is lab's NW-A subnet again: another VRF, so never reachable.
         (
-            "VRFs: lab a -> shop web-1 (no route between tenants)",
+            "VRFs: lab a -> shop db-2 (same subnet, other VRF)",
             "a",
-            "web-1",
-            Probe::Tcp(80),
+            "db-2",
+            Probe::Tcp(5432),
             false,
         ),
     ]);
