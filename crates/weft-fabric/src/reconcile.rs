@@ -1,13 +1,18 @@
 //! The node agent: desired state in, minimal changes out.
 
 use crate::desired::DesiredNode;
+use crate::desired::VrfDesired;
 use crate::error::FabricError;
 use crate::exec::{Runner, SystemRunner};
 use crate::link::{self, LinkApplier};
 use crate::names;
 use crate::netns;
-use crate::nft::{NftApplier, NftDesired, apply::diff_batch, render::structure, render_vrf};
-use crate::state::{DEFAULT_DIR, StateStore, VrfState};
+use crate::nft::{
+    NftApplier, NftDesired, VrfRenderer,
+    apply::{delta_batch, diff_batch},
+    render::structure,
+};
+use crate::state::{DEFAULT_DIR, StateDelta, StateStore, VrfState};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +82,9 @@ pub struct Fabric {
     store: StateStore,
     /// Per VRF namespace: what was installed last (None = unknown, e.g. fresh agent).
     installed: BTreeMap<String, VrfState>,
+    /// Per VRF namespace: the renderer that produced `installed` (it remembers its
+    /// inputs, so the next reconcile renders only what changed).
+    renderers: BTreeMap<String, VrfRenderer>,
 }
 
 impl Fabric {
@@ -96,6 +104,7 @@ impl Fabric {
             nft: NftApplier::new(runner),
             store,
             installed: BTreeMap::new(),
+            renderers: BTreeMap::new(),
         }
     }
 
@@ -132,8 +141,7 @@ impl Fabric {
             let ns = names::vrf_netns(&desired.vrf_netns_prefix, vrf.policy.id);
             wanted.insert(ns.clone());
             let facts = link::desired_facts(desired, vrf);
-            let elements = render_vrf(vrf);
-            self.reconcile_vrf(&ns, facts, elements, &mut report)?;
+            self.reconcile_vrf(&ns, facts, vrf, &mut report)?;
         }
         // VRF namespaces of this node that are no longer wanted.
         let mine = format!("{}-v", desired.vrf_netns_prefix);
@@ -143,6 +151,7 @@ impl Fabric {
                 self.ns.delete(&ns)?;
                 self.store.remove(&ns);
                 self.installed.remove(&ns);
+                self.renderers.remove(&ns);
                 report.namespaces_deleted.push(ns);
             }
         }
@@ -155,7 +164,7 @@ impl Fabric {
         &mut self,
         ns: &str,
         facts: std::collections::BTreeSet<link::LinkFact>,
-        elements: NftDesired,
+        vrf: &VrfDesired,
         report: &mut ReconcileReport,
     ) -> Result<(), FabricError> {
         let fresh = !self.ns.exists(ns);
@@ -172,22 +181,25 @@ impl Fabric {
                 self.ns.sysctl(ns, key, value)?;
             }
             self.installed.remove(ns);
+            self.renderers.remove(ns);
             self.store.remove(ns);
             report.namespaces_created.push(ns.to_string());
         }
         let tables_exist = !fresh && self.nft.tables_exist(ns)?;
-        // Taken, not cloned (200k elements): after a failure the saved file, which
-        // holds the last good state, is read again.
-        let known = match self.installed.remove(ns) {
-            Some(s) => Some(s),
-            None if tables_exist => self.store.load(ns),
-            None => None,
+        // Taken, not cloned (200k elements): after a failure the saved state, which
+        // holds the last good state, is read again, and rendering starts over.
+        let in_memory = self.installed.remove(ns);
+        let renderer = self.renderers.remove(ns);
+        let (mut known, mut renderer) = match (in_memory, renderer) {
+            // The common case: this agent installed the current state and remembers
+            // how it rendered it; only what changed is rendered.
+            (Some(s), Some(r)) if tables_exist => (Some(s), Some(r)),
+            (Some(s), _) if tables_exist => (Some(s), None),
+            (None, _) if tables_exist => (self.store.load(ns), None),
+            _ => (None, None),
         };
         // Tables first (empty = every port dropped), so that a new port never passes a
         // packet before its class and rules are in.
-        let known_nft = known.as_ref().map(|k| &k.nft);
-        let empty = NftDesired::default();
-        let mut nft_current = known_nft;
         if !tables_exist {
             let t = Instant::now();
             let batch = crate::nft::NftBatch {
@@ -196,7 +208,12 @@ impl Fabric {
             };
             self.nft.apply(ns, &batch)?;
             report.nft_time += t.elapsed();
-            nft_current = Some(&empty);
+            // The links, if known, are still there; the sets start empty.
+            known = Some(VrfState {
+                links: known.map(|k| k.links).unwrap_or_default(),
+                nft: NftDesired::default(),
+            });
+            renderer = None;
         }
         let existing = self.links.links(ns)?;
         let no_links = std::collections::BTreeSet::new();
@@ -206,21 +223,55 @@ impl Fabric {
         report.links_created += plan.created;
         report.links_deleted += plan.deleted;
 
-        let batch = diff_batch(nft_current, true, &elements);
+        let (state, delta, batch) = match (known, renderer.as_mut()) {
+            (Some(mut state), Some(r)) => {
+                let nft = r.update(vrf);
+                let batch = delta_batch(&nft);
+                let delta = StateDelta {
+                    links_removed: state.links.difference(&facts).cloned().collect(),
+                    links_added: facts.difference(&state.links).cloned().collect(),
+                    nft_removed: nft.removed,
+                    nft_added: nft.added,
+                };
+                delta.apply_to(&mut state);
+                (state, Some(delta), batch)
+            }
+            (known, _) => {
+                let mut r = VrfRenderer::new();
+                let elements = NftDesired {
+                    elements: r.update(vrf).added.into_iter().collect(),
+                };
+                renderer = Some(r);
+                // After a fresh table creation the known state is empty: plain adds.
+                let batch = diff_batch(known.as_ref().map(|k| &k.nft), true, &elements);
+                let delta = match &known {
+                    Some(k) if k.nft == elements && k.links == facts => Some(StateDelta::default()),
+                    _ => None,
+                };
+                (
+                    VrfState {
+                        links: facts,
+                        nft: elements,
+                    },
+                    delta,
+                    batch,
+                )
+            }
+        };
         let t = Instant::now();
         self.nft.apply(ns, &batch)?;
         report.nft_time += t.elapsed();
         report.nft_elements_added += batch.added;
         report.nft_elements_removed += batch.removed;
 
-        let state = VrfState {
-            links: facts,
-            nft: elements,
-        };
-        if plan.created + plan.deleted + batch.added + batch.removed > 0 || known.is_none() {
-            self.store.save(ns, &state)?;
+        match &delta {
+            Some(d) => self.store.append(ns, d, &state)?,
+            None => self.store.save(ns, &state)?,
         }
         self.installed.insert(ns.to_string(), state);
+        if let Some(r) = renderer {
+            self.renderers.insert(ns.to_string(), r);
+        }
         Ok(())
     }
 
@@ -235,6 +286,7 @@ impl Fabric {
                 self.ns.delete(&ns)?;
                 self.store.remove(&ns);
                 self.installed.remove(&ns);
+                self.renderers.remove(&ns);
                 removed.push(ns);
             }
         }

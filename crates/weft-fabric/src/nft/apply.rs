@@ -1,5 +1,6 @@
 //! Turning (what is installed, what should be) into one atomic `nft -f` batch.
 
+use super::incremental::RenderDelta;
 use super::render::{Element, NftDesired, TABLE, TIERS, structure};
 use crate::error::FabricError;
 use crate::exec::{Cmd, Program, Runner};
@@ -123,6 +124,19 @@ pub fn diff_batch(
     }
     batch.text = text;
     batch
+}
+
+/// The batch for a delta from [`VrfRenderer`](super::VrfRenderer): deletions first.
+pub fn delta_batch(delta: &RenderDelta) -> NftBatch {
+    let mut text = String::new();
+    write_statements(&mut text, "delete", delta.removed.iter(), false);
+    write_statements(&mut text, "add", delta.added.iter(), true);
+    NftBatch {
+        text,
+        added: delta.added.len(),
+        removed: delta.removed.len(),
+        creates_tables: false,
+    }
 }
 
 /// Runs batches with `nft -f -` inside a namespace.

@@ -28,7 +28,9 @@
 
 pub mod apply;
 pub mod boxes;
+pub mod incremental;
 pub mod render;
 
 pub use apply::{NftApplier, NftBatch};
+pub use incremental::{RenderDelta, VrfRenderer};
 pub use render::{Element, NftDesired, render_vrf};

@@ -3,7 +3,7 @@
 //! element additions and deletions.
 
 use super::boxes::{Disjoint, IPPROTO_TCP, IPPROTO_UDP, NFPROTO_IPV4, NFPROTO_IPV6, Span};
-use crate::desired::VrfDesired;
+use crate::desired::{LocalEndpoint, VrfDesired};
 use crate::names;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,7 +41,7 @@ pub struct NftDesired {
     pub elements: BTreeSet<Element>,
 }
 
-fn el(family: &str, set: &str, key: String, value: Option<String>) -> Element {
+pub(crate) fn el(family: &str, set: &str, key: String, value: Option<String>) -> Element {
     Element {
         family: family.into(),
         set: set.into(),
@@ -50,7 +50,7 @@ fn el(family: &str, set: &str, key: String, value: Option<String>) -> Element {
     }
 }
 
-fn verdict(a: Action) -> String {
+pub(crate) fn verdict(a: Action) -> String {
     match a {
         Action::Permit => "accept".into(),
         Action::Deny => "drop".into(),
@@ -67,7 +67,7 @@ fn span(s: Span) -> String {
 
 /// Key order: family first. nft 1.0.6 mis-reads an interval map whose first field is
 /// a `mark` when it loads the map back from the kernel (it sees a zero-width bitmask).
-fn key_of(spans: &[Span]) -> String {
+pub(crate) fn key_of(spans: &[Span]) -> String {
     let mut order: Vec<Span> = vec![spans[2], spans[0], spans[1]];
     order.extend_from_slice(&spans[3..]);
     order
@@ -175,38 +175,45 @@ pub fn render_vrf(vrf: &VrfDesired) -> NftDesired {
         out.insert(el("bridge", "uplinks", quote(&names::vxlan(bd.vni)), None));
     }
     for ep in &vrf.local {
-        let port = quote(&names::port(&ep.name));
-        let mac = names::mac_to_string(ep.mac);
-        let class = ep.class.0.to_string();
-        out.insert(el("bridge", "ports", port.clone(), None));
-        out.insert(el(
-            "bridge",
-            "port_class",
-            port.clone(),
-            Some(class.clone()),
-        ));
-        let own = ep.ips.iter().map(|ip| (mac.clone(), *ip));
-        let pairs = ep.allowed_pairs.iter().map(|p| {
-            (
-                p.mac
-                    .map(names::mac_to_string)
-                    .unwrap_or_else(|| mac.clone()),
-                p.ip,
-            )
-        });
-        for (m, ip) in own.chain(pairs) {
-            out.insert(el("bridge", "port_mac", format!("{port} . {m}"), None));
-            let (src, dst, dst_class) = match ip {
-                IpAddr::V4(_) => ("port_src4", "port_dst4", "dst_class4"),
-                IpAddr::V6(_) => ("port_src6", "port_dst6", "dst_class6"),
-            };
-            out.insert(el("bridge", src, format!("{port} . {m} . {ip}"), None));
-            out.insert(el("bridge", dst, format!("{port} . {ip}"), None));
-            out.insert(el("inet", dst_class, ip.to_string(), Some(class.clone())));
-        }
+        out.extend(endpoint_elements(ep));
     }
     render_rules(vrf, &mut out);
     NftDesired { elements: out }
+}
+
+/// The elements of one local endpoint's port.
+pub(crate) fn endpoint_elements(ep: &LocalEndpoint) -> BTreeSet<Element> {
+    let mut out = BTreeSet::new();
+    let port = quote(&names::port(&ep.name));
+    let mac = names::mac_to_string(ep.mac);
+    let class = ep.class.0.to_string();
+    out.insert(el("bridge", "ports", port.clone(), None));
+    out.insert(el(
+        "bridge",
+        "port_class",
+        port.clone(),
+        Some(class.clone()),
+    ));
+    let own = ep.ips.iter().map(|ip| (mac.clone(), *ip));
+    let pairs = ep.allowed_pairs.iter().map(|p| {
+        (
+            p.mac
+                .map(names::mac_to_string)
+                .unwrap_or_else(|| mac.clone()),
+            p.ip,
+        )
+    });
+    for (m, ip) in own.chain(pairs) {
+        out.insert(el("bridge", "port_mac", format!("{port} . {m}"), None));
+        let (src, dst, dst_class) = match ip {
+            IpAddr::V4(_) => ("port_src4", "port_dst4", "dst_class4"),
+            IpAddr::V6(_) => ("port_src6", "port_dst6", "dst_class6"),
+        };
+        out.insert(el("bridge", src, format!("{port} . {m} . {ip}"), None));
+        out.insert(el("bridge", dst, format!("{port} . {ip}"), None));
+        out.insert(el("inet", dst_class, ip.to_string(), Some(class.clone())));
+    }
+    out
 }
 
 fn quote(s: &str) -> String {
@@ -263,7 +270,7 @@ fn render_rules(vrf: &VrfDesired, out: &mut BTreeSet<Element>) {
 
 /// Keys for the hash map when the box is single classes, any source port and one
 /// destination port (family and TCP/UDP may expand into a few points).
-fn exact_keys(b: &[Span; 6]) -> Option<Vec<String>> {
+pub(crate) fn exact_keys(b: &[Span; 6]) -> Option<Vec<String>> {
     let [s, d, fam, l4, sport, dport] = *b;
     if !(s.is_point() && d.is_point() && dport.is_point() && sport == Span::new(0, 65535)) {
         return None;
