@@ -1,5 +1,6 @@
 //! A typed client of the REST API, used by the CLI and the agent.
 
+use crate::apps::*;
 use crate::paths;
 use crate::types::*;
 use reqwest::{Method, StatusCode};
@@ -297,6 +298,54 @@ impl Client {
             .call(Method::GET, paths::EXPLAIN, &query, none, DEFAULT_TIMEOUT)
             .await?
             .value)
+    }
+
+    pub async fn apply_apps(&self, apps: serde_json::Value) -> Result<AppsResponse, ClientError> {
+        self.send(Method::POST, paths::APPS, &AppsRequest { apps })
+            .await
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>, ClientError> {
+        self.get(paths::APPS).await
+    }
+
+    pub async fn app(&self, id: &str) -> Result<App, ClientError> {
+        self.get(&paths::app(id)).await
+    }
+
+    pub async fn scale_app(&self, id: &str, instances: u32) -> Result<App, ClientError> {
+        self.send(
+            Method::PUT,
+            &paths::app_scale(id),
+            &ScaleRequest { instances },
+        )
+        .await
+    }
+
+    pub async fn restart_app(&self, id: &str) -> Result<App, ClientError> {
+        self.send(Method::POST, &paths::app_restart(id), &()).await
+    }
+
+    pub async fn delete_app(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::app(id)).await
+    }
+
+    pub async fn cancel_deployment(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&paths::app_deployment(id)).await
+    }
+
+    /// Every task, or only `app`'s.
+    pub async fn tasks(&self, app: Option<&str>) -> Result<Vec<Task>, ClientError> {
+        let none: Option<&()> = None;
+        let query: Vec<(&str, String)> = app.map(|a| ("app", a.to_string())).into_iter().collect();
+        Ok(self
+            .call(Method::GET, paths::TASKS, &query, none, DEFAULT_TIMEOUT)
+            .await?
+            .value)
+    }
+
+    pub async fn task(&self, id: &str) -> Result<Task, ClientError> {
+        self.get(&paths::task(id)).await
     }
 }
 

@@ -9,9 +9,11 @@
 //!   ends) — a blocking query;
 //! - errors are `4xx`/`5xx` with an [`types::ApiError`] body naming the field at fault.
 
+pub mod apps;
 pub mod client;
 pub mod paths;
 pub mod types;
 
+pub use apps::*;
 pub use client::{Client, ClientError};
 pub use types::*;

@@ -45,3 +45,26 @@ pub fn endpoint(name: &str) -> String {
 pub const EVENTS: &str = "/v1/events";
 /// `GET ?from=ENDPOINT&to=ENDPOINT&proto=tcp&port=N`: [`crate::LiveExplanation`].
 pub const EXPLAIN: &str = "/v1/explain";
+/// `GET` the apps ([`crate::App`]); `POST` an [`crate::AppsRequest`].
+pub const APPS: &str = "/v1/apps";
+/// `GET`, `DELETE` (stops every task).
+pub fn app(id: &str) -> String {
+    format!("/v1/apps/{id}")
+}
+/// `PUT` a [`crate::ScaleRequest`].
+pub fn app_scale(id: &str) -> String {
+    format!("/v1/apps/{id}/scale")
+}
+/// `POST`: replace every task (a deployment of the same spec).
+pub fn app_restart(id: &str) -> String {
+    format!("/v1/apps/{id}/restart")
+}
+/// `DELETE`: cancel the app's running deployment (idempotent).
+pub fn app_deployment(id: &str) -> String {
+    format!("/v1/apps/{id}/deployment")
+}
+/// `GET` the tasks ([`crate::Task`]), `?app=ID` to filter.
+pub const TASKS: &str = "/v1/tasks";
+pub fn task(id: &str) -> String {
+    format!("/v1/tasks/{id}")
+}

@@ -175,6 +175,9 @@ pub struct NodeReport {
     pub installed: Vec<InstalledVrf>,
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointStatus>,
+    /// The tasks this node runs, by task id.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, crate::apps::TaskStatus>,
     /// Why the last reconcile failed, if it did (the last good state stays installed).
     #[serde(default)]
     pub error: Option<String>,
@@ -257,6 +260,10 @@ pub struct NodeDesired {
     pub policy: CompiledPolicy,
     pub nodes: Vec<Node>,
     pub endpoints: Vec<Endpoint>,
+    /// Tasks placed on this node; an agent starts one once its endpoint is installed
+    /// and its `env` is resolved.
+    #[serde(default)]
+    pub tasks: Vec<crate::apps::TaskAssignment>,
 }
 
 /// One committed change, as `GET /v1/events` streams it.
