@@ -165,6 +165,7 @@ pub(crate) fn apply_once<N: NodeOps>(
                         })
                         .collect(),
                     endpoints,
+                    tasks: Default::default(),
                     error: None,
                 },
                 complete: failed.is_empty(),
@@ -193,6 +194,7 @@ pub(crate) fn apply_once<N: NodeOps>(
                     applied_revision: previous.map_or(0, |p| p.applied_revision),
                     installed: previous.map(|p| p.installed.clone()).unwrap_or_default(),
                     endpoints,
+                    tasks: Default::default(),
                     error: Some(why.clone()),
                 },
                 complete: false,

@@ -151,6 +151,7 @@ pub(crate) mod tests {
             policy: policy(THREE_TIER),
             nodes,
             endpoints,
+            tasks: Vec::new(),
         }
     }
 

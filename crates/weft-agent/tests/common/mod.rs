@@ -244,6 +244,7 @@ async fn desired(
         policy: d.policy.clone(),
         nodes: d.nodes.values().cloned().collect(),
         endpoints: d.endpoints.clone(),
+        tasks: Vec::new(),
     });
     let mut resp = Json(&view).into_response();
     resp.headers_mut()
