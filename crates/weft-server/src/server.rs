@@ -7,6 +7,7 @@ use crate::ipam::Ipam;
 use crate::keys;
 use crate::liveness::Liveness;
 use crate::state::{Snapshot, as_revision};
+use crate::watch::DesiredCache;
 use crate::{routes, watch};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -27,6 +28,7 @@ pub struct AppState {
     pub changes: broadcast::Sender<ChangeEvent>,
     pub liveness: Liveness,
     pub ipam: Ipam,
+    pub desired_cache: DesiredCache,
     /// Turns true when the server stops: ends blocking queries and event streams.
     pub shutdown: tokio_watch::Receiver<bool>,
 }
@@ -149,6 +151,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         changes,
         liveness: Liveness::default(),
         ipam,
+        desired_cache: DesiredCache::default(),
         shutdown: shutdown.clone(),
     });
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));

@@ -6,9 +6,10 @@ use crate::error::{ApiFailure, ApiResult};
 use crate::keys;
 use crate::server::AppState;
 use crate::state::{Snapshot, as_revision};
+use axum::body::Bytes;
 use serde::Deserialize;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use weft_api::{ChangeEvent, ChangeKind};
 use weft_store::{EventKind, WatchEvent, WatchStream};
 
@@ -148,5 +149,35 @@ mod tests {
         assert_eq!(parse_wait("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_wait("soon"), None);
         assert_eq!(parse_wait("5d"), None);
+    }
+}
+
+/// The serialized desired view, shared by every agent woken by the same change: it is the
+/// same for every node, so a fan-out to 1,000 agents serializes it once, not 1,000 times.
+/// Node readiness inside it is time-dependent, hence the short lifetime.
+#[derive(Debug, Default)]
+pub struct DesiredCache {
+    latest: Mutex<Option<(u64, Instant, Bytes)>>,
+}
+
+const DESIRED_CACHE_TTL: Duration = Duration::from_secs(1);
+
+impl DesiredCache {
+    pub fn get_or_build(
+        &self,
+        revision: u64,
+        build: impl FnOnce() -> ApiResult<Vec<u8>>,
+    ) -> ApiResult<Bytes> {
+        // Held while building so that concurrent wakers wait for one build, not race.
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((cached, built, body)) = latest.as_ref()
+            && *cached == revision
+            && built.elapsed() < DESIRED_CACHE_TTL
+        {
+            return Ok(body.clone());
+        }
+        let body = Bytes::from(build()?);
+        *latest = Some((revision, Instant::now(), body.clone()));
+        Ok(body)
     }
 }

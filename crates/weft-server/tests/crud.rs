@@ -115,6 +115,7 @@ async fn tenants_and_endpoints_round_trip() {
                     },
                 )]
                 .into(),
+                tasks: Default::default(),
                 error: None,
             },
         )

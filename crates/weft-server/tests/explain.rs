@@ -52,6 +52,7 @@ async fn explain_compares_intent_with_installed_rules() {
             rules,
         }],
         endpoints: Default::default(),
+        tasks: Default::default(),
         error: None,
     };
     agent

@@ -80,3 +80,19 @@ pub fn indexed<T: Serialize>(index: u64, body: &T) -> Response {
         .insert(INDEX_HEADER, HeaderValue::from(index));
     response
 }
+
+/// A pre-serialized JSON body with its `X-Weft-Index`.
+pub fn indexed_bytes(index: u64, body: axum::body::Bytes) -> Response {
+    let mut response = (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(INDEX_HEADER, HeaderValue::from(index));
+    response
+}

@@ -167,13 +167,17 @@ pub async fn desired(
     }
     block(&state, &wait).await?;
     let snapshot = state.snapshot();
-    let view = NodeDesired {
-        revision: snapshot.revision,
-        policy: (*snapshot.policy).clone(),
-        nodes: all_nodes(&state, &snapshot),
-        endpoints: super::endpoints::wire_endpoints(&state, &snapshot, &Role::Agent),
-    };
-    Ok(indexed(snapshot.revision, &view))
+    let body = state.desired_cache.get_or_build(snapshot.revision, || {
+        let view = NodeDesired {
+            revision: snapshot.revision,
+            policy: (*snapshot.policy).clone(),
+            nodes: all_nodes(&state, &snapshot),
+            endpoints: super::endpoints::wire_endpoints(&state, &snapshot, &Role::Agent),
+            tasks: Vec::new(),
+        };
+        serde_json::to_vec(&view).map_err(|e| ApiFailure::Internal(e.to_string()))
+    })?;
+    Ok(super::indexed_bytes(snapshot.revision, body))
 }
 
 fn all_nodes(state: &AppState, snapshot: &Snapshot) -> Vec<Node> {
