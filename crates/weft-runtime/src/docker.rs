@@ -239,7 +239,14 @@ impl DockerRuntime {
         let state = self.inspect(&spec.id).await?.state.unwrap_or_default();
         let pid = state.pid.unwrap_or(0).max(0) as u32;
         if state.running == Some(true) && pid > 0 {
-            netns::publish(pid, &spec.netns)?;
+            if let Err(e) = netns::publish(pid, &spec.netns) {
+                // A short task may exit between inspect and the bind mount: not an error.
+                let still_running = self.inspect(&spec.id).await?.state.and_then(|s| s.running);
+                if still_running == Some(true) {
+                    return Err(e);
+                }
+                tracing::warn!(task = %spec.id, "container exited before its namespace could be published");
+            }
         } else {
             tracing::warn!(task = %spec.id, "container exited before its namespace could be published");
         }

@@ -143,16 +143,16 @@ impl ProcessRuntime {
     /// Builds a command that will run inside the task's namespace, cgroup and privileges.
     fn confined_command(
         &self,
+        task: &str,
         argv: &[String],
         env: &BTreeMap<String, String>,
         netns_name: &str,
         cgroup: &TaskCgroup,
         privileged: bool,
-        cwd: &Path,
     ) -> Result<Command> {
         let (program, args) = argv
             .split_first()
-            .ok_or_else(|| RuntimeError::invalid("?", "empty command"))?;
+            .ok_or_else(|| RuntimeError::invalid(task, "empty command"))?;
         let setup = ChildSetup {
             cgroup_procs: cgroup.open_procs_files()?,
             netns: netns::open(netns_name)?,
@@ -164,7 +164,7 @@ impl ProcessRuntime {
             .env_clear()
             .env("PATH", DEFAULT_PATH)
             .envs(env)
-            .current_dir(cwd)
+            .current_dir(self.task_dir(task))
             .stdin(Stdio::null());
         setup.install(&mut command);
         Ok(command)
@@ -203,12 +203,12 @@ impl ProcessRuntime {
         )?;
         let spawned = self
             .confined_command(
+                &spec.id,
                 &spec.command,
                 &spec.env,
                 &spec.netns,
                 &cgroup,
                 spec.privileged,
-                &dir,
             )
             .and_then(|mut command| {
                 command.stdout(stdout).stderr(stderr);
@@ -299,14 +299,8 @@ impl ProcessRuntime {
         if t.exit.borrow().is_some() {
             return Err(RuntimeError::invalid(task, "exec: the task has exited"));
         }
-        let mut command = self.confined_command(
-            argv,
-            &t.env,
-            &t.netns,
-            &t.cgroup,
-            t.privileged,
-            &self.task_dir(task),
-        )?;
+        let mut command =
+            self.confined_command(task, argv, &t.env, &t.netns, &t.cgroup, t.privileged)?;
         command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
