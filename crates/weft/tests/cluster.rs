@@ -125,6 +125,12 @@ impl ProcCluster {
         wait_until("the controller", Duration::from_secs(20), || {
             rt.block_on(health.health()).is_ok()
         });
+        // A new connection pool, as a new `weft` command would have: pooled
+        // connections to a killed controller are dead.
+        if let Ok(admin) = std::fs::read_to_string(self.dir.join("server").join("admin.token")) {
+            let base = format!("http://127.0.0.1:{}", self.port);
+            self.client = Client::new(&base, Some(admin.trim().to_string()));
+        }
     }
 
     fn kill_server(&mut self) {
@@ -211,8 +217,9 @@ impl ProcCluster {
         for node in &self.bed.nodes {
             let prefix = format!("{}-v", node.vrf_netns_prefix);
             for ns in weft_fabric::netns::list_with_prefix(&prefix) {
+                // -s: stateless, without the counters of rules and elements.
                 let listing = Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "list", "ruleset"])
+                    .args(["netns", "exec", &ns, "nft", "-s", "list", "ruleset"])
                     .output()
                     .unwrap();
                 out.push_str(&format!(
@@ -221,9 +228,9 @@ impl ProcCluster {
                 ));
             }
         }
-        // Counters move with traffic; the rules themselves must not.
+        // Named counters print their values even with -s; they move with traffic.
         out.lines()
-            .filter(|l| !l.contains("counter packets"))
+            .filter(|l| !(l.trim_start().starts_with("packets ") && l.contains(" bytes ")))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -231,6 +238,19 @@ impl ProcCluster {
 
 impl Drop for ProcCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(25).collect();
+                    eprintln!("--- {} (last lines)", path.display());
+                    for line in tail.iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
         for (_, child) in &mut self.agents {
             if let Some(mut c) = child.take() {
                 let _ = c.kill();
@@ -277,7 +297,7 @@ fn echo(stream: &mut std::net::TcpStream, text: &[u8]) {
 #[test]
 fn agents_killed_and_restarted_keep_streams_and_tables() {
     require_root!();
-    let mut c = ProcCluster::new("agentkill");
+    let mut c = ProcCluster::new("ak");
     let (_servers, [web, app, db]) = three_tier(&c);
     assert!(
         probe::tcp_ok(&web.0, app.1, 8080),
@@ -319,7 +339,7 @@ fn agents_killed_and_restarted_keep_streams_and_tables() {
 #[test]
 fn controller_killed_keeps_the_fabric_and_new_policy_applies_when_back() {
     require_root!();
-    let mut c = ProcCluster::new("ctlkill");
+    let mut c = ProcCluster::new("ck");
     let (_servers, [web, app, db]) = three_tier(&c);
     let before = c.rulesets();
 
