@@ -1,0 +1,18 @@
+# Sourced by scripts/demo and scripts/test: installs Debian packages that are missing
+# (as root), or says clearly what to install (otherwise).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "==> installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "!!! missing packages: ${missing[*]}" >&2
+    echo "!!! install them with: sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+}
