@@ -38,6 +38,7 @@ pub fn resolve_request(model: &mut Model, field_prefix: &str) -> ApiResult<()> {
 /// Commits `changes` if the resulting model is valid; see the module doc.
 pub async fn commit(state: &AppState, changes: Vec<TenantChange>) -> ApiResult<ApplyResponse> {
     let names: Vec<String> = changes.iter().map(|(name, _)| name.clone()).collect();
+    let _serialised = state.policy_lock.lock().await;
     for _ in 0..MAX_ATTEMPTS {
         let read = state.store.range(keys::POLICY.as_bytes(), None).await?;
         let mut stored = Model::default();

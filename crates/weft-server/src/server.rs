@@ -29,6 +29,9 @@ pub struct AppState {
     pub liveness: Liveness,
     pub ipam: Ipam,
     pub desired_cache: DesiredCache,
+    /// Serialises this server's policy commits: they all guard on one key, so running them
+    /// concurrently only makes them retry each other (the guard stays, for other writers).
+    pub policy_lock: tokio::sync::Mutex<()>,
     /// Turns true when the server stops: ends blocking queries and event streams.
     pub shutdown: tokio_watch::Receiver<bool>,
 }
@@ -152,6 +155,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         liveness: Liveness::default(),
         ipam,
         desired_cache: DesiredCache::default(),
+        policy_lock: tokio::sync::Mutex::new(()),
         shutdown: shutdown.clone(),
     });
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
