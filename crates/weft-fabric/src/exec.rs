@@ -68,18 +68,33 @@ pub trait Runner: Send + Sync + fmt::Debug {
 }
 
 /// Runs the real tools. `ip` and `bridge` enter the namespace themselves (`-n`);
-/// `nft` is run through `ip netns exec`.
+/// `nft` is spawned from a thread inside the namespace.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRunner;
 
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd) -> Result<String, FabricError> {
+        if let (Program::Nft, Some(ns)) = (cmd.program, &cmd.netns) {
+            // `nft` has no `-n`: it is spawned from a thread that entered the namespace
+            // (a child inherits its thread's network namespace). Cheaper than
+            // `ip netns exec`, which also execs `ip` and remounts /sys.
+            let mut local = cmd.clone();
+            local.netns = None;
+            let netns = ns.clone();
+            return crate::netns::in_netns(ns, move || SystemRunner.run(&local))?.map_err(
+                |e| match e {
+                    FabricError::Command {
+                        command, stderr, ..
+                    } => FabricError::Command {
+                        netns,
+                        command,
+                        stderr,
+                    },
+                    other => other,
+                },
+            );
+        }
         let mut command = match (cmd.program, &cmd.netns) {
-            (Program::Nft, Some(ns)) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "nft"]);
-                c
-            }
             (p, Some(ns)) => {
                 let mut c = Command::new(p.name());
                 c.args(["-n", ns]);

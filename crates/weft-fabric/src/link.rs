@@ -9,7 +9,7 @@ use crate::exec::{Cmd, Program, Runner};
 use crate::names;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -58,15 +58,6 @@ impl LinkFact {
             | Self::Port { vni, .. }
             | Self::Neigh { vni, .. }
             | Self::RemoteFdb { vni, .. } => *vni,
-        }
-    }
-
-    /// The interface whose existence this fact depends on.
-    fn link(&self) -> String {
-        match self {
-            Self::Vxlan { vni, .. } | Self::RemoteFdb { vni, .. } => names::vxlan(*vni),
-            Self::Port { name, .. } => name.clone(),
-            other => names::bridge(other.vni()),
         }
     }
 }
@@ -169,25 +160,31 @@ pub struct LinkPlan {
     pub deleted: usize,
 }
 
-pub fn plan(
+pub fn plan<'a>(
     vrf_ns: &str,
-    current: &BTreeSet<LinkFact>,
-    desired: &BTreeSet<LinkFact>,
+    current: &'a BTreeSet<LinkFact>,
+    desired: &'a BTreeSet<LinkFact>,
     existing_links: &HashSet<String>,
 ) -> LinkPlan {
     let mut p = LinkPlan::default();
-    // Facts whose interface vanished (e.g. the endpoint's namespace died) are not current.
-    let mut current: BTreeSet<LinkFact> = current
-        .iter()
-        .filter(|f| existing_links.contains(&f.link()))
-        .cloned()
-        .collect();
+    // Whether a fact's interface exists, computed once per interface (not per fact:
+    // a VRF holds tens of thousands of neighbours on a handful of bridges).
+    let mut exists_cache: HashMap<LinkRef<'a>, bool> = HashMap::new();
+    let mut exists = |f: &'a LinkFact| {
+        let r = LinkRef::of(f);
+        *exists_cache
+            .entry(r)
+            .or_insert_with(|| existing_links.contains(&r.name()))
+    };
+    // Interfaces nobody wants (the VRF namespace is weft's: all but `lo` are ours).
     let known: HashSet<String> = current
         .iter()
         .chain(desired.iter())
-        .map(LinkFact::link)
+        .map(LinkRef::of)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .map(|r| r.name())
         .collect();
-    // Interfaces nobody wants (the VRF namespace is weft's: all but `lo` are ours).
     let mut strays: Vec<&String> = existing_links
         .iter()
         .filter(|l| l.starts_with(names::PREFIX) && !known.contains(*l))
@@ -198,23 +195,94 @@ pub fn plan(
             .push(step(vrf_ns, Program::Ip, &["link", "del", l], true));
         p.deleted += 1;
     }
-    let gone: Vec<LinkFact> = current.difference(desired).cloned().collect();
+    // Facts whose interface vanished (e.g. the endpoint's namespace died) are not
+    // current. One merge walk over both sorted sets.
+    let mut gone: Vec<&LinkFact> = Vec::new();
+    let mut missing: Vec<&LinkFact> = Vec::new();
+    // In both, but only current if its interface exists and is not recreated.
+    let mut kept: Vec<&LinkFact> = Vec::new();
+    let (mut c, mut d) = (current.iter().peekable(), desired.iter().peekable());
+    loop {
+        match (c.peek(), d.peek()) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    if exists(x) {
+                        gone.push(x);
+                    }
+                    c.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    missing.push(y);
+                    d.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if exists(x) {
+                        kept.push(y);
+                    } else {
+                        missing.push(y);
+                    }
+                    c.next();
+                    d.next();
+                }
+            },
+            (Some(x), None) => {
+                if exists(x) {
+                    gone.push(x);
+                }
+                c.next();
+            }
+            (None, Some(y)) => {
+                missing.push(y);
+                d.next();
+            }
+            (None, None) => break,
+        }
+    }
     let recreated: HashSet<u32> = gone
         .iter()
         .filter(|f| matches!(f, LinkFact::Bridge { .. } | LinkFact::Vxlan { .. }))
-        .map(LinkFact::vni)
+        .map(|f| f.vni())
         .collect();
     for f in gone.iter().rev() {
         p.steps.extend(delete_steps(vrf_ns, f));
         p.deleted += 1;
     }
     // Whatever hung on a recreated bridge/VXLAN device has to be applied again.
-    current.retain(|f| !recreated.contains(&f.vni()) && !gone.contains(f));
-    for f in desired.difference(&current) {
+    if !recreated.is_empty() {
+        missing.extend(kept.iter().filter(|f| recreated.contains(&f.vni())));
+        missing.sort();
+    }
+    for f in missing {
         p.steps.extend(create_steps(vrf_ns, f, existing_links));
         p.created += 1;
     }
     p
+}
+
+/// The interface a fact hangs on, without allocating its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LinkRef<'a> {
+    Bridge(u32),
+    Vxlan(u32),
+    Port(&'a str),
+}
+
+impl<'a> LinkRef<'a> {
+    fn of(f: &'a LinkFact) -> Self {
+        match f {
+            LinkFact::Vxlan { vni, .. } | LinkFact::RemoteFdb { vni, .. } => Self::Vxlan(*vni),
+            LinkFact::Port { name, .. } => Self::Port(name),
+            other => Self::Bridge(other.vni()),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Self::Bridge(vni) => names::bridge(vni),
+            Self::Vxlan(vni) => names::vxlan(vni),
+            Self::Port(name) => name.to_string(),
+        }
+    }
 }
 
 fn step(ns: &str, program: Program, args: &[&str], may_fail: bool) -> Step {

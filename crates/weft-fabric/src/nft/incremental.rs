@@ -50,10 +50,56 @@ impl RenderDelta {
     }
 }
 
+/// What rendering reads of a rule (everything but its trace): compact, so that
+/// comparing 100k rules reads no heap memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct RuleKey {
+    tier: weft_compiler::Tier,
+    src: ClassSel,
+    dst: ClassSel,
+    family: Option<weft_model::IpFamily>,
+    proto: Protocol,
+    sport: PortRange,
+    dport: PortRange,
+    action: Action,
+}
+
+impl RuleKey {
+    fn of(r: &Rule) -> Self {
+        Self {
+            tier: r.tier,
+            src: r.src,
+            dst: r.dst,
+            family: r.family,
+            proto: r.proto,
+            sport: r.sport,
+            dport: r.dport,
+            action: r.action,
+        }
+    }
+
+    /// A rule that renders like the original (the trace is not rendered).
+    fn rule(self) -> Rule {
+        Rule {
+            tier: self.tier,
+            src: self.src,
+            dst: self.dst,
+            family: self.family,
+            proto: self.proto,
+            sport: self.sport,
+            dport: self.dport,
+            action: self.action,
+            trace: weft_compiler::Trace::IntraEpg {
+                epg: weft_model::EpgPath::new("", "", ""),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct TierCache {
     /// The tier's rules as last rendered, in order.
-    rules: Vec<Rule>,
+    rules: Vec<RuleKey>,
     permits: usize,
     denies: usize,
     /// Exact-map keys -> (action, number of rules producing the key).
@@ -85,7 +131,7 @@ impl TierCache {
         let prefix = old
             .iter()
             .zip(rules.iter())
-            .take_while(|(a, b)| a == b)
+            .take_while(|(a, b)| **a == RuleKey::of(b))
             .count();
         if prefix == old.len() && prefix == rules.len() {
             return;
@@ -96,18 +142,21 @@ impl TierCache {
             .rev()
             .zip(rules[prefix..].iter().rev())
             .take(max_suffix)
-            .take_while(|(a, b)| a == b)
+            .take_while(|(a, b)| **a == RuleKey::of(b))
             .count();
         let old_mid = &old[prefix..old.len() - suffix];
-        let new_mid = &rules[prefix..rules.len() - suffix];
-        let (gone, came) = multiset_diff(old_mid, new_mid);
+        let new_mid: Vec<RuleKey> = rules[prefix..rules.len() - suffix]
+            .iter()
+            .map(RuleKey::of)
+            .collect();
+        let (gone, came) = multiset_diff(old_mid, &new_mid);
         let was_mixed = self.mixed();
         let order_sensitive = old_mid
             .iter()
             .chain(new_mid.iter())
-            .any(|r| !cheap_exact(r, false));
-        let gone: Vec<Rule> = gone.into_iter().cloned().collect();
-        let came: Vec<Rule> = came.into_iter().cloned().collect();
+            .any(|r| !cheap_exact(&r.rule(), false));
+        let gone: Vec<Rule> = gone.into_iter().map(|k| k.rule()).collect();
+        let came: Vec<Rule> = came.into_iter().map(|k| k.rule()).collect();
         for r in &gone {
             self.count(r, false);
         }
@@ -144,7 +193,9 @@ impl TierCache {
                 .extend(ordered.difference(&self.ordered).cloned());
             self.ordered = ordered;
         }
-        self.rules = rules.to_vec();
+        // Patch the middle only: cloning a whole 100k-rule tier costs more than the rest.
+        let end = self.rules.len() - suffix;
+        self.rules.splice(prefix..end, new_mid);
     }
 }
 
@@ -233,7 +284,10 @@ fn render_ordered(stem: &str, rules: &[Rule], mixed: bool) -> BTreeSet<Element> 
 }
 
 /// (in `old` only, in `new` only), counting duplicates.
-fn multiset_diff<'a>(old: &'a [Rule], new: &'a [Rule]) -> (Vec<&'a Rule>, Vec<&'a Rule>) {
+fn multiset_diff<'a, T: Ord + std::hash::Hash>(
+    old: &'a [T],
+    new: &'a [T],
+) -> (Vec<&'a T>, Vec<&'a T>) {
     if old.is_sorted() && new.is_sorted() {
         let (mut i, mut j) = (0, 0);
         let (mut gone, mut came) = (Vec::new(), Vec::new());
@@ -257,7 +311,7 @@ fn multiset_diff<'a>(old: &'a [Rule], new: &'a [Rule]) -> (Vec<&'a Rule>, Vec<&'
         came.extend(new[j..].iter());
         return (gone, came);
     }
-    let mut counts: HashMap<&Rule, i64> = HashMap::new();
+    let mut counts: HashMap<&T, i64> = HashMap::new();
     for r in old {
         *counts.entry(r).or_default() += 1;
     }
