@@ -48,6 +48,10 @@ enum Command {
     /// Build the seed's Table 1 and the three-tier example in a fresh dev cluster and
     /// check every pair with real packets.
     Demo(cmd::demo::Args),
+    /// Marathon-style apps: apply, status, scale, restart, rm, cancel, why-pending.
+    App(cmd::app::Args),
+    /// Tasks with their node, IP, EPG, state and health.
+    Ps(cmd::ps::Args),
     /// Benchmarks that print figures (not tests).
     Bench(cmd::bench::Args),
 }
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Dev(args) => cmd::dev::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::App(args) => cmd::app::run(args),
+        Command::Ps(args) => cmd::ps::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod agent;
+pub mod app;
 pub mod apply;
 pub mod bench;
 pub mod compile;
@@ -10,5 +11,6 @@ pub mod endpoint;
 pub mod exec;
 pub mod explain;
 pub mod get;
+pub mod ps;
 pub mod server;
 pub mod validate;
