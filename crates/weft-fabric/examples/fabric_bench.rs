@@ -406,20 +406,70 @@ fn throughput() -> Res<()> {
     Ok(())
 }
 
-/// A listener that accepts and closes as fast as it can (lives until the namespace goes).
-fn accept_and_close(ns: &str, port: u16) -> Res<()> {
-    let listener = weft_fabric::netns::in_netns(ns, move || {
-        std::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
-    })??;
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            drop(conn);
-        }
-    });
+/// Closes with an RST (SO_LINGER 0): no TIME_WAIT, so thousands of connections do not
+/// slow down the next run's port search.
+fn linger0(s: &TcpStream) -> Res<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Linger, &l)?;
     Ok(())
 }
 
-/// Connects `n` times (or for `budget`), returns (connections/s, median connect time).
+/// A listener that accepts as fast as it can, until dropped (then its
+/// thread ends and the socket goes: nothing keeps the namespace alive).
+struct Acceptor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    wake: SocketAddr,
+    ns: String,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start(ns: &str, ip: IpAddr, port: u16) -> Res<Self> {
+        let listener = weft_fabric::netns::in_netns(ns, move || {
+            std::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+        })??;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                // Wait for the client's RST (it closes first): no TIME_WAIT here
+                // either, and no reset racing the client's connect.
+                if let Ok(mut c) = conn {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+                    let _ = std::io::Read::read(&mut c, &mut [0u8; 16]);
+                }
+            }
+        });
+        Ok(Self {
+            stop,
+            wake: SocketAddr::new(ip, port),
+            ns: ns.to_string(),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wake the blocking accept from inside its own namespace.
+        let to = self.wake;
+        let _ = weft_fabric::netns::in_netns(&self.ns, move || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(1))
+        });
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects for `budget`; returns (connections/s, median connect time, connections).
 fn connect_loop(ns: &str, to: SocketAddr, budget: Duration) -> Res<(f64, Duration)> {
     let r = weft_fabric::netns::in_netns(ns, move || {
         let mut lat = Vec::new();
@@ -429,9 +479,10 @@ fn connect_loop(ns: &str, to: SocketAddr, budget: Duration) -> Res<(f64, Duratio
             match TcpStream::connect_timeout(&to, Duration::from_secs(1)) {
                 Ok(s) => {
                     lat.push(t.elapsed());
+                    linger0(&s).map_err(|e| e.to_string())?;
                     drop(s);
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(format!("connect #{}: {e}", lat.len() + 1)),
             }
         }
         Ok((lat.len() as f64 / start.elapsed().as_secs_f64(), lat))
@@ -441,57 +492,85 @@ fn connect_loop(ns: &str, to: SocketAddr, budget: Duration) -> Res<(f64, Duratio
     Ok((rate, lat[lat.len() / 2]))
 }
 
+/// The linear firewall: the same rules as one iptables FORWARD chain, one line per
+/// (source IP, destination IP) pair, the permitting rule last.
+fn linear_ruleset(rules: usize, client: IpAddr, server: IpAddr) -> String {
+    let mut restore = String::from(
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
+    );
+    for k in 0..rules {
+        // Distinct, never-matching source addresses stand for other endpoints.
+        let src = Ipv4Addr::new(
+            10,
+            1 + (k / 65536) as u8,
+            ((k / 256) % 256) as u8,
+            (k % 256) as u8,
+        );
+        restore += &format!(
+            "-A FORWARD -s {src}/32 -d {server} -p tcp --dport {} -j ACCEPT\n",
+            1000 + k % 1000
+        );
+    }
+    restore +=
+        &format!("-A FORWARD -s {client} -d {server} -p tcp --dport 7000 -j ACCEPT\nCOMMIT\n");
+    restore
+}
+
+fn iptables_restore(ns: &str, text: &str) -> Res<()> {
+    let path = format!("/tmp/weft-bench-{}.rules", std::process::id());
+    std::fs::write(&path, text)?;
+    let r = sh(&[
+        "sh",
+        "-c",
+        &format!("ip netns exec {ns} iptables-restore < {path}"),
+    ]);
+    let _ = std::fs::remove_file(&path);
+    r.map(|_| ())
+}
+
 /// Benchmark 2: new connections with 10 / 1,000 / 100,000 rules, weft vs a linear
-/// iptables chain of the same rules expanded per IP pair.
+/// iptables chain of the same rules expanded per IP pair. One cluster per rule count
+/// (its own tag: no namespace name is ever reused), both firewalls measured in it,
+/// alternating, with RST-closed connections (no TIME_WAIT on either side).
 fn connrate() -> Res<()> {
-    let budget = Duration::from_secs(2);
+    // A reused 4-tuple within conntrack's CLOSE timeout (10 s) stalls a connect for
+    // a SYN retransmission: keep every connection of a cell on a fresh source port
+    // (2 rounds x 2 sides x 1 s x ~8k/s < 64k ports).
+    let budget = Duration::from_secs(1);
+    let rounds = 2;
     println!("rules | weft conn/s | weft median connect | linear conn/s | linear median connect");
     for rules in [10usize, 1_000, 100_000] {
-        let (mut bed, agents, eps) = small_cluster("bconn", rules)?;
-        accept_and_close(&eps[1].netns, 7000)?;
+        let (mut bed, mut agents, eps) = small_cluster(&format!("bconn{rules}"), rules)?;
+        weft_fabric::netns::sysctl(&eps[0].netns, "net/ipv4/ip_local_port_range", "1024 65535")?;
+        let acceptor = Acceptor::start(&eps[1].netns, eps[1].ips[0], 7000)?;
         let to = SocketAddr::new(eps[1].ips[0], 7000);
-        let (w_rate, w_lat) = connect_loop(&eps[0].netns, to, budget)?;
-        // A fresh cluster for the other side: the first run's TIME_WAIT sockets would
-        // slow the second run's port search.
-        drop(agents);
-        bed.destroy()?;
-        let (mut bed, agents, eps) = small_cluster("blin", rules)?;
-        accept_and_close(&eps[1].netns, 7000)?;
-        // Linear firewall: same rules as one chain, one line per (source IP, destination
-        // IP) pair (one endpoint per EPG here), the permitting rule last.
         let ns = vrf_ns(&bed, 0);
-        remove_tables(&ns)?;
-        let mut restore = String::from(
-            "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
-        );
-        for k in 0..rules {
-            // Distinct, never-matching source addresses stand for other endpoints.
-            let src = Ipv4Addr::new(
-                10,
-                1 + (k / 65536) as u8,
-                ((k / 256) % 256) as u8,
-                (k % 256) as u8,
-            );
-            restore += &format!(
-                "-A FORWARD -s {src}/32 -d {} -p tcp --dport {} -j ACCEPT\n",
-                eps[1].ips[0],
-                1000 + k % 1000
-            );
+        let linear = linear_ruleset(rules, eps[0].ips[0], eps[1].ips[0]);
+        let empty = "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n";
+        let (mut weft, mut lin) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            weft.push(connect_loop(&eps[0].netns, to, budget)?);
+            remove_tables(&ns)?;
+            iptables_restore(&ns, &linear)?;
+            lin.push(connect_loop(&eps[0].netns, to, budget)?);
+            iptables_restore(&ns, empty)?;
+            // weft back: a fresh agent (tables missing, links present).
+            let (d, f) = &mut agents[0];
+            *f = Fabric::system();
+            f.reconcile(d)?;
         }
-        restore += &format!(
-            "-A FORWARD -s {} -d {} -p tcp --dport 7000 -j ACCEPT\nCOMMIT\n",
-            eps[0].ips[0], eps[1].ips[0]
-        );
-        let path = format!("/tmp/weft-bench-{}.rules", std::process::id());
-        std::fs::write(&path, restore)?;
-        sh(&[
-            "sh",
-            "-c",
-            &format!("ip netns exec {ns} iptables-restore < {path}"),
-        ])?;
-        let _ = std::fs::remove_file(&path);
-        let (l_rate, l_lat) = connect_loop(&eps[0].netns, to, budget)?;
+        let med = |v: &mut Vec<(f64, Duration)>| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v[v.len() / 2]
+        };
+        let ((w_rate, w_lat), (l_rate, l_lat)) = (med(&mut weft), med(&mut lin));
         println!("{rules} | {w_rate:.0} | {w_lat:.2?} | {l_rate:.0} | {l_lat:.2?}");
+        println!(
+            "  runs weft: {:?}  linear: {:?}",
+            weft.iter().map(|r| r.0 as u64).collect::<Vec<_>>(),
+            lin.iter().map(|r| r.0 as u64).collect::<Vec<_>>()
+        );
+        drop(acceptor);
         drop(agents);
         bed.destroy()?;
     }
