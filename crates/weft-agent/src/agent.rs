@@ -8,6 +8,7 @@ use crate::convert::{self, Inputs};
 use crate::error::AgentError;
 use crate::node::{NodeOps, SystemNode};
 use crate::persist::LastApplied;
+use crate::tasks::{TaskSettings, Tasks};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -60,13 +61,15 @@ pub async fn run_with<C: Controller, N: NodeOps>(
 ) -> Result<(), AgentError> {
     config.validate()?;
     let agent = Agent::new(config, controller, node);
-    tokio::select! {
-        _ = shutdown => {
-            tracing::info!(node = %agent.me.name, "agent shutting down");
-            Ok(())
-        }
-        () = agent.run() => Ok(()),
+    let stopped = tokio::select! {
+        _ = shutdown => true,
+        () = agent.run() => false,
+    };
+    if stopped {
+        tracing::info!(node = %agent.me.name, "agent shutting down");
+        agent.tasks.shutdown().await;
     }
+    Ok(())
 }
 
 /// The outcome of one apply.
@@ -83,6 +86,7 @@ pub(crate) struct Outcome {
 
 /// One apply, synchronous (it runs on a blocking thread): endpoint namespaces, the
 /// fabric's reconcile, pruning of deleted endpoints' namespaces, the report.
+#[cfg(test)]
 pub(crate) fn apply_once<N: NodeOps>(
     node: &mut N,
     me: &NodeRegistration,
@@ -91,7 +95,23 @@ pub(crate) fn apply_once<N: NodeOps>(
     previous: Option<&NodeReport>,
     prune: bool,
 ) -> Outcome {
+    apply_once_with(node, me, desired, inputs, previous, prune, &BTreeSet::new())
+}
+
+/// [`apply_once`], where the namespaces of the endpoints named in `published` are
+/// created by a runtime with their task (Docker): such an endpoint is left out, and
+/// reported `Pending`, until its namespace exists.
+pub(crate) fn apply_once_with<N: NodeOps>(
+    node: &mut N,
+    me: &NodeRegistration,
+    desired: &NodeDesired,
+    inputs: &Inputs,
+    previous: Option<&NodeReport>,
+    prune: bool,
+    published: &BTreeSet<String>,
+) -> Outcome {
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut waiting: BTreeMap<String, String> = BTreeMap::new();
     let mut usable: Vec<EndpointSpec> = Vec::with_capacity(inputs.endpoints.len());
     for ep in &inputs.endpoints {
         let local = ep.node == me.name;
@@ -104,6 +124,14 @@ pub(crate) fn apply_once<N: NodeOps>(
             } else {
                 tracing::warn!(endpoint = %ep.name, epg = %ep.epg, "remote endpoint of an unknown EPG left out");
             }
+            continue;
+        }
+        if local && published.contains(&ep.name) && !node.netns_exists(&ep.netns) {
+            tracing::info!(endpoint = %ep.name, netns = %ep.netns, "endpoint waits for its task's container to publish its namespace");
+            waiting.insert(
+                ep.name.clone(),
+                format!("namespace {} appears with the task's container", ep.netns),
+            );
             continue;
         }
         if local && !node.netns_exists(&ep.netns) {
@@ -144,6 +172,15 @@ pub(crate) fn apply_once<N: NodeOps>(
                     )
                 })
                 .collect();
+            for (name, why) in &waiting {
+                endpoints.insert(
+                    name.clone(),
+                    EndpointStatus {
+                        state: EndpointState::Pending,
+                        message: Some(why.clone()),
+                    },
+                );
+            }
             for (name, why) in &failed {
                 endpoints.insert(
                     name.clone(),
@@ -228,6 +265,7 @@ struct Agent<C, N> {
     controller: C,
     node: Arc<Mutex<N>>,
     store: LastApplied,
+    tasks: Tasks,
     /// The last report (what is installed), shared by both loops.
     report: watch::Sender<Option<NodeReport>>,
     /// Whether the controller knows this node right now.
@@ -241,13 +279,23 @@ struct Applied {
     inputs: Option<Inputs>,
     /// The revision in the state file.
     saved_revision: Option<u64>,
+    /// The last desired state applied (re-applied when a task asks for it).
+    last: Option<NodeDesired>,
 }
 
 impl<C: Controller, N: NodeOps> Agent<C, N> {
     fn new(config: AgentConfig, controller: C, node: N) -> Self {
+        let tasks = Tasks::new(TaskSettings {
+            node: config.registration.name.clone(),
+            controller: Some(config.server.clone()),
+            default_log_dir: config.task_log_dir.clone(),
+            docker_socket: config.docker_socket.clone(),
+            stop_grace: config.task_stop_grace,
+        });
         Self {
             me: config.registration.clone(),
             store: LastApplied::new(&config.state_dir),
+            tasks,
             config,
             controller,
             node: Arc::new(Mutex::new(node)),
@@ -265,7 +313,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
     async fn run(&self) {
         let mut applied = Applied::default();
         self.restore(&mut applied).await;
-        tokio::join!(self.session(), self.watch(applied));
+        tokio::join!(self.session(), self.watch(applied), self.report_tasks());
     }
 
     /// Reinstalls the state file's desired state at once, before any controller is
@@ -292,15 +340,17 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         let previous = self.report.borrow().clone();
         let job_inputs = inputs.clone();
         let job_desired = desired.clone();
+        let published = self.tasks.runtime_owned_endpoints(&desired);
         let joined = tokio::task::spawn_blocking(move || {
             let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
-            apply_once(
+            apply_once_with(
                 &mut *node,
                 &me,
                 &job_desired,
                 &job_inputs,
                 previous.as_ref(),
                 !from_disk,
+                &published,
             )
         })
         .await;
@@ -321,8 +371,39 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             from_disk,
             error: outcome.error.clone(),
         });
+        // Tasks start only now: after the reconcile that installed their endpoint.
+        self.tasks.sync(&desired, &outcome.report.endpoints);
+        applied.last = Some(desired);
         self.report.send_replace(Some(outcome.report));
         outcome.reconciled
+    }
+
+    /// Starts what waited for news that needed no reconcile (an `env` resolved).
+    fn sync_tasks(&self, desired: &NodeDesired, applied: &mut Applied) {
+        let endpoints = self
+            .report
+            .borrow()
+            .as_ref()
+            .map(|r| r.endpoints.clone())
+            .unwrap_or_default();
+        self.tasks.sync(desired, &endpoints);
+        applied.last = Some(desired.clone());
+    }
+
+    /// Reports at once whenever a task's state or health changes.
+    async fn report_tasks(&self) {
+        let mut changes = self.tasks.subscribe();
+        loop {
+            if changes.changed().await.is_err() {
+                return;
+            }
+            // Let a burst of changes settle into one report.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            changes.borrow_and_update();
+            if *self.registered.borrow() {
+                self.send_report().await;
+            }
+        }
     }
 
     fn save(&self, desired: &NodeDesired, applied: &mut Applied) {
@@ -333,9 +414,10 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
     }
 
     async fn send_report(&self) {
-        let Some(report) = self.report.borrow().clone() else {
+        let Some(mut report) = self.report.borrow().clone() else {
             return;
         };
+        report.tasks = self.tasks.statuses();
         match self.controller.report(&self.me.name, &report).await {
             Ok(()) => self.emit(AgentEvent::Reported {
                 applied_revision: report.applied_revision,
@@ -404,10 +486,18 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             if registered.wait_for(|r| *r).await.is_err() {
                 return;
             }
-            let polled = self
-                .controller
-                .desired(&self.me.name, index, self.config.watch_wait)
-                .await;
+            let polled = tokio::select! {
+                polled = self.controller.desired(&self.me.name, index, self.config.watch_wait) => polled,
+                () = self.tasks.reapply_requested() => {
+                    // A container published its namespace: plumb its endpoint now.
+                    if let Some(last) = applied.last.clone() {
+                        tracing::info!(node = %self.me.name, revision = last.revision, "reconciling again for a task's namespace");
+                        self.apply(last, false, &mut applied).await;
+                        self.send_report().await;
+                    }
+                    continue;
+                }
+            };
             let watched = match polled {
                 Ok(w) => w,
                 Err(e) => {
@@ -420,9 +510,12 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             let news = watched.index != index;
             index = watched.index;
             let desired = watched.desired;
+            // Tasks leaving go before the reconcile that prunes their namespaces.
+            self.tasks.stop_removed(&desired).await;
             let inputs = convert::inputs(&self.me, &desired);
             if applied.inputs.as_ref() == Some(&inputs) {
                 backoff.reset();
+                self.sync_tasks(&desired, &mut applied);
                 self.bump_revision(&desired, &mut applied).await;
                 continue;
             }

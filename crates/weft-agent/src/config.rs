@@ -27,6 +27,13 @@ pub struct AgentConfig {
     pub watch_wait: Duration,
     /// Retries after controller errors.
     pub backoff: BackoffConfig,
+    /// Where process tasks' stdout and stderr go when their assignment names no
+    /// `log_dir` (`<dir>/<task id>/stdout.log`, `stderr.log`). Default `<state_dir>/tasks`.
+    pub task_log_dir: PathBuf,
+    /// The Docker engine's socket (Docker tasks).
+    pub docker_socket: String,
+    /// Between SIGTERM and SIGKILL when a task is stopped.
+    pub task_stop_grace: Duration,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
     pub events: Option<UnboundedSender<AgentEvent>>,
 }
@@ -40,11 +47,15 @@ impl AgentConfig {
         registration: NodeRegistration,
         state_dir: impl Into<PathBuf>,
     ) -> Self {
+        let state_dir: PathBuf = state_dir.into();
         Self {
+            task_log_dir: state_dir.join("tasks"),
+            docker_socket: weft_runtime::docker::DEFAULT_SOCKET.to_string(),
+            task_stop_grace: Duration::from_secs(10),
             server: server.into(),
             join_token: join_token.into(),
             registration,
-            state_dir: state_dir.into(),
+            state_dir,
             fabric_state_dir: PathBuf::from(weft_fabric::state::DEFAULT_DIR),
             heartbeat_every: Duration::from_secs(5),
             report_every: 3,

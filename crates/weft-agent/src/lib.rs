@@ -11,7 +11,12 @@
 //!    backoff with jitter, never fatal;
 //! 3. watches its desired state with the blocking query, makes sure every local
 //!    endpoint's namespace exists, reconciles the fabric, saves what it applied
-//!    (write, fsync, rename) and reports what is installed.
+//!    (write, fsync, rename) and reports what is installed;
+//! 4. runs the node's tasks ([`tasks`]): starts each only after the reconcile that
+//!    installed its endpoint (Docker: container first, then the reconcile that plumbs
+//!    it), supervises and restarts them with the app's backoff ([`supervisor`]),
+//!    health-checks them from their endpoint's namespace ([`health`]), stops those that
+//!    leave the desired state, and reports every change of state or health at once.
 //!
 //! The loop is written against two traits, [`Controller`] and [`NodeOps`], so that it
 //! is tested with fakes; [`run`] wires in the real client and fabric.
@@ -22,9 +27,12 @@ pub mod config;
 pub mod controller;
 pub mod convert;
 pub mod error;
+pub mod health;
 pub mod host;
 pub mod node;
 pub mod persist;
+pub mod supervisor;
+pub mod tasks;
 
 pub use agent::{AgentEvent, run, run_with};
 pub use backoff::{Backoff, BackoffConfig};
@@ -33,3 +41,4 @@ pub use controller::{Controller, ControllerError};
 pub use error::AgentError;
 pub use host::{default_netns_prefix, detect_resources, host_labels, registration};
 pub use node::{NodeOps, SystemNode};
+pub use tasks::{TaskError, TaskSettings, Tasks};

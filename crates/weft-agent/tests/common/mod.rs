@@ -49,6 +49,7 @@ pub struct Data {
     pub policy: CompiledPolicy,
     pub nodes: BTreeMap<String, Node>,
     pub endpoints: Vec<Endpoint>,
+    pub tasks: Vec<weft_api::TaskAssignment>,
     pub reports: BTreeMap<String, NodeReport>,
     pub registrations: BTreeMap<String, usize>,
 }
@@ -68,6 +69,7 @@ impl Shared {
                 policy,
                 nodes: BTreeMap::new(),
                 endpoints: Vec::new(),
+                tasks: Vec::new(),
                 reports: BTreeMap::new(),
                 registrations: BTreeMap::new(),
             })),
@@ -111,6 +113,11 @@ impl Shared {
                 },
             });
         });
+    }
+
+    /// The status `node` last reported for `task`.
+    pub fn task(&self, node: &str, task: &str) -> Option<weft_api::TaskStatus> {
+        self.read(|d| d.reports.get(node).and_then(|r| r.tasks.get(task).cloned()))
     }
 
     pub fn registrations(&self, node: &str) -> usize {
@@ -244,7 +251,7 @@ async fn desired(
         policy: d.policy.clone(),
         nodes: d.nodes.values().cloned().collect(),
         endpoints: d.endpoints.clone(),
-        tasks: Vec::new(),
+        tasks: d.tasks.clone(),
     });
     let mut resp = Json(&view).into_response();
     resp.headers_mut()
