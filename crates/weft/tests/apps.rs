@@ -1,0 +1,331 @@
+//! Apps end to end on a real two-node cluster: the controller schedules, agents run
+//! process tasks in their endpoints' namespaces, real packets check the policy. Root.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+#[macro_use]
+mod common;
+
+use common::{ProcCluster, THREE_TIER, wait_until};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use weft_api::{App, DeploymentState, Health, Task, TaskState};
+use weft_fabric::probe;
+
+/// One cluster at a time: the suite's timing bounds assume a machine not shared with
+/// another cluster of this file.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn apply_apps(c: &ProcCluster, hcl: &str) {
+    let apps = weft_app::parse_apps_hcl("apps.hcl", hcl).unwrap();
+    weft_app::validate_apps(&apps).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&weft_app::apps_to_json(&apps)).unwrap();
+    c.rt.block_on(c.client.apply_apps(json)).unwrap();
+}
+
+fn tasks(c: &ProcCluster, app: &str) -> Vec<Task> {
+    c.rt.block_on(c.client.tasks(Some(app))).unwrap()
+}
+
+fn app(c: &ProcCluster, id: &str) -> App {
+    c.rt.block_on(c.client.app(id)).unwrap()
+}
+
+fn running(c: &ProcCluster, app: &str) -> Vec<Task> {
+    tasks(c, app)
+        .into_iter()
+        .filter(|t| t.status.state == TaskState::Running)
+        .collect()
+}
+
+fn wait_running(c: &ProcCluster, app: &str, n: usize, limit: Duration) -> Vec<Task> {
+    wait_until(&format!("{n} running task(s) of {app}"), limit, || {
+        let all = tasks(c, app);
+        all.len() == n && all.iter().all(|t| t.status.state == TaskState::Running)
+    });
+    running(c, app)
+}
+
+fn netns_of(c: &ProcCluster, task: &str) -> String {
+    c.rt.block_on(c.client.endpoint(task)).unwrap().netns
+}
+
+/// A long-running process task in `epg`.
+fn sleeper(id: &str, instances: u32, epg: &str, extra: &str) -> String {
+    format!(
+        "app \"{id}\" {{\n  instances = {instances}\n  cmd = \"exec sleep 1000000\"\n  cpus = 0.05\n  mem = 16\n  epg = \"{epg}\"\n{extra}}}\n"
+    )
+}
+
+const FIGURE9_POLICY: &str = include_str!("../../../examples/figure9/policy.hcl");
+const FIGURE9_APPS: &str = include_str!("../../../examples/figure9/apps.hcl");
+
+#[test]
+fn figure9_agents_find_their_master_through_the_environment() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("f9");
+    c.apply(FIGURE9_POLICY);
+    apply_apps(&c, FIGURE9_APPS);
+    let master = wait_running(&c, "master", 1, Duration::from_secs(30)).remove(0);
+    let agents = wait_running(&c, "agent", 3, Duration::from_secs(30));
+    for a in &agents {
+        let env = a.env.as_ref().unwrap();
+        assert_eq!(env.get("MASTER"), Some(&master.ip.to_string()), "{a:?}");
+    }
+    // The master printed each registration it received: every agent, by name and IP.
+    wait_until(
+        "three registrations in the master's log",
+        Duration::from_secs(30),
+        || {
+            let out = common::weft().args(["logs", &master.id]).output().unwrap();
+            let log = String::from_utf8_lossy(&out.stdout).into_owned();
+            agents
+                .iter()
+                .all(|a| log.contains(&format!("registered {} from {}", a.id, a.ip)))
+        },
+    );
+}
+
+#[test]
+fn scale_converges_and_stops_the_youngest_first() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("sc");
+    c.apply(THREE_TIER);
+    apply_apps(&c, &sleeper("web", 1, "shop/store/web", ""));
+    wait_running(&c, "web", 1, Duration::from_secs(30));
+    c.rt.block_on(c.client.scale_app("web", 5)).unwrap();
+    let five = wait_running(&c, "web", 5, Duration::from_secs(30));
+    let mut by_age: Vec<&Task> = five.iter().collect();
+    by_age.sort_by_key(|t| (t.created_ms, t.id.clone()));
+    let oldest: Vec<String> = by_age.iter().take(2).map(|t| t.id.clone()).collect();
+
+    c.rt.block_on(c.client.scale_app("web", 2)).unwrap();
+    wait_until("web back to 2 tasks", Duration::from_secs(30), || {
+        tasks(&c, "web").len() == 2
+    });
+    let mut left: Vec<String> = tasks(&c, "web").into_iter().map(|t| t.id).collect();
+    left.sort();
+    let mut expected = oldest.clone();
+    expected.sort();
+    assert_eq!(
+        left, expected,
+        "scale down must stop the youngest tasks first"
+    );
+    // The stopped tasks' processes are gone: their endpoints' namespaces are removed.
+    for t in five.iter().filter(|t| !oldest.contains(&t.id)) {
+        wait_until(
+            "a stopped task's namespace to go",
+            Duration::from_secs(20),
+            || {
+                !weft_fabric::netns::list_with_prefix(&c.bed.tag)
+                    .iter()
+                    .any(|ns| ns.ends_with(&format!("-ep-{}", t.id)))
+            },
+        );
+    }
+}
+
+#[test]
+fn a_killed_task_is_restarted_with_backoff_and_counted() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("rs");
+    c.apply(THREE_TIER);
+    let restart = "  restart {\n    backoff = \"2s\"\n    backoff_factor = 2.0\n    max_delay = \"10s\"\n  }\n";
+    apply_apps(&c, &sleeper("web", 1, "shop/store/web", restart));
+    let task = wait_running(&c, "web", 1, Duration::from_secs(30)).remove(0);
+    let ns = netns_of(&c, &task.id);
+
+    let killed_at = Instant::now();
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", &ns])
+        .output()
+        .unwrap();
+    let pids = String::from_utf8_lossy(&pids.stdout).into_owned();
+    assert!(!pids.trim().is_empty(), "the task runs no process in {ns}");
+    for pid in pids.split_whitespace() {
+        std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .unwrap();
+    }
+    wait_until("the task to be restarted", Duration::from_secs(30), || {
+        tasks(&c, "web").iter().any(|t| {
+            t.id == task.id && t.status.restarts >= 1 && t.status.state == TaskState::Running
+        })
+    });
+    let after = killed_at.elapsed();
+    assert!(
+        after >= Duration::from_millis(1900),
+        "restarted after {after:?}, before the 2 s backoff"
+    );
+}
+
+#[test]
+fn a_failing_health_check_replaces_the_task() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("hc");
+    c.apply(THREE_TIER);
+    let check = "  health_check {\n    type = \"tcp\"\n    port = 9\n    grace_period = \"1s\"\n    interval = \"1s\"\n    timeout = \"500ms\"\n    max_consecutive_failures = 2\n  }\n";
+    apply_apps(&c, &sleeper("web", 1, "shop/store/web", check));
+    let first = wait_until_some(&c, "web");
+    wait_until(
+        "the unhealthy task to be replaced",
+        Duration::from_secs(40),
+        || {
+            let now = tasks(&c, "web");
+            !now.iter().any(|t| t.id == first.id) && !now.is_empty()
+        },
+    );
+    let seen = tasks(&c, "web");
+    assert!(seen.iter().all(|t| t.id != first.id), "{seen:?}");
+}
+
+fn wait_until_some(c: &ProcCluster, app: &str) -> Task {
+    let mut found = None;
+    wait_until(&format!("a task of {app}"), Duration::from_secs(30), || {
+        found = tasks(c, app).into_iter().next();
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn tasks_move_to_the_other_node_when_an_agent_stops() {
+    require_root!();
+    let _one = serial();
+    let mut c = ProcCluster::new("mv");
+    c.apply(THREE_TIER);
+    apply_apps(&c, &sleeper("web", 4, "shop/store/web", ""));
+    let before = wait_running(&c, "web", 4, Duration::from_secs(30));
+    assert!(
+        before.iter().any(|t| t.node == "com2"),
+        "nothing was placed on com2: {before:?}"
+    );
+
+    let stopped = Instant::now();
+    c.kill_agent("com2");
+    // Bound: the node deadline (10 s) plus the controller's replacement deadline (15 s)
+    // plus a start on the other node.
+    let bound = Duration::from_secs(45);
+    wait_until("every task on com1", bound, || {
+        let now = running(&c, "web");
+        now.len() == 4 && now.iter().all(|t| t.node == "com1")
+    });
+    eprintln!(
+        "tasks moved {:?} after the agent stopped (bound {bound:?})",
+        stopped.elapsed()
+    );
+}
+
+#[test]
+fn a_rolling_update_never_drops_below_minimum_health_capacity() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("ru");
+    c.apply(THREE_TIER);
+    let strategy = "  upgrade_strategy {\n    minimum_health_capacity = 0.5\n    maximum_over_capacity = 0.25\n  }\n";
+    apply_apps(&c, &sleeper("web", 4, "shop/store/web", strategy));
+    let old = wait_running(&c, "web", 4, Duration::from_secs(30));
+    let old_version = old[0].version;
+
+    let changed = sleeper("web", 4, "shop/store/web", strategy)
+        .replace("exec sleep 1000000", "exec sleep 2000000");
+    apply_apps(&c, &changed);
+    let start = Instant::now();
+    let mut min_healthy = usize::MAX;
+    let mut max_total = 0;
+    loop {
+        let now = tasks(&c, "web");
+        let healthy = now
+            .iter()
+            .filter(|t| {
+                t.status.state == TaskState::Running && t.status.health != Health::Unhealthy
+            })
+            .count();
+        min_healthy = min_healthy.min(healthy);
+        max_total = max_total.max(now.len());
+        let done = now.len() == 4
+            && now
+                .iter()
+                .all(|t| t.version > old_version && t.status.state == TaskState::Running);
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the update did not finish: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        min_healthy >= 2,
+        "healthy tasks fell to {min_healthy} (minimum capacity 0.5 of 4)"
+    );
+    assert!(
+        max_total <= 5,
+        "{max_total} tasks at once (maximum over-capacity 0.25 of 4)"
+    );
+    let d = app(&c, "web").deployment.unwrap();
+    assert_eq!(d.state, DeploymentState::Succeeded, "{d:?}");
+}
+
+#[test]
+fn an_impossible_constraint_stays_pending_with_the_reason() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("ic");
+    c.apply(THREE_TIER);
+    let constraint = "  constraint {\n    attribute = \"hostname\"\n    operator = \"=\"\n    value = \"nowhere\"\n  }\n";
+    apply_apps(&c, &sleeper("web", 2, "shop/store/web", constraint));
+    wait_until("an explanation", Duration::from_secs(20), || {
+        !app(&c, "web").pending.is_empty()
+    });
+    let why = app(&c, "web").pending.join("\n");
+    assert!(why.contains("hostname"), "{why}");
+    assert!(
+        tasks(&c, "web").is_empty(),
+        "nothing may run half-configured"
+    );
+    let out = common::weft()
+        .args(["app", "why-pending", "web"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hostname"));
+}
+
+#[test]
+fn two_apps_in_different_epgs_are_held_to_the_policy() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("ep");
+    c.apply(THREE_TIER);
+    let apps = format!(
+        "{}{}",
+        "app \"front\" {\n  instances = 1\n  cmd = \"exec busybox nc -ll -p 80 -e /bin/cat\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/web\"\n}\n",
+        "app \"back\" {\n  instances = 1\n  cmd = \"exec busybox nc -ll -p 8080 -e /bin/cat\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/app\"\n}\n"
+    );
+    apply_apps(&c, &apps);
+    let front = wait_running(&c, "front", 1, Duration::from_secs(30)).remove(0);
+    let back = wait_running(&c, "back", 1, Duration::from_secs(30)).remove(0);
+    let (front_ns, back_ns) = (netns_of(&c, &front.id), netns_of(&c, &back.id));
+    wait_until(
+        "front -> back tcp/8080 (the contract)",
+        Duration::from_secs(10),
+        || probe::tcp_connect(&front_ns, back.ip, 8080).is_ok(),
+    );
+    assert!(
+        probe::tcp_connect(&back_ns, front.ip, 80).is_err(),
+        "back -> front must be blocked"
+    );
+    assert!(
+        probe::tcp_connect(&front_ns, back.ip, 80).is_err(),
+        "front -> back on another port must be blocked"
+    );
+}
