@@ -19,6 +19,16 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// When acknowledged writes reach the disk. Keep `EveryCommit` for real state.
     pub sync: SyncPolicy,
+    /// A node whose last heartbeat is older than this is lost: the scheduler replaces its
+    /// tasks on other nodes, within this plus one `schedule_interval`.
+    pub task_lost_deadline: Duration,
+    /// The scheduler runs at least this often (and on every change).
+    pub schedule_interval: Duration,
+    /// A deployment that makes no progress (an old task gone or a new one healthy) for
+    /// this long fails.
+    pub deployment_progress_deadline: Duration,
+    /// Where agents put the stdout and stderr of tasks (`TaskAssignment::log_dir`).
+    pub task_log_dir: String,
 }
 
 impl ServerConfig {
@@ -30,6 +40,10 @@ impl ServerConfig {
             body_limit: 1024 * 1024,
             max_wait: Duration::from_secs(300),
             sync: SyncPolicy::EveryCommit,
+            task_lost_deadline: Duration::from_secs(15),
+            schedule_interval: Duration::from_secs(1),
+            deployment_progress_deadline: Duration::from_secs(600),
+            task_log_dir: "/var/lib/weft/tasks".to_string(),
         }
     }
 }

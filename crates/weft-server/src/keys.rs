@@ -16,6 +16,29 @@ pub const NODES: &str = "/weft/nodes/";
 pub const ENDPOINTS: &str = "/weft/endpoints/";
 pub const IPAM: &str = "/weft/ipam/";
 pub const TOKENS: &str = "/weft/tokens/";
+/// App specs; an app's version is the `mod_revision` of its spec.
+pub const APPS: &str = "/weft/apps/";
+/// Instance counts, apart from the spec so that scaling is not a new version.
+pub const APP_INSTANCES: &str = "/weft/app-instances/";
+/// The last deployment of each app.
+pub const DEPLOYMENTS: &str = "/weft/deployments/";
+pub const TASKS: &str = "/weft/tasks/";
+
+pub fn app(id: &str) -> String {
+    format!("{APPS}{id}")
+}
+
+pub fn app_instances(id: &str) -> String {
+    format!("{APP_INSTANCES}{id}")
+}
+
+pub fn deployment(app: &str) -> String {
+    format!("{DEPLOYMENTS}{app}")
+}
+
+pub fn task(id: &str) -> String {
+    format!("{TASKS}{id}")
+}
 
 pub fn tenant(name: &str) -> String {
     format!("{TENANTS}{name}")

@@ -8,6 +8,7 @@
 //! - tokens are checked by [`auth`]; endpoint addresses come from [`ipam`].
 
 mod admission;
+mod apps;
 mod auth;
 mod config;
 mod error;
@@ -18,6 +19,7 @@ mod keys;
 mod liveness;
 mod openapi;
 mod routes;
+mod scheduler;
 mod server;
 mod state;
 mod watch;

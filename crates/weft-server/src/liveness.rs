@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use weft_api::{EndpointState, EndpointStatus, NodeReport};
+use weft_api::{EndpointState, EndpointStatus, NodeReport, TaskStatus};
 
 #[derive(Debug, Default)]
 pub struct Liveness {
@@ -53,6 +53,14 @@ impl Liveness {
                     state: EndpointState::Pending,
                     message: None,
                 })
+        })
+    }
+
+    /// What `node` last reported of task `id`, with the desired revision it had applied.
+    pub fn task_status(&self, node: &str, id: &str) -> Option<(u64, TaskStatus)> {
+        self.with(|nodes| {
+            let report = nodes.get(node)?.report.as_ref()?;
+            Some((report.applied_revision, report.tasks.get(id)?.clone()))
         })
     }
 

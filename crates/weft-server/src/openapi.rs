@@ -199,6 +199,64 @@ pub const OPERATIONS: &[Operation] = &[
         "LiveExplanation",
         false,
     ),
+    (
+        "/v1/apps",
+        "get",
+        "Apps whose EPG the token may see, with tasks counts, deployment and pending reasons",
+        None,
+        "AppList",
+        true,
+    ),
+    (
+        "/v1/apps",
+        "post",
+        "Create or replace apps (JSON twin of app HCL), validated with every stored app; a changed spec starts a deployment",
+        Some("AppsRequest"),
+        "AppsResponse",
+        false,
+    ),
+    ("/v1/apps/{id}", "get", "One app", None, "App", true),
+    (
+        "/v1/apps/{id}",
+        "delete",
+        "Delete an app and stop its tasks (refused while other apps refer to it)",
+        None,
+        "Deleted",
+        false,
+    ),
+    (
+        "/v1/apps/{id}/scale",
+        "put",
+        "Set the instance count (not a new version)",
+        Some("ScaleRequest"),
+        "App",
+        false,
+    ),
+    (
+        "/v1/apps/{id}/restart",
+        "post",
+        "Replace every task: a deployment of the same spec",
+        None,
+        "App",
+        false,
+    ),
+    (
+        "/v1/apps/{id}/deployment",
+        "delete",
+        "Cancel the running deployment, leaving tasks as they are (idempotent)",
+        None,
+        "Deployment",
+        false,
+    ),
+    (
+        "/v1/tasks",
+        "get",
+        "Tasks the token may see; ?app=ID filters",
+        None,
+        "TaskList",
+        true,
+    ),
+    ("/v1/tasks/{id}", "get", "One task", None, "Task", true),
 ];
 
 /// Short descriptions of the body types (their fields are weft-api's `types` module).
@@ -244,9 +302,12 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("NodeList", "[Node]"),
     (
         "NodeReport",
-        "{applied_revision, installed: [{vrf, rules[]}], endpoints: {NAME: {state, message?}}, error?}",
+        "{applied_revision, installed: [{vrf, rules[]}], endpoints: {NAME: {state, message?}}, tasks: {ID: TaskStatus}, error?}",
     ),
-    ("NodeDesired", "{revision, policy, nodes[], endpoints[]}"),
+    (
+        "NodeDesired",
+        "{revision, policy, nodes[], endpoints[], tasks: [{task, spec, log_dir}]}",
+    ),
     (
         "EndpointRequest",
         "{name, epg, node, ip?, mac?, allowed_address_pairs[]}",
@@ -264,6 +325,26 @@ const SCHEMAS: &[(&str, &str)] = &[
         "LiveExplanation",
         "{from, to, intent: {allowed, text}, installed?, node, differs, note?}",
     ),
+    (
+        "AppsRequest",
+        "{apps: {app: {NAME: AppSpec}}}: the JSON twin of app HCL",
+    ),
+    ("AppsResponse", "{revision, apps[], deployments[]}"),
+    ("ScaleRequest", "{instances}"),
+    (
+        "App",
+        "{id, spec, version, instances, running, healthy, deployment?, pending[]}",
+    ),
+    ("AppList", "[App]"),
+    (
+        "Deployment",
+        "{id, app, from_version, to_version, state: running|succeeded|failed|cancelled, started_ms, deadline_ms, message?}",
+    ),
+    (
+        "Task",
+        "{id, app, version, node, ip, mac, created_ms, env?, status: {state, health, restarts, consecutive_failures, started_ms?, exit_code?, message?, endpoint}}",
+    ),
+    ("TaskList", "[Task]"),
     ("Deleted", "{deleted: NAME}"),
     ("Empty", "{}"),
 ];
@@ -276,8 +357,13 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for (path, method, summary, request, response, blocking) in OPERATIONS {
         let mut parameters = Vec::new();
-        if path.contains("{name}") {
-            parameters.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+        for param in ["name", "id"] {
+            if path.contains(&format!("{{{param}}}")) {
+                parameters.push(json!({"name": param, "in": "path", "required": true, "schema": {"type": "string"}}));
+            }
+        }
+        if *path == "/v1/tasks" {
+            parameters.push(json!({"name": "app", "in": "query", "schema": {"type": "string"}, "description": "Only this app's tasks"}));
         }
         if *blocking {
             parameters.push(
@@ -384,6 +470,15 @@ mod tests {
             (paths::endpoint(name), "delete"),
             (paths::EVENTS.to_string(), "get"),
             (paths::EXPLAIN.to_string(), "get"),
+            (paths::APPS.to_string(), "get"),
+            (paths::APPS.to_string(), "post"),
+            (paths::app("{id}"), "get"),
+            (paths::app("{id}"), "delete"),
+            (paths::app_scale("{id}"), "put"),
+            (paths::app_restart("{id}"), "post"),
+            (paths::app_deployment("{id}"), "delete"),
+            (paths::TASKS.to_string(), "get"),
+            (paths::task("{id}"), "get"),
         ];
         let doc = document();
         for (path, method) in expected {

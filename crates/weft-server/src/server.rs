@@ -32,6 +32,12 @@ pub struct AppState {
     /// Serialises this server's policy commits: they all guard on one key, so running them
     /// concurrently only makes them retry each other (the guard stays, for other writers).
     pub policy_lock: tokio::sync::Mutex<()>,
+    /// Serialises app writes (API and scheduler).
+    pub apps_lock: tokio::sync::Mutex<()>,
+    /// What the scheduler keeps between passes (pending reasons, restart backoff).
+    pub scheduler: crate::scheduler::Memory,
+    /// Wakes the scheduler (node reports change task statuses without a commit).
+    pub scheduler_wake: tokio::sync::Notify,
     /// Turns true when the server stops: ends blocking queries and event streams.
     pub shutdown: tokio_watch::Receiver<bool>,
 }
@@ -61,6 +67,7 @@ pub struct ServerHandle {
     stop: tokio_watch::Sender<bool>,
     server: JoinHandle<()>,
     follower: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -88,6 +95,9 @@ impl ServerHandle {
         let _ = self.stop.send(true);
         if let Err(err) = self.server.await {
             tracing::error!(error = %err, "server task failed");
+        }
+        if let Err(err) = self.scheduler.await {
+            tracing::error!(error = %err, "scheduler task failed");
         }
         if let Err(err) = self.follower.await {
             tracing::error!(error = %err, "store follower task failed");
@@ -156,9 +166,13 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         ipam,
         desired_cache: DesiredCache::default(),
         policy_lock: tokio::sync::Mutex::new(()),
+        apps_lock: tokio::sync::Mutex::new(()),
+        scheduler: crate::scheduler::Memory::default(),
+        scheduler_wake: tokio::sync::Notify::new(),
         shutdown: shutdown.clone(),
     });
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
+    let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&state)));
     let app = routes::router(state);
     let mut stopped = shutdown;
     let server = tokio::spawn(async move {
@@ -179,5 +193,6 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         stop,
         server,
         follower,
+        scheduler,
     })
 }

@@ -2,6 +2,7 @@
 //! tenant tokens, at one store revision. Built once from a range read at start, then kept
 //! current by the store watch ([`crate::watch`]); handlers read it without touching the store.
 
+use crate::apps::{DeploymentRecord, TaskRecord};
 use crate::keys;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +60,12 @@ pub struct Snapshot {
     pub endpoints: Arc<BTreeMap<String, Stored<EndpointRecord>>>,
     /// Token hash → grant.
     pub tokens: Arc<HashMap<String, TokenGrant>>,
+    /// App specs by id; `revision` is the app's version.
+    pub apps: Arc<BTreeMap<String, Stored<weft_app::AppSpec>>>,
+    /// Instance counts by app id.
+    pub instances: Arc<BTreeMap<String, u32>>,
+    pub deployments: Arc<BTreeMap<String, Stored<DeploymentRecord>>>,
+    pub tasks: Arc<BTreeMap<String, Stored<TaskRecord>>>,
 }
 
 impl Default for Snapshot {
@@ -78,6 +85,10 @@ impl Default for Snapshot {
             nodes: Arc::default(),
             endpoints: Arc::default(),
             tokens: Arc::default(),
+            apps: Arc::default(),
+            instances: Arc::default(),
+            deployments: Arc::default(),
+            tasks: Arc::default(),
         }
     }
 }
@@ -102,7 +113,11 @@ impl Snapshot {
         self.revision = self.revision.max(revision);
         let key = String::from_utf8_lossy(&event.kv.key);
         let policy = key.starts_with(keys::POLICY);
-        if policy || key.starts_with(keys::NODES) || key.starts_with(keys::ENDPOINTS) {
+        if policy
+            || key.starts_with(keys::NODES)
+            || key.starts_with(keys::ENDPOINTS)
+            || key.starts_with(keys::TASKS)
+        {
             self.desired_revision = self.desired_revision.max(revision);
         }
         match event.kind {
@@ -156,6 +171,39 @@ impl Snapshot {
                 }
                 Err(why) => tracing::error!(%key, %why, "stored token is unreadable; skipped"),
             }
+        } else if let Some(id) = key.strip_prefix(keys::APPS) {
+            match serde_json::from_slice::<weft_app::AppSpec>(&kv.value) {
+                Ok(mut value) => {
+                    value.id = id.to_string();
+                    Arc::make_mut(&mut self.apps)
+                        .insert(id.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored app is unreadable; skipped"),
+            }
+        } else if let Some(id) = key.strip_prefix(keys::APP_INSTANCES) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(n) => {
+                    Arc::make_mut(&mut self.instances).insert(id.to_string(), n);
+                }
+                Err(why) => tracing::error!(%key, %why, "stored instances are unreadable"),
+            }
+        } else if let Some(id) = key.strip_prefix(keys::DEPLOYMENTS) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(value) => {
+                    Arc::make_mut(&mut self.deployments)
+                        .insert(id.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored deployment is unreadable"),
+            }
+        } else if let Some(id) = key.strip_prefix(keys::TASKS) {
+            match serde_json::from_slice::<TaskRecord>(&kv.value) {
+                Ok(mut value) => {
+                    value.spec.id.clone_from(&value.app);
+                    Arc::make_mut(&mut self.tasks)
+                        .insert(id.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored task is unreadable; skipped"),
+            }
         }
     }
 
@@ -169,6 +217,14 @@ impl Snapshot {
             Arc::make_mut(&mut self.endpoints).remove(name);
         } else if let Some(hash) = key.strip_prefix(keys::TOKENS) {
             Arc::make_mut(&mut self.tokens).remove(hash);
+        } else if let Some(id) = key.strip_prefix(keys::APPS) {
+            Arc::make_mut(&mut self.apps).remove(id);
+        } else if let Some(id) = key.strip_prefix(keys::APP_INSTANCES) {
+            Arc::make_mut(&mut self.instances).remove(id);
+        } else if let Some(id) = key.strip_prefix(keys::DEPLOYMENTS) {
+            Arc::make_mut(&mut self.deployments).remove(id);
+        } else if let Some(id) = key.strip_prefix(keys::TASKS) {
+            Arc::make_mut(&mut self.tasks).remove(id);
         }
     }
 

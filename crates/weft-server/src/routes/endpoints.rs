@@ -180,7 +180,7 @@ pub async fn remove(
 }
 
 /// Checks the request against the snapshot and picks the address and MAC.
-fn plan(
+pub(crate) fn plan(
     state: &AppState,
     snapshot: &Snapshot,
     request: &EndpointRequest,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource family, mounted at exactly
 //! [`weft_api::paths`].
 
+mod apps;
 mod endpoints;
 mod events;
 mod explain;
@@ -15,12 +16,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde::Serialize;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use weft_api::paths;
+
+pub(crate) use endpoints::plan as plan_endpoint;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
@@ -55,6 +58,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/endpoints/{name}",
             get(endpoints::get_one).delete(endpoints::remove),
         )
+        .route(paths::APPS, get(apps::list).post(apps::apply))
+        .route("/v1/apps/{id}", get(apps::get_one).delete(apps::remove))
+        .route("/v1/apps/{id}/scale", put(apps::scale))
+        .route("/v1/apps/{id}/restart", post(apps::restart))
+        .route("/v1/apps/{id}/deployment", delete(apps::cancel_deployment))
+        .route(paths::TASKS, get(apps::list_tasks))
+        .route("/v1/tasks/{id}", get(apps::get_task))
         .route(paths::EVENTS, get(events::stream))
         .route(paths::EXPLAIN, get(explain::live))
         .layer(axum::middleware::map_response(json_errors))

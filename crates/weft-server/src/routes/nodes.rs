@@ -12,7 +12,7 @@ use crate::watch::{BlockingParams, block, caught_up};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use std::sync::Arc;
-use weft_api::{Node, NodeDesired, NodeRegistration, NodeReport};
+use weft_api::{Node, NodeDesired, NodeRegistration, NodeReport, TaskAssignment};
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
 
 pub async fn list(
@@ -149,6 +149,7 @@ pub async fn report(
     // A report is a sign of life too.
     state.liveness.heartbeat(&name);
     state.liveness.report(&name, report);
+    state.scheduler_wake.notify_one();
     Ok(indexed(snapshot.revision, &serde_json::json!({})))
 }
 
@@ -167,6 +168,8 @@ pub async fn desired(
     }
     block(&state, &wait).await?;
     let snapshot = state.snapshot();
+    // The common part (policy, nodes, endpoints) is built once per revision for every
+    // agent; the node's own tasks are spliced into its `"tasks":[]` at the end.
     let body = state.desired_cache.get_or_build(snapshot.revision, || {
         let view = NodeDesired {
             revision: snapshot.revision,
@@ -177,7 +180,37 @@ pub async fn desired(
         };
         serde_json::to_vec(&view).map_err(|e| ApiFailure::Internal(e.to_string()))
     })?;
-    Ok(super::indexed_bytes(snapshot.revision, body))
+    let tasks = node_tasks(&state, &snapshot, &name);
+    if tasks.is_empty() {
+        return Ok(super::indexed_bytes(snapshot.revision, body));
+    }
+    let tasks = serde_json::to_vec(&tasks).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+    let Some(common) = body.strip_suffix(b"[]}") else {
+        return Err(ApiFailure::Internal(
+            "desired view does not end with its empty task list".into(),
+        ));
+    };
+    let mut spliced = Vec::with_capacity(common.len() + tasks.len() + 1);
+    spliced.extend_from_slice(common);
+    spliced.extend_from_slice(&tasks);
+    spliced.push(b'}');
+    Ok(super::indexed_bytes(snapshot.revision, spliced.into()))
+}
+
+/// The tasks placed on `node`, each with the spec of the version it runs.
+fn node_tasks(state: &AppState, snapshot: &Snapshot, node: &str) -> Vec<TaskAssignment> {
+    let mut tasks: Vec<TaskAssignment> = snapshot
+        .tasks
+        .values()
+        .filter(|t| t.value.node == node)
+        .map(|t| TaskAssignment {
+            task: crate::apps::wire_task(state, t),
+            spec: t.value.spec.clone(),
+            log_dir: state.config.task_log_dir.clone(),
+        })
+        .collect();
+    tasks.sort_by_key(|a| crate::apps::task_order(&a.task.id));
+    tasks
 }
 
 fn all_nodes(state: &AppState, snapshot: &Snapshot) -> Vec<Node> {

@@ -1,0 +1,478 @@
+//! Apps and tasks: apply (validated with every stored app), scale, restart, delete,
+//! deployment cancel; task listings. Tenant tokens reach the apps whose EPG is theirs.
+
+use super::indexed;
+use crate::apps::{DeploymentRecord, app_tasks, effective_spec, wire_app, wire_task};
+use crate::auth::Role;
+use crate::error::{ApiFailure, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, parse_json};
+use crate::keys;
+use crate::liveness::now_ms;
+use crate::scheduler::remove_ops;
+use crate::server::AppState;
+use crate::state::{Snapshot, Stored, as_revision};
+use crate::watch::{BlockingParams, block, caught_up};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::Arc;
+use weft_api::{AppsRequest, AppsResponse, DeploymentState, ScaleRequest, Task};
+use weft_app::{AppErrors, AppSpec, Apps};
+use weft_scheduler::{Deployment, Limits, Timestamp};
+use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
+
+/// Task ids are `<app>-<n>` and name endpoints (at most 32 characters).
+const MAX_APP_ID: usize = 26;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TaskQuery {
+    pub app: Option<String>,
+    pub index: Option<u64>,
+    pub wait: Option<String>,
+}
+
+fn app_failure(errors: &AppErrors, unprocessable: bool) -> ApiFailure {
+    let details: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    let field = errors
+        .0
+        .first()
+        .and_then(|e| e.app.as_ref())
+        .map(|a| format!("apps.app.{a}"));
+    let message = details
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "invalid apps".into());
+    if unprocessable {
+        ApiFailure::Unprocessable {
+            message,
+            field,
+            details,
+        }
+    } else {
+        ApiFailure::BadRequest {
+            message,
+            field,
+            details,
+        }
+    }
+}
+
+/// The spec without what does not make a new version (instances) or is not stored.
+fn normalized(spec: &AppSpec) -> AppSpec {
+    let mut spec = spec.clone();
+    spec.instances = 0;
+    spec.id.clear();
+    spec.loc = weft_model::Location::default();
+    spec
+}
+
+fn to_bytes<T: serde::Serialize>(value: &T) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| ApiFailure::Internal(e.to_string()))
+}
+
+fn rev(revision: u64) -> i64 {
+    i64::try_from(revision).unwrap_or(i64::MAX)
+}
+
+fn new_deployment(state: &AppState, spec: &AppSpec, from_version: u64) -> DeploymentRecord {
+    let now = now_ms();
+    let deadline = weft_app::Duration::from_millis(
+        u64::try_from(state.config.deployment_progress_deadline.as_millis()).unwrap_or(u64::MAX),
+    );
+    DeploymentRecord {
+        from_version,
+        started_ms: now,
+        state: DeploymentState::Running,
+        message: None,
+        plan: Deployment::new(
+            &spec.id,
+            spec.instances,
+            &spec.upgrade_strategy,
+            deadline,
+            Timestamp(now),
+        ),
+    }
+}
+
+/// A running deployment follows a new instance count.
+fn rescaled(
+    snapshot: &Snapshot,
+    id: &str,
+    spec: &AppSpec,
+    instances: u32,
+) -> Option<Stored<DeploymentRecord>> {
+    let stored = snapshot.deployments.get(id)?;
+    if stored.value.state != DeploymentState::Running || stored.value.plan.instances == instances {
+        return None;
+    }
+    let mut next = stored.clone();
+    next.value.plan.instances = instances;
+    next.value.plan.limits = Limits::new(instances, &spec.upgrade_strategy);
+    Some(next)
+}
+
+fn find_app(snapshot: &Snapshot, id: &str) -> ApiResult<(AppSpec, u64)> {
+    effective_spec(snapshot, id)
+        .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))
+}
+
+pub async fn apply(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiJson(request): ApiJson<AppsRequest>,
+) -> ApiResult<Response> {
+    let text = to_bytes(&request.apps)?;
+    // Structure first, for the path of the field at fault (`apps.app.web.bogus`).
+    if let Err(failure) = parse_json::<Apps>(&text) {
+        return Err(match failure {
+            ApiFailure::BadRequest {
+                message,
+                field,
+                details,
+            } => ApiFailure::BadRequest {
+                message,
+                field: Some(match field {
+                    Some(f) => format!("apps.{f}"),
+                    None => "apps".into(),
+                }),
+                details,
+            },
+            other => other,
+        });
+    }
+    let apps = weft_app::parse_apps_json("apps", &String::from_utf8_lossy(&text))
+        .map_err(|e| app_failure(&e, false))?;
+    if apps.apps.is_empty() {
+        return Err(ApiFailure::bad_request(
+            "there is no app to apply",
+            Some("apps.app"),
+        ));
+    }
+    let _guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    for (id, spec) in &apps.apps {
+        role.require_tenant_write(&spec.epg.tenant)?;
+        if let Some(old) = snapshot.apps.get(id) {
+            role.require_tenant_write(&old.value.epg.tenant)?;
+        }
+        if id.len() > MAX_APP_ID {
+            return Err(ApiFailure::bad_request(
+                format!(
+                    "app {id}: an app id is at most {MAX_APP_ID} characters here (task ids are <app>-<n> and name endpoints)"
+                ),
+                Some(&format!("apps.app.{id}")),
+            ));
+        }
+        if !snapshot.policy.epgs.contains_key(&spec.epg) {
+            return Err(ApiFailure::unprocessable(
+                format!("app {id}: EPG {} does not exist", spec.epg),
+                Some(&format!("apps.app.{id}.epg")),
+            ));
+        }
+    }
+    let mut all = Apps {
+        apps: snapshot
+            .apps
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+    };
+    for (id, spec) in &apps.apps {
+        all.apps.insert(id.clone(), spec.clone());
+    }
+    weft_app::validate_apps(&all).map_err(|e| app_failure(&e, true))?;
+
+    let mut compares = Vec::new();
+    let mut ops = Vec::new();
+    let mut deployed = Vec::new();
+    for (id, spec) in &apps.apps {
+        let key = keys::app(id);
+        let old = snapshot.apps.get(id);
+        let changed = old.is_none_or(|o| normalized(&o.value) != normalized(spec));
+        compares.push(match old {
+            Some(o) => Compare::mod_revision(key.clone(), CompareOp::Equal, rev(o.revision)),
+            None => Compare::absent(key.clone()),
+        });
+        if changed {
+            ops.push(TxnOp::put(key, to_bytes(spec)?));
+        }
+        if snapshot.instances.get(id) != Some(&spec.instances) {
+            ops.push(TxnOp::put(
+                keys::app_instances(id),
+                to_bytes(&spec.instances)?,
+            ));
+        }
+        if changed && let Some(old) = old {
+            let record = new_deployment(&state, spec, old.revision);
+            ops.push(TxnOp::put(keys::deployment(id), to_bytes(&record)?));
+            deployed.push(id.clone());
+        } else if let Some(next) = rescaled(&snapshot, id, spec, spec.instances) {
+            ops.push(TxnOp::put(keys::deployment(id), to_bytes(&next.value)?));
+        }
+    }
+    let ids: Vec<String> = apps.apps.keys().cloned().collect();
+    if ops.is_empty() {
+        let response = AppsResponse {
+            revision: snapshot.revision,
+            apps: ids,
+            deployments: Vec::new(),
+        };
+        return Ok(indexed(snapshot.revision, &response));
+    }
+    let response = state
+        .store
+        .txn(Txn::new().when(compares).and_then(ops))
+        .await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            "an app changed meanwhile; retry",
+            None,
+        ));
+    }
+    let revision = as_revision(response.revision);
+    caught_up(&state, revision).await;
+    state.scheduler_wake.notify_one();
+    tracing::info!(apps = ?ids, revision, "apps applied");
+    let response = AppsResponse {
+        revision,
+        apps: ids,
+        deployments: deployed
+            .iter()
+            .map(|id| format!("{id}-v{revision}"))
+            .collect(),
+    };
+    Ok(indexed(revision, &response))
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let apps: Vec<_> = snapshot
+        .apps
+        .iter()
+        .filter(|(_, spec)| role.can_read(&spec.value.epg.tenant))
+        .filter_map(|(id, _)| wire_app(&state, &snapshot, id))
+        .collect();
+    Ok(indexed(snapshot.revision, &apps))
+}
+
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let (spec, _) = find_app(&snapshot, &id)?;
+    role.require_read(&spec.epg.tenant)?;
+    let app = wire_app(&state, &snapshot, &id)
+        .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))?;
+    Ok(indexed(snapshot.revision, &app))
+}
+
+async fn answer_app(state: &AppState, id: &str, revision: u64) -> ApiResult<Response> {
+    caught_up(state, revision).await;
+    state.scheduler_wake.notify_one();
+    let snapshot = state.snapshot();
+    let app = wire_app(state, &snapshot, id)
+        .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))?;
+    Ok(indexed(revision, &app))
+}
+
+pub async fn scale(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<ScaleRequest>,
+) -> ApiResult<Response> {
+    let _guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    let (spec, version) = find_app(&snapshot, &id)?;
+    role.require_tenant_write(&spec.epg.tenant)?;
+    let mut ops = vec![TxnOp::put(
+        keys::app_instances(&id),
+        to_bytes(&request.instances)?,
+    )];
+    let mut compares = vec![Compare::mod_revision(
+        keys::app(&id),
+        CompareOp::Equal,
+        rev(version),
+    )];
+    if let Some(next) = rescaled(&snapshot, &id, &spec, request.instances) {
+        compares.push(Compare::mod_revision(
+            keys::deployment(&id),
+            CompareOp::Equal,
+            rev(next.revision),
+        ));
+        ops.push(TxnOp::put(keys::deployment(&id), to_bytes(&next.value)?));
+    }
+    let response = state
+        .store
+        .txn(Txn::new().when(compares).and_then(ops))
+        .await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            format!("app {id} changed meanwhile; retry"),
+            None,
+        ));
+    }
+    answer_app(&state, &id, as_revision(response.revision)).await
+}
+
+pub async fn restart(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let _guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    let (spec, version) = find_app(&snapshot, &id)?;
+    role.require_tenant_write(&spec.epg.tenant)?;
+    let stored = &snapshot.apps[&id].value;
+    // Rewriting the same spec makes a new version: every task is replaced.
+    let record = new_deployment(&state, &spec, version);
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            keys::app(&id),
+            CompareOp::Equal,
+            rev(version),
+        )])
+        .and_then([
+            TxnOp::put(keys::app(&id), to_bytes(stored)?),
+            TxnOp::put(keys::deployment(&id), to_bytes(&record)?),
+        ]);
+    let response = state.store.txn(txn).await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            format!("app {id} changed meanwhile; retry"),
+            None,
+        ));
+    }
+    answer_app(&state, &id, as_revision(response.revision)).await
+}
+
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let _guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    let (spec, version) = find_app(&snapshot, &id)?;
+    role.require_tenant_write(&spec.epg.tenant)?;
+    let dependents: Vec<String> = snapshot
+        .apps
+        .iter()
+        .filter(|(other, s)| **other != id && s.value.dependencies().contains(id.as_str()))
+        .map(|(other, _)| format!("app {other} refers to app {id} in its env"))
+        .collect();
+    if !dependents.is_empty() {
+        return Err(ApiFailure::Conflict {
+            message: format!("{} app(s) depend on app {id}", dependents.len()),
+            field: None,
+            details: dependents,
+        });
+    }
+    let mut ops = vec![
+        TxnOp::delete(keys::app(&id)),
+        TxnOp::delete(keys::app_instances(&id)),
+        TxnOp::delete(keys::deployment(&id)),
+    ];
+    for task in app_tasks(&snapshot, &id) {
+        ops.extend(remove_ops(&snapshot, &task.value.id));
+    }
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            keys::app(&id),
+            CompareOp::Equal,
+            rev(version),
+        )])
+        .and_then(ops);
+    let response = state.store.txn(txn).await?;
+    if !response.succeeded {
+        return Err(ApiFailure::conflict(
+            format!("app {id} changed meanwhile; retry"),
+            None,
+        ));
+    }
+    let revision = as_revision(response.revision);
+    caught_up(&state, revision).await;
+    Ok(indexed(revision, &serde_json::json!({ "deleted": id })))
+}
+
+pub async fn cancel_deployment(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let _guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    let (spec, version) = find_app(&snapshot, &id)?;
+    role.require_tenant_write(&spec.epg.tenant)?;
+    let Some(stored) = snapshot
+        .deployments
+        .get(&id)
+        .filter(|d| d.value.state == DeploymentState::Running)
+    else {
+        // Nothing running: cancelling again (or a finished deployment) changes nothing.
+        let deployment = snapshot
+            .deployments
+            .get(&id)
+            .map(|d| crate::apps::wire_deployment(&state, &id, version, &d.value));
+        return Ok(indexed(snapshot.revision, &deployment));
+    };
+    let mut record = stored.value.clone();
+    record.plan = record.plan.cancel();
+    record.state = DeploymentState::Cancelled;
+    record.message = Some("cancelled; tasks are left as they are".into());
+    crate::scheduler::put_deployment(&state, &id, &record, Some(stored.revision)).await?;
+    let snapshot = state.snapshot();
+    let deployment = crate::apps::wire_deployment(&state, &id, version, &record);
+    Ok(indexed(snapshot.revision, &Some(deployment)))
+}
+
+pub async fn list_tasks(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    ApiQuery(query): ApiQuery<TaskQuery>,
+) -> ApiResult<Response> {
+    block(
+        &state,
+        &BlockingParams {
+            index: query.index,
+            wait: query.wait.clone(),
+        },
+    )
+    .await?;
+    let snapshot = state.snapshot();
+    let mut tasks: Vec<Task> = snapshot
+        .tasks
+        .values()
+        .filter(|t| query.app.as_ref().is_none_or(|a| *a == t.value.app))
+        .filter(|t| role.can_read(&t.value.spec.epg.tenant))
+        .map(|t| wire_task(&state, t))
+        .collect();
+    tasks.sort_by_key(|t| crate::apps::task_order(&t.id));
+    Ok(indexed(snapshot.revision, &tasks))
+}
+
+pub async fn get_task(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+    ApiQuery(wait): ApiQuery<BlockingParams>,
+) -> ApiResult<Response> {
+    block(&state, &wait).await?;
+    let snapshot = state.snapshot();
+    let task = snapshot
+        .tasks
+        .get(&id)
+        .ok_or_else(|| ApiFailure::not_found(format!("task {id} does not exist"), None))?;
+    role.require_read(&task.value.spec.epg.tenant)?;
+    Ok(indexed(snapshot.revision, &wire_task(&state, task)))
+}
