@@ -52,6 +52,8 @@ enum Command {
     App(cmd::app::Args),
     /// Tasks with their node, IP, EPG, state and health.
     Ps(cmd::ps::Args),
+    /// A task's output; -f follows it.
+    Logs(cmd::logs::Args),
     /// Benchmarks that print figures (not tests).
     Bench(cmd::bench::Args),
 }
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::App(args) => cmd::app::run(args),
         Command::Ps(args) => cmd::ps::run(args),
+        Command::Logs(args) => cmd::logs::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };
     match result {

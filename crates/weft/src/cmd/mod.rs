@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod exec;
 pub mod explain;
 pub mod get;
+pub mod logs;
 pub mod ps;
 pub mod server;
 pub mod validate;
