@@ -102,13 +102,21 @@ fn live(args: &Args) -> Result<ExitCode> {
         "{} -> {} {proto}/{} (enforced on {})",
         answer.from, answer.to, args.port, answer.node
     );
+    // The texts start with their verdict ("allowed: ..."); say it once.
+    let said = |allowed: bool, text: &str| {
+        let v = verdict(allowed);
+        if text.starts_with(v) {
+            text.to_string()
+        } else {
+            format!("{v}: {text}")
+        }
+    };
     println!(
-        "intent:    {}: {}",
-        verdict(answer.intent.allowed),
-        answer.intent.text
+        "intent:    {}",
+        said(answer.intent.allowed, &answer.intent.text)
     );
     match &answer.installed {
-        Some(v) => println!("installed: {}: {}", verdict(v.allowed), v.text),
+        Some(v) => println!("installed: {}", said(v.allowed, &v.text)),
         None => println!("installed: unknown (the node has not reported its rules)"),
     }
     if let Some(note) = &answer.note {
