@@ -236,6 +236,7 @@ async fn pass_app(state: &AppState, app: &str) -> ApiResult<()> {
             })
             .collect();
         let (next, step) = deployment.value.plan.step(&view, Timestamp(now));
+        tracing::debug!(%app, ?view, ?step, "deployment step");
         for id in &step.stop {
             remove_task(state, id).await?;
         }

@@ -1,0 +1,695 @@
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+//! Apps end to end against a real server on 127.0.0.1, with fake agents: test code that
+//! registers nodes, reads its NodeDesired through the client and reports task statuses.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use weft_api::{
+    Client, DeploymentState, EndpointState, EndpointStatus, Health, NodeReport, Task, TaskState,
+    TaskStatus,
+};
+use weft_server::{ServerConfig, ServerHandle, serve};
+
+const NODE_DEADLINE: Duration = Duration::from_secs(1);
+const TASK_LOST_DEADLINE: Duration = Duration::from_secs(2);
+const INTERVAL: Duration = Duration::from_millis(200);
+
+async fn start_fast(dir: &Path, progress_deadline: Duration) -> ServerHandle {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
+    config.node_deadline = NODE_DEADLINE;
+    config.task_lost_deadline = TASK_LOST_DEADLINE;
+    config.schedule_interval = INTERVAL;
+    config.deployment_progress_deadline = progress_deadline;
+    serve(config).await.unwrap()
+}
+
+/// A node that runs nothing but says it does: a task is Running (and Healthy) once its
+/// endpoint is in its desired view, its env is resolved and `start_delay` has passed.
+struct FakeAgent {
+    name: String,
+    paused: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    start_delay_ms: Arc<AtomicU64>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl FakeAgent {
+    async fn start(server: &ServerHandle, name: &str, labels: &[(&str, &str)]) -> Self {
+        let client = agent(server);
+        let mut reg = registration(name);
+        for (k, v) in labels {
+            reg.labels.insert((*k).to_string(), (*v).to_string());
+        }
+        client.register_node(&reg).await.unwrap();
+        let paused = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let start_delay_ms = Arc::new(AtomicU64::new(0));
+        let handle = tokio::spawn(run_agent(
+            client,
+            name.to_string(),
+            Arc::clone(&paused),
+            Arc::clone(&stop),
+            Arc::clone(&start_delay_ms),
+        ));
+        Self {
+            name: name.to_string(),
+            paused,
+            stop,
+            start_delay_ms,
+            handle,
+        }
+    }
+
+    fn set_start_delay(&self, delay: Duration) {
+        self.start_delay_ms
+            .store(u64::try_from(delay.as_millis()).unwrap(), Ordering::SeqCst);
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.handle.await;
+    }
+}
+
+async fn run_agent(
+    client: Client,
+    name: String,
+    paused: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    start_delay_ms: Arc<AtomicU64>,
+) {
+    // (id, version, ip) → when its start became possible.
+    // (id, version, ip) → when its start became possible; `None` once running.
+    let mut seen: HashMap<(String, u64, IpAddr), Option<Instant>> = HashMap::new();
+    let mut started: HashMap<String, u64> = HashMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if paused.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Ok(desired) = client.node_desired(&name, 0, Duration::ZERO).await else {
+            continue;
+        };
+        let desired = desired.value;
+        let endpoints: BTreeMap<String, EndpointStatus> = desired
+            .endpoints
+            .iter()
+            .filter(|e| e.node == name)
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    EndpointStatus {
+                        state: EndpointState::Ready,
+                        message: None,
+                    },
+                )
+            })
+            .collect();
+        let delay = Duration::from_millis(start_delay_ms.load(Ordering::SeqCst));
+        let mut tasks = BTreeMap::new();
+        let mut live = std::collections::HashSet::new();
+        for assignment in &desired.tasks {
+            let task = &assignment.task;
+            assert_eq!(task.node, name, "a node sees only its own tasks");
+            assert!(
+                endpoints.contains_key(&task.id),
+                "task {} comes with its endpoint",
+                task.id
+            );
+            let key = (task.id.clone(), task.version, task.ip);
+            live.insert(key.clone());
+            let status = if task.env.is_none() {
+                TaskStatus {
+                    state: TaskState::Pending,
+                    health: Health::Unknown,
+                    restarts: 0,
+                    consecutive_failures: 0,
+                    started_ms: None,
+                    exit_code: None,
+                    message: None,
+                    endpoint: EndpointState::Ready,
+                }
+            } else {
+                // Running once the delay has passed, and from then on.
+                let since = seen.entry(key).or_insert_with(|| Some(Instant::now()));
+                if since.is_some_and(|at| at.elapsed() >= delay) {
+                    *since = None;
+                }
+                let running = since.is_none();
+                let started_ms = *started.entry(task.id.clone()).or_insert_with(now_ms);
+                TaskStatus {
+                    state: if running {
+                        TaskState::Running
+                    } else {
+                        TaskState::Starting
+                    },
+                    health: if running {
+                        Health::Healthy
+                    } else {
+                        Health::Unknown
+                    },
+                    restarts: 0,
+                    consecutive_failures: 0,
+                    started_ms: Some(started_ms),
+                    exit_code: None,
+                    message: None,
+                    endpoint: EndpointState::Ready,
+                }
+            };
+            tasks.insert(task.id.clone(), status);
+        }
+        seen.retain(|k, _| live.contains(k));
+        started.retain(|id, _| tasks.contains_key(id));
+        let report = NodeReport {
+            applied_revision: desired.revision,
+            installed: Vec::new(),
+            endpoints,
+            tasks,
+            error: None,
+        };
+        let _ = client.report(&name, &report).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn app_json(id: &str, body: serde_json::Value) -> serde_json::Value {
+    json!({ "app": { id: body } })
+}
+
+fn web(instances: u32) -> serde_json::Value {
+    json!({"instances": instances, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64, "epg": "shop/store/web"})
+}
+
+fn ids(tasks: &[Task]) -> Vec<String> {
+    tasks.iter().map(|t| t.id.clone()).collect()
+}
+
+async fn tasks_of(client: &Client, app: &str) -> Vec<Task> {
+    client.tasks(Some(app)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_placed_with_endpoints_and_scale_youngest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let b = FakeAgent::start(&server, "n2", &[]).await;
+
+    let applied = admin.apply_apps(app_json("web", web(3))).await.unwrap();
+    assert_eq!(applied.apps, vec!["web".to_string()]);
+    assert!(applied.deployments.is_empty(), "a new app is no deployment");
+    let tasks = eventually(Duration::from_secs(10), "3 running tasks", || async {
+        let tasks = tasks_of(&admin, "web").await;
+        (tasks.len() == 3 && tasks.iter().all(|t| t.status.state == TaskState::Running))
+            .then_some(tasks)
+    })
+    .await;
+    assert_eq!(ids(&tasks), ["web-1", "web-2", "web-3"]);
+    let subnet: ipnet::IpNet = "10.1.0.0/24".parse().unwrap();
+    for task in &tasks {
+        let endpoint = admin.endpoint(&task.id).await.unwrap();
+        assert_eq!(endpoint.epg.to_string(), "shop/store/web");
+        assert_eq!(endpoint.node, task.node);
+        assert_eq!(endpoint.ip, task.ip);
+        assert_eq!(endpoint.mac, task.mac);
+        assert!(
+            subnet.contains(&task.ip),
+            "{} is in the EPG's subnet",
+            task.ip
+        );
+        assert_eq!(task.env, Some(BTreeMap::new()));
+        assert_eq!(task.version, applied.revision);
+    }
+    // The desired view of a node carries its tasks, with spec and log_dir.
+    let on_n1 = tasks.iter().filter(|t| t.node == "n1").count();
+    let desired = agent(&server)
+        .node_desired("n1", 0, Duration::ZERO)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(desired.tasks.len(), on_n1);
+    for assignment in &desired.tasks {
+        assert_eq!(assignment.log_dir, "/var/lib/weft/tasks");
+        assert_eq!(assignment.spec.cmd.as_deref(), Some("sleep 1000"));
+    }
+    let app = admin.app("web").await.unwrap();
+    assert_eq!((app.instances, app.running, app.healthy), (3, 3, 3));
+    assert!(app.pending.is_empty(), "{:?}", app.pending);
+
+    // 3 → 1: the oldest stays.
+    let scaled = admin.scale_app("web", 1).await.unwrap();
+    assert_eq!(
+        scaled.version, applied.revision,
+        "scaling is not a new version"
+    );
+    eventually(Duration::from_secs(10), "1 task", || async {
+        let t = tasks_of(&admin, "web").await;
+        (ids(&t) == ["web-1"]).then_some(())
+    })
+    .await;
+    for gone in ["web-2", "web-3"] {
+        assert_eq!(
+            admin.endpoint(gone).await.unwrap_err().status(),
+            Some(reqwest::StatusCode::NOT_FOUND),
+            "the endpoint of {gone} goes with it"
+        );
+    }
+    // 1 → 5 → 2: the youngest three go.
+    admin.scale_app("web", 5).await.unwrap();
+    eventually(Duration::from_secs(10), "5 running tasks", || async {
+        let t = tasks_of(&admin, "web").await;
+        (t.len() == 5 && t.iter().all(|t| t.status.state == TaskState::Running)).then_some(())
+    })
+    .await;
+    let mut by_age = tasks_of(&admin, "web").await;
+    by_age.sort_by_key(|t| t.created_ms);
+    let oldest: Vec<String> = by_age.iter().take(2).map(|t| t.id.clone()).collect();
+    admin.scale_app("web", 2).await.unwrap();
+    let left = eventually(Duration::from_secs(10), "2 tasks", || async {
+        let t = tasks_of(&admin, "web").await;
+        (t.len() == 2).then_some(t)
+    })
+    .await;
+    assert_eq!(ids(&left), oldest, "the youngest were stopped first");
+
+    // Delete stops everything.
+    admin.delete_app("web").await.unwrap();
+    assert!(admin.tasks(None).await.unwrap().is_empty());
+    assert!(admin.endpoints().await.unwrap().is_empty());
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_waits_for_the_referenced_app_then_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    a.set_start_delay(Duration::from_millis(1500));
+
+    let apps = json!({"app": {
+        "master": {"cmd": "master", "cpus": 0.1, "mem": 64, "epg": "shop/store/app"},
+        "worker": {"instances": 2, "cmd": "worker", "cpus": 0.1, "mem": 64, "epg": "shop/store/web",
+                   "env": {"MASTER": "${app.master.address}", "ALL": "x=${app.master.addresses}"}}
+    }});
+    admin.apply_apps(apps).await.unwrap();
+    let waiting = eventually(Duration::from_secs(5), "waiting workers", || async {
+        let t = tasks_of(&admin, "worker").await;
+        (t.len() == 2).then_some(t)
+    })
+    .await;
+    for task in &waiting {
+        assert_eq!(task.env, None);
+        assert_eq!(
+            task.status.message.as_deref(),
+            Some("waiting for app master to have a running task")
+        );
+        assert_eq!(task.status.state, TaskState::Pending);
+    }
+    let pending = admin.app("worker").await.unwrap().pending;
+    assert!(
+        pending
+            .iter()
+            .any(|p| p == "waiting for app master to have a running task"),
+        "{pending:?}"
+    );
+
+    let master = eventually(Duration::from_secs(10), "master running", || async {
+        let t = tasks_of(&admin, "master").await;
+        t.into_iter().find(|t| t.status.state == TaskState::Running)
+    })
+    .await;
+    let subnet: ipnet::IpNet = "10.99.0.0/24".parse().unwrap();
+    assert!(subnet.contains(&master.ip));
+    let resolved = eventually(Duration::from_secs(10), "worker env", || async {
+        let t = tasks_of(&admin, "worker").await;
+        t.iter().all(|t| t.env.is_some()).then_some(t)
+    })
+    .await;
+    for task in &resolved {
+        let env = task.env.as_ref().unwrap();
+        assert_eq!(env["MASTER"], master.ip.to_string());
+        assert_eq!(env["ALL"], format!("x={}", master.ip));
+    }
+    eventually(Duration::from_secs(10), "workers running", || async {
+        let app = admin.app("worker").await.unwrap();
+        (app.running == 2 && app.pending.is_empty()).then_some(())
+    })
+    .await;
+    // An app others refer to cannot be deleted from under them.
+    let err = admin.delete_app("master").await.unwrap_err();
+    assert_eq!(err.status(), Some(reqwest::StatusCode::CONFLICT));
+    a.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_apps_stay_pending_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[("rack", "r1")]).await;
+    let b = FakeAgent::start(&server, "n2", &[("rack", "r2")]).await;
+
+    let apps = json!({"app": {
+        "picky": {"cmd": "x", "cpus": 0.1, "mem": 64, "epg": "shop/store/web",
+                  "constraint": [{"operator": "=", "attribute": "rack", "value": "r9"}]},
+        "huge": {"cmd": "x", "cpus": 64, "mem": 64, "epg": "shop/store/web"},
+        "fine": {"cmd": "x", "cpus": 0.1, "mem": 64, "epg": "shop/store/web",
+                 "constraint": [{"operator": "=", "attribute": "rack", "value": "r2"}]}
+    }});
+    admin.apply_apps(apps).await.unwrap();
+    let fine = eventually(Duration::from_secs(10), "fine running", || async {
+        let t = tasks_of(&admin, "fine").await;
+        (t.len() == 1 && t[0].status.state == TaskState::Running).then(|| t[0].clone())
+    })
+    .await;
+    assert_eq!(fine.node, "n2", "the constraint holds");
+    let picky = eventually(Duration::from_secs(5), "picky pending", || async {
+        let app = admin.app("picky").await.unwrap();
+        (!app.pending.is_empty()).then_some(app)
+    })
+    .await;
+    let text = picky.pending.join("\n");
+    assert!(text.contains("rack = \"r9\""), "{text}");
+    assert!(text.contains("n1") && text.contains("n2"), "{text}");
+    let huge = eventually(Duration::from_secs(5), "huge pending", || async {
+        let app = admin.app("huge").await.unwrap();
+        (!app.pending.is_empty()).then_some(app)
+    })
+    .await;
+    let text = huge.pending.join("\n");
+    assert!(text.contains("not enough cpus"), "{text}");
+    // Nothing half-configured: no task, no endpoint for either.
+    tokio::time::sleep(INTERVAL * 3).await;
+    assert!(tasks_of(&admin, "picky").await.is_empty());
+    assert!(tasks_of(&admin, "huge").await.is_empty());
+    assert_eq!(admin.endpoints().await.unwrap().len(), 1);
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_of_a_silent_node_move_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let b = FakeAgent::start(&server, "n2", &[]).await;
+    admin.apply_apps(app_json("web", web(3))).await.unwrap();
+    let tasks = eventually(Duration::from_secs(10), "3 running", || async {
+        let t = tasks_of(&admin, "web").await;
+        (t.len() == 3 && t.iter().all(|t| t.status.state == TaskState::Running)).then_some(t)
+    })
+    .await;
+    // Silence the node holding most tasks.
+    let on_n1 = tasks.iter().filter(|t| t.node == "n1").count();
+    let (victim, survivor) = if on_n1 >= 2 { (&a, "n2") } else { (&b, "n1") };
+    victim.paused.store(true, Ordering::SeqCst);
+    let silenced = Instant::now();
+    let moved = eventually(Duration::from_secs(15), "tasks moved", || async {
+        let t = tasks_of(&admin, "web").await;
+        (t.len() == 3
+            && t.iter()
+                .all(|t| t.node == survivor && t.status.state == TaskState::Running))
+        .then_some(t)
+    })
+    .await;
+    // Bound: the lost deadline plus one scheduler interval (plus the fake agent's start
+    // and report cycle, and polling).
+    let bound = TASK_LOST_DEADLINE + INTERVAL + Duration::from_millis(1500);
+    assert!(
+        silenced.elapsed() <= bound,
+        "took {:?}, bound {bound:?}",
+        silenced.elapsed()
+    );
+    assert_eq!(moved.len(), 3);
+    assert!(
+        admin
+            .endpoints()
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.node == survivor),
+        "the lost node's endpoints are gone too"
+    );
+    let _ = victim.name.clone();
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_update_keeps_minimum_health_and_cancel_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let b = FakeAgent::start(&server, "n2", &[]).await;
+    let mut spec = web(4);
+    spec["upgrade_strategy"] =
+        json!({"minimum_health_capacity": 0.5, "maximum_over_capacity": 0.25});
+    let v1 = admin
+        .apply_apps(app_json("web", spec.clone()))
+        .await
+        .unwrap()
+        .revision;
+    eventually(Duration::from_secs(10), "4 running", || async {
+        (admin.app("web").await.unwrap().healthy == 4).then_some(())
+    })
+    .await;
+    a.set_start_delay(Duration::from_millis(400));
+    b.set_start_delay(Duration::from_millis(400));
+
+    spec["cmd"] = json!("sleep 2000");
+    let applied = admin
+        .apply_apps(app_json("web", spec.clone()))
+        .await
+        .unwrap();
+    let v2 = applied.revision;
+    assert_eq!(applied.deployments, vec![format!("web-v{v2}")]);
+    let min_healthy = 2; // ceil(4 * 0.5)
+    let max_total = 5; // floor(4 * 1.25)
+    let started = Instant::now();
+    let mut samples = 0;
+    loop {
+        let tasks = tasks_of(&admin, "web").await;
+        let healthy = tasks
+            .iter()
+            .filter(|t| t.status.state == TaskState::Running)
+            .count();
+        assert!(
+            healthy >= min_healthy,
+            "{healthy} healthy < {min_healthy}: {tasks:#?}"
+        );
+        assert!(tasks.len() <= max_total, "{} tasks", tasks.len());
+        samples += 1;
+        let app = admin.app("web").await.unwrap();
+        let deployment = app.deployment.unwrap();
+        assert_eq!((deployment.from_version, deployment.to_version), (v1, v2));
+        if deployment.state == DeploymentState::Succeeded {
+            break;
+        }
+        assert_eq!(deployment.state, DeploymentState::Running);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "deployment never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(samples > 5, "sampled the update {samples} times");
+    let tasks = tasks_of(&admin, "web").await;
+    assert_eq!(tasks.len(), 4);
+    assert!(tasks.iter().all(|t| t.version == v2));
+    // Cancelling a finished deployment changes nothing, twice.
+    admin.cancel_deployment("web").await.unwrap();
+    admin.cancel_deployment("web").await.unwrap();
+    assert_eq!(
+        admin.app("web").await.unwrap().deployment.unwrap().state,
+        DeploymentState::Succeeded
+    );
+
+    // A restart is a deployment of the same spec; cancel it mid-way, twice.
+    a.set_start_delay(Duration::from_secs(30));
+    b.set_start_delay(Duration::from_secs(30));
+    let restarted = admin.restart_app("web").await.unwrap();
+    assert!(restarted.version > v2);
+    assert_eq!(restarted.spec.cmd.as_deref(), Some("sleep 2000"));
+    eventually(Duration::from_secs(5), "a new task started", || async {
+        let t = tasks_of(&admin, "web").await;
+        t.iter()
+            .any(|t| t.version == restarted.version)
+            .then_some(())
+    })
+    .await;
+    admin.cancel_deployment("web").await.unwrap();
+    admin.cancel_deployment("web").await.unwrap();
+    let app = admin.app("web").await.unwrap();
+    assert_eq!(app.deployment.unwrap().state, DeploymentState::Cancelled);
+    let before = ids(&tasks_of(&admin, "web").await);
+    tokio::time::sleep(INTERVAL * 4).await;
+    assert_eq!(
+        ids(&tasks_of(&admin, "web").await),
+        before,
+        "a cancelled deployment leaves tasks as they are"
+    );
+    a.stop().await;
+    b.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_apps_are_refused_naming_the_problem_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let base = |extra: serde_json::Value| {
+        let mut app = web(1);
+        for (k, v) in extra.as_object().unwrap() {
+            app[k] = v.clone();
+        }
+        app
+    };
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (app_json("web", base(json!({"bogus": 1}))), "bogus"),
+        (app_json("web", base(json!({"cpus": 0}))), "cpus"),
+        (app_json("web", base(json!({"mem": 0}))), "mem"),
+        (
+            app_json("web", base(json!({"env": {"M": "${app.master.address}"}}))),
+            "master",
+        ),
+        (
+            json!({"app": {
+                "a": base(json!({"env": {"B": "${app.b.address}"}})),
+                "b": base(json!({"env": {"A": "${app.a.address}"}}))
+            }}),
+            "cycle",
+        ),
+        (
+            app_json("web", base(json!({"cmd": null, "image": "Bad Image!!"}))),
+            "image",
+        ),
+        (
+            app_json("web", base(json!({"epg": "shop/store/nope"}))),
+            "epg",
+        ),
+    ];
+    for (body, needle) in cases {
+        let err = admin.apply_apps(body.clone()).await.unwrap_err();
+        let status = err.status().unwrap();
+        assert!(status.is_client_error(), "{body}: {status}");
+        let text = format!("{err:?}");
+        assert!(text.contains(needle), "{body}: {text} should name {needle}");
+        if let weft_api::ClientError::Api { body: api, .. } = &err {
+            assert!(
+                api.field.as_deref().is_some_and(|f| f.starts_with("apps")),
+                "field {:?}",
+                api.field
+            );
+        }
+    }
+    assert!(admin.apps().await.unwrap().is_empty(), "nothing stored");
+    tokio::time::sleep(INTERVAL * 2).await;
+    assert!(admin.tasks(None).await.unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_tokens_reach_only_their_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    admin
+        .apply(&model(&tenant_json("other", "10.2.0.0/24", "10.2.0.1")))
+        .await
+        .unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let shop_token = admin.create_token("shop").await.unwrap().token;
+    let shop = Client::new(&server.base_url(), Some(shop_token));
+
+    shop.apply_apps(app_json("web", web(1))).await.unwrap();
+    let mut theirs = web(1);
+    theirs["epg"] = json!("other/store/web");
+    let err = shop
+        .apply_apps(app_json("theirs", theirs.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err}");
+    admin.apply_apps(app_json("theirs", theirs)).await.unwrap();
+    eventually(Duration::from_secs(10), "both placed", || async {
+        (admin.tasks(None).await.unwrap().len() == 2).then_some(())
+    })
+    .await;
+
+    let apps = shop.apps().await.unwrap();
+    assert_eq!(
+        apps.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["web"]
+    );
+    assert!(shop.app("theirs").await.unwrap_err().is_auth());
+    assert_eq!(ids(&shop.tasks(None).await.unwrap()), ["web-1"]);
+    assert!(shop.task("theirs-1").await.unwrap_err().is_auth());
+    assert!(shop.scale_app("theirs", 3).await.unwrap_err().is_auth());
+    assert!(shop.restart_app("theirs").await.unwrap_err().is_auth());
+    assert!(
+        shop.cancel_deployment("theirs")
+            .await
+            .unwrap_err()
+            .is_auth()
+    );
+    assert!(shop.delete_app("theirs").await.unwrap_err().is_auth());
+    // Its own app: scale works.
+    assert_eq!(shop.scale_app("web", 2).await.unwrap().instances, 2);
+    a.stop().await;
+    server.shutdown().await;
+}
