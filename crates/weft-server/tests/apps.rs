@@ -44,6 +44,8 @@ struct FakeAgent {
     paused: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     start_delay_ms: Arc<AtomicU64>,
+    /// Tasks (by creation time) to report Unhealthy.
+    unhealthy: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -58,18 +60,21 @@ impl FakeAgent {
         let paused = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let start_delay_ms = Arc::new(AtomicU64::new(0));
+        let unhealthy = Arc::default();
         let handle = tokio::spawn(run_agent(
             client,
             name.to_string(),
             Arc::clone(&paused),
             Arc::clone(&stop),
             Arc::clone(&start_delay_ms),
+            Arc::clone(&unhealthy),
         ));
         Self {
             name: name.to_string(),
             paused,
             stop,
             start_delay_ms,
+            unhealthy,
             handle,
         }
     }
@@ -91,6 +96,7 @@ async fn run_agent(
     paused: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     start_delay_ms: Arc<AtomicU64>,
+    unhealthy: Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
 ) {
     // (id, version, ip) → when its start became possible.
     // (id, version, ip) → when its start became possible; `None` once running.
@@ -151,19 +157,22 @@ async fn run_agent(
                 }
                 let running = since.is_none();
                 let started_ms = *started.entry(task.id.clone()).or_insert_with(now_ms);
+                let sick = unhealthy.lock().unwrap().contains(&task.created_ms);
                 TaskStatus {
                     state: if running {
                         TaskState::Running
                     } else {
                         TaskState::Starting
                     },
-                    health: if running {
+                    health: if sick {
+                        Health::Unhealthy
+                    } else if running {
                         Health::Healthy
                     } else {
                         Health::Unknown
                     },
                     restarts: 0,
-                    consecutive_failures: 0,
+                    consecutive_failures: if sick { 5 } else { 0 },
                     started_ms: Some(started_ms),
                     exit_code: None,
                     message: None,
@@ -574,13 +583,25 @@ async fn rolling_update_keeps_minimum_health_and_cancel_is_idempotent() {
     admin.cancel_deployment("web").await.unwrap();
     let app = admin.app("web").await.unwrap();
     assert_eq!(app.deployment.unwrap().state, DeploymentState::Cancelled);
-    let before = ids(&tasks_of(&admin, "web").await);
+    // Cancelling leaves tasks as they are: no old task is stopped, none is replaced
+    // (only the instance count is still kept, youngest first).
+    let before = tasks_of(&admin, "web").await;
     tokio::time::sleep(INTERVAL * 4).await;
-    assert_eq!(
-        ids(&tasks_of(&admin, "web").await),
-        before,
-        "a cancelled deployment leaves tasks as they are"
-    );
+    let after = tasks_of(&admin, "web").await;
+    for old in before.iter().filter(|t| t.version != restarted.version) {
+        assert!(
+            after
+                .iter()
+                .any(|t| t.id == old.id && t.version == old.version),
+            "old task {} was left alone",
+            old.id
+        );
+    }
+    assert!(after.iter().all(|t| {
+        before
+            .iter()
+            .any(|b| b.id == t.id && b.created_ms == t.created_ms)
+    }));
     a.stop().await;
     b.stop().await;
     server.shutdown().await;
@@ -690,6 +711,72 @@ async fn tenant_tokens_reach_only_their_apps() {
     assert!(shop.delete_app("theirs").await.unwrap_err().is_auth());
     // Its own app: scale works.
     assert_eq!(shop.scale_app("web", 2).await.unwrap().instances, 2);
+    a.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_tasks_are_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let mut spec = web(2);
+    spec["health_check"] = json!([{"type": "command", "command": "true", "grace_period": "0s",
+                                   "max_consecutive_failures": 3}]);
+    admin.apply_apps(app_json("web", spec)).await.unwrap();
+    let tasks = eventually(Duration::from_secs(10), "2 healthy", || async {
+        let t = tasks_of(&admin, "web").await;
+        (t.len() == 2 && t.iter().all(|t| t.status.health == Health::Healthy)).then_some(t)
+    })
+    .await;
+    let sick = tasks[0].clone();
+    a.unhealthy.lock().unwrap().insert(sick.created_ms);
+    eventually(
+        Duration::from_secs(10),
+        "the sick task replaced",
+        || async {
+            let t = tasks_of(&admin, "web").await;
+            (t.len() == 2
+                && t.iter().all(|t| t.created_ms != sick.created_ms)
+                && t.iter().all(|t| t.status.health == Health::Healthy))
+            .then_some(())
+        },
+    )
+    .await;
+    a.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_without_progress_fails_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(1)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let mut spec = web(2);
+    admin
+        .apply_apps(app_json("web", spec.clone()))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "2 running", || async {
+        (admin.app("web").await.unwrap().healthy == 2).then_some(())
+    })
+    .await;
+    a.set_start_delay(Duration::from_secs(600));
+    spec["cmd"] = json!("never starts");
+    admin.apply_apps(app_json("web", spec)).await.unwrap();
+    let deployment = eventually(Duration::from_secs(10), "deployment failed", || async {
+        let d = admin.app("web").await.unwrap().deployment.unwrap();
+        (d.state == DeploymentState::Failed).then_some(d)
+    })
+    .await;
+    let message = deployment.message.unwrap_or_default();
+    assert!(message.contains("no progress"), "{message}");
+    // The old tasks still serve.
+    assert_eq!(admin.app("web").await.unwrap().healthy, 2);
     a.stop().await;
     server.shutdown().await;
 }
