@@ -5,7 +5,9 @@
 //!   committed with its class allocation in one compare-and-swap transaction ([`admission`]);
 //! - one store watch feeds an in-memory snapshot of model, compiled policy, nodes and
 //!   endpoints ([`state`]) and a `tokio::sync::watch` that wakes blocking queries ([`watch`]);
-//! - tokens are checked by [`auth`]; endpoint addresses come from [`ipam`].
+//! - tokens are checked by [`auth`]; endpoint addresses come from [`ipam`];
+//! - apps and tasks are stored per [`apps`]; the [`scheduler`] loop places, replaces and
+//!   rolls tasks with `weft-scheduler`'s decisions, each new task with its endpoint.
 
 mod admission;
 mod apps;
