@@ -96,6 +96,16 @@ impl ProcCluster {
         c
     }
 
+    /// A `weft` CLI command aimed at this cluster (not at whatever `weft dev` left).
+    pub fn cli(&self) -> Command {
+        let token = std::fs::read_to_string(self.dir.join("server").join("admin.token")).unwrap();
+        let mut cmd = weft();
+        cmd.env("WEFT_SERVER", format!("http://127.0.0.1:{}", self.port))
+            .env("WEFT_TOKEN", token.trim())
+            .env("WEFT_CONFIG", self.dir.join("no-cli.json"));
+        cmd
+    }
+
     pub fn log(&self, name: &str) -> std::fs::File {
         std::fs::OpenOptions::new()
             .create(true)
