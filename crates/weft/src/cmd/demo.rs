@@ -268,6 +268,137 @@ async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
         );
     }
     drop(servers);
+    failures += apps(&client, progress).await?;
+    Ok(failures)
+}
+
+/// Two Marathon-style apps in the three-tier EPGs: scheduled, started after their
+/// policy, then held to the contract with real packets.
+const APPS: &str = r#"
+app "storefront" {
+  instances = 2
+  cmd       = "exec busybox nc -ll -p 80 -e /bin/cat"
+  cpus      = 0.1
+  mem       = 16
+  epg       = "shop/store/web"
+}
+app "orders" {
+  instances = 2
+  cmd       = "exec busybox nc -ll -p 8080 -e /bin/cat"
+  cpus      = 0.1
+  mem       = 16
+  epg       = "shop/store/app"
+  env       = { STOREFRONT = "${app.storefront.addresses}" }
+}
+"#;
+
+async fn apps(client: &Client, progress: &dyn Fn(&str)) -> Result<usize> {
+    progress("deploying apps storefront (EPG web) and orders (EPG app), 2 tasks each");
+    let apps = weft_app::parse_apps_hcl("demo-apps.hcl", APPS).map_err(|e| anyhow!("{e}"))?;
+    weft_app::validate_apps(&apps).map_err(|e| anyhow!("{e}"))?;
+    let json: serde_json::Value = serde_json::from_str(&weft_app::apps_to_json(&apps))?;
+    client
+        .apply_apps(json)
+        .await
+        .map_err(|e| anyhow!(describe(&e)))?;
+    let start = Instant::now();
+    let tasks = loop {
+        let tasks = client
+            .tasks(None)
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+        let running = tasks
+            .iter()
+            .filter(|t| t.status.state == weft_api::TaskState::Running)
+            .count();
+        if tasks.len() == 4 && running == 4 {
+            break tasks;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("apps did not start within 60 s: {} of 4 running", running);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    progress(&format!(
+        "4 tasks running after {:.1}s",
+        start.elapsed().as_secs_f64()
+    ));
+    println!();
+    println!(
+        "{:<14} {:<8} {:<15} {:<16} {:<8}",
+        "task", "node", "ip", "epg", "state"
+    );
+    for t in &tasks {
+        let epg = if t.app == "storefront" {
+            "shop/store/web"
+        } else {
+            "shop/store/app"
+        };
+        println!(
+            "{:<14} {:<8} {:<15} {:<16} running",
+            t.id,
+            t.node,
+            t.ip.to_string(),
+            epg
+        );
+    }
+    let endpoints = client
+        .endpoints()
+        .await
+        .map_err(|e| anyhow!(describe(&e)))?;
+    let netns = |task: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.name == task)
+            .map(|e| e.netns.clone())
+    };
+    let pick = |app: &str| tasks.iter().find(|t| t.app == app).cloned();
+    let (Some(web), Some(orders)) = (pick("storefront"), pick("orders")) else {
+        bail!("the apps have no tasks");
+    };
+    let (Some(web_ns), Some(orders_ns)) = (netns(&web.id), netns(&orders.id)) else {
+        bail!("the tasks have no endpoints");
+    };
+    let rows = [
+        (
+            "apps: storefront -> orders 8080 (contract)",
+            web_ns.clone(),
+            orders.ip,
+            8080,
+            true,
+        ),
+        (
+            "apps: orders -> storefront 80 (no contract)",
+            orders_ns,
+            web.ip,
+            80,
+            false,
+        ),
+        (
+            "apps: storefront -> orders 80 (not in the contract)",
+            web_ns,
+            orders.ip,
+            80,
+            false,
+        ),
+    ];
+    println!();
+    let mut failures = 0;
+    for (case, ns, ip, port, expected) in rows {
+        let observed =
+            tokio::task::spawn_blocking(move || probe::tcp_connect(&ns, ip, port).is_ok())
+                .await
+                .context("probe task")?;
+        let verdict = |allowed: bool| if allowed { "allowed" } else { "blocked" };
+        let ok = observed == expected;
+        failures += usize::from(!ok);
+        println!(
+            "{case:<52} tcp/{port:<5} {:<8} {:<8} {}",
+            verdict(expected),
+            verdict(observed),
+            if ok { "yes" } else { "NO" }
+        );
+    }
     Ok(failures)
 }
 
