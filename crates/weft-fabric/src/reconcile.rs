@@ -3,7 +3,7 @@
 use crate::desired::DesiredNode;
 use crate::desired::VrfDesired;
 use crate::error::FabricError;
-use crate::exec::{Runner, SystemRunner};
+use crate::exec::{Cmd, Program, Runner, SystemRunner};
 use crate::link::{self, LinkApplier};
 use crate::names;
 use crate::netns;
@@ -77,6 +77,7 @@ impl ReconcileReport {
 #[derive(Debug)]
 pub struct Fabric {
     ns: Arc<dyn NetnsOps>,
+    runner: Arc<dyn Runner>,
     links: LinkApplier,
     nft: NftApplier,
     store: StateStore,
@@ -100,6 +101,7 @@ impl Fabric {
     pub fn new(runner: Arc<dyn Runner>, ns: Arc<dyn NetnsOps>, store: StateStore) -> Self {
         Self {
             ns,
+            runner: runner.clone(),
             links: LinkApplier::new(runner.clone()),
             nft: NftApplier::new(runner),
             store,
@@ -148,10 +150,7 @@ impl Fabric {
         for ns in self.ns.list(&mine) {
             let is_vrf_ns = ns[mine.len()..].chars().all(|c| c.is_ascii_digit());
             if is_vrf_ns && !wanted.contains(&ns) {
-                self.ns.delete(&ns)?;
-                self.store.remove(&ns);
-                self.installed.remove(&ns);
-                self.renderers.remove(&ns);
+                self.delete_vrf_namespace(&ns)?;
                 report.namespaces_deleted.push(ns);
             }
         }
@@ -275,6 +274,33 @@ impl Fabric {
         Ok(())
     }
 
+    /// Deletes a VRF namespace and forgets it. Its VXLAN devices go first, and at once:
+    /// the kernel destroys a namespace's devices asynchronously, and until it has, their
+    /// sockets in the node namespace keep the VNIs, so the VRF could not come back.
+    fn delete_vrf_namespace(&mut self, ns: &str) -> Result<(), FabricError> {
+        let listing = self.runner.run(&Cmd::new(
+            Some(ns),
+            Program::Ip,
+            &["-j", "link", "show", "type", "vxlan"],
+        ));
+        let devices: Vec<String> = listing
+            .ok()
+            .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|link| link.get("ifname")?.as_str().map(str::to_string))
+            .collect();
+        for device in devices {
+            self.runner
+                .run(&Cmd::new(Some(ns), Program::Ip, &["link", "del", &device]))?;
+        }
+        self.ns.delete(ns)?;
+        self.store.remove(ns);
+        self.installed.remove(ns);
+        self.renderers.remove(ns);
+        Ok(())
+    }
+
     /// Removes every VRF namespace of this node (names `<vrf_netns_prefix>-v<id>`) and
     /// its saved state. Endpoint and node namespaces belong to their creators.
     pub fn teardown(&mut self, vrf_netns_prefix: &str) -> Result<Vec<String>, FabricError> {
@@ -283,10 +309,7 @@ impl Fabric {
         let mut removed = Vec::new();
         for ns in self.ns.list(&mine) {
             if ns[mine.len()..].chars().all(|c| c.is_ascii_digit()) {
-                self.ns.delete(&ns)?;
-                self.store.remove(&ns);
-                self.installed.remove(&ns);
-                self.renderers.remove(&ns);
+                self.delete_vrf_namespace(&ns)?;
                 removed.push(ns);
             }
         }
