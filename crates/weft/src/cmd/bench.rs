@@ -32,6 +32,12 @@ enum What {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Task start latency on a one-node dev cluster: from `weft app apply` to the task
+    /// running with its endpoint and policy in place, against `docker run --network none`.
+    Tasks {
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -42,6 +48,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             entries,
             runs,
         } => compile_bench(epgs, relations, entries, runs.max(1)),
+        What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
     }
 }
 
