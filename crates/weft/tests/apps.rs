@@ -335,3 +335,70 @@ fn two_apps_in_different_epgs_are_held_to_the_policy() {
         "front -> back on another port must be blocked"
     );
 }
+
+/// `FROM scratch` plus the static busybox, built locally: no registry is reachable.
+fn build_busybox_image(tag: &str) {
+    let dir = std::env::temp_dir().join(format!("weft-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        status.success(),
+        "docker build failed (is dockerd running?)"
+    );
+}
+
+#[test]
+fn a_docker_task_gets_its_endpoint_and_policy() {
+    require_root!();
+    let _one = serial();
+    build_busybox_image("weft-test/e2e-busybox:latest");
+    let c = ProcCluster::new("dk");
+    c.apply(THREE_TIER);
+    let apps = format!(
+        "{}{}",
+        "app \"front\" {\n  instances = 1\n  cmd = \"exec busybox nc -ll -p 80 -e /bin/cat\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/web\"\n}\n",
+        "app \"back\" {\n  instances = 1\n  image = \"weft-test/e2e-busybox:latest\"\n  args = [\"nc\", \"-ll\", \"-p\", \"8080\", \"-e\", \"/bin/cat\"]\n  cpus = 0.1\n  mem = 32\n  epg = \"shop/store/app\"\n}\n"
+    );
+    apply_apps(&c, &apps);
+    let front = wait_running(&c, "front", 1, Duration::from_secs(30)).remove(0);
+    let back = wait_running(&c, "back", 1, Duration::from_secs(60)).remove(0);
+    let (front_ns, back_ns) = (netns_of(&c, &front.id), netns_of(&c, &back.id));
+    wait_until(
+        "front -> docker back tcp/8080 (the contract)",
+        Duration::from_secs(15),
+        || probe::tcp_connect(&front_ns, back.ip, 8080).is_ok(),
+    );
+    assert!(
+        probe::tcp_connect(&back_ns, front.ip, 80).is_err(),
+        "docker back -> front must be blocked"
+    );
+    let container = || {
+        let out = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=weft.task={}", back.id),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(!container().is_empty(), "the task runs no container");
+    c.rt.block_on(c.client.delete_app("back")).unwrap();
+    wait_until("the container to go", Duration::from_secs(30), || {
+        container().is_empty()
+    });
+}
