@@ -240,8 +240,15 @@ async fn container_sees_weft_env() {
         controller: None,
     };
     let app_env = BTreeMap::from([("GREETING".to_string(), "hi".to_string())]);
-    let spec = TaskSpec::container(&id, &ns_name("d3ep"), TEST_IMAGE, &["env"])
-        .with_env(task_env(&identity, &app_env));
+    // It lingers a moment: a container gone before its namespace is published fails to
+    // start (reported as a failed start, which is right, but not what this test checks).
+    let spec = TaskSpec::container(
+        &id,
+        &ns_name("d3ep"),
+        TEST_IMAGE,
+        &["sh", "-c", "env; sleep 1"],
+    )
+    .with_env(task_env(&identity, &app_env));
     rt.start(&spec).await.expect("start");
     let exit = rt.wait(&id).await.expect("wait");
     assert_eq!(exit.code, Some(0), "{exit:?}");
@@ -272,8 +279,14 @@ async fn oom_in_container_is_reported() {
     let rt = docker().await;
     let id = task_id("d4");
     let _guard = ContainerGuard::new(&id, &ns_name("d4ep"));
-    let spec = TaskSpec::container(&id, &ns_name("d4ep"), TEST_IMAGE, &["tail", "/dev/zero"])
-        .with_limits(1.0, 16);
+    let spec = TaskSpec::container(
+        &id,
+        &ns_name("d4ep"),
+        TEST_IMAGE,
+        // Started before it grows, so the namespace is published first (see d3).
+        &["sh", "-c", "sleep 1; exec tail /dev/zero"],
+    )
+    .with_limits(1.0, 16);
     rt.start(&spec).await.expect("start");
     let exit = tokio::time::timeout(Duration::from_secs(30), rt.wait(&id))
         .await
