@@ -350,56 +350,120 @@ fn iperf(client_ns: &str, server_ns: &str, server: IpAddr, secs: u32) -> Res<f64
     Ok(bps / 1e9)
 }
 
-/// Benchmark 1: TCP throughput with weft's tables vs the same topology without them.
-/// Rounds alternate (with, without) so that noise from neighbours on the machine hits
-/// both sides alike; the medians are compared.
+/// What the throughput benchmark compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    /// weft as installed.
+    With,
+    /// The same namespaces, links and sysctls (br_netfilter on), weft's tables deleted
+    /// (so no conntrack either): the baseline of the goal.
+    Without,
+    /// As `Without`, and bridged traffic no longer sent through the IP hooks
+    /// (`bridge-nf-call-ip{,6}tables` = 0): what br_netfilter itself costs.
+    Bare,
+}
+
+fn set_side(bed: &Testbed, agents: &mut [(DesiredNode, Fabric)], side: Side) -> Res<()> {
+    for n in 0..2 {
+        let ns = vrf_ns(bed, n);
+        let call = if side == Side::Bare { "0" } else { "1" };
+        for key in [
+            "net/bridge/bridge-nf-call-iptables",
+            "net/bridge/bridge-nf-call-ip6tables",
+        ] {
+            weft_fabric::netns::sysctl(&ns, key, call)?;
+        }
+        if side != Side::With {
+            // Already gone when coming from the other baseline.
+            let _ = remove_tables(&ns);
+        }
+    }
+    if side == Side::With {
+        // A fresh agent: the tables are missing, the links are not.
+        for (d, f) in agents.iter_mut() {
+            *f = Fabric::system();
+            f.reconcile(d)?;
+        }
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Benchmark 1: TCP throughput with weft's tables vs the same topology without them
+/// (and without br_netfilter). Every round measures each side once, in an order that
+/// reverses every round (with, without, bare / bare, without, with), so that noise from
+/// neighbours on the machine and any drift hit all sides alike. Reported: medians per
+/// side and the median of the per-round ratios.
 fn throughput() -> Res<()> {
     let (mut bed, mut agents, eps) = small_cluster("btput", 10)?;
-    let secs = 3;
-    let rounds = 5;
+    if std::env::var_os("WEFT_BENCH_HOLD").is_some() {
+        // For experiments by hand: the cluster stays until a line arrives on stdin.
+        for e in &eps {
+            println!("{} {} {}", e.name, e.netns, e.ips[0]);
+        }
+        println!("vrf namespaces: {} {}", vrf_ns(&bed, 0), vrf_ns(&bed, 1));
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        drop(agents);
+        bed.destroy()?;
+        return Ok(());
+    }
+    // WEFT_BENCH_ROUNDS / WEFT_BENCH_SECS: e.g. one long round under `perf record -a`.
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let secs = env("WEFT_BENCH_SECS", 3);
+    let rounds = env("WEFT_BENCH_ROUNDS", 7);
+    let sides = [Side::With, Side::Without, Side::Bare];
     let mut results = Vec::new();
     for (label, server) in [("same node", 1usize), ("across nodes (VXLAN-GBP)", 2)] {
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            with.push(iperf(
-                &eps[0].netns,
-                &eps[server].netns,
-                eps[server].ips[0],
-                secs,
-            )?);
-            for n in 0..2 {
-                remove_tables(&vrf_ns(&bed, n))?;
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+        for round in 0..rounds {
+            let mut order: Vec<usize> = (0..sides.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
             }
-            without.push(iperf(
-                &eps[0].netns,
-                &eps[server].netns,
-                eps[server].ips[0],
-                secs,
-            )?);
-            // Put weft back (a fresh agent: the tables are missing, the links are not).
-            for (d, f) in agents.iter_mut() {
-                *f = Fabric::system();
-                f.reconcile(d)?;
+            for i in order {
+                set_side(&bed, &mut agents, sides[i])?;
+                runs[i].push(iperf(
+                    &eps[0].netns,
+                    &eps[server].netns,
+                    eps[server].ips[0],
+                    secs,
+                )?);
             }
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        results.push((
-            label,
-            median(&mut with),
-            median(&mut without),
-            with,
-            without,
-        ));
+        set_side(&bed, &mut agents, Side::With)?;
+        results.push((label, runs));
     }
-    for (label, with, without, all_with, all_without) in results {
+    for (label, runs) in results {
+        let ratios = |a: usize, b: usize| -> Vec<f64> {
+            runs[a].iter().zip(&runs[b]).map(|(x, y)| x / y).collect()
+        };
         println!(
-            "{label}: with weft {with:.2} Gbit/s, without weft tables {without:.2} Gbit/s (medians of {rounds}x{secs}s), ratio {:.3}",
-            with / without
+            "{label}: with weft {:.2} Gbit/s, without weft tables {:.2}, bare (no br_netfilter) {:.2} (medians of {rounds}x{secs}s)",
+            median(&runs[0]),
+            median(&runs[1]),
+            median(&runs[2]),
         );
-        println!("  runs with: {all_with:.2?}  without: {all_without:.2?}");
+        println!(
+            "  with / without: ratio of medians {:.3}, median of per-round ratios {:.3}; with / bare {:.3}; without / bare {:.3}",
+            median(&runs[0]) / median(&runs[1]),
+            median(&ratios(0, 1)),
+            median(&ratios(0, 2)),
+            median(&ratios(1, 2)),
+        );
+        for (side, r) in sides.iter().zip(&runs) {
+            println!("  runs {side:?}: {r:.2?}");
+        }
     }
     drop(agents);
     bed.destroy()?;

@@ -10,7 +10,7 @@ use crate::netns;
 use crate::nft::{
     NftApplier, NftDesired, VrfRenderer,
     apply::{delta_batch, diff_batch},
-    render::structure,
+    render::{replace_structure, structure},
 };
 use crate::state::{DEFAULT_DIR, StateDelta, StateStore, VrfState};
 use std::collections::{BTreeMap, HashSet};
@@ -202,7 +202,12 @@ impl Fabric {
         if !tables_exist {
             let t = Instant::now();
             let batch = crate::nft::NftBatch {
-                text: structure(),
+                // An existing namespace may hold tables of an older layout.
+                text: if fresh {
+                    structure()
+                } else {
+                    replace_structure()
+                },
                 ..Default::default()
             };
             self.nft.apply(ns, &batch)?;

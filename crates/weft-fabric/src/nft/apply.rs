@@ -1,7 +1,7 @@
 //! Turning (what is installed, what should be) into one atomic `nft -f` batch.
 
 use super::incremental::RenderDelta;
-use super::render::{Element, NftDesired, TABLE, TIERS, structure};
+use super::render::{Element, LAYOUT, NftDesired, TABLE, TIERS, structure};
 use crate::error::FabricError;
 use crate::exec::{Cmd, Program, Runner};
 use std::collections::BTreeMap;
@@ -34,8 +34,8 @@ fn all_sets() -> Vec<(&'static str, &'static str, String)> {
         ("bridge", "set", "ports".into()),
         ("bridge", "map", "port_class".into()),
         ("bridge", "set", "port_mac".into()),
-        ("bridge", "set", "port_src4".into()),
-        ("bridge", "set", "port_src6".into()),
+        ("bridge", "map", "port_src4".into()),
+        ("bridge", "map", "port_src6".into()),
         ("bridge", "set", "port_dst4".into()),
         ("bridge", "set", "port_dst6".into()),
         ("inet", "map", "dst_class4".into()),
@@ -150,11 +150,14 @@ impl NftApplier {
         Self { runner }
     }
 
-    /// Whether both tables exist. Asks for one small set of each table: listing
-    /// tables or counters makes nft load every element (seconds at 200k elements).
+    /// Whether both tables exist in the current layout. Asks for one small object of
+    /// each table: listing tables or all counters makes nft load every element (seconds
+    /// at 200k elements). Tables of an older layout lack the [`LAYOUT`] counter: "not
+    /// found" here, and they are replaced
+    /// ([`replace_structure`](super::render::replace_structure)).
     pub fn tables_exist(&self, netns: &str) -> Result<bool, FabricError> {
         for args in [
-            ["list", "set", "bridge", TABLE, "uplinks"],
+            ["list", "counter", "bridge", TABLE, LAYOUT],
             ["list", "map", "inet", TABLE, "dst_class6"],
         ] {
             match self.runner.run(&Cmd::new(Some(netns), Program::Nft, &args)) {

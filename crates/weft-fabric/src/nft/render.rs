@@ -77,6 +77,25 @@ pub(crate) fn key_of(spans: &[Span]) -> String {
         .join(" . ")
 }
 
+/// Names the layout of [`structure`]: a counter of the bridge table that nothing counts
+/// into, probed to tell the current layout from an older one.
+pub const LAYOUT: &str = "layout_2";
+
+/// [`structure`] after deleting whatever tables named `weft` exist (`add table` first,
+/// so the deletion never fails): in one transaction, packets see either the old
+/// tables or the new ones. conntrack entries, and so established connections, stay.
+pub fn replace_structure() -> String {
+    let mut t = String::new();
+    for family in ["bridge", "inet"] {
+        let _ = writeln!(
+            t,
+            "add table {family} {TABLE}\ndelete table {family} {TABLE}"
+        );
+    }
+    t.push_str(&structure());
+    t
+}
+
 /// The two tables, empty. Created once per VRF namespace; never flushed afterwards.
 pub fn structure() -> String {
     let mut t = String::new();
@@ -123,30 +142,41 @@ pub fn structure() -> String {
     t
 }
 
+/// Per packet, the common cases cost: a frame from an endpoint port one
+/// concatenated-map lookup (source check and class in one) at ingress and one set lookup
+/// at egress; a frame from or to a VXLAN uplink two compares and a lookup in the tiny
+/// `uplinks` set. `meta iifkind`/`oifkind` only skip lookups that cannot match (every
+/// uplink is a vxlan device; no endpoint port is), the sets still decide.
+///
+/// The layout is recognised by the (never used) counter named [`LAYOUT`] (see
+/// [`NftApplier::tables_exist`](super::NftApplier::tables_exist)); tables of an older
+/// layout are replaced in one transaction ([`replace_structure`]). A change to any
+/// chain or set type must bump it.
 const BRIDGE_TABLE: &str = r#"table bridge weft {
   set uplinks { type ifname; }
   set ports { type ifname; }
   map port_class { type ifname : mark; }
   set port_mac { type ifname . ether_addr; }
-  set port_src4 { type ifname . ether_addr . ipv4_addr; }
-  set port_src6 { type ifname . ether_addr . ipv6_addr; }
+  map port_src4 { type ifname . ether_addr . ipv4_addr : mark; }
+  map port_src6 { type ifname . ether_addr . ipv6_addr : mark; }
   set port_dst4 { type ifname . ipv4_addr; }
   set port_dst6 { type ifname . ipv6_addr; }
   counter spoofed {}
   counter misdelivered {}
+  counter layout_2 {}
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
-    ether type ip iifname . ether saddr . ip saddr @port_src4 meta mark set iifname map @port_class accept
-    iifname @uplinks meta mark set meta mark and 0xffff accept
-    ether type arp iifname . ether saddr . arp saddr ip @port_src4 meta mark set iifname map @port_class accept
-    ether type ip6 iifname . ether saddr . ip6 saddr @port_src6 meta mark set iifname map @port_class accept
+    meta iifkind "vxlan" iifname @uplinks meta mark set meta mark and 0xffff accept
+    ether type ip meta mark set iifname . ether saddr . ip saddr map @port_src4 accept
+    ether type arp meta mark set iifname . ether saddr . arp saddr ip map @port_src4 accept
+    ether type ip6 meta mark set iifname . ether saddr . ip6 saddr map @port_src6 accept
     ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr @port_mac meta mark set iifname map @port_class accept
     counter name spoofed drop
   }
   chain postrouting {
     type filter hook postrouting priority 0; policy drop;
+    meta oifkind "vxlan" oifname @uplinks accept
     ether type ip oifname . ip daddr @port_dst4 accept
-    oifname @uplinks accept
     oifname != @ports counter name misdelivered drop
     ether type arp accept
     ether type ip6 oifname . ip6 daddr @port_dst6 accept
@@ -209,7 +239,12 @@ pub(crate) fn endpoint_elements(ep: &LocalEndpoint) -> BTreeSet<Element> {
             IpAddr::V4(_) => ("port_src4", "port_dst4", "dst_class4"),
             IpAddr::V6(_) => ("port_src6", "port_dst6", "dst_class6"),
         };
-        out.insert(el("bridge", src, format!("{port} . {m} . {ip}"), None));
+        out.insert(el(
+            "bridge",
+            src,
+            format!("{port} . {m} . {ip}"),
+            Some(class.clone()),
+        ));
         out.insert(el("bridge", dst, format!("{port} . {ip}"), None));
         out.insert(el("inet", dst_class, ip.to_string(), Some(class.clone())));
     }
@@ -374,8 +409,8 @@ mod tests {
         assert_eq!(
             keys(&d, "port_src4"),
             vec![
-                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.10"),
-                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.99"),
+                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.10 : 100"),
+                format!("\"{port}\" . 02:00:00:00:00:0a . 10.1.0.99 : 100"),
             ]
         );
         assert_eq!(
@@ -493,6 +528,14 @@ mod tests {
                 "2-10 . 6 . 6 . 6-17 . 0-65535 . 0-65535 : accept"
             ]
         );
+    }
+
+    #[test]
+    fn layout_counter_is_in_the_structure() {
+        assert!(structure().contains(&format!("counter {LAYOUT} {{}}")));
+        let r = replace_structure();
+        assert!(r.starts_with("add table bridge weft\ndelete table bridge weft\n"));
+        assert!(r.ends_with(&structure()));
     }
 
     #[test]
