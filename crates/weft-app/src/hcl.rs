@@ -16,6 +16,7 @@ use hcl_edit::structure::{Attribute, Block, Body, Structure};
 use hcl_edit::template::Element;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use weft_model::hcl::{LineIndex, describe};
 use weft_model::{EpgPath, Location};
 
 /// Parses an HCL document of `app` blocks. Any error rejects the whole document.
@@ -56,7 +57,7 @@ const APP_FIELDS: &[&str] = &[
 
 struct Reader<'a> {
     file: &'a str,
-    line_starts: Vec<usize>,
+    lines_of_text: LineIndex,
     errors: Vec<AppError>,
     /// The app being read: its name, the line of each field, and fields that already
     /// failed (so that value checks do not report them twice).
@@ -67,12 +68,9 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(file: &'a str, text: &str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Self {
             file,
-            line_starts,
+            lines_of_text: LineIndex::new(text),
             errors: Vec::new(),
             app: None,
             lines: BTreeMap::new(),
@@ -81,10 +79,7 @@ impl<'a> Reader<'a> {
     }
 
     fn line(&self, span: Option<Range<usize>>) -> u32 {
-        let line = span.map_or(0, |s| {
-            self.line_starts.partition_point(|&start| start <= s.start)
-        });
-        u32::try_from(line).unwrap_or(u32::MAX)
+        self.lines_of_text.line(span)
     }
 
     fn error_at_line(&mut self, line: u32, message: String) {
@@ -728,19 +723,5 @@ impl<'a> Reader<'a> {
                 None
             }
         }
-    }
-}
-
-fn describe(e: &Expression) -> &'static str {
-    match e {
-        Expression::Null(_) => "null",
-        Expression::Bool(_) => "a boolean",
-        Expression::Number(_) => "a number",
-        Expression::String(_) | Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
-            "a string"
-        }
-        Expression::Array(_) => "a list",
-        Expression::Object(_) => "an object",
-        _ => "an expression (only literal values are allowed)",
     }
 }

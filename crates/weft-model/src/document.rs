@@ -3,6 +3,7 @@
 //! Every problem found is collected, with file, line and object path, so that a user
 //! sees them all at once; a document with any error yields no model at all.
 
+use crate::hcl::{LineIndex, describe};
 use crate::model::*;
 use crate::path::ObjectPath;
 use hcl_edit::Span;
@@ -314,27 +315,21 @@ fn check_name(name: &str) -> Result<(), String> {
 /// Walks an HCL body against weft's schema, collecting errors.
 struct Reader<'a> {
     file: &'a str,
-    line_starts: Vec<usize>,
+    lines: LineIndex,
     errors: Vec<DocumentError>,
 }
 
 impl<'a> Reader<'a> {
     fn new(file: &'a str, text: &str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Self {
             file,
-            line_starts,
+            lines: LineIndex::new(text),
             errors: Vec::new(),
         }
     }
 
     fn loc(&self, span: Option<Range<usize>>) -> Location {
-        let line = span.map_or(0, |s| {
-            self.line_starts.partition_point(|&start| start <= s.start)
-        });
-        Location::new(self.file, u32::try_from(line).unwrap_or(u32::MAX))
+        Location::new(self.file, self.lines.line(span))
     }
 
     fn error(&mut self, span: Option<Range<usize>>, path: Option<&ObjectPath>, message: String) {
@@ -899,17 +894,3 @@ const TENANT_BLOCKS: &[&str] = &[
     "taboo",
     "application_profile",
 ];
-
-fn describe(e: &Expression) -> &'static str {
-    match e {
-        Expression::Null(_) => "null",
-        Expression::Bool(_) => "a boolean",
-        Expression::Number(_) => "a number",
-        Expression::String(_) | Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
-            "a string"
-        }
-        Expression::Array(_) => "a list",
-        Expression::Object(_) => "an object",
-        _ => "an expression (only literal values are allowed)",
-    }
-}

@@ -6,6 +6,7 @@
 //! [`validate`]. This crate does no I/O: callers hand it text and a file name.
 
 mod document;
+pub mod hcl;
 mod model;
 mod path;
 mod validate;
