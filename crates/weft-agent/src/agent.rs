@@ -397,8 +397,9 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             if changes.changed().await.is_err() {
                 return;
             }
-            // Let a burst of changes settle into one report.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Let a burst of changes settle into one report (a task start is on the
+            // critical path of submit-to-running, so keep this short).
+            tokio::time::sleep(Duration::from_millis(3)).await;
             changes.borrow_and_update();
             if *self.registered.borrow() {
                 self.send_report().await;
