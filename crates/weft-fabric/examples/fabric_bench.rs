@@ -258,6 +258,59 @@ fn apply() -> Res<()> {
         nfts[nfts.len() / 2],
         nfts[nfts.len() - 1]
     );
+    // Adding one endpoint, then removing it again: a local one (its namespace, made
+    // here like a runtime would, + veth + addresses + neighbour) and a remote one
+    // (fdb + neighbour). `WEFT_FABRIC_LINKS=ip` measures the `ip`/`bridge` path.
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        let i = LOCAL + REMOTE + round;
+        let name = format!("x{round}");
+        let t = Instant::now();
+        let netns = bed.endpoint_netns(&name)?;
+        let ns_time = t.elapsed();
+        let mut eps = endpoints.clone();
+        eps.push(EndpointSpec {
+            name,
+            node: "n1".into(),
+            netns,
+            epg: epg(i % EPGS),
+            ips: vec![ip_of(i)],
+            mac: mac_of(i),
+            allowed_pairs: vec![],
+        });
+        let mut with = DesiredNode::from_policy(&node, &bed.nodes, &policy, &eps)?;
+        with.vrfs[0].remote = desired.vrfs[0].remote.clone();
+        let add = fabric.reconcile(&with)?;
+        let back = fabric.reconcile(&desired)?;
+        local.push((ns_time, add.total_time, add.link_time, back.link_time));
+        let mut with = desired.clone();
+        with.vrfs[0].remote.push(RemoteEndpoint {
+            name: format!("y{round}"),
+            class: class(i % EPGS),
+            vni: 1,
+            ips: vec![ip_of(i)],
+            mac: mac_of(i),
+            node_underlay: Ipv4Addr::new(10, 255, 0, 2),
+        });
+        let add = fabric.reconcile(&with)?;
+        let back = fabric.reconcile(&desired)?;
+        remote.push((add.total_time, add.link_time, back.link_time));
+    }
+    let links = if std::env::var("WEFT_FABRIC_LINKS").is_ok_and(|v| v == "ip") {
+        "ip/bridge"
+    } else {
+        "netlink"
+    };
+    for (ns, total, add, del) in &local {
+        println!(
+            "add one local endpoint ({links}): namespace {ns:.2?}, reconcile {total:.2?} of which links {add:.2?}; links to remove it {del:.2?}"
+        );
+    }
+    for (total, add, del) in &remote {
+        println!(
+            "add one remote endpoint ({links}): reconcile {total:.2?} of which links {add:.2?}; links to remove it {del:.2?}"
+        );
+    }
     fabric.teardown(&node.vrf_netns_prefix)?;
     bed.destroy()?;
     Ok(())

@@ -65,6 +65,12 @@ impl fmt::Display for Cmd {
 pub trait Runner: Send + Sync + fmt::Debug {
     /// Runs the command; a non-zero exit is an error carrying stderr. Returns stdout.
     fn run(&self, cmd: &Cmd) -> Result<String, FabricError>;
+
+    /// The netlink backend for link operations that come with this runner, if any
+    /// (`None`: everything runs as commands).
+    fn netlink(&self) -> Option<std::sync::Arc<dyn crate::nl::Netlink>> {
+        None
+    }
 }
 
 /// Runs the real tools. `ip` and `bridge` enter the namespace themselves (`-n`);
@@ -73,6 +79,12 @@ pub trait Runner: Send + Sync + fmt::Debug {
 pub struct SystemRunner;
 
 impl Runner for SystemRunner {
+    fn netlink(&self) -> Option<std::sync::Arc<dyn crate::nl::Netlink>> {
+        crate::nl::selected().then(|| {
+            std::sync::Arc::new(crate::nl::RtNetlink) as std::sync::Arc<dyn crate::nl::Netlink>
+        })
+    }
+
     fn run(&self, cmd: &Cmd) -> Result<String, FabricError> {
         if let (Program::Nft, Some(ns)) = (cmd.program, &cmd.netns) {
             // `nft` has no `-n`: it is spawned from a thread that entered the namespace

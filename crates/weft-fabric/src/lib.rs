@@ -14,7 +14,9 @@
 //!   constant number of verdict-map lookups in tier order. See [`nft`].
 //!
 //! Everything is reconciled from a desired-state snapshot ([`DesiredNode`]) by
-//! [`Fabric::reconcile`].
+//! [`Fabric::reconcile`]. Links, addresses, routes, neighbours and fdb entries are
+//! programmed over rtnetlink ([`nl`]) by default, or with `ip`/`bridge` when
+//! `WEFT_FABRIC_LINKS=ip`; nftables always goes through `nft -f`.
 
 pub mod desired;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod link;
 pub mod names;
 pub mod netns;
 pub mod nft;
+pub mod nl;
 pub mod probe;
 pub mod reconcile;
 pub mod state;

@@ -7,6 +7,7 @@ use crate::desired::{DesiredNode, VrfDesired, subnet_of};
 use crate::error::FabricError;
 use crate::exec::{Cmd, Program, Runner};
 use crate::names;
+use crate::nl::{Netlink, NlOp, NlStep};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -398,6 +399,15 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
         } => {
             let mtu = mtu.to_string();
             if !existing.contains(name) {
+                // The peer of a port that is gone with a deleted VRF namespace lingers
+                // until the kernel has destroyed that namespace (asynchronously), and
+                // would make `add` fail when the VRF comes back at once.
+                s.push(step(
+                    endpoint_netns,
+                    Program::Ip,
+                    &["link", "del", names::ENDPOINT_IFNAME],
+                    true,
+                ));
                 ip(
                     &mut s,
                     &[
@@ -551,44 +561,107 @@ fn delete_steps(ns: &str, fact: &LinkFact) -> Vec<Step> {
     }
 }
 
-/// Runs plans: consecutive commands of one tool in one namespace go through a single
-/// `-batch -` invocation (one process for thousands of neighbours).
+/// Runs plans. With a netlink backend (the default on a real system), every command
+/// [`NlOp::parse`] knows becomes a netlink request, one batch (thread + connection) per
+/// run of consecutive steps in one namespace. Otherwise, consecutive commands of one
+/// tool in one namespace go through a single `-batch -` invocation (one process for
+/// thousands of neighbours).
 #[derive(Debug, Clone)]
 pub struct LinkApplier {
     runner: Arc<dyn Runner>,
+    netlink: Option<Arc<dyn Netlink>>,
 }
 
 impl LinkApplier {
+    /// Uses the netlink backend that comes with `runner`, if any.
     pub fn new(runner: Arc<dyn Runner>) -> Self {
-        Self { runner }
+        let netlink = runner.netlink();
+        Self { runner, netlink }
+    }
+
+    /// Link operations through `netlink` (what it cannot do through `runner`).
+    pub fn with_netlink(runner: Arc<dyn Runner>, netlink: Arc<dyn Netlink>) -> Self {
+        Self {
+            runner,
+            netlink: Some(netlink),
+        }
+    }
+
+    pub fn uses_netlink(&self) -> bool {
+        self.netlink.is_some()
     }
 
     /// Interface names in a namespace.
     pub fn links(&self, netns: &str) -> Result<HashSet<String>, FabricError> {
+        if let Some(nl) = &self.netlink {
+            return Ok(nl.links(netns)?.into_iter().map(|l| l.name).collect());
+        }
         let out = self
             .runner
             .run(&Cmd::new(Some(netns), Program::Ip, &["-j", "link", "show"]))?;
-        let v: serde_json::Value =
-            serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).map_err(|e| {
-                FabricError::Command {
-                    netns: netns.into(),
-                    command: "ip -j link show".into(),
-                    stderr: format!("unparseable output: {e}"),
-                }
-            })?;
-        Ok(v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.get("ifname")?.as_str().map(str::to_string))
-                    .collect()
+        parse_link_names(netns, &out)
+    }
+
+    /// Names of the VXLAN devices in a namespace (none if it cannot be listed).
+    pub fn vxlan_devices(&self, netns: &str) -> Vec<String> {
+        if let Some(nl) = &self.netlink {
+            return nl
+                .links(netns)
+                .map(|l| l.into_iter().filter(|l| l.vxlan).map(|l| l.name).collect())
+                .unwrap_or_default();
+        }
+        self.runner
+            .run(&Cmd::new(
+                Some(netns),
+                Program::Ip,
+                &["-j", "link", "show", "type", "vxlan"],
+            ))
+            .ok()
+            .and_then(|out| parse_link_names(netns, &out).ok())
+            .map(|n| {
+                let mut v: Vec<String> = n.into_iter().collect();
+                v.sort();
+                v
             })
-            .unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Deletes interfaces of a namespace, in order; the first failure is returned.
+    pub fn delete_links(&self, netns: &str, names: &[String]) -> Result<(), FabricError> {
+        let plan = LinkPlan {
+            steps: names
+                .iter()
+                .map(|n| step(netns, Program::Ip, &["link", "del", n], false))
+                .collect(),
+            ..Default::default()
+        };
+        self.apply(&plan)
     }
 
     pub fn apply(&self, plan: &LinkPlan) -> Result<(), FabricError> {
+        let ops: Vec<Option<NlOp>> = match &self.netlink {
+            Some(_) => plan.steps.iter().map(|s| NlOp::parse(&s.cmd)).collect(),
+            None => vec![None; plan.steps.len()],
+        };
         let mut i = 0;
         while i < plan.steps.len() {
             let first = &plan.steps[i];
+            if let (Some(nl), Some(_)) = (&self.netlink, &ops[i]) {
+                let mut batch = Vec::new();
+                let mut j = i;
+                while j < plan.steps.len() && plan.steps[j].cmd.netns == first.cmd.netns {
+                    let Some(op) = &ops[j] else { break };
+                    batch.push(NlStep {
+                        op: op.clone(),
+                        label: plan.steps[j].cmd.to_string(),
+                        may_fail: plan.steps[j].may_fail,
+                    });
+                    j += 1;
+                }
+                nl.apply(first.cmd.netns.as_deref(), &batch)?;
+                i = j;
+                continue;
+            }
             if first.may_fail {
                 if let Err(e) = self.runner.run(&first.cmd) {
                     tracing::debug!(error = %e, "tolerated failure");
@@ -598,6 +671,7 @@ impl LinkApplier {
             }
             let mut j = i + 1;
             while j < plan.steps.len()
+                && ops[j].is_none()
                 && !plan.steps[j].may_fail
                 && plan.steps[j].cmd.program == first.cmd.program
                 && plan.steps[j].cmd.netns == first.cmd.netns
@@ -623,4 +697,20 @@ impl LinkApplier {
         }
         Ok(())
     }
+}
+
+fn parse_link_names(netns: &str, out: &str) -> Result<HashSet<String>, FabricError> {
+    let v: serde_json::Value = serde_json::from_str(if out.trim().is_empty() { "[]" } else { out })
+        .map_err(|e| FabricError::Command {
+            netns: netns.into(),
+            command: "ip -j link show".into(),
+            stderr: format!("unparseable output: {e}"),
+        })?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.get("ifname")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
 }

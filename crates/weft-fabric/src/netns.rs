@@ -53,6 +53,9 @@ pub fn create(name: &str) -> Result<(), FabricError> {
 }
 
 fn set_loopback_up() -> Result<(), FabricError> {
+    if crate::nl::selected() {
+        return crate::nl::loopback_up();
+    }
     let out = std::process::Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .output()

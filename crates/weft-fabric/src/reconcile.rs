@@ -3,7 +3,7 @@
 use crate::desired::DesiredNode;
 use crate::desired::VrfDesired;
 use crate::error::FabricError;
-use crate::exec::{Cmd, Program, Runner, SystemRunner};
+use crate::exec::{Runner, SystemRunner};
 use crate::link::{self, LinkApplier};
 use crate::names;
 use crate::netns;
@@ -58,6 +58,9 @@ pub struct ReconcileReport {
     pub nft_elements_removed: usize,
     /// Time spent in `nft -f` (the kernel transaction included).
     pub nft_time: Duration,
+    /// Time spent on links: listing the VRF namespace's interfaces, planning and
+    /// applying (netlink or `ip`/`bridge`).
+    pub link_time: Duration,
     pub total_time: Duration,
 }
 
@@ -77,7 +80,6 @@ impl ReconcileReport {
 #[derive(Debug)]
 pub struct Fabric {
     ns: Arc<dyn NetnsOps>,
-    runner: Arc<dyn Runner>,
     links: LinkApplier,
     nft: NftApplier,
     store: StateStore,
@@ -101,7 +103,6 @@ impl Fabric {
     pub fn new(runner: Arc<dyn Runner>, ns: Arc<dyn NetnsOps>, store: StateStore) -> Self {
         Self {
             ns,
-            runner: runner.clone(),
             links: LinkApplier::new(runner.clone()),
             nft: NftApplier::new(runner),
             store,
@@ -219,6 +220,7 @@ impl Fabric {
             });
             renderer = None;
         }
+        let t = Instant::now();
         let existing = self.links.links(ns)?;
         let no_links = std::collections::BTreeSet::new();
         let link_current = known.as_ref().map_or(&no_links, |k| &k.links);
@@ -226,6 +228,7 @@ impl Fabric {
         self.links.apply(&plan)?;
         report.links_created += plan.created;
         report.links_deleted += plan.deleted;
+        report.link_time += t.elapsed();
 
         let (state, delta, batch) = match (known, renderer.as_mut()) {
             (Some(mut state), Some(r)) => {
@@ -283,22 +286,8 @@ impl Fabric {
     /// the kernel destroys a namespace's devices asynchronously, and until it has, their
     /// sockets in the node namespace keep the VNIs, so the VRF could not come back.
     fn delete_vrf_namespace(&mut self, ns: &str) -> Result<(), FabricError> {
-        let listing = self.runner.run(&Cmd::new(
-            Some(ns),
-            Program::Ip,
-            &["-j", "link", "show", "type", "vxlan"],
-        ));
-        let devices: Vec<String> = listing
-            .ok()
-            .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|link| link.get("ifname")?.as_str().map(str::to_string))
-            .collect();
-        for device in devices {
-            self.runner
-                .run(&Cmd::new(Some(ns), Program::Ip, &["link", "del", &device]))?;
-        }
+        let devices = self.links.vxlan_devices(ns);
+        self.links.delete_links(ns, &devices)?;
         self.ns.delete(ns)?;
         self.store.remove(ns);
         self.installed.remove(ns);
