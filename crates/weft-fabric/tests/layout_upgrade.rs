@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use weft_fabric::Fabric;
 use weft_fabric::probe::{self, EchoServer};
 
-/// The bridge table as the first layout had it (no `layout_2` counter).
+/// The bridge table as the first layout had it (no `layout_3` set).
 const OLD_BRIDGE_TABLE: &str = r#"table bridge weft {
   set uplinks { type ifname; }
   set ports { type ifname; }
@@ -116,7 +116,7 @@ fn older_layout_is_replaced_and_connections_survive() {
         script += &format!("add element bridge weft {} {{ {item} }}\n", e.set);
     }
     nft(&ns, &script);
-    assert!(!list(&ns, &["list", "counter", "bridge", "weft", "layout_2"]).0);
+    assert!(!list(&ns, &["list", "set", "bridge", "weft", "layout_3"]).0);
     assert!(
         echo(&mut local) && echo(&mut remote),
         "the old layout works"
@@ -126,7 +126,7 @@ fn older_layout_is_replaced_and_connections_survive() {
     c.agents[0].1 = Fabric::system();
     let r = c.reconcile();
     assert!(r[0].nft_elements_added > 0, "{:?}", r[0]);
-    assert!(list(&ns, &["list", "counter", "bridge", "weft", "layout_2"]).0);
+    assert!(list(&ns, &["list", "set", "bridge", "weft", "layout_3"]).0);
     let (ok, src4) = list(&ns, &["list", "map", "bridge", "weft", "port_src4"]);
     assert!(
         ok && src4.contains(": 0x"),

@@ -152,12 +152,12 @@ impl NftApplier {
 
     /// Whether both tables exist in the current layout. Asks for one small object of
     /// each table: listing tables or all counters makes nft load every element (seconds
-    /// at 200k elements). Tables of an older layout lack the [`LAYOUT`] counter: "not
+    /// at 200k elements). Tables of an older layout lack the [`LAYOUT`] set: "not
     /// found" here, and they are replaced
     /// ([`replace_structure`](super::render::replace_structure)).
     pub fn tables_exist(&self, netns: &str) -> Result<bool, FabricError> {
         for args in [
-            ["list", "counter", "bridge", TABLE, LAYOUT],
+            ["list", "set", "bridge", TABLE, LAYOUT],
             ["list", "map", "inet", TABLE, "dst_class6"],
         ] {
             match self.runner.run(&Cmd::new(Some(netns), Program::Nft, &args)) {

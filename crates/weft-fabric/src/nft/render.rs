@@ -77,9 +77,10 @@ pub(crate) fn key_of(spans: &[Span]) -> String {
         .join(" . ")
 }
 
-/// Names the layout of [`structure`]: a counter of the bridge table that nothing counts
-/// into, probed to tell the current layout from an older one.
-pub const LAYOUT: &str = "layout_2";
+/// Names the layout of [`structure`]: an empty set of the bridge table, probed to tell
+/// the current layout from an older one. A set, because nft lists one set without
+/// loading the others' elements; listing a counter loads them all (seconds at 200k).
+pub const LAYOUT: &str = "layout_3";
 
 /// [`structure`] after deleting whatever tables named `weft` exist (`add table` first,
 /// so the deletion never fails): in one transaction, packets see either the old
@@ -148,7 +149,7 @@ pub fn structure() -> String {
 /// `uplinks` set. `meta iifkind`/`oifkind` only skip lookups that cannot match (every
 /// uplink is a vxlan device; no endpoint port is), the sets still decide.
 ///
-/// The layout is recognised by the (never used) counter named [`LAYOUT`] (see
+/// The layout is recognised by the (always empty) set named [`LAYOUT`] (see
 /// [`NftApplier::tables_exist`](super::NftApplier::tables_exist)); tables of an older
 /// layout are replaced in one transaction ([`replace_structure`]). A change to any
 /// chain or set type must bump it.
@@ -163,7 +164,7 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   set port_dst6 { type ifname . ipv6_addr; }
   counter spoofed {}
   counter misdelivered {}
-  counter layout_2 {}
+  set layout_3 { type mark; }
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
     meta iifkind "vxlan" iifname @uplinks meta mark set meta mark and 0xffff accept
@@ -532,7 +533,7 @@ mod tests {
 
     #[test]
     fn layout_counter_is_in_the_structure() {
-        assert!(structure().contains(&format!("counter {LAYOUT} {{}}")));
+        assert!(structure().contains(&format!("set {LAYOUT} {{ type mark; }}")));
         let r = replace_structure();
         assert!(r.starts_with("add table bridge weft\ndelete table bridge weft\n"));
         assert!(r.ends_with(&structure()));
