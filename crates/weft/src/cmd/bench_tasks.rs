@@ -105,10 +105,27 @@ async fn measure(client: &Client, runs: usize, progress: &dyn Fn(&str)) -> Resul
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         samples.push(start.elapsed());
+        // Tear down outside the clock, and completely, so that one app's removal does not
+        // run on the agent while the next one starts.
+        let netns: Vec<String> = client
+            .endpoints()
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?
+            .into_iter()
+            .filter(|e| e.name.starts_with(&format!("{id}-")))
+            .map(|e| e.netns)
+            .collect();
         client
             .delete_app(&id)
             .await
             .map_err(|e| anyhow!(describe(&e)))?;
+        let gone = Instant::now();
+        while netns.iter().any(|ns| weft_fabric::netns::exists(ns)) {
+            if gone.elapsed() > Duration::from_secs(30) {
+                bail!("app {id}'s namespaces were not removed within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     eprintln!();
     Ok(samples)
