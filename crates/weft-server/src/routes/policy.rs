@@ -106,6 +106,12 @@ pub async fn list_epgs(
 ) -> ApiResult<Response> {
     block(&state, &wait).await?;
     let snapshot = state.snapshot();
+    // Counted once, not once per EPG: the listing stays linear in endpoints.
+    let mut endpoints_of: std::collections::HashMap<&EpgPath, usize> =
+        std::collections::HashMap::new();
+    for ep in snapshot.endpoints.values() {
+        *endpoints_of.entry(&ep.value.epg).or_default() += 1;
+    }
     let mut rows = Vec::new();
     for (tname, tenant) in snapshot.model.tenants.iter() {
         if !role.can_read(tname) {
@@ -117,11 +123,7 @@ pub async fn list_epgs(
                 let Some(compiled) = snapshot.policy.epgs.get(&path) else {
                     continue;
                 };
-                let endpoints = snapshot
-                    .endpoints
-                    .values()
-                    .filter(|ep| ep.value.epg == path)
-                    .count();
+                let endpoints = endpoints_of.get(&path).copied().unwrap_or(0);
                 rows.push(EpgInfo {
                     class: compiled.class.0,
                     vrf: compiled.vrf.clone(),
