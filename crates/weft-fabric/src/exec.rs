@@ -71,6 +71,12 @@ pub trait Runner: Send + Sync + fmt::Debug {
     fn netlink(&self) -> Option<std::sync::Arc<dyn crate::nl::Netlink>> {
         None
     }
+
+    /// The nf_tables netlink backend for element changes that comes with this runner,
+    /// if any (`None`: every batch runs as `nft -f`).
+    fn nft_netlink(&self) -> Option<std::sync::Arc<dyn crate::nft::netlink::NftNetlink>> {
+        None
+    }
 }
 
 /// Runs the real tools. `ip` and `bridge` enter the namespace themselves (`-n`);
@@ -79,6 +85,13 @@ pub trait Runner: Send + Sync + fmt::Debug {
 pub struct SystemRunner;
 
 impl Runner for SystemRunner {
+    fn nft_netlink(&self) -> Option<std::sync::Arc<dyn crate::nft::netlink::NftNetlink>> {
+        crate::nft::netlink::selected().then(|| {
+            std::sync::Arc::new(crate::nft::netlink::NfNetlink)
+                as std::sync::Arc<dyn crate::nft::netlink::NftNetlink>
+        })
+    }
+
     fn netlink(&self) -> Option<std::sync::Arc<dyn crate::nl::Netlink>> {
         crate::nl::selected().then(|| {
             std::sync::Arc::new(crate::nl::RtNetlink) as std::sync::Arc<dyn crate::nl::Netlink>

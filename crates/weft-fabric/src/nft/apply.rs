@@ -1,6 +1,8 @@
-//! Turning (what is installed, what should be) into one atomic `nft -f` batch.
+//! Turning (what is installed, what should be) into one atomic batch: element changes
+//! over nf_tables netlink when every element can go that way, else `nft -f`.
 
 use super::incremental::RenderDelta;
+use super::netlink::{EncodedChange, NftNetlink};
 use super::render::{Element, LAYOUT, NftDesired, TABLE, TIERS, structure};
 use crate::error::FabricError;
 use crate::exec::{Cmd, Program, Runner};
@@ -11,6 +13,10 @@ use std::sync::Arc;
 /// Elements per `add element` statement: keeps lines reasonable for huge sets.
 const CHUNK: usize = 4096;
 
+/// Larger element changes (cold starts, huge policy changes) go to `nft -f`, which
+/// splits its batch over several socket writes.
+const NETLINK_MAX: usize = 20_000;
+
 /// One transaction: applied by the kernel entirely or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NftBatch {
@@ -19,6 +25,9 @@ pub struct NftBatch {
     pub removed: usize,
     /// The tables did not exist and are created by this batch.
     pub creates_tables: bool,
+    /// The same change for nf_tables netlink, when it is only element changes that
+    /// [`EncodedChange`] can write; `text` is then what it stands for.
+    pub netlink: Option<EncodedChange>,
 }
 
 impl NftBatch {
@@ -120,10 +129,18 @@ pub fn diff_batch(
             write_statements(&mut text, "add", new.iter().copied(), true);
             batch.removed = gone.len();
             batch.added = new.len();
+            batch.netlink = encode(&gone, &new);
         }
     }
     batch.text = text;
     batch
+}
+
+fn encode(removed: &[&Element], added: &[&Element]) -> Option<EncodedChange> {
+    if removed.len() + added.len() > NETLINK_MAX {
+        return None;
+    }
+    EncodedChange::encode(removed, added)
 }
 
 /// The batch for a delta from [`VrfRenderer`](super::VrfRenderer): deletions first.
@@ -131,23 +148,29 @@ pub fn delta_batch(delta: &RenderDelta) -> NftBatch {
     let mut text = String::new();
     write_statements(&mut text, "delete", delta.removed.iter(), false);
     write_statements(&mut text, "add", delta.added.iter(), true);
+    let removed: Vec<&Element> = delta.removed.iter().collect();
+    let added: Vec<&Element> = delta.added.iter().collect();
     NftBatch {
         text,
         added: delta.added.len(),
         removed: delta.removed.len(),
         creates_tables: false,
+        netlink: encode(&removed, &added),
     }
 }
 
-/// Runs batches with `nft -f -` inside a namespace.
+/// Runs batches inside a namespace: over nf_tables netlink when the runner brings it
+/// and the batch allows it, else with `nft -f -`.
 #[derive(Debug, Clone)]
 pub struct NftApplier {
     runner: Arc<dyn Runner>,
+    netlink: Option<Arc<dyn NftNetlink>>,
 }
 
 impl NftApplier {
     pub fn new(runner: Arc<dyn Runner>) -> Self {
-        Self { runner }
+        let netlink = runner.nft_netlink();
+        Self { runner, netlink }
     }
 
     /// Whether both tables exist in the current layout. Asks for one small object of
@@ -156,6 +179,10 @@ impl NftApplier {
     /// found" here, and they are replaced
     /// ([`replace_structure`](super::render::replace_structure)).
     pub fn tables_exist(&self, netns: &str) -> Result<bool, FabricError> {
+        if let Some(nl) = &self.netlink {
+            return Ok(nl.set_exists(netns, "bridge", LAYOUT)?
+                && nl.set_exists(netns, "inet", "dst_class6")?);
+        }
         for args in [
             ["list", "set", "bridge", TABLE, LAYOUT],
             ["list", "map", "inet", TABLE, "dst_class6"],
@@ -176,6 +203,9 @@ impl NftApplier {
     pub fn apply(&self, netns: &str, batch: &NftBatch) -> Result<(), FabricError> {
         if batch.is_empty() {
             return Ok(());
+        }
+        if let (Some(nl), Some(change)) = (&self.netlink, &batch.netlink) {
+            return nl.apply(netns, change);
         }
         let cmd = Cmd::new(Some(netns), Program::Nft, &["-f", "-"]).with_stdin(batch.text.clone());
         self.runner.run(&cmd).map(|_| ()).map_err(|e| match e {

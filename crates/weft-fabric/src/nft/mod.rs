@@ -35,6 +35,7 @@
 pub mod apply;
 pub mod boxes;
 pub mod incremental;
+pub mod netlink;
 pub mod render;
 
 pub use apply::{NftApplier, NftBatch};
