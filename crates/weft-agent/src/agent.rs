@@ -291,6 +291,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             default_log_dir: config.task_log_dir.clone(),
             docker_socket: config.docker_socket.clone(),
             stop_grace: config.task_stop_grace,
+            shim: config.task_shim.clone(),
         });
         Self {
             me: config.registration.clone(),
@@ -312,6 +313,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
 
     async fn run(&self) {
         let mut applied = Applied::default();
+        self.tasks.prepare_spares();
         self.restore(&mut applied).await;
         tokio::join!(self.session(), self.watch(applied), self.report_tasks());
     }

@@ -34,6 +34,9 @@ pub struct AgentConfig {
     pub docker_socket: String,
     /// Between SIGTERM and SIGKILL when a task is stopped.
     pub task_stop_grace: Duration,
+    /// The agent's own executable, for spare task processes (see
+    /// [`weft_runtime::spare`]); `None` = every process task starts directly.
+    pub task_shim: Option<PathBuf>,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
     pub events: Option<UnboundedSender<AgentEvent>>,
 }
@@ -52,6 +55,7 @@ impl AgentConfig {
             task_log_dir: state_dir.join("tasks"),
             docker_socket: weft_runtime::docker::DEFAULT_SOCKET.to_string(),
             task_stop_grace: Duration::from_secs(10),
+            task_shim: None,
             server: server.into(),
             join_token: join_token.into(),
             registration,

@@ -42,6 +42,7 @@ use weft_api::{
     Endpoint, EndpointState, EndpointStatus, Health, NodeDesired, TaskAssignment, TaskState,
     TaskStatus,
 };
+use weft_runtime::spare::SparePool;
 use weft_runtime::{
     DockerRuntime, NetnsOwnership, ProcessRuntime, Runtime, RuntimeError, TaskIdentity, TaskSpec,
     task_env,
@@ -71,7 +72,12 @@ pub struct TaskSettings {
     pub docker_socket: String,
     /// Between SIGTERM and SIGKILL when a task is stopped.
     pub stop_grace: Duration,
+    /// Executable of the spare task processes (`None`: no spares).
+    pub shim: Option<PathBuf>,
 }
+
+/// Spare processes per process runtime: two starts in a row find one each.
+const SPARES: usize = 2;
 
 /// Which runtime runs a task.
 #[derive(Debug, Clone)]
@@ -173,6 +179,7 @@ pub struct Tasks {
     process: Mutex<BTreeMap<PathBuf, Arc<ProcessRuntime>>>,
     docker: Arc<DockerRuntime>,
     supervised: Mutex<BTreeMap<String, Supervised>>,
+    spares: std::sync::OnceLock<Option<Arc<SparePool>>>,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -195,6 +202,7 @@ impl Tasks {
             process: Mutex::new(BTreeMap::new()),
             docker,
             supervised: Mutex::new(BTreeMap::new()),
+            spares: std::sync::OnceLock::new(),
         }
     }
 
@@ -388,12 +396,40 @@ impl Tasks {
     }
 
     /// One process runtime per log directory (its state dir holds the logs).
+    /// Makes the spare processes now, so that they are ready before the first task.
+    pub fn prepare_spares(&self) {
+        if self.settings.shim.is_some()
+            && let Ok(layout) = weft_runtime::cgroup::CgroupLayout::detect()
+        {
+            self.spare_pool(&layout);
+        }
+    }
+
+    /// The agent's one pool of spares, shared by its process runtimes (`None`: disabled,
+    /// or cgroup v2).
+    fn spare_pool(&self, layout: &weft_runtime::cgroup::CgroupLayout) -> Option<Arc<SparePool>> {
+        let exe = self.settings.shim.clone()?;
+        self.spares
+            .get_or_init(|| {
+                let pool = SparePool::new(exe, layout.clone(), SPARES);
+                if pool.is_some() {
+                    tracing::info!(count = SPARES, "process tasks start on spare processes (no cgroup migration on the start path)");
+                }
+                pool
+            })
+            .clone()
+    }
+
     fn process_runtime(&self, dir: &Path) -> Result<Arc<ProcessRuntime>, RuntimeError> {
         let mut all = self.process.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = all.get(dir) {
             return Ok(rt.clone());
         }
-        let rt = Arc::new(ProcessRuntime::new(dir)?);
+        let mut rt = ProcessRuntime::new(dir)?;
+        if let Some(pool) = self.spare_pool(rt.cgroup_layout()) {
+            rt = rt.with_spares(pool);
+        }
+        let rt = Arc::new(rt);
         all.insert(dir.to_path_buf(), rt.clone());
         Ok(rt)
     }

@@ -25,7 +25,7 @@ pub enum CgroupLayout {
 }
 
 /// Limits of one task. Zero means "no limit".
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Limits {
     pub cpus: f64,
     pub mem_mib: u64,
@@ -133,6 +133,27 @@ impl CgroupLayout {
             return Err(e);
         }
         Ok(cgroup)
+    }
+}
+
+impl CgroupLayout {
+    /// The cgroup of `task` whose directories already exist (a renamed spare's), with
+    /// the limits written.
+    pub(crate) fn adopt(&self, task: &str, limits: Limits) -> Result<TaskCgroup> {
+        let cgroup = TaskCgroup {
+            layout: self.clone(),
+            dirs: self.task_dirs(task),
+        };
+        cgroup.write_limits(limits)?;
+        Ok(cgroup)
+    }
+
+    /// A handle on existing directories, for removal.
+    pub(crate) fn adopt_dirs(&self, dirs: Vec<PathBuf>) -> TaskCgroup {
+        TaskCgroup {
+            layout: self.clone(),
+            dirs,
+        }
     }
 }
 

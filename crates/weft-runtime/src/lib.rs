@@ -18,6 +18,7 @@ pub mod error;
 pub mod logs;
 pub mod netns;
 pub mod process;
+pub mod spare;
 pub mod task;
 
 use std::time::Duration;

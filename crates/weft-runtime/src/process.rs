@@ -30,6 +30,7 @@ use crate::caps::CapDropPlan;
 use crate::cgroup::{CgroupLayout, Limits, TaskCgroup};
 use crate::error::{Result, RuntimeError};
 use crate::logs::{LogOptions, LogStream, follow_files};
+use crate::spare::{ShimSpec, SparePool};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 use crate::{Runtime, netns};
 
@@ -43,6 +44,8 @@ pub struct ProcessRuntime {
     state_dir: PathBuf,
     cgroups: CgroupLayout,
     tasks: Mutex<HashMap<String, Arc<ProcessTask>>>,
+    /// Processes already in a cgroup, waiting to become tasks (cgroup v1; see [`crate::spare`]).
+    spares: Option<Arc<SparePool>>,
 }
 
 #[derive(Debug)]
@@ -105,7 +108,14 @@ impl ProcessRuntime {
             state_dir,
             cgroups,
             tasks: Mutex::new(HashMap::new()),
+            spares: None,
         })
+    }
+
+    /// Starts tasks on the spare processes of `pool` when it has one ready.
+    pub fn with_spares(mut self, pool: Arc<SparePool>) -> Self {
+        self.spares = Some(pool);
+        self
     }
 
     pub fn cgroup_layout(&self) -> &CgroupLayout {
@@ -189,18 +199,35 @@ impl ProcessRuntime {
         let dir = self.task_dir(&spec.id);
         std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create task dir", &dir, e))?;
         let (stdout_path, stderr_path) = self.log_paths(&spec.id);
+        let limits = Limits {
+            cpus: spec.cpus,
+            mem_mib: spec.mem_mib,
+        };
+        if let Some(pool) = &self.spares {
+            let shim = ShimSpec {
+                netns: netns::netns_path(&spec.netns),
+                cwd: dir.clone(),
+                stdout: stdout_path.clone(),
+                stderr: stderr_path.clone(),
+                privileged: spec.privileged,
+                argv: spec.command.clone(),
+                env: spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            };
+            if let Some(started) = pool.start(&spec.id, limits, &shim) {
+                let (child, cgroup) = started?;
+                return Ok(self.register(&mut tasks, spec, child, cgroup, "spare"));
+            }
+        }
         let open_log = |path: &Path| {
             std::fs::File::create(path).map_err(|e| RuntimeError::io("create log", path, e))
         };
         let (stdout, stderr) = (open_log(&stdout_path)?, open_log(&stderr_path)?);
 
-        let cgroup = self.cgroups.create(
-            &spec.id,
-            Limits {
-                cpus: spec.cpus,
-                mem_mib: spec.mem_mib,
-            },
-        )?;
+        let cgroup = self.cgroups.create(&spec.id, limits)?;
         let spawned = self
             .confined_command(
                 &spec.id,
@@ -225,6 +252,18 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
+        Ok(self.register(&mut tasks, spec, child, cgroup, "direct"))
+    }
+
+    /// Records a started task and watches for its exit.
+    fn register(
+        &self,
+        tasks: &mut HashMap<String, Arc<ProcessTask>>,
+        spec: &TaskSpec,
+        child: Child,
+        cgroup: TaskCgroup,
+        path: &'static str,
+    ) -> StartedTask {
         let pid = child.id().unwrap_or(0);
         let (exit_tx, exit_rx) = watch::channel(None);
         tokio::spawn(watch_exit(child, cgroup.clone(), exit_tx, spec.id.clone()));
@@ -240,11 +279,11 @@ impl ProcessRuntime {
             }),
         );
         tracing::info!(task = %spec.id, pid, netns = %spec.netns, privileged = spec.privileged,
-            cpus = spec.cpus, mem_mib = spec.mem_mib, "process task started");
-        Ok(StartedTask {
+            cpus = spec.cpus, mem_mib = spec.mem_mib, path, "process task started");
+        StartedTask {
             pid,
             container_id: None,
-        })
+        }
     }
 
     pub async fn status(&self, task: &str) -> Result<TaskStatus> {

@@ -62,6 +62,12 @@ enum Command {
 pub const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
+    // A spare task process of the agent: becomes a task, never returns.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(weft_runtime::spare::SHIM_ARG))
+    {
+        weft_runtime::spare::shim_main();
+    }
     let cli = Cli::parse();
     let long_running = matches!(
         cli.command,

@@ -59,7 +59,9 @@ pub fn run(runs: usize) -> Result<ExitCode> {
     let (w50, w99) = (percentile(&mut warm, 0.5), percentile(&mut warm, 0.99));
     let (c50, c99) = (percentile(&mut cold, 0.5), percentile(&mut cold, 0.99));
     let (d50, d99) = (percentile(&mut docker, 0.5), percentile(&mut docker, 0.99));
-    println!("task start latency, {runs} runs each (submit -> running, endpoint + policy in place)");
+    println!(
+        "task start latency, {runs} runs each (submit -> running, endpoint + policy in place)"
+    );
     println!(
         "  weft process task, VRF already on the node:   p50 {:.1} ms  p99 {:.1} ms",
         ms(w50),
