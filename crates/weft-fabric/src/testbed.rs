@@ -108,13 +108,15 @@ impl Testbed {
     }
 
     /// Deletes every namespace under the tag (VRF namespaces made by the fabric
-    /// included) and the fabric's saved state for them.
+    /// included) and the fabric's saved state for them. Processes still inside them (the
+    /// tasks of an agent that was killed) are killed first, and their weft cgroups removed.
     pub fn destroy(&mut self) -> Result<(), FabricError> {
         let store = StateStore::in_dir(DEFAULT_DIR);
         let mut names = self.leftovers();
         names.append(&mut self.created);
         names.sort();
         names.dedup();
+        kill_processes_in(&names);
         for ns in names {
             netns::delete(&ns)?;
             store.remove(&ns);
@@ -123,10 +125,98 @@ impl Testbed {
     }
 }
 
+/// SIGKILLs every process whose network namespace is one of `names` (matched by inode,
+/// so nothing outside them is touched), waits for them to go, and removes the `weft/...`
+/// cgroup directories they leave empty.
+fn kill_processes_in(names: &[String]) {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: std::collections::HashSet<(u64, u64)> = names
+        .iter()
+        .filter_map(|n| std::fs::metadata(netns::path(n)).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return;
+    }
+    let mut victims = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(ns) = std::fs::metadata(entry.path().join("ns/net")) else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || !inodes.contains(&(ns.dev(), ns.ino())) {
+            continue;
+        }
+        let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        victims.push((pid, cgroups));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for (pid, cgroups) in victims {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for dir in weft_cgroup_dirs(&cgroups) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The directories of `/proc/<pid>/cgroup` lines under `/weft/` (v1 hierarchies are
+/// mounted at `/sys/fs/cgroup/<controllers>`, v2 at `/sys/fs/cgroup`).
+fn weft_cgroup_dirs(proc_cgroup: &str) -> Vec<std::path::PathBuf> {
+    proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if !path.starts_with("/weft/") {
+                return None;
+            }
+            let root = std::path::Path::new("/sys/fs/cgroup");
+            let mount = match controllers {
+                "" => root.to_path_buf(),
+                c => root.join(c.trim_start_matches("name=")),
+            };
+            Some(mount.join(path.trim_start_matches('/')))
+        })
+        .collect()
+}
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         if let Err(e) = self.destroy() {
             eprintln!("testbed {}: clean-up failed: {e}", self.tag);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_weft_cgroups_are_named_for_removal() {
+        let dirs = super::weft_cgroup_dirs(
+            "12:memory:/weft/web-1\n11:cpu:/weft/web-1\n3:pids:/user.slice\n1:name=systemd:/weft/x\n0::/\n",
+        );
+        let want: Vec<std::path::PathBuf> = [
+            "/sys/fs/cgroup/memory/weft/web-1",
+            "/sys/fs/cgroup/cpu/weft/web-1",
+            "/sys/fs/cgroup/systemd/weft/x",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        assert_eq!(dirs, want);
     }
 }

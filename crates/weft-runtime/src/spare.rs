@@ -126,10 +126,11 @@ impl ShimSpec {
 }
 
 /// The shim: reads a [`ShimSpec`] from stdin and becomes the task. An empty stdin (the
-/// pool was dropped) ends it quietly.
+/// pool was dropped, or the agent died) ends it, and its spare cgroup with it.
 pub fn shim_main() -> ! {
     let mut bytes = Vec::new();
     if io::stdin().read_to_end(&mut bytes).is_err() || bytes.is_empty() {
+        remove_own_spare_cgroups();
         std::process::exit(0);
     }
     let err = match ShimSpec::decode(&bytes) {
@@ -138,6 +139,33 @@ pub fn shim_main() -> ! {
     };
     report_failure(&err.to_string());
     std::process::exit(127);
+}
+
+/// Moves this process to the parent of each of its `_spare-` cgroups and removes them
+/// (nobody else will once the agent is gone).
+fn remove_own_spare_cgroups() {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return;
+    };
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(name) = path.strip_prefix("/weft/") else {
+            continue;
+        };
+        if !name.starts_with("_spare-") || controllers.is_empty() {
+            continue;
+        }
+        let weft = Path::new("/sys/fs/cgroup")
+            .join(controllers.trim_start_matches("name="))
+            .join("weft");
+        if std::fs::write(weft.join("cgroup.procs"), "0").is_ok() {
+            let _ = std::fs::remove_dir(weft.join(name));
+        }
+    }
 }
 
 #[allow(unsafe_code)]
