@@ -346,11 +346,16 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                     names::VXLAN_PORT.to_string(),
                     mtu.to_string(),
                 );
+                // Created straight into the VRF namespace, its underlay socket in the
+                // node's: moving a device between namespaces waits for RCU grace
+                // periods (~25 ms here).
                 s.push(on_node(
                     &[
                         "link",
                         "add",
                         &vx,
+                        "netns",
+                        ns,
                         "mtu",
                         &mtu,
                         "type",
@@ -366,7 +371,6 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                     ],
                     false,
                 ));
-                s.push(on_node(&["link", "set", &vx, "netns", ns], false));
             }
             ip(
                 &mut s,

@@ -63,9 +63,11 @@ pub enum NlOp {
         netns: Option<String>,
         up: bool,
     },
-    /// `ip link add NAME mtu MTU type vxlan id VNI local IP dstport PORT nolearning gbp`.
+    /// `ip link add NAME netns NS mtu MTU type vxlan id VNI local IP dstport PORT
+    /// nolearning gbp`: created in `NS`, its underlay socket where the request runs.
     VxlanAdd {
         name: String,
+        netns: String,
         vni: u32,
         local: Ipv4Addr,
         port: u16,
@@ -168,6 +170,8 @@ impl NlOp {
                     "link",
                     "add",
                     name,
+                    "netns",
+                    netns,
                     "mtu",
                     mtu,
                     "type",
@@ -183,6 +187,7 @@ impl NlOp {
                 ],
             ) => Some(Self::VxlanAdd {
                 name: s(name),
+                netns: s(netns),
                 vni: id.parse().ok()?,
                 local: local.parse().ok()?,
                 port: port.parse().ok()?,
@@ -574,19 +579,23 @@ async fn run(handle: &Handle, idx: &mut Indexes, op: &NlOp) -> Result<(), RunErr
         }
         NlOp::VxlanAdd {
             name,
+            netns,
             vni,
             local,
             port,
             mtu,
         } => {
+            let file = open_netns(netns)?;
             let msg = LinkVxlan::new(name, *vni)
                 .mtu(*mtu)
                 .local(*local)
                 .port(*port)
                 .learning(false)
                 .gbp()
+                .setns_by_fd(file.as_raw_fd())
                 .build();
             handle.link().add(msg).execute().await?;
+            drop(file);
         }
         NlOp::VethAdd {
             name,
@@ -812,6 +821,7 @@ mod tests {
             .collect();
         assert!(ops.contains(&NlOp::VxlanAdd {
             name: "weft-x70".into(),
+            netns: "weft-n1-v7".into(),
             vni: 70,
             local: Ipv4Addr::new(10, 255, 0, 1),
             port: crate::names::VXLAN_PORT,

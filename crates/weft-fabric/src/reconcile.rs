@@ -156,7 +156,8 @@ impl Fabric {
             }
         }
         report.total_time = started.elapsed();
-        tracing::info!(node = %desired.node, changes = report.changes(), ?report.total_time, "reconciled");
+        tracing::info!(node = %desired.node, changes = report.changes(), total = ?report.total_time,
+            nft = ?report.nft_time, links = ?report.link_time, "reconciled");
         Ok(report)
     }
 
