@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use weft_api::{
     Client, EndpointState, EndpointStatus, InstalledVrf, NodeDesired, NodeRegistration, NodeReport,
+    TaskState,
 };
 use weft_fabric::DesiredNode;
 use weft_fabric::desired::EndpointSpec;
@@ -392,17 +393,27 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         applied.last = Some(desired.clone());
     }
 
-    /// Reports at once whenever a task's state or health changes.
+    /// Reports whenever a task's state or health changes. A task in the middle of its
+    /// start is waited for (up to 3 ms, so that "running" comes in the same report);
+    /// otherwise the report goes at once: it is on the path of submit-to-running.
     async fn report_tasks(&self) {
         let mut changes = self.tasks.subscribe();
         loop {
             if changes.changed().await.is_err() {
                 return;
             }
-            // Let a burst of changes settle into one report (a task start is on the
-            // critical path of submit-to-running, so keep this short).
-            tokio::time::sleep(Duration::from_millis(3)).await;
-            changes.borrow_and_update();
+            let settle = tokio::time::sleep(Duration::from_millis(3));
+            tokio::pin!(settle);
+            while changes
+                .borrow_and_update()
+                .values()
+                .any(|s| s.state == TaskState::Starting)
+            {
+                tokio::select! {
+                    () = &mut settle => break,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+            }
             if *self.registered.borrow() {
                 self.send_report().await;
             }

@@ -29,7 +29,8 @@ impl SystemNode {
                 Arc::new(SystemRunner),
                 Arc::new(SystemNetns),
                 StateStore::in_dir(fabric_state_dir),
-            ),
+            )
+            .with_spare_vrf(),
         }
     }
 }

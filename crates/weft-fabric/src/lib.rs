@@ -28,6 +28,7 @@ pub mod nft;
 pub mod nl;
 pub mod probe;
 pub mod reconcile;
+mod spare;
 pub mod state;
 pub mod testbed;
 

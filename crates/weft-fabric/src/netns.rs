@@ -71,6 +71,35 @@ fn set_loopback_up() -> Result<(), FabricError> {
     }
 }
 
+/// Gives namespace `from` the name `to` (both must start with `weft`; `to` must not
+/// exist): a bind mount under the new name, then the old one detached. Whatever the
+/// namespace holds (devices, nftables tables, sysctls) goes with it.
+pub fn rename(from: &str, to: &str) -> Result<(), FabricError> {
+    names::check_netns_name(from)?;
+    names::check_netns_name(to)?;
+    let (source, target) = (path(from), path(to));
+    if target.exists() {
+        return Err(FabricError::netns(
+            to,
+            "rename",
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
+    }
+    File::create(&target).map_err(|e| FabricError::netns(to, "create mount point", e))?;
+    let bound = nix::mount::mount(
+        Some(&source),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    if let Err(e) = bound {
+        let _ = std::fs::remove_file(&target);
+        return Err(FabricError::netns(to, "bind mount", e));
+    }
+    delete(from)
+}
+
 /// Deletes namespace `name` if it exists. Only names starting with `weft` are accepted.
 pub fn delete(name: &str) -> Result<(), FabricError> {
     names::check_netns_name(name)?;

@@ -12,6 +12,7 @@ use crate::nft::{
     apply::{delta_batch, diff_batch},
     render::{replace_structure, structure},
 };
+use crate::spare::SpareVrf;
 use crate::state::{DEFAULT_DIR, StateDelta, StateStore, VrfState};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub trait NetnsOps: Send + Sync + std::fmt::Debug {
     fn delete(&self, name: &str) -> Result<(), FabricError>;
     fn list(&self, prefix: &str) -> Vec<String>;
     fn sysctl(&self, name: &str, key: &str, value: &str) -> Result<(), FabricError>;
+    fn rename(&self, from: &str, to: &str) -> Result<(), FabricError>;
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,6 +47,23 @@ impl NetnsOps for SystemNetns {
     fn sysctl(&self, name: &str, key: &str, value: &str) -> Result<(), FabricError> {
         netns::sysctl(name, key, value)
     }
+    fn rename(&self, from: &str, to: &str) -> Result<(), FabricError> {
+        netns::rename(from, to)
+    }
+}
+
+/// Forwarding on, and bridged IP through the inet hooks (where conntrack and the class
+/// lookups live): what every VRF namespace needs before its tables mean anything.
+pub(crate) fn init_vrf_namespace(ns: &dyn NetnsOps, name: &str) -> Result<(), FabricError> {
+    for (key, value) in [
+        ("net/ipv4/ip_forward", "1"),
+        ("net/ipv6/conf/all/forwarding", "1"),
+        ("net/bridge/bridge-nf-call-iptables", "1"),
+        ("net/bridge/bridge-nf-call-ip6tables", "1"),
+    ] {
+        ns.sysctl(name, key, value)?;
+    }
+    Ok(())
 }
 
 /// What one reconcile changed.
@@ -88,6 +107,8 @@ pub struct Fabric {
     /// Per VRF namespace: the renderer that produced `installed` (it remembers its
     /// inputs, so the next reconcile renders only what changed).
     renderers: BTreeMap<String, VrfRenderer>,
+    /// The spare VRF namespace, when enabled ([`Fabric::with_spare_vrf`]).
+    spare: Option<SpareVrf>,
 }
 
 impl Fabric {
@@ -108,7 +129,14 @@ impl Fabric {
             store,
             installed: BTreeMap::new(),
             renderers: BTreeMap::new(),
+            spare: None,
         }
+    }
+
+    /// Keeps a spare VRF namespace ready in the background (see [`crate::spare`]).
+    pub fn with_spare_vrf(mut self) -> Self {
+        self.spare = Some(SpareVrf::default());
+        self
     }
 
     pub fn nft(&self) -> &NftApplier {
@@ -144,7 +172,7 @@ impl Fabric {
             let ns = names::vrf_netns(&desired.vrf_netns_prefix, vrf.policy.id);
             wanted.insert(ns.clone());
             let facts = link::desired_facts(desired, vrf);
-            self.reconcile_vrf(&ns, facts, vrf, &mut report)?;
+            self.reconcile_vrf(&ns, &desired.vrf_netns_prefix, facts, vrf, &mut report)?;
         }
         // VRF namespaces of this node that are no longer wanted.
         let mine = format!("{}-v", desired.vrf_netns_prefix);
@@ -155,6 +183,9 @@ impl Fabric {
                 report.namespaces_deleted.push(ns);
             }
         }
+        if let Some(spare) = &mut self.spare {
+            spare.ensure(&desired.vrf_netns_prefix, self.ns.clone(), self.nft.clone());
+        }
         report.total_time = started.elapsed();
         tracing::info!(node = %desired.node, changes = report.changes(), total = ?report.total_time,
             nft = ?report.nft_time, links = ?report.link_time, "reconciled");
@@ -164,29 +195,25 @@ impl Fabric {
     fn reconcile_vrf(
         &mut self,
         ns: &str,
+        prefix: &str,
         facts: std::collections::BTreeSet<link::LinkFact>,
         vrf: &VrfDesired,
         report: &mut ReconcileReport,
     ) -> Result<(), FabricError> {
         let fresh = !self.ns.exists(ns);
+        // A spare already has its sysctls and (empty) tables.
+        let adopted = fresh && self.adopt_spare(prefix, ns);
         if fresh {
-            self.ns.create(ns)?;
-            for (key, value) in [
-                ("net/ipv4/ip_forward", "1"),
-                ("net/ipv6/conf/all/forwarding", "1"),
-                // Bridged IP goes through the inet hooks: that is where conntrack and
-                // the class lookups live.
-                ("net/bridge/bridge-nf-call-iptables", "1"),
-                ("net/bridge/bridge-nf-call-ip6tables", "1"),
-            ] {
-                self.ns.sysctl(ns, key, value)?;
+            if !adopted {
+                self.ns.create(ns)?;
+                init_vrf_namespace(self.ns.as_ref(), ns)?;
             }
             self.installed.remove(ns);
             self.renderers.remove(ns);
             self.store.remove(ns);
             report.namespaces_created.push(ns.to_string());
         }
-        let tables_exist = !fresh && self.nft.tables_exist(ns)?;
+        let tables_exist = adopted || (!fresh && self.nft.tables_exist(ns)?);
         // Taken, not cloned (200k elements): after a failure the saved state, which
         // holds the last good state, is read again, and rendering starts over.
         let in_memory = self.installed.remove(ns);
@@ -194,6 +221,7 @@ impl Fabric {
         let (mut known, mut renderer) = match (in_memory, renderer) {
             // The common case: this agent installed the current state and remembers
             // how it rendered it; only what changed is rendered.
+            (None, _) if adopted => (Some(VrfState::default()), None),
             (Some(s), Some(r)) if tables_exist => (Some(s), Some(r)),
             (Some(s), _) if tables_exist => (Some(s), None),
             (None, _) if tables_exist => (self.store.load(ns), None),
@@ -283,6 +311,22 @@ impl Fabric {
         Ok(())
     }
 
+    /// Renames the ready spare of `prefix` to `ns`; false if there is none (or the
+    /// rename failed, then the spare is gone and `ns` is built as usual).
+    fn adopt_spare(&mut self, prefix: &str, ns: &str) -> bool {
+        let Some(spare) = self.spare.as_mut().and_then(|s| s.take(prefix)) else {
+            return false;
+        };
+        match self.ns.rename(&spare, ns) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(spare = %spare, netns = %ns, error = %e, "cannot take the spare VRF namespace");
+                let _ = self.ns.delete(&spare);
+                false
+            }
+        }
+    }
+
     /// Deletes a VRF namespace and forgets it. Its VXLAN devices go first, and at once:
     /// the kernel destroys a namespace's devices asynchronously, and until it has, their
     /// sockets in the node namespace keep the VNIs, so the VRF could not come back.
@@ -300,6 +344,9 @@ impl Fabric {
     /// its saved state. Endpoint and node namespaces belong to their creators.
     pub fn teardown(&mut self, vrf_netns_prefix: &str) -> Result<Vec<String>, FabricError> {
         names::check_netns_name(vrf_netns_prefix)?;
+        if let Some(spare) = &mut self.spare {
+            spare.remove(vrf_netns_prefix, self.ns.as_ref())?;
+        }
         let mine = format!("{vrf_netns_prefix}-v");
         let mut removed = Vec::new();
         for ns in self.ns.list(&mine) {
@@ -363,6 +410,16 @@ mod tests {
                 .unwrap_or_default()
         }
         fn sysctl(&self, _: &str, _: &str, _: &str) -> Result<(), FabricError> {
+            Ok(())
+        }
+        fn rename(&self, from: &str, to: &str) -> Result<(), FabricError> {
+            self.0
+                .lock()
+                .map(|mut s| {
+                    s.remove(from);
+                    s.insert(to.to_string());
+                })
+                .ok();
             Ok(())
         }
     }
@@ -472,6 +529,42 @@ mod tests {
                 .all(|c| !c.args.contains(&"-f".to_string())),
             "no nft batch"
         );
+    }
+
+    #[test]
+    fn a_new_vrf_takes_the_spare_namespace_and_loads_no_tables() {
+        let (runner, ns, fabric) = setup(&["a"]);
+        let mut fabric = fabric.with_spare_vrf();
+        let mut empty = node(&[]);
+        empty.vrfs.clear();
+        fabric.reconcile(&empty).expect("reconcile");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fabric.spare.as_ref().is_some_and(|s| s.building()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(ns.exists("weft-n1-vspare"), "the spare was built");
+        runner.clear();
+
+        let report = fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect("reconcile");
+        assert_eq!(report.namespaces_created, vec!["weft-n1-v7".to_string()]);
+        assert!(ns.exists("weft-n1-v7"));
+        let tables_loaded = runner.commands().iter().any(|c| {
+            c.netns.as_deref() == Some("weft-n1-v7")
+                && c.stdin
+                    .as_deref()
+                    .is_some_and(|s| s.contains("table bridge weft"))
+        });
+        assert!(!tables_loaded, "the spare's tables were reused");
+        assert!(
+            report.nft_elements_added > 0,
+            "the endpoint's elements went in: {report:?}"
+        );
+
+        // The next spare is on its way, and teardown removes it with the VRFs.
+        fabric.teardown("weft-n1").expect("teardown");
+        assert!(!ns.exists("weft-n1-vspare") && !ns.exists("weft-n1-v7"));
     }
 
     #[test]

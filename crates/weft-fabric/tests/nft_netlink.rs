@@ -71,6 +71,28 @@ fn elements(n: u8) -> BTreeSet<Element> {
             &format!("10 . {class} . 16391 . 17 . 53"),
             Some("drop"),
         ),
+        // Interval maps: ranges in any numeric field, marks among them.
+        el(
+            "inet",
+            "t3_contract_range",
+            &format!(
+                "2-10 . {class} . 16386-16400 . 6 . 0-65535 . {}-9000",
+                8000 + u32::from(n)
+            ),
+            Some("accept"),
+        ),
+        el(
+            "inet",
+            "t2_intra_epg_range",
+            &format!("2 . {class} . {class} . 0-255 . 1024-65535 . 0-65535"),
+            Some("drop"),
+        ),
+        el(
+            "inet",
+            "t3_contract_noport",
+            &format!("2 . {class} . 0-4294967295 . 1"),
+            Some("accept"),
+        ),
     ]
     .into()
 }
@@ -122,6 +144,10 @@ fn netlink_batches_install_what_nft_installs_and_refusals_change_nothing() {
     }
     let installed = netlink.list_stateless(&via_netlink).expect("list");
     assert!(installed.contains("10.1.0.5 : 0x00004007"), "{installed}");
+    assert!(
+        installed.contains("0x00004007 . 0x00004002-0x00004010 . tcp"),
+        "mark ranges: {installed}"
+    );
 
     // Deleting an element that is not there fails the whole batch: the addition in the
     // same batch does not happen either.

@@ -1,11 +1,14 @@
 //! Element changes and existence probes over nf_tables netlink, without an `nft`
 //! process (each costs 3-4 ms to spawn and start; the messages below cost tens of µs).
 //!
-//! Scope, on purpose small: adding and deleting elements of weft's hash sets and maps
-//! (every set without `flags interval`), in one nfnetlink batch (one kernel
-//! transaction, all or nothing, like `nft -f`), and asking whether a set exists. The
-//! tables themselves and the interval maps stay on `nft -f`: a batch that touches an
-//! element this module cannot encode goes there whole.
+//! Scope, on purpose small: adding and deleting elements of weft's sets and maps, in
+//! one nfnetlink batch (one kernel transaction, all or nothing, like `nft -f`), and
+//! asking whether a set exists. The tables themselves stay on `nft -f`, and so does a
+//! batch that touches an element this module cannot encode.
+//!
+//! Interval maps here are all concatenations (the kernel's pipapo set): an element is a
+//! key of the lower bounds and a `KEY_END` of the upper ones, and their `mark` fields
+//! are big-endian (the rules convert the registers with `byteorder` before the lookup).
 //!
 //! The key and value types of each set are read from [`structure`], the text that
 //! creates the tables, so the two cannot drift apart. Elements arrive as the renderer
@@ -64,8 +67,9 @@ impl Field {
         })
     }
 
-    /// Appends the field, padded to a multiple of 4 bytes as in a concatenation.
-    fn encode(self, text: &str, out: &mut Vec<u8>) -> Option<()> {
+    /// Appends the field, padded to a multiple of 4 bytes as in a concatenation; in an
+    /// interval set, a mark is big-endian.
+    fn encode(self, text: &str, interval: bool, out: &mut Vec<u8>) -> Option<()> {
         let start = out.len();
         match self {
             Self::IfName => {
@@ -89,6 +93,9 @@ impl Field {
             }
             Self::Ipv4 => out.extend_from_slice(&text.parse::<Ipv4Addr>().ok()?.octets()),
             Self::Ipv6 => out.extend_from_slice(&text.parse::<Ipv6Addr>().ok()?.octets()),
+            Self::Mark if interval => {
+                out.extend_from_slice(&text.parse::<u32>().ok()?.to_be_bytes())
+            }
             Self::Mark => out.extend_from_slice(&text.parse::<u32>().ok()?.to_ne_bytes()),
             Self::NfProto | Self::InetProto => out.push(text.parse::<u8>().ok()?),
             Self::InetService => out.extend_from_slice(&text.parse::<u16>().ok()?.to_be_bytes()),
@@ -108,6 +115,8 @@ enum Value {
 struct SetType {
     key: Vec<Field>,
     value: Option<Value>,
+    /// `flags interval`: elements carry a range end.
+    interval: bool,
 }
 
 /// `(family, set)` -> type, for the sets this module can write.
@@ -131,9 +140,7 @@ fn parse_schema(text: &str) -> HashMap<(String, String), SetType> {
                 else {
                     continue;
                 };
-                if line.contains("flags interval") {
-                    continue;
-                }
+                let interval = line.contains("flags interval");
                 let (key, value) = match decl.split_once(':') {
                     Some((k, v)) => (k, Some(v.trim())),
                     None => (decl, None),
@@ -149,7 +156,11 @@ fn parse_schema(text: &str) -> HashMap<(String, String), SetType> {
                 if let Some(key) = key {
                     out.insert(
                         (family.to_string(), name.to_string()),
-                        SetType { key, value },
+                        SetType {
+                            key,
+                            value,
+                            interval,
+                        },
                     );
                 }
             }
@@ -171,6 +182,8 @@ struct SetChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EncodedElement {
     key: Vec<u8>,
+    /// The upper bounds, in an interval set.
+    key_end: Option<Vec<u8>>,
     value: Option<EncodedValue>,
 }
 
@@ -236,8 +249,21 @@ fn encode_element(e: &Element, with_value: bool) -> Option<EncodedElement> {
         return None;
     }
     let mut key = Vec::with_capacity(32);
+    let mut key_end = ty.interval.then(|| Vec::with_capacity(32));
     for (f, text) in ty.key.iter().zip(&fields) {
-        f.encode(text.trim(), &mut key)?;
+        let text = text.trim();
+        match key_end.as_mut() {
+            // `lo-hi` or a single value (then both bounds), numbers only.
+            Some(end) => {
+                if matches!(f, Field::IfName | Field::Ether | Field::Ipv4 | Field::Ipv6) {
+                    return None;
+                }
+                let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+                f.encode(lo, true, &mut key)?;
+                f.encode(hi, true, end)?;
+            }
+            None => f.encode(text, false, &mut key)?,
+        }
     }
     let value = match (&ty.value, &e.value, with_value) {
         (_, _, false) | (None, None, true) => None,
@@ -249,7 +275,11 @@ fn encode_element(e: &Element, with_value: bool) -> Option<EncodedElement> {
         })),
         _ => return None,
     };
-    Some(EncodedElement { key, value })
+    Some(EncodedElement {
+        key,
+        key_end,
+        value,
+    })
 }
 
 // linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nf_tables.h
@@ -274,6 +304,7 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
@@ -391,6 +422,11 @@ fn batch_bytes(change: &EncodedChange) -> (Vec<u8>, Vec<String>) {
             w.begin_nested(NFTA_SET_ELEM_KEY);
             w.attr(NFTA_DATA_VALUE, &e.key);
             w.end_nested();
+            if let Some(end) = &e.key_end {
+                w.begin_nested(NFTA_SET_ELEM_KEY_END);
+                w.attr(NFTA_DATA_VALUE, end);
+                w.end_nested();
+            }
             match e.value {
                 Some(EncodedValue::Mark(m)) => {
                     w.begin_nested(NFTA_SET_ELEM_DATA);
@@ -563,7 +599,8 @@ mod tests {
             s.get(&("bridge".into(), "port_src4".into())),
             Some(&SetType {
                 key: vec![Field::IfName, Field::Ether, Field::Ipv4],
-                value: Some(Value::Mark)
+                value: Some(Value::Mark),
+                interval: false,
             })
         );
         assert_eq!(
@@ -572,8 +609,8 @@ mod tests {
             Some(Some(Value::Verdict))
         );
         assert!(
-            !s.contains_key(&("inet".into(), "t3_contract_range".into())),
-            "interval maps stay on nft -f"
+            s.get(&("inet".into(), "t3_contract_range".into()))
+                .is_some_and(|t| t.interval && t.value == Some(Value::Verdict))
         );
         assert!(s.contains_key(&("bridge".into(), "layout_3".into())));
     }
@@ -620,14 +657,28 @@ mod tests {
             "2 . 1 . 2 . 6 . 0-65535 . 80",
             Some("accept"),
         );
-        assert!(EncodedChange::encode(&[], &[&ok]).is_some());
-        assert!(EncodedChange::encode(&[], &[&ok, &range]).is_none());
+        assert!(EncodedChange::encode(&[], &[&ok, &range]).is_some());
+        // An interval element is its lower bounds and its upper bounds; marks big-endian.
+        let enc = encode_element(&range, true).expect("encodes");
+        let mut lo = vec![2, 0, 0, 0];
+        lo.extend_from_slice(&1u32.to_be_bytes());
+        lo.extend_from_slice(&2u32.to_be_bytes());
+        lo.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0, 0, 80, 0, 0]);
+        let mut hi = lo.clone();
+        hi[16..18].copy_from_slice(&[0xff, 0xff]);
+        assert_eq!((enc.key, enc.key_end), (lo, Some(hi)));
         for bad in [
             el("inet", "dst_class4", "10.0.0.300", Some("5")),
             el("inet", "dst_class4", "10.0.0.1", Some("x")),
             el("bridge", "ports", "\"a-name-much-too-long\"", None),
             el("bridge", "ports", "unquoted", None),
             el("inet", "nosuchset", "1", None),
+            el(
+                "inet",
+                "t3_contract_range",
+                "2 . 1 . 2 . 6 . 9-x . 80",
+                Some("accept"),
+            ),
         ] {
             assert!(EncodedChange::encode(&[], &[&bad]).is_none(), "{bad:?}");
         }
