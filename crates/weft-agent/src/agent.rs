@@ -69,6 +69,14 @@ pub async fn run_with<C: Controller, N: NodeOps>(
     if stopped {
         tracing::info!(node = %agent.me.name, "agent shutting down");
         agent.tasks.shutdown().await;
+        let node = agent.node.clone();
+        let prefix = agent.me.netns_prefix.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            node.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .shutdown(&prefix)
+        })
+        .await;
     }
     Ok(())
 }

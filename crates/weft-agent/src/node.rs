@@ -13,6 +13,9 @@ pub trait NodeOps: Send + 'static {
     fn delete_netns(&mut self, name: &str) -> Result<(), FabricError>;
     fn list_netns(&self, prefix: &str) -> Vec<String>;
     fn reconcile(&mut self, desired: &DesiredNode) -> Result<ReconcileReport, FabricError>;
+    /// On a clean shutdown: removes what is only a speed-up (the spare VRF namespace);
+    /// the installed fabric stays.
+    fn shutdown(&mut self, _vrf_netns_prefix: &str) {}
 }
 
 /// The real node: namespaces under `/run/netns`, the fabric with its state in a
@@ -50,5 +53,10 @@ impl NodeOps for SystemNode {
     }
     fn reconcile(&mut self, desired: &DesiredNode) -> Result<ReconcileReport, FabricError> {
         self.fabric.reconcile(desired)
+    }
+    fn shutdown(&mut self, vrf_netns_prefix: &str) {
+        if let Err(e) = self.fabric.remove_spare(vrf_netns_prefix) {
+            tracing::warn!(error = %e, "cannot remove the spare VRF namespace");
+        }
     }
 }

@@ -16,7 +16,8 @@
 //! Everything is reconciled from a desired-state snapshot ([`DesiredNode`]) by
 //! [`Fabric::reconcile`]. Links, addresses, routes, neighbours and fdb entries are
 //! programmed over rtnetlink ([`nl`]) by default, or with `ip`/`bridge` when
-//! `WEFT_FABRIC_LINKS=ip`; nftables always goes through `nft -f`.
+//! `WEFT_FABRIC_LINKS=ip`. nftables: the tables are loaded with `nft -f`; element
+//! changes go over nf_tables netlink ([`nft::netlink`]) unless `WEFT_FABRIC_NFT=text`.
 
 pub mod desired;
 pub mod error;

@@ -183,7 +183,8 @@ impl Fabric {
                 report.namespaces_deleted.push(ns);
             }
         }
-        if let Some(spare) = &mut self.spare {
+        // A node that has never served a VRF keeps nothing of weft's.
+        if let Some(spare) = self.spare.as_mut().filter(|_| !desired.vrfs.is_empty()) {
             spare.ensure(&desired.vrf_netns_prefix, self.ns.clone(), self.nft.clone());
         }
         report.total_time = started.elapsed();
@@ -338,6 +339,15 @@ impl Fabric {
         self.installed.remove(ns);
         self.renderers.remove(ns);
         Ok(())
+    }
+
+    /// Removes the spare VRF namespace of `vrf_netns_prefix`, if any (waiting for a build
+    /// in progress); the installed VRFs stay.
+    pub fn remove_spare(&mut self, vrf_netns_prefix: &str) -> Result<(), FabricError> {
+        match &mut self.spare {
+            Some(spare) => spare.remove(vrf_netns_prefix, self.ns.as_ref()),
+            None => Ok(()),
+        }
     }
 
     /// Removes every VRF namespace of this node (names `<vrf_netns_prefix>-v<id>`) and
@@ -535,13 +545,27 @@ mod tests {
     fn a_new_vrf_takes_the_spare_namespace_and_loads_no_tables() {
         let (runner, ns, fabric) = setup(&["a"]);
         let mut fabric = fabric.with_spare_vrf();
+        let wait_built = |f: &Fabric| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while f.spare.as_ref().is_some_and(|s| s.building()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
         let mut empty = node(&[]);
         empty.vrfs.clear();
         fabric.reconcile(&empty).expect("reconcile");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while fabric.spare.as_ref().is_some_and(|s| s.building()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_built(&fabric);
+        assert!(
+            !ns.exists("weft-n1-vspare"),
+            "a node that never served a VRF keeps nothing"
+        );
+        // The first VRF is built in place; a spare follows, and stays when the VRF goes.
+        fabric
+            .reconcile(&node(&[("a", "10.1.0.10")]))
+            .expect("reconcile");
+        wait_built(&fabric);
+        fabric.reconcile(&empty).expect("reconcile");
+        assert!(!ns.exists("weft-n1-v7"));
         assert!(ns.exists("weft-n1-vspare"), "the spare was built");
         runner.clear();
 
