@@ -336,6 +336,53 @@ fn two_apps_in_different_epgs_are_held_to_the_policy() {
     );
 }
 
+/// The agents here start process tasks on spare processes (the default): privilege per
+/// app holds there too, as does the task's own environment and log.
+#[test]
+fn privilege_is_per_app_on_spare_processes() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("pv");
+    c.apply(THREE_TIER);
+    let cmd = "ip addr add 10.9.9.9/32 dev weft0 && echo addr-ok || echo addr-denied; ip link set dev weft0 mtu 1400 && echo link-ok || echo link-denied; echo app=$WEFT_APP; exec sleep 1000000";
+    let apps = format!(
+        "app \"plain\" {{\n  instances = 1\n  cmd = \"{cmd}\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/web\"\n}}\n\
+         app \"root\" {{\n  instances = 1\n  cmd = \"{cmd}\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/web\"\n  privileged = true\n}}\n"
+    );
+    apply_apps(&c, &apps);
+    let plain = wait_running(&c, "plain", 1, Duration::from_secs(30)).remove(0);
+    let root = wait_running(&c, "root", 1, Duration::from_secs(30)).remove(0);
+    let log_of = |task: &str| {
+        let out = c.cli().args(["logs", task]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until("both tasks tried", Duration::from_secs(10), || {
+        log_of(&plain.id).contains("app=") && log_of(&root.id).contains("app=")
+    });
+    let (p, r) = (log_of(&plain.id), log_of(&root.id));
+    assert!(
+        p.contains("addr-denied") && p.contains("link-denied") && p.contains("app=plain"),
+        "{p}"
+    );
+    assert!(
+        r.contains("addr-ok") && r.contains("link-ok") && r.contains("app=root"),
+        "{r}"
+    );
+    // Both started on spares: the agents logged the path.
+    let agent_logs: String = ["com1", "com2"]
+        .iter()
+        .map(|n| std::fs::read_to_string(c.dir.join(format!("agent-{n}.log"))).unwrap_or_default())
+        .collect();
+    let on_spares = agent_logs
+        .lines()
+        .filter(|l| l.contains("process task started") && l.contains("spare"))
+        .count();
+    assert!(
+        on_spares >= 2,
+        "tasks did not start on spares:\n{agent_logs}"
+    );
+}
+
 /// `FROM scratch` plus the static busybox, built locally: no registry is reachable.
 fn build_busybox_image(tag: &str) {
     let dir = std::env::temp_dir().join(format!("weft-image-{}", std::process::id()));
