@@ -9,7 +9,7 @@ use crate::names;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -34,19 +34,7 @@ pub fn create(name: &str) -> Result<(), FabricError> {
     run_thread(name, move || {
         nix::sched::unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| FabricError::netns(&owned, "unshare", e))?;
-        File::create(&target).map_err(|e| FabricError::netns(&owned, "create mount point", e))?;
-        let bound = nix::mount::mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        );
-        if let Err(e) = bound {
-            let _ = std::fs::remove_file(&target);
-            return Err(FabricError::netns(&owned, "bind mount", e));
-        }
-        Ok(())
+        bind_mount(Path::new("/proc/thread-self/ns/net"), &target, &owned)
     })?;
     // The namespace starts with `lo` down; nearly everything wants it up.
     in_netns(name, set_loopback_up)?
@@ -85,19 +73,26 @@ pub fn rename(from: &str, to: &str) -> Result<(), FabricError> {
             std::io::Error::from(std::io::ErrorKind::AlreadyExists),
         ));
     }
-    File::create(&target).map_err(|e| FabricError::netns(to, "create mount point", e))?;
+    bind_mount(&source, &target, to)?;
+    delete(from)
+}
+
+/// Makes `target` (a new file) a bind mount of the namespace file `source`; on failure
+/// `target` is gone again. `name` is the namespace the errors name.
+fn bind_mount(source: &Path, target: &Path, name: &str) -> Result<(), FabricError> {
+    File::create(target).map_err(|e| FabricError::netns(name, "create mount point", e))?;
     let bound = nix::mount::mount(
-        Some(&source),
-        &target,
+        Some(source),
+        target,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     );
     if let Err(e) = bound {
-        let _ = std::fs::remove_file(&target);
-        return Err(FabricError::netns(to, "bind mount", e));
+        let _ = std::fs::remove_file(target);
+        return Err(FabricError::netns(name, "bind mount", e));
     }
-    delete(from)
+    Ok(())
 }
 
 /// Deletes namespace `name` if it exists. Only names starting with `weft` are accepted.
