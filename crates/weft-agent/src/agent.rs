@@ -301,6 +301,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             docker_socket: config.docker_socket.clone(),
             stop_grace: config.task_stop_grace,
             shim: config.task_shim.clone(),
+            cgroup_scope: config.registration.netns_prefix.clone(),
         });
         Self {
             me: config.registration.clone(),
@@ -532,6 +533,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             let news = watched.index != index;
             index = watched.index;
             let desired = watched.desired;
+            self.tasks.sweep_leftovers_once(&desired).await;
             // Tasks leaving go before the reconcile that prunes their namespaces.
             self.tasks.stop_removed(&desired).await;
             let inputs = convert::inputs(&self.me, &desired);

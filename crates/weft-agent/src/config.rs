@@ -73,14 +73,16 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), AgentError> {
         let bad = |why: String| Err(AgentError::Config(why));
         let reg = &self.registration;
+        // Also a path component (the node's cgroup scope): "." and ".." are out.
         if reg.name.is_empty()
+            || reg.name.chars().all(|c| c == '.')
             || !reg
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return bad(format!(
-                "node name {:?}: use ASCII letters, digits, '-', '_' and '.'",
+                "node name {:?}: use ASCII letters, digits, '-', '_' and '.' (not only dots)",
                 reg.name
             ));
         }

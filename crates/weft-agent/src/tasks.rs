@@ -74,6 +74,10 @@ pub struct TaskSettings {
     pub stop_grace: Duration,
     /// Executable of the spare task processes (`None`: no spares).
     pub shim: Option<PathBuf>,
+    /// Process tasks' cgroups are `weft/<cgroup_scope>/<task>`: unique per agent on a
+    /// host (the agent's namespace prefix), so that its sweep of leftovers touches no
+    /// other agent's tasks.
+    pub cgroup_scope: String,
 }
 
 /// Spare processes per process runtime: two starts in a row find one each.
@@ -180,6 +184,7 @@ pub struct Tasks {
     docker: Arc<DockerRuntime>,
     supervised: Mutex<BTreeMap<String, Supervised>>,
     spares: std::sync::OnceLock<Option<Arc<SparePool>>>,
+    swept: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -203,6 +208,7 @@ impl Tasks {
             docker,
             supervised: Mutex::new(BTreeMap::new()),
             spares: std::sync::OnceLock::new(),
+            swept: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -396,6 +402,26 @@ impl Tasks {
     }
 
     /// One process runtime per log directory (its state dir holds the logs).
+    /// Once, with the first desired state from the controller (not the one restored from
+    /// disk, which may be stale): kills and removes what an earlier agent left in this
+    /// agent's cgroup scope for tasks no longer assigned here (they moved while it was
+    /// down). Tasks still assigned are handled by their own start.
+    pub async fn sweep_leftovers_once(&self, desired: &NodeDesired) {
+        if self.swept.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let keep: BTreeSet<String> = self.mine(desired).map(|a| a.task.id.clone()).collect();
+        let Ok(rt) = self.process_runtime(&self.settings.default_log_dir) else {
+            return;
+        };
+        let swept = tokio::task::spawn_blocking(move || rt.sweep(&keep))
+            .await
+            .unwrap_or_default();
+        if !swept.is_empty() {
+            tracing::warn!(tasks = ?swept, "killed leftovers of tasks no longer assigned to this node");
+        }
+    }
+
     /// Makes the spare processes now, so that they are ready before the first task.
     pub fn prepare_spares(&self) {
         if self.settings.shim.is_some()
@@ -411,7 +437,7 @@ impl Tasks {
         let exe = self.settings.shim.clone()?;
         self.spares
             .get_or_init(|| {
-                let pool = SparePool::new(exe, layout.clone(), SPARES);
+                let pool = SparePool::new(exe, layout.clone(), SPARES, Some(&self.settings.cgroup_scope));
                 if pool.is_some() {
                     tracing::info!(count = SPARES, "process tasks start on spare processes (no cgroup migration on the start path)");
                 }
@@ -425,7 +451,7 @@ impl Tasks {
         if let Some(rt) = all.get(dir) {
             return Ok(rt.clone());
         }
-        let mut rt = ProcessRuntime::new(dir)?;
+        let mut rt = ProcessRuntime::new(dir)?.with_cgroup_scope(&self.settings.cgroup_scope)?;
         if let Some(pool) = self.spare_pool(rt.cgroup_layout()) {
             rt = rt.with_spares(pool);
         }
@@ -492,6 +518,22 @@ impl Tasks {
             {
                 tracing::warn!(task = %id, "task did not stop in time");
             }
+        }
+        // Nothing of this agent's is left in its cgroup scope: the spares go, then the
+        // scope's (now empty) directories.
+        if let Some(Some(pool)) = self.spares.get() {
+            let pool = pool.clone();
+            let _ = tokio::task::spawn_blocking(move || pool.close()).await;
+        }
+        let runtimes: Vec<Arc<ProcessRuntime>> = self
+            .process
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for rt in runtimes {
+            rt.remove_scope_dirs();
         }
     }
 }

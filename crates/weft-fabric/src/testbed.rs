@@ -168,7 +168,11 @@ fn kill_processes_in(names: &[String]) {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         for dir in weft_cgroup_dirs(&cgroups) {
-            let _ = std::fs::remove_dir(dir);
+            let _ = std::fs::remove_dir(&dir);
+            // An agent's scope (`weft/<scope>/<task>`), if that was its last task.
+            if let Some(scope) = dir.parent().filter(|p| !p.ends_with("weft")) {
+                let _ = std::fs::remove_dir(scope);
+            }
         }
     }
 }

@@ -106,8 +106,9 @@ impl CgroupLayout {
         }
     }
 
-    /// Creates `weft/<task>` with the limits written. An existing cgroup of that name (left
-    /// by a crashed agent) is reused after checking it is empty.
+    /// Creates `weft/<task>` with the limits written (`task` may be a path, `<scope>/<task>`).
+    /// An existing cgroup of that name (left by a crashed agent) is reused after checking
+    /// it is empty.
     pub fn create(&self, task: &str, limits: Limits) -> Result<TaskCgroup> {
         let cgroup = TaskCgroup {
             layout: self.clone(),
@@ -116,8 +117,18 @@ impl CgroupLayout {
         if let CgroupLayout::V2 { root } = self {
             // Controllers must be delegated down the tree before the leaf can use them.
             enable_v2_controllers(root)?;
-            create_dir(&root.join(WEFT_GROUP))?;
-            enable_v2_controllers(&root.join(WEFT_GROUP))?;
+            let mut dir = root.join(WEFT_GROUP);
+            create_dir(&dir)?;
+            enable_v2_controllers(&dir)?;
+            for part in Path::new(task)
+                .parent()
+                .into_iter()
+                .flat_map(Path::components)
+            {
+                dir = dir.join(part);
+                create_dir(&dir)?;
+                enable_v2_controllers(&dir)?;
+            }
         }
         for dir in &cgroup.dirs {
             create_dir(dir)?;

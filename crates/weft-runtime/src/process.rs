@@ -46,6 +46,10 @@ pub struct ProcessRuntime {
     tasks: Mutex<HashMap<String, Arc<ProcessTask>>>,
     /// Processes already in a cgroup, waiting to become tasks (cgroup v1; see [`crate::spare`]).
     spares: Option<Arc<SparePool>>,
+    /// Task cgroups are `weft/<scope>/<task>` (one scope per agent, so that an agent can
+    /// tell its own leftovers from another agent's tasks on the same host), or
+    /// `weft/<task>` without one.
+    scope: Option<String>,
 }
 
 #[derive(Debug)]
@@ -109,7 +113,69 @@ impl ProcessRuntime {
             cgroups,
             tasks: Mutex::new(HashMap::new()),
             spares: None,
+            scope: None,
         })
+    }
+
+    /// Puts task cgroups under `weft/<scope>/` (see [`ProcessRuntime::sweep`]). `scope`
+    /// must be a plain name: no `/`, not `.` or `..`.
+    pub fn with_cgroup_scope(mut self, scope: &str) -> Result<Self> {
+        if scope.is_empty() || scope == "." || scope == ".." || scope.contains(['/', '\0']) {
+            return Err(RuntimeError::invalid(
+                scope,
+                "a cgroup scope must be a plain name",
+            ));
+        }
+        self.scope = Some(scope.to_string());
+        Ok(self)
+    }
+
+    /// Removes the scope's own directories (`weft/<scope>`) if nothing is left in them.
+    pub fn remove_scope_dirs(&self) {
+        if let Some(scope) = &self.scope {
+            for dir in self.cgroups.task_dirs(scope) {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+
+    /// The task's cgroup path under `weft/`.
+    fn cgroup_name(&self, task: &str) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}/{task}"),
+            None => task.to_string(),
+        }
+    }
+
+    /// Kills the processes of, and removes, every cgroup in this runtime's scope that
+    /// belongs to no task in `keep` (tasks of an earlier agent that were moved away
+    /// while it was down) and no live spare. Returns their names. Without a scope,
+    /// nothing is touched: the cgroups could be another agent's.
+    pub fn sweep(&self, keep: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let Some(scope) = &self.scope else {
+            return Vec::new();
+        };
+        let own_spares = format!("_spare-{}-", std::process::id());
+        let mut names = std::collections::BTreeSet::new();
+        for dir in self.cgroups.task_dirs(scope) {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && let Ok(name) = entry.file_name().into_string()
+                    && !keep.contains(&name)
+                    && !name.starts_with(&own_spares)
+                {
+                    names.insert(name);
+                }
+            }
+        }
+        for name in &names {
+            let cgroup = self
+                .cgroups
+                .adopt_dirs(self.cgroups.task_dirs(&format!("{scope}/{name}")));
+            cgroup.kill_all();
+            cgroup.remove();
+        }
+        names.into_iter().collect()
     }
 
     /// Starts tasks on the spare processes of `pool` when it has one ready.
@@ -124,7 +190,7 @@ impl ProcessRuntime {
 
     /// The task's cgroup directories (they exist only while it runs).
     pub fn cgroup_dirs(&self, task: &str) -> Vec<PathBuf> {
-        self.cgroups.task_dirs(task)
+        self.cgroups.task_dirs(&self.cgroup_name(task))
     }
 
     fn task_dir(&self, task: &str) -> PathBuf {
@@ -217,7 +283,7 @@ impl ProcessRuntime {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             };
-            if let Some(started) = pool.start(&spec.id, limits, &shim) {
+            if let Some(started) = pool.start(&self.cgroup_name(&spec.id), limits, &shim) {
                 let (child, cgroup) = started?;
                 return Ok(self.register(&mut tasks, spec, child, cgroup, "spare"));
             }
@@ -227,7 +293,7 @@ impl ProcessRuntime {
         };
         let (stdout, stderr) = (open_log(&stdout_path)?, open_log(&stderr_path)?);
 
-        let cgroup = self.cgroups.create(&spec.id, limits)?;
+        let cgroup = self.cgroups.create(&self.cgroup_name(&spec.id), limits)?;
         let spawned = self
             .confined_command(
                 &spec.id,

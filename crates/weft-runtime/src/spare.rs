@@ -141,8 +141,8 @@ pub fn shim_main() -> ! {
     std::process::exit(127);
 }
 
-/// Moves this process to the parent of each of its `_spare-` cgroups and removes them
-/// (nobody else will once the agent is gone).
+/// Moves this process out of each of its `_spare-` cgroups (to `weft/`) and removes them,
+/// and the agent's scope if it is empty (nobody else will once the agent is gone).
 fn remove_own_spare_cgroups() {
     let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
         return;
@@ -153,17 +153,26 @@ fn remove_own_spare_cgroups() {
         else {
             continue;
         };
-        let Some(name) = path.strip_prefix("/weft/") else {
-            continue;
-        };
-        if !name.starts_with("_spare-") || controllers.is_empty() {
+        let own = Path::new(path);
+        let is_spare = own
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("_spare-"));
+        if !path.starts_with("/weft/") || !is_spare || controllers.is_empty() {
             continue;
         }
-        let weft = Path::new("/sys/fs/cgroup")
-            .join(controllers.trim_start_matches("name="))
-            .join("weft");
-        if std::fs::write(weft.join("cgroup.procs"), "0").is_ok() {
-            let _ = std::fs::remove_dir(weft.join(name));
+        let mount = Path::new("/sys/fs/cgroup").join(controllers.trim_start_matches("name="));
+        let dir = mount.join(path.trim_start_matches('/'));
+        let Some(parent) = dir.parent() else {
+            continue;
+        };
+        // Out to `weft/` itself, so that neither the spare's cgroup nor the scope
+        // holds this process any more.
+        if std::fs::write(mount.join("weft").join("cgroup.procs"), "0").is_ok() {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        // The agent's scope, if this was the last thing in it (fails otherwise).
+        if !parent.ends_with("weft") {
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }
@@ -229,10 +238,15 @@ struct Spare {
 #[derive(Debug)]
 pub struct SparePool {
     exe: PathBuf,
+    /// `<scope>/` when task cgroups are scoped: spares live next to the tasks they
+    /// become (a cgroup can only be renamed within its parent).
+    prefix: String,
     layout: CgroupLayout,
     target: usize,
     ready: Mutex<Vec<Spare>>,
     filling: AtomicBool,
+    /// No more spares (the agent is shutting down).
+    closed: AtomicBool,
 }
 
 /// Numbers spares across every pool of this process (their cgroup names must differ).
@@ -240,13 +254,24 @@ static SPARE_NUMBER: AtomicU64 = AtomicU64::new(0);
 
 impl SparePool {
     /// A pool of `target` spares running `exe` (which must call [`shim_main`] when its
-    /// first argument is [`SHIM_ARG`]); `None` on cgroup v2. Removes the empty cgroups
-    /// of earlier agents' spares. Call from within a tokio runtime.
-    pub fn new(exe: PathBuf, layout: CgroupLayout, target: usize) -> Option<Arc<Self>> {
+    /// first argument is [`SHIM_ARG`]), in `weft/<scope>/` like the tasks of a runtime
+    /// with that scope; `None` on cgroup v2. Removes the empty cgroups of earlier
+    /// agents' spares. Call from within a tokio runtime.
+    pub fn new(
+        exe: PathBuf,
+        layout: CgroupLayout,
+        target: usize,
+        scope: Option<&str>,
+    ) -> Option<Arc<Self>> {
         if layout.version() != 1 || target == 0 {
             return None;
         }
-        for parent in layout.task_dirs("x").iter().filter_map(|d| d.parent()) {
+        let prefix = scope.map(|s| format!("{s}/")).unwrap_or_default();
+        for parent in layout
+            .task_dirs(&format!("{prefix}x"))
+            .iter()
+            .filter_map(|d| d.parent())
+        {
             let Ok(entries) = std::fs::read_dir(parent) else {
                 continue;
             };
@@ -259,10 +284,12 @@ impl SparePool {
         }
         let pool = Arc::new(Self {
             exe,
+            prefix,
             layout,
             target,
             ready: Mutex::new(Vec::new()),
             filling: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         });
         pool.refill();
         Some(pool)
@@ -274,7 +301,7 @@ impl SparePool {
 
     /// Tops the pool up on a blocking thread (one filler at a time).
     pub fn refill(self: &Arc<Self>) {
-        if self.filling.swap(true, Ordering::AcqRel) {
+        if self.closed.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {
             return;
         }
         let pool = self.clone();
@@ -283,8 +310,9 @@ impl SparePool {
             return;
         };
         handle.spawn_blocking(move || {
-            while pool.lock().len() < pool.target {
+            while pool.lock().len() < pool.target && !pool.closed.load(Ordering::Acquire) {
                 match pool.make_spare() {
+                    Ok(spare) if pool.closed.load(Ordering::Acquire) => pool.retire(spare),
                     Ok(spare) => pool.lock().push(spare),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot make a spare task process; starts take the direct path");
@@ -298,7 +326,7 @@ impl SparePool {
 
     fn make_spare(&self) -> Result<Spare> {
         let n = SPARE_NUMBER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("_spare-{}-{n}", std::process::id());
+        let name = format!("{}_spare-{}-{n}", self.prefix, std::process::id());
         let cgroup = self.layout.create(&name, Limits::default())?;
         let procs = cgroup.open_procs_files()?;
         let pipe = || {
@@ -404,12 +432,20 @@ impl SparePool {
     }
 }
 
-impl Drop for SparePool {
-    fn drop(&mut self) {
+impl SparePool {
+    /// Retires every spare and makes no more (a build in progress retires its own).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         let spares: Vec<Spare> = std::mem::take(&mut *self.lock());
         for spare in spares {
             self.retire(spare);
         }
+    }
+}
+
+impl Drop for SparePool {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -227,6 +227,37 @@ fn tasks_move_to_the_other_node_when_an_agent_stops() {
         "tasks moved {:?} after the agent stopped (bound {bound:?})",
         stopped.elapsed()
     );
+
+    // The killed agent's processes outlived it (a task is its own session). Back up,
+    // the agent kills those of tasks no longer assigned to it: no task runs twice.
+    let scope = c.bed.node("com2").unwrap().vrf_netns_prefix.clone();
+    let orphans = || -> Vec<i32> {
+        before
+            .iter()
+            .filter(|t| t.node == "com2")
+            .flat_map(|t| {
+                let procs = format!("/sys/fs/cgroup/cpu/weft/{scope}/{}/cgroup.procs", t.id);
+                std::fs::read_to_string(procs)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect()
+    };
+    let cgroup_v1 = std::path::Path::new("/sys/fs/cgroup/cpu/weft").exists();
+    if cgroup_v1 {
+        assert!(
+            !orphans().is_empty(),
+            "the killed agent's tasks should still run"
+        );
+    }
+    c.start_agent("com2");
+    if cgroup_v1 {
+        wait_until("the orphans killed", Duration::from_secs(20), || {
+            orphans().is_empty()
+        });
+    }
 }
 
 #[test]
