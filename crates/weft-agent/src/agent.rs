@@ -277,6 +277,8 @@ struct Agent<C, N> {
     tasks: Tasks,
     /// The last report (what is installed), shared by both loops.
     report: watch::Sender<Option<NodeReport>>,
+    /// Held while a report is built and sent (see [`Agent::send_report`]).
+    reporting: tokio::sync::Mutex<()>,
     /// Whether the controller knows this node right now.
     registered: watch::Sender<bool>,
 }
@@ -311,6 +313,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             controller,
             node: Arc::new(Mutex::new(node)),
             report: watch::Sender::new(None),
+            reporting: tokio::sync::Mutex::new(()),
             registered: watch::Sender::new(false),
         }
     }
@@ -436,7 +439,12 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         }
     }
 
+    /// Sends the current report. One at a time, each built once the previous one is
+    /// answered: two reports in flight (the watch loop's and the task loop's) could
+    /// reach the controller out of order, and an older one would undo a newer one
+    /// (a task seen "starting" again after "running", until the next periodic report).
     async fn send_report(&self) {
+        let _in_order = self.reporting.lock().await;
         let Some(mut report) = self.report.borrow().clone() else {
             return;
         };

@@ -15,6 +15,11 @@ use crate::reconcile::{NetnsOps, init_vrf_namespace};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// A spare is built this long after it is asked for: the VRF that just took the last
+/// one is still starting its first task, which should not share the CPU with an `nft`
+/// process.
+const BUILD_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub(crate) fn spare_name(prefix: &str) -> String {
     format!("{prefix}-vspare")
 }
@@ -47,7 +52,10 @@ impl SpareVrf {
         let ready = self.ready.clone();
         let spawned = std::thread::Builder::new()
             .name("weft-spare-vrf".into())
-            .spawn(move || match build(&name, ns.as_ref(), &nft) {
+            .spawn(move || match {
+                std::thread::sleep(BUILD_DELAY);
+                build(&name, ns.as_ref(), &nft)
+            } {
                 Ok(()) => {
                     tracing::debug!(netns = %name, "spare VRF namespace ready");
                     *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);

@@ -37,6 +37,8 @@ use crate::error::{Result, RuntimeError};
 
 /// The first argument that turns the agent's binary into the shim.
 pub const SHIM_ARG: &str = "__weft-task-shim";
+/// How long after a start the pool begins to refill.
+const REFILL_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 /// The fd on which the shim reports a failure before exec (closed by a successful exec).
 const STATUS_FD: i32 = 3;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -310,6 +312,9 @@ impl SparePool {
             return;
         };
         handle.spawn_blocking(move || {
+            // Not in the same instant as the start that used a spare: that task is still
+            // being reported, and making a spare costs a fork, an exec and a cgroup join.
+            std::thread::sleep(REFILL_DELAY);
             while pool.lock().len() < pool.target && !pool.closed.load(Ordering::Acquire) {
                 match pool.make_spare() {
                     Ok(spare) if pool.closed.load(Ordering::Acquire) => pool.retire(spare),

@@ -148,8 +148,9 @@ async fn start_app(client: &Client, id: &str) -> Result<Duration> {
     }
 }
 
-/// Removes app `id` and waits until its endpoint namespaces are gone: outside the
-/// clock, and complete, so that one removal does not overlap the next start.
+/// Removes app `id` and waits until its endpoint namespaces are gone, then a little
+/// longer: the kernel destroys a deleted namespace (and, in the cold case, the VRF's
+/// devices) asynchronously, and that work should not overlap the next start.
 async fn remove_app(client: &Client, id: &str) -> Result<()> {
     let netns: Vec<String> = client
         .endpoints()
@@ -170,6 +171,7 @@ async fn remove_app(client: &Client, id: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
 }
 
