@@ -52,17 +52,17 @@ impl SpareVrf {
         let ready = self.ready.clone();
         let spawned = std::thread::Builder::new()
             .name("weft-spare-vrf".into())
-            .spawn(move || match {
+            .spawn(move || {
                 std::thread::sleep(BUILD_DELAY);
-                build(&name, ns.as_ref(), &nft)
-            } {
-                Ok(()) => {
-                    tracing::debug!(netns = %name, "spare VRF namespace ready");
-                    *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
-                }
-                Err(e) => {
-                    tracing::warn!(netns = %name, error = %e, "cannot build a spare VRF namespace; new VRFs are built when needed");
-                    let _ = ns.delete(&name);
+                match build(&name, ns.as_ref(), &nft) {
+                    Ok(()) => {
+                        tracing::debug!(netns = %name, "spare VRF namespace ready");
+                        *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+                    }
+                    Err(e) => {
+                        tracing::warn!(netns = %name, error = %e, "cannot build a spare VRF namespace; new VRFs are built when needed");
+                        let _ = ns.delete(&name);
+                    }
                 }
             });
         match spawned {
