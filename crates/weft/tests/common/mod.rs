@@ -224,7 +224,12 @@ impl ProcCluster {
         let mut out = String::new();
         for node in &self.bed.nodes {
             let prefix = format!("{}-v", node.vrf_netns_prefix);
-            for ns in weft_fabric::netns::list_with_prefix(&prefix) {
+            // VRF namespaces only (`-v<id>`): the spare (`-vspare`) holds no policy and is
+            // built in the background.
+            let vrfs = weft_fabric::netns::list_with_prefix(&prefix)
+                .into_iter()
+                .filter(|ns| ns[prefix.len()..].chars().all(|c| c.is_ascii_digit()));
+            for ns in vrfs {
                 // -s: stateless, without the counters of rules and elements.
                 let listing = Command::new("ip")
                     .args(["netns", "exec", &ns, "nft", "-s", "list", "ruleset"])
