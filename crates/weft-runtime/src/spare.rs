@@ -3,8 +3,8 @@
 //! Why: moving a process into a cgroup (`write` to `cgroup.procs`) waits for an RCU
 //! grace period on this kernel (the write side of the cgroup threadgroup lock): 5 to
 //! 20 ms, more than the rest of a task start together. A spare pays it in advance: it
-//! is a process already inside a cgroup of its own (`weft/_spare-<agent pid>-<n>`;
-//! app names cannot contain `_`), running the shim (`<exe> __weft-task-shim`), which
+//! is a process already inside a cgroup of its own (`weft/<scope>/_spare-<agent pid>-<n>`,
+//! next to the tasks; app names cannot contain `_`), running the shim (`<exe> __weft-task-shim`), which
 //! waits for a task on its stdin.
 //!
 //! Starting a task on a spare: its cgroup directories are renamed to the task's
@@ -34,6 +34,7 @@ use tokio::process::{Child, Command};
 use crate::caps::CapDropPlan;
 use crate::cgroup::{CgroupLayout, Limits, TaskCgroup};
 use crate::error::{Result, RuntimeError};
+use crate::process::DEFAULT_PATH;
 
 /// The first argument that turns the agent's binary into the shim.
 pub const SHIM_ARG: &str = "__weft-task-shim";
@@ -41,7 +42,6 @@ pub const SHIM_ARG: &str = "__weft-task-shim";
 const REFILL_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 /// The fd on which the shim reports a failure before exec (closed by a successful exec).
 const STATUS_FD: i32 = 3;
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the shim needs to become a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
