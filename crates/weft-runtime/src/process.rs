@@ -34,7 +34,8 @@ use crate::spare::{ShimSpec, SparePool};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 use crate::{Runtime, netns};
 
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long a SIGKILLed task may take to be reaped before `stop` gives up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
