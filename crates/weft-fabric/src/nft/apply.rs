@@ -180,8 +180,7 @@ impl NftApplier {
     /// ([`replace_structure`](super::render::replace_structure)).
     pub fn tables_exist(&self, netns: &str) -> Result<bool, FabricError> {
         if let Some(nl) = &self.netlink {
-            return Ok(nl.set_exists(netns, "bridge", LAYOUT)?
-                && nl.set_exists(netns, "inet", "dst_class6")?);
+            return nl.sets_exist(netns, &[("bridge", LAYOUT), ("inet", "dst_class6")]);
         }
         for args in [
             ["list", "set", "bridge", TABLE, LAYOUT],

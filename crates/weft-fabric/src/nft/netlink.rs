@@ -28,8 +28,8 @@ use std::sync::OnceLock;
 
 /// nf_tables over netlink; faked (absent) in unit tests, where batches go to the runner.
 pub trait NftNetlink: Send + Sync + fmt::Debug {
-    /// Whether `set` exists in weft's table of `family` in `netns`.
-    fn set_exists(&self, netns: &str, family: &str, set: &str) -> Result<bool, FabricError>;
+    /// Whether every `(family, set)` exists in weft's tables in `netns` (one request).
+    fn sets_exist(&self, netns: &str, sets: &[(&str, &str)]) -> Result<bool, FabricError>;
     /// Applies `change` as one transaction.
     fn apply(&self, netns: &str, change: &EncodedChange) -> Result<(), FabricError>;
 }
@@ -471,29 +471,31 @@ fn batch_bytes(change: &EncodedChange) -> (Vec<u8>, Vec<String>) {
 pub struct NfNetlink;
 
 impl NftNetlink for NfNetlink {
-    fn set_exists(&self, netns: &str, family: &str, set: &str) -> Result<bool, FabricError> {
+    fn sets_exist(&self, netns: &str, sets: &[(&str, &str)]) -> Result<bool, FabricError> {
         let mut w = Writer::default();
-        w.begin_message(
-            nft_type(NFT_MSG_GETSET),
-            NLM_F_REQUEST | NLM_F_ACK,
-            1,
-            family_number(family),
-            0,
-        );
-        w.attr_str(NFTA_SET_TABLE, TABLE);
-        w.attr_str(NFTA_SET_NAME, set);
-        w.end_message();
+        for (i, (family, set)) in sets.iter().enumerate() {
+            w.begin_message(
+                nft_type(NFT_MSG_GETSET),
+                NLM_F_REQUEST | NLM_F_ACK,
+                i as u32 + 1,
+                family_number(family),
+                0,
+            );
+            w.attr_str(NFTA_SET_TABLE, TABLE);
+            w.attr_str(NFTA_SET_NAME, set);
+            w.end_message();
+        }
         let label = netns.to_string();
-        let errors = crate::netns::in_netns(netns, move || exchange(&w.buf, 1))?
+        let expected = sets.len();
+        let errors = crate::netns::in_netns(netns, move || exchange(&w.buf, expected))?
             .map_err(|e| FabricError::netns(&label, "nf_tables netlink", e))?;
-        match errors.first() {
-            None => Ok(true),
-            Some((_, code)) if *code == libc::ENOENT => Ok(false),
+        match errors.iter().find(|(_, code)| *code != libc::ENOENT) {
             Some((_, code)) => Err(FabricError::netns(
                 netns,
                 "nf_tables get set",
                 std::io::Error::from_raw_os_error(*code),
             )),
+            None => Ok(errors.is_empty()),
         }
     }
 
