@@ -447,8 +447,14 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                 "up",
             ]));
             for a in addrs {
-                let a = a.to_string();
-                s.push(ep(&["addr", "replace", &a, "dev", names::ENDPOINT_IFNAME]));
+                let text = a.to_string();
+                let mut args = vec!["addr", "replace", &text, "dev", names::ENDPOINT_IFNAME];
+                // The control plane hands out unique addresses: without `nodad` an IPv6
+                // endpoint could not use its address for the first second or two.
+                if matches!(a, IpNet::V6(_)) {
+                    args.push("nodad");
+                }
+                s.push(ep(&args));
             }
             for gw in gateways {
                 let g = gw.to_string();

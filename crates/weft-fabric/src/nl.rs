@@ -781,7 +781,10 @@ mod tests {
                 vni: 70,
                 endpoint_netns: "weft-ep-a".into(),
                 mac: [2, 0, 0, 0, 0, 1],
-                addrs: vec!["10.1.0.10/24".parse().expect("net")],
+                addrs: vec![
+                    "10.1.0.10/24".parse().expect("net"),
+                    "fd00::10/64".parse().expect("net"),
+                ],
                 gateways: vec![
                     "10.1.0.1".parse().expect("ip"),
                     "fd00::1".parse().expect("ip"),
@@ -849,6 +852,17 @@ mod tests {
             dev: "weft-b70".into(),
             addr: "fd00::1/64".parse().expect("net"),
             nodad: true,
+        }));
+        // An endpoint's IPv6 address is usable at once (no DAD), its IPv4 one as ever.
+        assert!(ops.contains(&NlOp::AddrReplace {
+            dev: crate::names::ENDPOINT_IFNAME.into(),
+            addr: "fd00::10/64".parse().expect("net"),
+            nodad: true,
+        }));
+        assert!(ops.contains(&NlOp::AddrReplace {
+            dev: crate::names::ENDPOINT_IFNAME.into(),
+            addr: "10.1.0.10/24".parse().expect("net"),
+            nodad: false,
         }));
     }
 

@@ -4,7 +4,7 @@
 use crate::error::FabricError;
 use crate::netns::in_netns;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,9 +22,14 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start(netns: &str, port: u16) -> Result<Self, FabricError> {
-        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        // `[::]` serves both families (v4 arrives v4-mapped); `0.0.0.0` where the
+        // namespace has IPv6 turned off.
         let (tcp, udp) = in_netns(netns, move || {
-            Ok::<_, std::io::Error>((TcpListener::bind(addr)?, UdpSocket::bind(addr)?))
+            let bind = |addr: SocketAddr| -> std::io::Result<(TcpListener, UdpSocket)> {
+                Ok((TcpListener::bind(addr)?, UdpSocket::bind(addr)?))
+            };
+            bind(SocketAddr::from(([0u16; 8], port)))
+                .or_else(|_| bind(SocketAddr::from(([0, 0, 0, 0], port))))
         })?
         .map_err(|e| FabricError::netns(netns, "bind echo server", e))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -99,7 +104,11 @@ pub fn tcp_ok(netns: &str, to: IpAddr, port: u16) -> bool {
 pub fn udp_ok(netns: &str, to: IpAddr, port: u16) -> bool {
     let addr = SocketAddr::new(to, port);
     let r = in_netns(netns, move || -> std::io::Result<bool> {
-        let s = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+        let any: IpAddr = match to {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let s = UdpSocket::bind(SocketAddr::new(any, 0))?;
         s.set_read_timeout(Some(PROBE_TIMEOUT))?;
         s.send_to(b"ping", addr)?;
         let mut buf = [0u8; 16];

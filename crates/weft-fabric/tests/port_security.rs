@@ -35,6 +35,7 @@ fn spoofed_ip_or_mac_gets_nothing_through_and_address_pairs_do() {
     }
 
     // X takes another address inside its namespace.
+    let spoofed = c.bridge_counter(0, "spoofed");
     ip(&x, &["addr", "flush", "dev", "weft0"]);
     ip(&x, &["addr", "add", "10.1.0.99/24", "dev", "weft0"]);
     assert!(!c.tcp("X", "Y", ECHO_PORT), "spoofed IP must not reach Y");
@@ -45,6 +46,11 @@ fn spoofed_ip_or_mac_gets_nothing_through_and_address_pairs_do() {
     assert!(
         !c.tcp("X", "R", ECHO_PORT),
         "spoofed IP must not reach R across nodes"
+    );
+
+    assert!(
+        c.bridge_counter(0, "spoofed") > spoofed,
+        "X's packets were dropped by port security"
     );
 
     // W changes its MAC.

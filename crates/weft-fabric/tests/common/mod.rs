@@ -147,6 +147,25 @@ impl Cluster {
         probe::ping_ok(&self.ns(from), self.ip4(to))
     }
 
+    /// Packets counted so far by the bridge table's counter `name` (e.g. "spoofed") in
+    /// the VRF namespace of node `node` (the cluster's policy has one VRF).
+    pub fn bridge_counter(&self, node: usize, name: &str) -> u64 {
+        let vrf = self.policy.vrfs.values().next().expect("one VRF").id;
+        let ns = format!("{}-v{vrf}", self.bed.nodes[node].vrf_netns_prefix);
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "nft", "list", "counter", "bridge", "weft", name,
+            ])
+            .output()
+            .expect("run nft");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("counter {name} in {ns}: {text}"))
+    }
+
     /// Tears everything down and asserts nothing under the tag is left.
     pub fn finish(mut self) {
         self.servers.clear();
