@@ -365,16 +365,18 @@ fn vrf_ns(bed: &Testbed, node: usize) -> String {
     format!("{}-v1", bed.nodes[node].vrf_netns_prefix)
 }
 
+/// Deletes whichever of weft's two tables exist (one `nft` command would fail as a
+/// whole, and delete neither, when one is missing).
 fn remove_tables(ns: &str) -> Res<()> {
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "nft",
-        "delete table bridge weft; delete table inet weft",
-    ])
-    .map(|_| ())
+    for family in ["bridge", "inet"] {
+        let listed = sh(&["ip", "netns", "exec", ns, "nft", "list", "tables", family])?;
+        if listed.contains(&format!("table {family} weft")) {
+            sh(&[
+                "ip", "netns", "exec", ns, "nft", "delete", "table", family, "weft",
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 fn iperf(client_ns: &str, server_ns: &str, server: IpAddr, secs: u32) -> Res<f64> {
@@ -414,7 +416,15 @@ enum Side {
     /// As `Without`, and bridged traffic no longer sent through the IP hooks
     /// (`bridge-nf-call-ip{,6}tables` = 0): what br_netfilter itself costs.
     Bare,
+    /// As `Without`, plus one inet forward chain that only accepts `ct state
+    /// established`: the floor of any design whose replies pass through conntrack on
+    /// this kernel (no bridge-family conntrack, no flowtable), before any policy.
+    ConntrackOnly,
 }
+
+const CONNTRACK_ONLY: &str = "table inet weft { chain forward { \
+    type filter hook forward priority filter; policy accept; \
+    ct state established,related accept; }; }";
 
 fn set_side(bed: &Testbed, agents: &mut [(DesiredNode, Fabric)], side: Side) -> Res<()> {
     for n in 0..2 {
@@ -426,9 +436,11 @@ fn set_side(bed: &Testbed, agents: &mut [(DesiredNode, Fabric)], side: Side) -> 
         ] {
             weft_fabric::netns::sysctl(&ns, key, call)?;
         }
-        if side != Side::With {
-            // Already gone when coming from the other baseline.
-            let _ = remove_tables(&ns);
+        // Every side starts from no tables ("with" reinstalls them below); already
+        // gone when coming from a baseline without them.
+        let _ = remove_tables(&ns);
+        if side == Side::ConntrackOnly {
+            sh(&["ip", "netns", "exec", &ns, "nft", CONNTRACK_ONLY])?;
         }
     }
     if side == Side::With {
@@ -475,7 +487,7 @@ fn throughput() -> Res<()> {
     };
     let secs = env("WEFT_BENCH_SECS", 3);
     let rounds = env("WEFT_BENCH_ROUNDS", 7);
-    let sides = [Side::With, Side::Without, Side::Bare];
+    let sides = [Side::With, Side::Without, Side::Bare, Side::ConntrackOnly];
     let mut results = Vec::new();
     for (label, server) in [("same node", 1usize), ("across nodes (VXLAN-GBP)", 2)] {
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
@@ -502,10 +514,11 @@ fn throughput() -> Res<()> {
             runs[a].iter().zip(&runs[b]).map(|(x, y)| x / y).collect()
         };
         println!(
-            "{label}: with weft {:.2} Gbit/s, without weft tables {:.2}, bare (no br_netfilter) {:.2} (medians of {rounds}x{secs}s)",
+            "{label}: with weft {:.2} Gbit/s, without weft tables {:.2}, bare (no br_netfilter) {:.2}, conntrack only {:.2} (medians of {rounds}x{secs}s)",
             median(&runs[0]),
             median(&runs[1]),
             median(&runs[2]),
+            median(&runs[3]),
         );
         println!(
             "  with / without: ratio of medians {:.3}, median of per-round ratios {:.3}; with / bare {:.3}; without / bare {:.3}",
@@ -513,6 +526,11 @@ fn throughput() -> Res<()> {
             median(&ratios(0, 1)),
             median(&ratios(0, 2)),
             median(&ratios(1, 2)),
+        );
+        println!(
+            "  conntrack only / without: ratio of medians {:.3}, median of per-round ratios {:.3} (the floor of any conntrack design here)",
+            median(&runs[3]) / median(&runs[1]),
+            median(&ratios(3, 1)),
         );
         for (side, r) in sides.iter().zip(&runs) {
             println!("  runs {side:?}: {r:.2?}");

@@ -372,9 +372,19 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                     false,
                 ));
             }
+            let group = names::UPLINK_GROUP.to_string();
             ip(
                 &mut s,
-                &["link", "set", &vx, "master", &names::bridge(*vni), "up"],
+                &[
+                    "link",
+                    "set",
+                    &vx,
+                    "master",
+                    &names::bridge(*vni),
+                    "group",
+                    &group,
+                    "up",
+                ],
             );
             s.push(step(
                 ns,

@@ -6,6 +6,10 @@ use crate::error::FabricError;
 pub const PREFIX: &str = "weft";
 /// The endpoint-side interface inside an endpoint's namespace.
 pub const ENDPOINT_IFNAME: &str = "weft0";
+/// Device group of every VXLAN uplink in a VRF namespace (endpoint ports keep the
+/// default, 0): the bridge chains tell uplink frames from port frames with one integer
+/// compare (`meta iifgroup`) instead of a name lookup.
+pub const UPLINK_GROUP: u32 = 1;
 /// VXLAN's IANA port; every node shares one socket per network namespace.
 pub const VXLAN_PORT: u16 = 4789;
 const IFNAMSIZ: usize = 15;

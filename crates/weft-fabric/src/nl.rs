@@ -54,12 +54,13 @@ pub enum NlOp {
     BridgeAdd {
         name: String,
     },
-    /// `ip link set NAME [address MAC] [mtu MTU] [master BR] [netns NS] [up]`.
+    /// `ip link set NAME [address MAC] [mtu MTU] [master BR] [group N] [netns NS] [up]`.
     LinkSet {
         name: String,
         mac: Option<[u8; 6]>,
         mtu: Option<u32>,
         master: Option<String>,
+        group: Option<u32>,
         netns: Option<String>,
         up: bool,
     },
@@ -142,8 +143,8 @@ impl NlOp {
                 Some(Self::BridgeAdd { name: s(name) })
             }
             (Program::Ip, ["link", "set", name, rest @ ..]) => {
-                let (mut m, mut mtu, mut master, mut netns, mut up) =
-                    (None, None, None, None, false);
+                let (mut m, mut mtu, mut master, mut group, mut netns, mut up) =
+                    (None, None, None, None, None, false);
                 let mut it = rest.iter();
                 while let Some(k) = it.next() {
                     match *k {
@@ -151,6 +152,7 @@ impl NlOp {
                         "address" => m = Some(mac(it.next()?)?),
                         "mtu" => mtu = Some(it.next()?.parse().ok()?),
                         "master" => master = Some(s(it.next()?)),
+                        "group" => group = Some(it.next()?.parse().ok()?),
                         "netns" => netns = Some(s(it.next()?)),
                         _ => return None,
                     }
@@ -160,6 +162,7 @@ impl NlOp {
                     mac: m,
                     mtu,
                     master,
+                    group,
                     netns,
                     up,
                 })
@@ -541,11 +544,15 @@ async fn run(handle: &Handle, idx: &mut Indexes, op: &NlOp) -> Result<(), RunErr
             mac,
             mtu,
             master,
+            group,
             netns,
             up,
         } => {
             let i = idx.get(handle, name).await?;
             let mut b = LinkUnspec::new_with_index(i);
+            if let Some(g) = group {
+                b = b.append_extra_attribute(LinkAttribute::Group(*g));
+            }
             if let Some(m) = mac {
                 b = b.address(m.to_vec());
             }
@@ -829,6 +836,15 @@ mod tests {
             local: Ipv4Addr::new(10, 255, 0, 1),
             port: crate::names::VXLAN_PORT,
             mtu: 1450,
+        }));
+        assert!(ops.contains(&NlOp::LinkSet {
+            name: "weft-x70".into(),
+            mac: None,
+            mtu: None,
+            master: Some("weft-b70".into()),
+            group: Some(crate::names::UPLINK_GROUP),
+            netns: None,
+            up: true,
         }));
         assert!(ops.contains(&NlOp::BridgePort {
             name: "weft-x70".into(),

@@ -8,9 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use weft_fabric::Fabric;
+use weft_fabric::nft::render::LAYOUT;
 use weft_fabric::probe::{self, EchoServer};
 
-/// The bridge table as the first layout had it (no `layout_3` set).
+/// The bridge table as the first layout had it (no layout set).
 const OLD_BRIDGE_TABLE: &str = r#"table bridge weft {
   set uplinks { type ifname; }
   set ports { type ifname; }
@@ -115,8 +116,13 @@ fn older_layout_is_replaced_and_connections_survive() {
         };
         script += &format!("add element bridge weft {} {{ {item} }}\n", e.set);
     }
+    // The first layout named its uplinks in a set.
+    for bd in &desired.vrfs[0].policy.bridge_domains {
+        let vx = weft_fabric::names::vxlan(bd.vni);
+        script += &format!("add element bridge weft uplinks {{ \"{vx}\" }}\n");
+    }
     nft(&ns, &script);
-    assert!(!list(&ns, &["list", "set", "bridge", "weft", "layout_3"]).0);
+    assert!(!list(&ns, &["list", "set", "bridge", "weft", LAYOUT]).0);
     assert!(
         echo(&mut local) && echo(&mut remote),
         "the old layout works"
@@ -126,7 +132,7 @@ fn older_layout_is_replaced_and_connections_survive() {
     c.agents[0].1 = Fabric::system();
     let r = c.reconcile();
     assert!(r[0].nft_elements_added > 0, "{:?}", r[0]);
-    assert!(list(&ns, &["list", "set", "bridge", "weft", "layout_3"]).0);
+    assert!(list(&ns, &["list", "set", "bridge", "weft", LAYOUT]).0);
     let (ok, src4) = list(&ns, &["list", "map", "bridge", "weft", "port_src4"]);
     assert!(
         ok && src4.contains(": 0x"),

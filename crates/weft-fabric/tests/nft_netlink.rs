@@ -39,7 +39,6 @@ fn elements(n: u8) -> BTreeSet<Element> {
     let ip6 = format!("fd00::{n:x}");
     let class = (16386 + u32::from(n)).to_string();
     [
-        el("bridge", "uplinks", &format!("\"weft-x{n}\""), None),
         el("bridge", "ports", &port, None),
         el("bridge", "port_class", &port, Some(&class)),
         el("bridge", "port_mac", &format!("{port} . {mac}"), None),

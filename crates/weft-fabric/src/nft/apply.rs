@@ -39,7 +39,6 @@ impl NftBatch {
 /// Sets and maps of weft's tables, as (family, kind, name), for a cold re-sync.
 fn all_sets() -> Vec<(&'static str, &'static str, String)> {
     let mut v: Vec<(&str, &str, String)> = vec![
-        ("bridge", "set", "uplinks".into()),
         ("bridge", "set", "ports".into()),
         ("bridge", "map", "port_class".into()),
         ("bridge", "set", "port_mac".into()),

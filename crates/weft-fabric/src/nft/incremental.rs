@@ -21,7 +21,6 @@
 use super::boxes::{Disjoint, rule_boxes};
 use super::render::{Element, TIERS, el, endpoint_elements, exact_keys, key_of, verdict};
 use crate::desired::{LocalEndpoint, VrfDesired};
-use crate::names;
 use std::collections::{BTreeSet, HashMap};
 use weft_compiler::{ClassSel, Rule};
 use weft_model::{Action, PortRange, Protocol};
@@ -341,7 +340,6 @@ fn multiset_diff<'a, T: Ord + std::hash::Hash>(
 /// The incremental renderer of one VRF namespace.
 #[derive(Debug, Default)]
 pub struct VrfRenderer {
-    uplinks: BTreeSet<u32>,
     endpoints: HashMap<String, (LocalEndpoint, Vec<Element>)>,
     tiers: Vec<TierCache>,
 }
@@ -357,22 +355,6 @@ impl VrfRenderer {
     /// Renders what changed since the last update (everything, the first time).
     pub fn update(&mut self, vrf: &VrfDesired) -> RenderDelta {
         let mut delta = RenderDelta::default();
-        let uplinks: BTreeSet<u32> = vrf.policy.bridge_domains.iter().map(|b| b.vni).collect();
-        let uplink = |vni: &u32| {
-            el(
-                "bridge",
-                "uplinks",
-                format!("\"{}\"", names::vxlan(*vni)),
-                None,
-            )
-        };
-        delta
-            .removed
-            .extend(self.uplinks.difference(&uplinks).map(uplink));
-        delta
-            .added
-            .extend(uplinks.difference(&self.uplinks).map(uplink));
-        self.uplinks = uplinks;
 
         let mut seen: HashMap<&str, ()> = HashMap::with_capacity(vrf.local.len());
         for ep in &vrf.local {
@@ -633,7 +615,7 @@ mod tests {
         sorted.sort();
         assert_eq!(
             r.update(&vrf(sorted.clone(), vec![], &[1])).added.len(),
-            2001
+            2000
         );
         assert!(r.update(&vrf(sorted.clone(), vec![], &[1])).is_empty());
         sorted.push(rule(

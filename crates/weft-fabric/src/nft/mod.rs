@@ -5,8 +5,8 @@
 //! `table bridge weft`, on every bridge port:
 //! - `prerouting` (priority -200, before br_netfilter hands IP to the inet hooks;
 //!   the common case, an IPv4 packet from an endpoint, costs one map lookup):
-//!   frames from a VXLAN uplink (checked first, behind a `meta iifkind "vxlan"`
-//!   compare so that port frames skip the lookup) keep the class that the kernel
+//!   frames from a VXLAN uplink (checked first, by device group: one integer
+//!   compare) keep the class that the kernel
 //!   copied from the VXLAN-GBP group into `meta mark`; frames from an endpoint port
 //!   must carry one of the port's (MAC, IP) pairs (own addresses + allowed address
 //!   pairs): `port_src4/6` map exactly those to the port's class, which becomes
@@ -14,7 +14,7 @@
 //!   installed yet, is dropped and counted (`spoofed`). Every packet is checked, not
 //!   only new connections: the bridge family has no conntrack here, and a forged
 //!   source must not ride an established connection.
-//! - `postrouting`: frames to a VXLAN uplink pass (one compare, one tiny lookup); an
+//! - `postrouting`: frames to a VXLAN uplink pass (one device-group compare); an
 //!   endpoint port only receives IP packets addressed to one of its addresses (so a
 //!   permitted destination class cannot be borrowed by a MAC trick, on established
 //!   connections too).

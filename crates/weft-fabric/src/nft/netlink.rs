@@ -614,7 +614,7 @@ mod tests {
             s.get(&("inet".into(), "t3_contract_range".into()))
                 .is_some_and(|t| t.interval && t.value == Some(Value::Verdict))
         );
-        assert!(s.contains_key(&("bridge".into(), "layout_3".into())));
+        assert!(s.contains_key(&("bridge".into(), super::super::render::LAYOUT.into())));
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub(crate) fn key_of(spans: &[Span]) -> String {
 /// Names the layout of [`structure`]: an empty set of the bridge table, probed to tell
 /// the current layout from an older one. A set, because nft lists one set without
 /// loading the others' elements; listing a counter loads them all (seconds at 200k).
-pub const LAYOUT: &str = "layout_3";
+pub const LAYOUT: &str = "layout_4";
 
 /// [`structure`] after deleting whatever tables named `weft` exist (`add table` first,
 /// so the deletion never fails): in one transaction, packets see either the old
@@ -99,8 +99,7 @@ pub fn replace_structure() -> String {
 
 /// The two tables, empty. Created once per VRF namespace; never flushed afterwards.
 pub fn structure() -> String {
-    let mut t = String::new();
-    t.push_str(BRIDGE_TABLE);
+    let mut t = BRIDGE_TABLE.replace("UPLINK_GROUP", &names::UPLINK_GROUP.to_string());
     t.push_str("table inet weft {\n");
     t.push_str("  map dst_class4 { type ipv4_addr : mark; }\n");
     t.push_str("  map dst_class6 { type ipv6_addr : mark; }\n");
@@ -145,16 +144,16 @@ pub fn structure() -> String {
 
 /// Per packet, the common cases cost: a frame from an endpoint port one
 /// concatenated-map lookup (source check and class in one) at ingress and one set lookup
-/// at egress; a frame from or to a VXLAN uplink two compares and a lookup in the tiny
-/// `uplinks` set. `meta iifkind`/`oifkind` only skip lookups that cannot match (every
-/// uplink is a vxlan device; no endpoint port is), the sets still decide.
+/// at egress; a frame from or to a VXLAN uplink one integer compare of its device group
+/// ([`names::UPLINK_GROUP`], set by weft on its VXLAN devices only; no name is copied or
+/// hashed, which measurably mattered across nodes, where every packet crosses four
+/// bridge chains).
 ///
 /// The layout is recognised by the (always empty) set named [`LAYOUT`] (see
 /// [`NftApplier::tables_exist`](super::NftApplier::tables_exist)); tables of an older
 /// layout are replaced in one transaction ([`replace_structure`]). A change to any
 /// chain or set type must bump it.
 const BRIDGE_TABLE: &str = r#"table bridge weft {
-  set uplinks { type ifname; }
   set ports { type ifname; }
   map port_class { type ifname : mark; }
   set port_mac { type ifname . ether_addr; }
@@ -164,10 +163,10 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   set port_dst6 { type ifname . ipv6_addr; }
   counter spoofed {}
   counter misdelivered {}
-  set layout_3 { type mark; }
+  set layout_4 { type mark; }
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
-    meta iifkind "vxlan" iifname @uplinks meta mark set meta mark and 0xffff accept
+    meta iifgroup UPLINK_GROUP meta mark set meta mark and 0xffff accept
     ether type ip meta mark set iifname . ether saddr . ip saddr map @port_src4 accept
     ether type arp meta mark set iifname . ether saddr . arp saddr ip map @port_src4 accept
     ether type ip6 meta mark set iifname . ether saddr . ip6 saddr map @port_src6 accept
@@ -176,7 +175,7 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   }
   chain postrouting {
     type filter hook postrouting priority 0; policy drop;
-    meta oifkind "vxlan" oifname @uplinks accept
+    meta oifgroup UPLINK_GROUP accept
     ether type ip oifname . ip daddr @port_dst4 accept
     oifname != @ports counter name misdelivered drop
     ether type arp accept
@@ -202,9 +201,6 @@ const INET_FORWARD: &str = r#"  chain forward {
 /// Renders the elements of one VRF namespace.
 pub fn render_vrf(vrf: &VrfDesired) -> NftDesired {
     let mut out = BTreeSet::new();
-    for bd in &vrf.policy.bridge_domains {
-        out.insert(el("bridge", "uplinks", quote(&names::vxlan(bd.vni)), None));
-    }
     for ep in &vrf.local {
         out.extend(endpoint_elements(ep));
     }
@@ -418,7 +414,12 @@ mod tests {
             keys(&d, "dst_class4"),
             vec!["10.1.0.10 : 100", "10.1.0.99 : 100"]
         );
-        assert_eq!(keys(&d, "uplinks"), vec!["\"weft-x5000\""]);
+        // Uplinks are told apart by device group, not by a set of names.
+        let t = structure();
+        let group = names::UPLINK_GROUP;
+        assert!(t.contains(&format!("meta iifgroup {group} meta mark set")));
+        assert!(t.contains(&format!("meta oifgroup {group} accept")));
+        assert!(!t.contains("UPLINK_GROUP"));
     }
 
     #[test]
