@@ -3,7 +3,7 @@
 //! connections survive it, and the replaced tables enforce as before.
 
 mod common;
-use common::{Cluster, THREE_TIER_HCL};
+use common::{Cluster, THREE_TIER_HCL, ip, show};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -116,10 +116,14 @@ fn older_layout_is_replaced_and_connections_survive() {
         };
         script += &format!("add element bridge weft {} {{ {item} }}\n", e.set);
     }
-    // The first layout named its uplinks in a set.
+    // The first layout named its uplinks in a set, and its VXLAN devices were in the
+    // default device group: the new agent must set the group the new tables rely on.
+    let mut uplinks = Vec::new();
     for bd in &desired.vrfs[0].policy.bridge_domains {
         let vx = weft_fabric::names::vxlan(bd.vni);
         script += &format!("add element bridge weft uplinks {{ \"{vx}\" }}\n");
+        ip(&ns, &["link", "set", &vx, "group", "0"]);
+        uplinks.push(vx);
     }
     nft(&ns, &script);
     assert!(!list(&ns, &["list", "set", "bridge", "weft", LAYOUT]).0);
@@ -144,6 +148,13 @@ fn older_layout_is_replaced_and_connections_survive() {
     );
     assert!(c.tcp("web1", "app1", 8080) && c.tcp("web1", "app2", 8080));
     assert!(!c.tcp("app1", "web1", 8080), "and it still enforces");
+    for vx in &uplinks {
+        let link = show(&ns, "ip", &["-d", "link", "show", vx]);
+        assert!(
+            link.contains(&format!("group {}", weft_fabric::names::UPLINK_GROUP)),
+            "{link}"
+        );
+    }
 
     // Current layout: nothing to do the next time.
     for r in c.reconcile() {

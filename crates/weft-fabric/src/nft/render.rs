@@ -414,12 +414,6 @@ mod tests {
             keys(&d, "dst_class4"),
             vec!["10.1.0.10 : 100", "10.1.0.99 : 100"]
         );
-        // Uplinks are told apart by device group, not by a set of names.
-        let t = structure();
-        let group = names::UPLINK_GROUP;
-        assert!(t.contains(&format!("meta iifgroup {group} meta mark set")));
-        assert!(t.contains(&format!("meta oifgroup {group} accept")));
-        assert!(!t.contains("UPLINK_GROUP"));
     }
 
     #[test]
@@ -533,8 +527,14 @@ mod tests {
     }
 
     #[test]
-    fn layout_counter_is_in_the_structure() {
-        assert!(structure().contains(&format!("set {LAYOUT} {{ type mark; }}")));
+    fn layout_set_and_uplink_group_are_in_the_structure() {
+        let t = structure();
+        assert!(t.contains(&format!("set {LAYOUT} {{ type mark; }}")));
+        // Uplinks are told apart by device group, not by a set of names.
+        let group = names::UPLINK_GROUP;
+        assert!(t.contains(&format!("meta iifgroup {group} meta mark set")));
+        assert!(t.contains(&format!("meta oifgroup {group} accept")));
+        assert!(!t.contains("UPLINK_GROUP"));
         let r = replace_structure();
         assert!(r.starts_with("add table bridge weft\ndelete table bridge weft\n"));
         assert!(r.ends_with(&structure()));
