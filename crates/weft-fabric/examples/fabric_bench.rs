@@ -139,6 +139,25 @@ fn mac_of(i: usize) -> [u8; 6] {
     [2, 0, 0, 1, (i >> 8) as u8, i as u8]
 }
 
+/// Endpoint number `i` (its IP and MAC follow from `i`) in EPG number `epg_index`.
+fn endpoint_spec(
+    name: &str,
+    node: &str,
+    netns: String,
+    epg_index: usize,
+    i: usize,
+) -> EndpointSpec {
+    EndpointSpec {
+        name: name.into(),
+        node: node.into(),
+        netns,
+        epg: epg(epg_index),
+        ips: vec![ip_of(i)],
+        mac: mac_of(i),
+        allowed_pairs: vec![],
+    }
+}
+
 /// Benchmark 3: one added EPG + contract on a node holding 10,000 endpoints and
 /// 100,000 rules.
 fn apply() -> Res<()> {
@@ -150,16 +169,9 @@ fn apply() -> Res<()> {
     let node = bed.nodes[0].clone();
     let mut endpoints = Vec::new();
     for i in 0..LOCAL {
-        let netns = bed.endpoint_netns(&format!("e{i}"))?;
-        endpoints.push(EndpointSpec {
-            name: format!("e{i}"),
-            node: "n1".into(),
-            netns,
-            epg: epg(i % EPGS),
-            ips: vec![ip_of(i)],
-            mac: mac_of(i),
-            allowed_pairs: vec![],
-        });
+        let name = format!("e{i}");
+        let netns = bed.endpoint_netns(&name)?;
+        endpoints.push(endpoint_spec(&name, "n1", netns, i % EPGS, i));
     }
     let policy = synthetic_policy(EPGS, RULES, &[]);
     let mut desired = DesiredNode::from_policy(&node, &bed.nodes, &policy, &endpoints)?;
@@ -269,15 +281,7 @@ fn apply() -> Res<()> {
         let netns = bed.endpoint_netns(&name)?;
         let ns_time = t.elapsed();
         let mut eps = endpoints.clone();
-        eps.push(EndpointSpec {
-            name,
-            node: "n1".into(),
-            netns,
-            epg: epg(i % EPGS),
-            ips: vec![ip_of(i)],
-            mac: mac_of(i),
-            allowed_pairs: vec![],
-        });
+        eps.push(endpoint_spec(&name, "n1", netns, i % EPGS, i));
         let mut with = DesiredNode::from_policy(&node, &bed.nodes, &policy, &eps)?;
         with.vrfs[0].remote = desired.vrfs[0].remote.clone();
         let add = fabric.reconcile(&with)?;
@@ -334,15 +338,7 @@ fn small_cluster(tag: &str, rules: usize) -> Res<SmallCluster> {
         .enumerate()
     {
         let netns = bed.endpoint_netns(name)?;
-        endpoints.push(EndpointSpec {
-            name: name.into(),
-            node: node.into(),
-            netns,
-            epg: epg(e),
-            ips: vec![ip_of(i)],
-            mac: mac_of(i),
-            allowed_pairs: vec![],
-        });
+        endpoints.push(endpoint_spec(name, node, netns, e, i));
     }
     // web -> app on 5201 (iperf3) and 7000 (connect probe); the padding rules come first
     // in the map but never match these classes' keys.

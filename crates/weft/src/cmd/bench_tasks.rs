@@ -101,25 +101,27 @@ async fn measure(
     progress(&format!(
         "warm: submitting {runs} apps of one process task, one after another"
     ));
-    let mut warm = Vec::new();
-    for i in 0..runs {
-        eprint!("\r    app {}/{runs}", i + 1);
-        warm.push(start_app(client, &format!("w{i}")).await?);
-        remove_app(client, &format!("w{i}")).await?;
-    }
-    eprintln!();
+    let warm = samples(client, "w", runs).await?;
     remove_app(client, "anchor").await?;
     progress(&format!(
         "cold: submitting {runs} apps, each the only one of its VRF on the node"
     ));
-    let mut cold = Vec::new();
+    let cold = samples(client, "c", runs).await?;
+    Ok((warm, cold))
+}
+
+/// Starts and removes `runs` apps named `<prefix><i>`, one after another: their start
+/// latencies.
+async fn samples(client: &Client, prefix: &str, runs: usize) -> Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(runs);
     for i in 0..runs {
         eprint!("\r    app {}/{runs}", i + 1);
-        cold.push(start_app(client, &format!("c{i}")).await?);
-        remove_app(client, &format!("c{i}")).await?;
+        let id = format!("{prefix}{i}");
+        out.push(start_app(client, &id).await?);
+        remove_app(client, &id).await?;
     }
     eprintln!();
-    Ok((warm, cold))
+    Ok(out)
 }
 
 /// Submits app `id` (one process task) and waits until its task runs.
