@@ -34,8 +34,7 @@ use crate::spare::{ShimSpec, SparePool};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 use crate::{Runtime, netns};
 
-pub(crate) const DEFAULT_PATH: &str =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long a SIGKILLed task may take to be reaped before `stop` gives up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -235,14 +234,7 @@ impl ProcessRuntime {
             netns: netns::open(netns_name)?,
             drop_caps: (!privileged).then(CapDropPlan::unprivileged),
         };
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", DEFAULT_PATH)
-            .envs(env)
-            .current_dir(self.task_dir(task))
-            .stdin(Stdio::null());
+        let mut command = Command::from(task_command(program, args, env, &self.task_dir(task)));
         setup.install(&mut command);
         Ok(command)
     }
@@ -483,6 +475,26 @@ async fn watch_exit(
     }
     tracing::info!(task, code = ?result.code, signal = ?result.signal, oom_killed, "process task exited");
     exit.send_replace(Some(result));
+}
+
+/// What a task runs, on either start path (direct or a spare's shim): its argv, its own
+/// environment plus [`DEFAULT_PATH`] and nothing else, in its task directory, stdin
+/// closed.
+pub(crate) fn task_command<'a>(
+    program: &str,
+    args: &[String],
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+    cwd: &Path,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .envs(env)
+        .current_dir(cwd)
+        .stdin(Stdio::null());
+    command
 }
 
 impl Runtime for ProcessRuntime {

@@ -34,7 +34,7 @@ use tokio::process::{Child, Command};
 use crate::caps::CapDropPlan;
 use crate::cgroup::{CgroupLayout, Limits, TaskCgroup};
 use crate::error::{Result, RuntimeError};
-use crate::process::DEFAULT_PATH;
+use crate::process::task_command;
 
 /// The first argument that turns the agent's binary into the shim.
 pub const SHIM_ARG: &str = "__weft-task-shim";
@@ -209,16 +209,17 @@ fn become_task(spec: &ShimSpec) -> io::Error {
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         )?;
         std::mem::forget(status);
-        let mut command = std::process::Command::new(&spec.argv[0]);
-        command
-            .args(&spec.argv[1..])
-            .env_clear()
-            .env("PATH", DEFAULT_PATH)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        let (program, args) = spec
+            .argv
+            .split_first()
+            .ok_or_else(|| io::Error::other("empty command"))?;
+        let mut command = task_command(
+            program,
+            args,
+            spec.env.iter().map(|(k, v)| (k, v)),
+            &spec.cwd,
+        );
+        command.stdout(stdout).stderr(stderr);
         Ok(command)
     };
     match setup() {
