@@ -65,9 +65,33 @@ pub fn mac_to_string(mac: [u8; 6]) -> String {
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
+/// The inverse of [`mac_to_string`] (any case, one or two digits per byte).
+pub fn mac_from_str(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_round_trip_and_malformed_ones_are_refused() {
+        let mac = [2, 0, 0, 0xab, 0, 0x0a];
+        assert_eq!(mac_from_str(&mac_to_string(mac)), Some(mac));
+        for bad in [
+            "",
+            "02:00:00:ab:00",
+            "02:00:00:ab:00:0a:01",
+            "02:00:00:ab:00:zz",
+        ] {
+            assert_eq!(mac_from_str(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn interface_names_fit_ifnamsiz() {

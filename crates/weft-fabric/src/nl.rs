@@ -18,6 +18,7 @@
 
 use crate::error::FabricError;
 use crate::exec::{Cmd, Program};
+use crate::names;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
@@ -119,15 +120,6 @@ pub enum NlOp {
     },
 }
 
-fn mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
 impl NlOp {
     /// The netlink request for one of the planner's commands; `None` = not ported
     /// (it runs through `ip`/`bridge`).
@@ -149,7 +141,7 @@ impl NlOp {
                 while let Some(k) = it.next() {
                     match *k {
                         "up" => up = true,
-                        "address" => m = Some(mac(it.next()?)?),
+                        "address" => m = Some(names::mac_from_str(it.next()?)?),
                         "mtu" => mtu = Some(it.next()?.parse().ok()?),
                         "master" => master = Some(s(it.next()?)),
                         "group" => group = Some(it.next()?.parse().ok()?),
@@ -258,7 +250,7 @@ impl NlOp {
             ) => Some(Self::NeighReplace {
                 dev: s(dev),
                 ip: ip.parse().ok()?,
-                mac: mac(m)?,
+                mac: names::mac_from_str(m)?,
             }),
             (Program::Ip, ["neigh", "del", ip, "dev", dev]) => Some(Self::NeighDel {
                 dev: s(dev),
@@ -303,7 +295,7 @@ impl NlOp {
                 Some(Self::Fdb {
                     del,
                     dev: s(dev),
-                    mac: mac(m)?,
+                    mac: names::mac_from_str(m)?,
                     master,
                     dst,
                 })

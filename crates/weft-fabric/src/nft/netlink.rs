@@ -80,17 +80,7 @@ impl Field {
                 out.extend_from_slice(name.as_bytes());
                 out.resize(start + 16, 0);
             }
-            Self::Ether => {
-                let mut mac = [0u8; 6];
-                let mut parts = text.split(':');
-                for b in &mut mac {
-                    *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-                }
-                if parts.next().is_some() {
-                    return None;
-                }
-                out.extend_from_slice(&mac);
-            }
+            Self::Ether => out.extend_from_slice(&crate::names::mac_from_str(text)?),
             Self::Ipv4 => out.extend_from_slice(&text.parse::<Ipv4Addr>().ok()?.octets()),
             Self::Ipv6 => out.extend_from_slice(&text.parse::<Ipv6Addr>().ok()?.octets()),
             Self::Mark if interval => {
