@@ -39,8 +39,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use weft_api::{
-    Endpoint, EndpointState, EndpointStatus, Health, NodeDesired, TaskAssignment, TaskState,
-    TaskStatus,
+    Endpoint, EndpointState, EndpointStatus, NodeDesired, TaskAssignment, TaskState, TaskStatus,
 };
 use weft_runtime::spare::SparePool;
 use weft_runtime::{
@@ -144,19 +143,6 @@ impl Reporter {
     /// Asks the agent for a reconcile (a container's namespace appeared).
     pub fn request_reapply(&self) {
         self.reapply.notify_one();
-    }
-}
-
-fn pending(message: String, endpoint: EndpointState) -> TaskStatus {
-    TaskStatus {
-        state: TaskState::Pending,
-        health: Health::Unknown,
-        restarts: 0,
-        consecutive_failures: 0,
-        started_ms: None,
-        exit_code: None,
-        message: Some(message),
-        endpoint,
     }
 }
 
@@ -313,7 +299,7 @@ impl Tasks {
             let Some(endpoint) = endpoint else {
                 self.reporter.set(
                     id,
-                    pending(
+                    TaskStatus::pending(
                         format!("endpoint {id} is not in this node's desired state"),
                         ep_state,
                     ),
@@ -324,7 +310,7 @@ impl Tasks {
                 let why = a.task.status.message.clone().unwrap_or_else(|| {
                     "waiting for the controller to resolve the environment".to_string()
                 });
-                self.reporter.set(id, pending(why, ep_state));
+                self.reporter.set(id, TaskStatus::pending(why, ep_state));
                 continue;
             };
             let docker = matches!(a.spec.runtime(), Some(weft_app::Runtime::Docker { .. }));
@@ -336,7 +322,7 @@ impl Tasks {
                         || format!("waiting for endpoint {id} (port and policy) to be installed"),
                         |m| format!("waiting for endpoint {id}: {m}"),
                     );
-                self.reporter.set(id, pending(why, ep_state));
+                self.reporter.set(id, TaskStatus::pending(why, ep_state));
                 continue;
             }
             let prepared = self
@@ -346,13 +332,13 @@ impl Tasks {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(task = %id, error = %e, "task cannot run");
-                    let mut s = pending(e.to_string(), ep_state);
+                    let mut s = TaskStatus::pending(e.to_string(), ep_state);
                     s.state = TaskState::Failed;
                     self.reporter.set(id, s);
                     continue;
                 }
             };
-            let mut status = pending(String::new(), ep_state);
+            let mut status = TaskStatus::pending(String::new(), ep_state);
             status.message = None;
             self.reporter.set(id, status);
             let (cancel, cancelled) = watch::channel(false);

@@ -143,6 +143,23 @@ fn pending_endpoint() -> EndpointState {
     EndpointState::Pending
 }
 
+impl TaskStatus {
+    /// A task that has not started (yet), and why; the agent and the controller both
+    /// say this before there is anything else to say.
+    pub fn pending(message: String, endpoint: EndpointState) -> Self {
+        Self {
+            state: TaskState::Pending,
+            health: Health::Unknown,
+            restarts: 0,
+            consecutive_failures: 0,
+            started_ms: None,
+            exit_code: None,
+            message: Some(message),
+            endpoint,
+        }
+    }
+}
+
 /// A task for an agent to run: the task and the spec of its app version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -96,16 +96,7 @@ pub fn task_status(state: &AppState, stored: &Stored<TaskRecord>) -> TaskStatus 
             record.node
         ),
     };
-    TaskStatus {
-        state: TaskState::Pending,
-        health: Health::Unknown,
-        restarts: 0,
-        consecutive_failures: 0,
-        started_ms: None,
-        exit_code: None,
-        message: Some(message),
-        endpoint,
-    }
+    TaskStatus::pending(message, endpoint)
 }
 
 /// Running, and healthy if the app has health checks (not unhealthy if it has none).
