@@ -375,24 +375,29 @@ fn remove_tables(ns: &str) -> Res<()> {
     Ok(())
 }
 
+/// One iperf3 run. With two CPUs or more, the client is pinned to CPU 0 and the server
+/// to CPU 1: the sender's CPU carries the whole forwarding path (veth, bridges, VXLAN
+/// and netfilter all run in its softirq), so whether the scheduler put both ends on one
+/// CPU no longer varies from run to run.
 fn iperf(client_ns: &str, server_ns: &str, server: IpAddr, secs: u32) -> Res<f64> {
+    let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let (server_cpu, client_cpu): (&[&str], &[&str]) = if pinned {
+        (&["-A", "1"], &["-A", "0"])
+    } else {
+        (&[], &[])
+    };
     let mut srv = Command::new("ip")
         .args(["netns", "exec", server_ns, "iperf3", "-s", "-1"])
+        .args(server_cpu)
         .stdout(std::process::Stdio::null())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
-    let out = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        client_ns,
-        "iperf3",
-        "-c",
-        &server.to_string(),
-        "-t",
-        &secs.to_string(),
-        "-J",
-    ]);
+    let (server, secs) = (server.to_string(), secs.to_string());
+    let mut client = vec![
+        "ip", "netns", "exec", client_ns, "iperf3", "-c", &server, "-t", &secs, "-J",
+    ];
+    client.extend_from_slice(client_cpu);
+    let out = sh(&client);
     let _ = srv.wait();
     let v: serde_json::Value = serde_json::from_str(&out?)?;
     let bps = v["end"]["sum_received"]["bits_per_second"]
