@@ -102,9 +102,13 @@ pub fn delete(name: &str) -> Result<(), FabricError> {
     if !target.exists() {
         return Ok(());
     }
-    // Detach: the namespace dies when its last user (socket, process) is gone.
-    nix::mount::umount2(&target, MntFlags::MNT_DETACH)
-        .map_err(|e| FabricError::netns(name, "umount", e))?;
+    // Detach: the namespace dies when its last user (socket, process) is gone. EINVAL:
+    // nothing is mounted there any more, a deletion killed between its two steps (an
+    // agent stopped mid-reconcile); the mount point is all that is left to remove.
+    match nix::mount::umount2(&target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => return Err(FabricError::netns(name, "umount", e)),
+    }
     std::fs::remove_file(&target).map_err(|e| FabricError::netns(name, "remove mount point", e))
 }
 

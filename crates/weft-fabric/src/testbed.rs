@@ -117,11 +117,18 @@ impl Testbed {
         names.sort();
         names.dedup();
         kill_processes_in(&names);
+        // One namespace that cannot go must not keep the others: delete all, report the
+        // first failure.
+        let mut first_error = None;
         for ns in names {
-            netns::delete(&ns)?;
-            store.remove(&ns);
+            match netns::delete(&ns) {
+                Ok(()) => store.remove(&ns),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

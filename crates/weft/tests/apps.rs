@@ -308,8 +308,12 @@ fn a_rolling_update_never_drops_below_minimum_health_capacity() {
         max_total <= 5,
         "{max_total} tasks at once (maximum over-capacity 0.25 of 4)"
     );
-    let d = app(&c, "web").deployment.unwrap();
-    assert_eq!(d.state, DeploymentState::Succeeded, "{d:?}");
+    // The controller marks the deployment on its next step after the last task runs.
+    wait_until("the deployment succeeded", Duration::from_secs(10), || {
+        app(&c, "web")
+            .deployment
+            .is_some_and(|d| d.state == DeploymentState::Succeeded)
+    });
 }
 
 #[test]
