@@ -17,8 +17,12 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(name)
 }
 
+/// Whether namespace `name` is there: its path is a mounted namespace file. A bare
+/// mount point, what a creation or deletion killed halfway leaves, is not one (and
+/// [`create`] makes the namespace over it).
 pub fn exists(name: &str) -> bool {
-    path(name).exists()
+    use nix::sys::statfs::{NSFS_MAGIC, statfs};
+    statfs(&path(name)).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
 }
 
 /// Creates namespace `name` (must start with `weft`); a no-op if it exists.
@@ -66,7 +70,7 @@ pub fn rename(from: &str, to: &str) -> Result<(), FabricError> {
     names::check_netns_name(from)?;
     names::check_netns_name(to)?;
     let (source, target) = (path(from), path(to));
-    if target.exists() {
+    if exists(to) {
         return Err(FabricError::netns(
             to,
             "rename",
