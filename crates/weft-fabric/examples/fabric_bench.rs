@@ -421,6 +421,21 @@ enum Side {
     /// established`: the floor of any design whose replies pass through conntrack on
     /// this kernel (no bridge-family conntrack, no flowtable), before any policy.
     ConntrackOnly,
+    /// weft's tables, with the bridge chains cut to the one thing no design can drop:
+    /// the source class from the port (no source check, no destination check). The
+    /// floor of any design that meets the issue's own rules (class from the port,
+    /// replies through conntrack) on this kernel.
+    ClassOnly,
+}
+
+/// Turns weft's installed bridge table into [`Side::ClassOnly`]'s.
+fn class_only(uplink_group: u32) -> String {
+    format!(
+        "flush chain bridge weft prerouting\n\
+         delete chain bridge weft postrouting\n\
+         add rule bridge weft prerouting meta iifgroup {uplink_group} meta mark set meta mark and 0xffff accept\n\
+         add rule bridge weft prerouting meta mark set iifname map @port_class accept\n"
+    )
 }
 
 const CONNTRACK_ONLY: &str = "table inet weft { chain forward { \
@@ -444,11 +459,19 @@ fn set_side(bed: &Testbed, agents: &mut [(DesiredNode, Fabric)], side: Side) -> 
             sh(&["ip", "netns", "exec", &ns, "nft", CONNTRACK_ONLY])?;
         }
     }
-    if side == Side::With {
+    if matches!(side, Side::With | Side::ClassOnly) {
         // A fresh agent: the tables are missing, the links are not.
         for (d, f) in agents.iter_mut() {
             *f = Fabric::system();
             f.reconcile(d)?;
+        }
+    }
+    if side == Side::ClassOnly {
+        for n in 0..2 {
+            let file = std::env::temp_dir().join(format!("weft-bench-class-only-{n}.nft"));
+            std::fs::write(&file, class_only(weft_fabric::names::UPLINK_GROUP))?;
+            let file = file.to_string_lossy().into_owned();
+            sh(&["ip", "netns", "exec", &vrf_ns(bed, n), "nft", "-f", &file])?;
         }
     }
     Ok(())
@@ -460,11 +483,11 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Benchmark 1: TCP throughput with weft's tables vs the same topology without them
-/// (and without br_netfilter). Every round measures each side once, in an order that
-/// reverses every round (with, without, bare / bare, without, with), so that noise from
-/// neighbours on the machine and any drift hit all sides alike. Reported: medians per
-/// side and the median of the per-round ratios.
+/// Benchmark 1: TCP throughput with weft's tables vs the same topology without them,
+/// next to three reference sides (no br_netfilter; conntrack only; class only). Every
+/// round measures each side once, in an order that reverses every round, so that noise
+/// from neighbours on the machine and any drift hit all sides alike. Reported: medians
+/// per side and the median of the per-round ratios.
 fn throughput() -> Res<()> {
     let (mut bed, mut agents, eps) = small_cluster("btput", 10)?;
     if std::env::var_os("WEFT_BENCH_HOLD").is_some() {
@@ -488,7 +511,13 @@ fn throughput() -> Res<()> {
     };
     let secs = env("WEFT_BENCH_SECS", 3);
     let rounds = env("WEFT_BENCH_ROUNDS", 7);
-    let sides = [Side::With, Side::Without, Side::Bare, Side::ConntrackOnly];
+    let sides = [
+        Side::With,
+        Side::Without,
+        Side::Bare,
+        Side::ConntrackOnly,
+        Side::ClassOnly,
+    ];
     let mut results = Vec::new();
     for (label, server) in [("same node", 1usize), ("across nodes (VXLAN-GBP)", 2)] {
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
@@ -532,6 +561,12 @@ fn throughput() -> Res<()> {
             "  conntrack only / without: ratio of medians {:.3}, median of per-round ratios {:.3} (the floor of any conntrack design here)",
             median(&runs[3]) / median(&runs[1]),
             median(&ratios(3, 1)),
+        );
+        println!(
+            "  class only / without: ratio of medians {:.3}, median of per-round ratios {:.3} (the floor with the class taken from the port); with / class only {:.3}",
+            median(&runs[4]) / median(&runs[1]),
+            median(&ratios(4, 1)),
+            median(&ratios(0, 4)),
         );
         for (side, r) in sides.iter().zip(&runs) {
             println!("  runs {side:?}: {r:.2?}");
