@@ -428,13 +428,14 @@ enum Side {
     ClassOnly,
 }
 
-/// Turns weft's installed bridge table into [`Side::ClassOnly`]'s.
+/// Turns weft's installed bridge table into [`Side::ClassOnly`]'s: one `nft` command,
+/// one transaction.
 fn class_only(uplink_group: u32) -> String {
     format!(
-        "flush chain bridge weft prerouting\n\
-         delete chain bridge weft postrouting\n\
-         add rule bridge weft prerouting meta iifgroup {uplink_group} meta mark set meta mark and 0xffff accept\n\
-         add rule bridge weft prerouting meta mark set iifname map @port_class accept\n"
+        "flush chain bridge weft prerouting; \
+         delete chain bridge weft postrouting; \
+         add rule bridge weft prerouting meta iifgroup {uplink_group} meta mark set meta mark and 0xffff accept; \
+         add rule bridge weft prerouting meta mark set iifname map @port_class accept"
     )
 }
 
@@ -467,11 +468,9 @@ fn set_side(bed: &Testbed, agents: &mut [(DesiredNode, Fabric)], side: Side) -> 
         }
     }
     if side == Side::ClassOnly {
+        let cut = class_only(weft_fabric::names::UPLINK_GROUP);
         for n in 0..2 {
-            let file = std::env::temp_dir().join(format!("weft-bench-class-only-{n}.nft"));
-            std::fs::write(&file, class_only(weft_fabric::names::UPLINK_GROUP))?;
-            let file = file.to_string_lossy().into_owned();
-            sh(&["ip", "netns", "exec", &vrf_ns(bed, n), "nft", "-f", &file])?;
+            sh(&["ip", "netns", "exec", &vrf_ns(bed, n), "nft", &cut])?;
         }
     }
     Ok(())
