@@ -338,9 +338,7 @@ impl Tasks {
                     continue;
                 }
             };
-            let mut status = TaskStatus::pending(String::new(), ep_state);
-            status.message = None;
-            self.reporter.set(id, status);
+            self.reporter.set(id, TaskStatus::pending(None, ep_state));
             let (cancel, cancelled) = watch::channel(false);
             let supervisor = Supervisor {
                 id: id.to_string(),

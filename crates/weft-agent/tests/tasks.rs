@@ -96,7 +96,7 @@ impl Fixture {
                     created_ms: 0,
                     env,
                     status: TaskStatus::pending(
-                        "waiting for app db to run".into(),
+                        "waiting for app db to run".to_string(),
                         EndpointState::Pending,
                     ),
                 },

@@ -144,9 +144,9 @@ fn pending_endpoint() -> EndpointState {
 }
 
 impl TaskStatus {
-    /// A task that has not started (yet), and why; the agent and the controller both
-    /// say this before there is anything else to say.
-    pub fn pending(message: String, endpoint: EndpointState) -> Self {
+    /// A task that has not started (yet), and why (if there is anything to say); the
+    /// agent and the controller both say this before anything else.
+    pub fn pending(message: impl Into<Option<String>>, endpoint: EndpointState) -> Self {
         Self {
             state: TaskState::Pending,
             health: Health::Unknown,
@@ -154,7 +154,7 @@ impl TaskStatus {
             consecutive_failures: 0,
             started_ms: None,
             exit_code: None,
-            message: Some(message),
+            message: message.into(),
             endpoint,
         }
     }

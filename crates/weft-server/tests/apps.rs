@@ -139,16 +139,7 @@ async fn run_agent(
             let key = (task.id.clone(), task.version, task.ip);
             live.insert(key.clone());
             let status = if task.env.is_none() {
-                TaskStatus {
-                    state: TaskState::Pending,
-                    health: Health::Unknown,
-                    restarts: 0,
-                    consecutive_failures: 0,
-                    started_ms: None,
-                    exit_code: None,
-                    message: None,
-                    endpoint: EndpointState::Ready,
-                }
+                TaskStatus::pending(None, EndpointState::Ready)
             } else {
                 // Running once the delay has passed, and from then on.
                 let since = seen.entry(key).or_insert_with(|| Some(Instant::now()));
