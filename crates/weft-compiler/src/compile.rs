@@ -2,14 +2,17 @@
 //! fingerprint of everything they read, so that a change recompiles only what it touches.
 
 use crate::alloc::{Allocation, AllocationError, ClassRequest};
+use crate::budget::{CompileBudget, OverBudget};
 use crate::rules::{
-    BridgeDomainPolicy, ClassId, ClassSel, EpgPolicy, Flow, Rule, Tier, Trace, Verdict, VrfPolicy,
+    BridgeDomainPolicy, ClassId, ClassSel, ContractSite, EpgPolicy, Flow, Rule, TabooSite, Tier,
+    Trace, Verdict, VrfPolicy,
 };
 use ipnet::IpNet;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 use weft_model::{
     Action, Contract, Epg, EpgPath, EtherType, Filter, IpFamily, Model, ObjectPath, PortRange,
     Scope,
@@ -28,6 +31,9 @@ pub enum CompileError {
     },
     #[error("unknown EPG {0}")]
     UnknownEpg(EpgPath),
+    /// The model would compile to more rules or memory than the budget allows.
+    #[error(transparent)]
+    OverBudget(Box<OverBudget>),
 }
 
 /// The compiled policy of the whole model.
@@ -88,10 +94,13 @@ pub struct CompileStats {
     pub rules_removed: usize,
 }
 
+/// What the compiler remembers of a contract: enough to know whether it changed and
+/// which tables hold its rules. The rules themselves live only in those tables (a
+/// contract's rules are found there by their trace), so a rule is stored once.
 #[derive(Debug, Clone)]
 struct CachedContract {
     fingerprint: u64,
-    rules: Vec<(ObjectPath, Rule)>,
+    tables: BTreeSet<ObjectPath>,
 }
 
 /// A compiler that remembers its last output between runs, so that a change costs in
@@ -104,38 +113,54 @@ pub struct Compiler {
     base: BTreeMap<ObjectPath, Vec<Rule>>,
     last: Option<CompiledPolicy>,
     stats: CompileStats,
+    budget: CompileBudget,
 }
 
-/// Compiles `model` once, keeping the numbers of `previous`.
+/// Compiles `model` once, keeping the numbers of `previous`, within the default budget.
 pub fn compile(model: &Model, previous: &Allocation) -> Result<CompiledPolicy, CompileError> {
-    Compiler::new(previous.clone()).build(model)
+    compile_within(model, previous, CompileBudget::default())
+}
+
+/// Compiles `model` once, keeping the numbers of `previous`, refusing before any rule is
+/// expanded if the result would exceed `budget`.
+pub fn compile_within(
+    model: &Model,
+    previous: &Allocation,
+    budget: CompileBudget,
+) -> Result<CompiledPolicy, CompileError> {
+    Compiler::new(previous.clone())
+        .with_budget(budget)
+        .build(model)
 }
 
 /// Rules to take out of and put into one VRF table.
 #[derive(Default)]
 struct Patch {
+    /// Rules that do not come from contracts (base rules), by value.
     remove: HashSet<Rule>,
+    /// Contracts whose every rule leaves the table.
+    remove_contracts: HashSet<ObjectPath>,
     add: Vec<Rule>,
 }
 
 /// One EPG as the compiler sees it.
-struct EpgNode<'m> {
-    path: EpgPath,
-    epg: &'m Epg,
-    vrf: ObjectPath,
-    bd: ObjectPath,
-    class: ClassId,
+pub(crate) struct EpgNode<'m> {
+    pub(crate) path: EpgPath,
+    pub(crate) epg: &'m Epg,
+    pub(crate) vrf: ObjectPath,
+    pub(crate) bd: ObjectPath,
+    pub(crate) class: ClassId,
 }
 
 /// A consumer or provider of a contract: one EPG, or every EPG of a VRF.
 #[derive(Clone, Copy)]
-enum Party<'a, 'm> {
+pub(crate) enum Party<'a, 'm> {
     Epg(&'a EpgNode<'m>),
     Any(&'a ObjectPath),
 }
 
 impl Party<'_, '_> {
-    fn vrf(&self) -> &ObjectPath {
+    pub(crate) fn vrf(&self) -> &ObjectPath {
         match self {
             Party::Epg(n) => &n.vrf,
             Party::Any(v) => v,
@@ -149,10 +174,10 @@ impl Party<'_, '_> {
         }
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> Arc<str> {
         match self {
-            Party::Epg(n) => n.path.to_string(),
-            Party::Any(v) => format!("{v}/any"),
+            Party::Epg(n) => n.path.to_string().into(),
+            Party::Any(v) => format!("{v}/any").into(),
         }
     }
 
@@ -184,6 +209,12 @@ impl Compiler {
             allocation: previous,
             ..Self::default()
         }
+    }
+
+    /// Sets the size budget every later compile is checked against.
+    pub fn with_budget(mut self, budget: CompileBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub fn last_stats(&self) -> CompileStats {
@@ -252,6 +283,10 @@ impl Compiler {
             .collect();
         let relations = relations(model, &nodes, &vrf_paths);
         let nobody = (Vec::new(), Vec::new());
+        // Admission: count what the model would compile to before expanding anything.
+        self.budget
+            .check(model, &relations, &base)
+            .map_err(|over| CompileError::OverBudget(Box::new(over)))?;
         for (tname, tenant) in &model.tenants {
             let tpath = ObjectPath::tenant(tname);
             for (cname, contract) in &tenant.contracts {
@@ -266,32 +301,39 @@ impl Compiler {
                     Some(hit) if hit.fingerprint == fingerprint => hit,
                     old => {
                         stats.contracts_recompiled += 1;
-                        for (vrf, rule) in old.into_iter().flat_map(|o| o.rules) {
-                            patches.entry(vrf).or_default().remove.insert(rule);
+                        for vrf in old.into_iter().flat_map(|o| o.tables) {
+                            let patch = patches.entry(vrf).or_default();
+                            patch.remove_contracts.insert(cpath.clone());
                         }
-                        let rules = contract_rules(
+                        let mut tables = BTreeSet::new();
+                        contract_rules(
                             &cpath,
                             contract,
                             &tenant.filters,
                             consumers,
                             providers,
+                            &mut |vrf, rule| {
+                                if !tables.contains(vrf) {
+                                    tables.insert(vrf.clone());
+                                }
+                                patches.entry(vrf.clone()).or_default().add.push(rule);
+                            },
                         )?;
-                        for (vrf, rule) in &rules {
-                            patches
-                                .entry(vrf.clone())
-                                .or_default()
-                                .add
-                                .push(rule.clone());
+                        CachedContract {
+                            fingerprint,
+                            tables,
                         }
-                        CachedContract { fingerprint, rules }
                     }
                 };
                 cache.insert(cpath, entry);
             }
         }
         // Contracts that are gone take their rules with them.
-        for (vrf, rule) in self.cache.drain().flat_map(|(_, gone)| gone.rules) {
-            patches.entry(vrf).or_default().remove.insert(rule);
+        for (cpath, gone) in self.cache.drain() {
+            for vrf in gone.tables {
+                let patch = patches.entry(vrf).or_default();
+                patch.remove_contracts.insert(cpath.clone());
+            }
         }
         for (vrf, rules) in &base {
             let old = self.base.remove(vrf).unwrap_or_default();
@@ -306,9 +348,8 @@ impl Compiler {
             let Some(table) = vrfs.get_mut(&vrf) else {
                 continue;
             };
-            stats.rules_removed += patch.remove.len();
             stats.rules_added += patch.add.len();
-            apply_patch(&mut table.rules, patch);
+            stats.rules_removed += apply_patch(&mut table.rules, patch);
         }
         stats.rules = vrfs.values().map(|v| v.rules.len()).sum();
 
@@ -338,13 +379,20 @@ impl Compiler {
 }
 
 /// Takes a patch's rules out of a sorted table and merges its new ones in, keeping the
-/// table sorted: linear in the table, with no rule copied.
-fn apply_patch(rules: &mut Vec<Rule>, mut patch: Patch) {
-    if !patch.remove.is_empty() {
-        rules.retain(|r| !patch.remove.contains(r));
+/// table sorted: linear in the table, with no rule copied. Returns how many it removed.
+fn apply_patch(rules: &mut Vec<Rule>, mut patch: Patch) -> usize {
+    let before = rules.len();
+    if !patch.remove.is_empty() || !patch.remove_contracts.is_empty() {
+        rules.retain(|r| {
+            !patch.remove.contains(r)
+                && r.trace
+                    .contract()
+                    .is_none_or(|c| !patch.remove_contracts.contains(c))
+        });
     }
+    let removed = before - rules.len();
     if patch.add.is_empty() {
-        return;
+        return removed;
     }
     patch.add.sort_unstable();
     let old = std::mem::take(rules);
@@ -359,6 +407,7 @@ fn apply_patch(rules: &mut Vec<Rule>, mut patch: Patch) {
     merged.extend(new);
     merged.dedup();
     *rules = merged;
+    removed
 }
 
 type Index<'m> = (
@@ -518,7 +567,9 @@ fn base_rules(
             continue;
         };
         if !table.enforced {
-            let trace = Trace::Unenforced { vrf: path.clone() };
+            let trace = Trace::Unenforced {
+                vrf: Arc::new(path.clone()),
+            };
             rules.push(whole_rule(
                 ClassSel::Vrf,
                 ClassSel::Vrf,
@@ -530,7 +581,9 @@ fn base_rules(
         // Preferred group: members talk freely; everybody else needs a contract.
         let in_vrf: Vec<&EpgNode<'_>> = nodes.values().filter(|n| n.vrf == *path).collect();
         if in_vrf.iter().any(|n| n.epg.preferred_group) {
-            let trace = Trace::PreferredGroup { vrf: path.clone() };
+            let trace = Trace::PreferredGroup {
+                vrf: Arc::new(path.clone()),
+            };
             rules.push(whole_rule(
                 ClassSel::Vrf,
                 ClassSel::Vrf,
@@ -540,10 +593,9 @@ fn base_rules(
             ));
             for n in in_vrf.iter().filter(|n| !n.epg.preferred_group) {
                 let c = ClassSel::Class(n.class);
+                let epg = Arc::new(n.path.clone());
                 for (src, dst) in [(c, ClassSel::Vrf), (ClassSel::Vrf, c)] {
-                    let trace = Trace::PreferredExclusion {
-                        epg: n.path.clone(),
-                    };
+                    let trace = Trace::PreferredExclusion { epg: epg.clone() };
                     rules.push(whole_rule(
                         src,
                         dst,
@@ -568,10 +620,10 @@ fn base_rules(
 }
 
 /// Consumers and providers of every contract, keyed by (tenant, contract name).
-type Relations<'a, 'm> = HashMap<(&'m str, &'m str), Sides<Party<'a, 'm>>>;
+pub(crate) type Relations<'a, 'm> = HashMap<(&'m str, &'m str), Sides<Party<'a, 'm>>>;
 
 /// (consumers, providers) of one contract.
-type Sides<T> = (Vec<T>, Vec<T>);
+pub(crate) type Sides<T> = (Vec<T>, Vec<T>);
 
 /// Indexes every provide/consume relation once, EPGs and VRF-wide "any".
 fn relations<'a, 'm>(
@@ -643,7 +695,7 @@ fn contract_fingerprint(
 }
 
 /// Whether a contract applies between a consumer and a provider, per its scope.
-fn in_scope(scope: Scope, consumer: &Party<'_, '_>, provider: &Party<'_, '_>) -> bool {
+pub(crate) fn in_scope(scope: Scope, consumer: &Party<'_, '_>, provider: &Party<'_, '_>) -> bool {
     match (consumer, provider) {
         (Party::Epg(c), Party::Epg(p)) => {
             c.path != p.path
@@ -660,59 +712,62 @@ fn in_scope(scope: Scope, consumer: &Party<'_, '_>, provider: &Party<'_, '_>) ->
     }
 }
 
+/// Expands one contract into rules, handing each to `emit` with the table it belongs in.
 fn contract_rules(
     cpath: &ObjectPath,
     contract: &Contract,
     filters: &BTreeMap<String, Filter>,
     consumers: &[Party<'_, '_>],
     providers: &[Party<'_, '_>],
-) -> Result<Vec<(ObjectPath, Rule)>, CompileError> {
-    let mut out = Vec::new();
+    emit: &mut dyn FnMut(&ObjectPath, Rule),
+) -> Result<(), CompileError> {
+    // Every (subject, filter, entry) site once, shared by the rules of every pair.
+    let mut sites = Vec::new();
+    for (sname, subject) in &contract.subjects {
+        let tier = match subject.action {
+            Action::Permit => Tier::Contract,
+            Action::Deny => Tier::Deny,
+        };
+        for fname in &subject.filters {
+            let filter = filters
+                .get(fname)
+                .ok_or_else(|| CompileError::UnknownReference {
+                    object: cpath.child("subject", sname),
+                    kind: "filter",
+                    name: fname.clone(),
+                })?;
+            for (ename, entry) in &filter.entries {
+                let site = Arc::new(ContractSite {
+                    contract: cpath.clone(),
+                    subject: sname.clone(),
+                    filter: fname.clone(),
+                    entry: ename.clone(),
+                });
+                sites.push((tier, subject.action, entry, site));
+            }
+        }
+    }
+    let provider_names: Vec<Arc<str>> = providers.iter().map(Party::name).collect();
     for consumer in consumers {
-        for provider in providers {
+        let consumer_name = consumer.name();
+        for (provider, provider_name) in providers.iter().zip(&provider_names) {
             if !in_scope(contract.scope, consumer, provider) {
                 continue;
             }
             // Enforced where the provider lives: the destination's node and VRF.
             let table = provider.vrf();
-            for (sname, subject) in &contract.subjects {
-                let tier = match subject.action {
-                    Action::Permit => Tier::Contract,
-                    Action::Deny => Tier::Deny,
+            for (tier, action, entry, site) in &sites {
+                let trace = Trace::Contract {
+                    site: site.clone(),
+                    consumer: consumer_name.clone(),
+                    provider: provider_name.clone(),
                 };
-                for fname in &subject.filters {
-                    let filter =
-                        filters
-                            .get(fname)
-                            .ok_or_else(|| CompileError::UnknownReference {
-                                object: cpath.child("subject", sname),
-                                kind: "filter",
-                                name: fname.clone(),
-                            })?;
-                    for (ename, entry) in &filter.entries {
-                        let trace = Trace::Contract {
-                            contract: cpath.clone(),
-                            subject: sname.clone(),
-                            filter: fname.clone(),
-                            entry: ename.clone(),
-                            consumer: consumer.name(),
-                            provider: provider.name(),
-                        };
-                        let rule = entry_rule(
-                            tier,
-                            consumer.sel(),
-                            provider.sel(),
-                            entry,
-                            subject.action,
-                            trace,
-                        );
-                        out.push((table.clone(), rule));
-                    }
-                }
+                let rule = entry_rule(*tier, consumer.sel(), provider.sel(), entry, *action, trace);
+                emit(table, rule);
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn entry_rule(
@@ -749,20 +804,11 @@ fn entry_rule(
 /// Rules that belong to one EPG: intra-EPG permit or isolation, and its taboos.
 fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(), CompileError> {
     let me = ClassSel::Class(node.class);
+    let epg = Arc::new(node.path.clone());
     let (action, trace) = if node.epg.isolated {
-        (
-            Action::Deny,
-            Trace::Isolation {
-                epg: node.path.clone(),
-            },
-        )
+        (Action::Deny, Trace::Isolation { epg })
     } else {
-        (
-            Action::Permit,
-            Trace::IntraEpg {
-                epg: node.path.clone(),
-            },
-        )
+        (Action::Permit, Trace::IntraEpg { epg })
     };
     out.push(whole_rule(me, me, Tier::IntraEpg, action, trace));
 
@@ -793,11 +839,13 @@ fn epg_rules(model: &Model, node: &EpgNode<'_>, out: &mut Vec<Rule>) -> Result<(
                         })?;
                 for (ename, entry) in &filter.entries {
                     let trace = Trace::Taboo {
-                        taboo: taboo_path.clone(),
-                        subject: sname.clone(),
-                        filter: fname.clone(),
-                        entry: ename.clone(),
-                        protects: node.path.clone(),
+                        site: Arc::new(TabooSite {
+                            taboo: taboo_path.clone(),
+                            subject: sname.clone(),
+                            filter: fname.clone(),
+                            entry: ename.clone(),
+                            protects: node.path.clone(),
+                        }),
                     };
                     out.push(entry_rule(
                         Tier::Deny,

@@ -2,7 +2,7 @@
 //! nothing permitted it.
 
 use crate::compile::{CompileError, CompiledPolicy};
-use crate::rules::{ClassId, Flow, Rule, Trace};
+use crate::rules::{ClassId, Flow, Rule};
 use std::fmt;
 use weft_model::{Action, EpgPath, ObjectPath};
 
@@ -84,14 +84,14 @@ fn default_deny_reason(
         .iter()
         .filter(|r| r.action == Action::Permit && !r.matches_flow(flow))
         .filter(|r| table.selects(r.src, s.class) && table.selects(r.dst, d.class))
-        .filter_map(|r| match &r.trace {
-            Trace::Contract { contract, .. } => Some(format!(
+        .filter_map(|r| {
+            let contract = r.trace.contract()?;
+            Some(format!(
                 "{} {} dport {} ({contract})",
                 r.proto,
                 r.family_name(),
                 r.dport
-            )),
-            _ => None,
+            ))
         })
         .collect();
     if !near.is_empty() {

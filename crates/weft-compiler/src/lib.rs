@@ -7,11 +7,15 @@
 //! - A class ID, VRF ID or VNI is reused only after its owner is deleted.
 
 mod alloc;
+mod budget;
 mod compile;
 mod explain;
 mod rules;
 
 pub use alloc::{Allocation, AllocationError};
-pub use compile::{CompileError, CompileStats, CompiledPolicy, Compiler, compile, gateway_mac};
+pub use budget::{CompileBudget, ContractShare, Limit, OverBudget};
+pub use compile::{
+    CompileError, CompileStats, CompiledPolicy, Compiler, compile, compile_within, gateway_mac,
+};
 pub use explain::{Explanation, explain};
 pub use rules::*;

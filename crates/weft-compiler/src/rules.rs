@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use weft_model::{Action, EpgPath, IpFamily, ObjectPath, PortRange, Protocol};
 
 /// A 16-bit EPG class ID, as ACI's pcTag. It travels in the packet mark and in the
@@ -59,15 +60,20 @@ impl fmt::Display for ClassSel {
 /// Precedence of a rule: a lower tier always wins over a higher one, whatever it
 /// matches. Inside one tier every rule has the same action, except `IntraEpg`, whose
 /// rules never overlap (one per EPG).
+///
+/// Intra-EPG traffic is decided before any taboo or deny subject, as ACI's zoning-rule
+/// priorities do (class-eq rules come before black-list, EPG-to-EPG and vzAny rules):
+/// contracts, taboos and vzAny govern traffic between EPGs, isolation governs traffic
+/// inside one. Deny subjects and taboos still beat every permit between EPGs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tier {
     /// An unenforced VRF permits everything inside it.
     Unenforced,
-    /// Taboo contracts and deny subjects: deny beats any permit.
-    Deny,
     /// Traffic inside one EPG: permitted, or denied when the EPG is isolated.
     IntraEpg,
+    /// Taboo contracts and deny subjects: deny beats any permit between EPGs.
+    Deny,
     /// Permit subjects of contracts between a consumer and a provider.
     Contract,
     /// A VRF with a preferred group denies EPGs outside it (unless a contract permits).
@@ -77,65 +83,86 @@ pub enum Tier {
 }
 
 /// Where a rule came from: enough to explain a verdict.
+///
+/// A compiled model can hold millions of rules (consumers x providers x entries), so a
+/// trace shares what many rules have in common instead of copying it: every variant is
+/// at most one `Arc` to the filter entry's site plus the two party names, and the rules
+/// of one contract entry point at the same site. The JSON shape is that of plain fields.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Trace {
     Contract {
-        contract: ObjectPath,
-        subject: String,
-        filter: String,
-        entry: String,
-        consumer: String,
-        provider: String,
+        #[serde(flatten)]
+        site: Arc<ContractSite>,
+        consumer: Arc<str>,
+        provider: Arc<str>,
     },
     Taboo {
-        taboo: ObjectPath,
-        subject: String,
-        filter: String,
-        entry: String,
-        protects: EpgPath,
+        #[serde(flatten)]
+        site: Arc<TabooSite>,
     },
     IntraEpg {
-        epg: EpgPath,
+        epg: Arc<EpgPath>,
     },
     Isolation {
-        epg: EpgPath,
+        epg: Arc<EpgPath>,
     },
     PreferredGroup {
-        vrf: ObjectPath,
+        vrf: Arc<ObjectPath>,
     },
     PreferredExclusion {
-        epg: EpgPath,
+        epg: Arc<EpgPath>,
     },
     Unenforced {
-        vrf: ObjectPath,
+        vrf: Arc<ObjectPath>,
     },
+}
+
+/// One filter entry of one subject of a contract: shared by every rule it produces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ContractSite {
+    pub contract: ObjectPath,
+    pub subject: String,
+    pub filter: String,
+    pub entry: String,
+}
+
+/// One filter entry of one taboo subject, protecting one EPG.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TabooSite {
+    pub taboo: ObjectPath,
+    pub subject: String,
+    pub filter: String,
+    pub entry: String,
+    pub protects: EpgPath,
+}
+
+impl Trace {
+    /// The contract a rule came from, if it came from one.
+    pub fn contract(&self) -> Option<&ObjectPath> {
+        match self {
+            Self::Contract { site, .. } => Some(&site.contract),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Contract {
-                contract,
-                subject,
-                filter,
-                entry,
+                site,
                 consumer,
                 provider,
             } => write!(
                 f,
-                "contract {contract} subject {subject} filter {filter} entry {entry} \
-                 ({consumer} consumes, {provider} provides)"
+                "contract {} subject {} filter {} entry {} ({consumer} consumes, {provider} provides)",
+                site.contract, site.subject, site.filter, site.entry
             ),
-            Self::Taboo {
-                taboo,
-                subject,
-                filter,
-                entry,
-                protects,
-            } => write!(
+            Self::Taboo { site } => write!(
                 f,
-                "taboo {taboo} subject {subject} filter {filter} entry {entry} protecting {protects}"
+                "taboo {} subject {} filter {} entry {} protecting {}",
+                site.taboo, site.subject, site.filter, site.entry, site.protects
             ),
             Self::IntraEpg { epg } => write!(f, "intra-EPG traffic inside {epg}"),
             Self::Isolation { epg } => write!(f, "intra-EPG isolation of {epg}"),

@@ -57,7 +57,7 @@ fn contract_rule(src: ClassId, dst: ClassId, dport: u16) -> Rule {
         dport: PortRange::single(dport),
         action: Action::Permit,
         trace: Trace::IntraEpg {
-            epg: EpgPath::new("bench", "app", "synthetic"),
+            epg: EpgPath::new("bench", "app", "synthetic").into(),
         },
     }
 }
@@ -237,7 +237,9 @@ fn apply() -> Res<()> {
             sport: PortRange::ANY,
             dport: PortRange::ANY,
             action: Action::Permit,
-            trace: Trace::IntraEpg { epg: epg(EPGS) },
+            trace: Trace::IntraEpg {
+                epg: epg(EPGS).into(),
+            },
         },
     ];
     let mut samples = Vec::new();

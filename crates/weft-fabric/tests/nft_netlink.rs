@@ -66,7 +66,7 @@ fn elements(n: u8) -> BTreeSet<Element> {
         ),
         el(
             "inet",
-            "t1_deny_exact",
+            "t2_deny_exact",
             &format!("10 . {class} . 16391 . 17 . 53"),
             Some("drop"),
         ),
@@ -82,7 +82,7 @@ fn elements(n: u8) -> BTreeSet<Element> {
         ),
         el(
             "inet",
-            "t2_intra_epg_range",
+            "t1_intra_epg_range",
             &format!("2 . {class} . {class} . 0-255 . 1024-65535 . 0-65535"),
             Some("drop"),
         ),

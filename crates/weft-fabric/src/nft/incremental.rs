@@ -89,7 +89,7 @@ impl RuleKey {
             dport: self.dport,
             action: self.action,
             trace: weft_compiler::Trace::IntraEpg {
-                epg: weft_model::EpgPath::new("", "", ""),
+                epg: weft_model::EpgPath::new("", "", "").into(),
             },
         }
     }
@@ -434,7 +434,7 @@ mod tests {
             },
             action,
             trace: Trace::IntraEpg {
-                epg: EpgPath::new("t", "a", "e"),
+                epg: EpgPath::new("t", "a", "e").into(),
             },
         }
     }

@@ -14,11 +14,12 @@ use weft_model::Action;
 
 pub const TABLE: &str = "weft";
 
-/// Tier order and the map-name stem of each tier.
+/// Tier order and the map-name stem of each tier: the order of the lookups in the
+/// enforce chains, which must be the compiler's [`Tier`] order (intra-EPG before deny).
 pub const TIERS: [(Tier, &str); 6] = [
     (Tier::Unenforced, "t0_unenforced"),
-    (Tier::Deny, "t1_deny"),
-    (Tier::IntraEpg, "t2_intra_epg"),
+    (Tier::IntraEpg, "t1_intra_epg"),
+    (Tier::Deny, "t2_deny"),
     (Tier::Contract, "t3_contract"),
     (Tier::PreferredExclusion, "t4_preferred_exclusion"),
     (Tier::PreferredGroup, "t5_preferred_group"),
@@ -80,7 +81,7 @@ pub(crate) fn key_of(spans: &[Span]) -> String {
 /// Names the layout of [`structure`]: an empty set of the bridge table, probed to tell
 /// the current layout from an older one. A set, because nft lists one set without
 /// loading the others' elements; listing a counter loads them all (seconds at 200k).
-pub const LAYOUT: &str = "layout_4";
+pub const LAYOUT: &str = "layout_5";
 
 /// [`structure`] after deleting whatever tables named `weft` exist (`add table` first,
 /// so the deletion never fails): in one transaction, packets see either the old
@@ -163,7 +164,7 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   set port_dst6 { type ifname . ipv6_addr; }
   counter spoofed {}
   counter misdelivered {}
-  set layout_4 { type mark; }
+  set layout_5 { type mark; }
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
     meta iifgroup UPLINK_GROUP meta mark set meta mark and 0xffff accept
@@ -328,6 +329,15 @@ pub(crate) fn exact_keys(b: &[Span; 6]) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use crate::desired::{AddressPair, LocalEndpoint};
+
+    #[test]
+    fn the_chains_look_up_tiers_in_the_compilers_order() {
+        // The first matching map decides, so the chain order is the precedence.
+        assert!(TIERS.windows(2).all(|w| w[0].0 < w[1].0));
+        let chain = structure();
+        let at = |stem: &str| chain.find(&format!("@{stem}_exact")).unwrap_or(usize::MAX);
+        assert!(at("t1_intra_epg") < at("t2_deny"));
+    }
     use std::collections::BTreeMap;
     use weft_compiler::{BridgeDomainPolicy, ClassId, ClassSel, Rule, Trace, VrfPolicy};
     use weft_model::{EpgPath, ObjectPath, PortRange, Protocol};
@@ -350,7 +360,7 @@ mod tests {
             dport,
             action,
             trace: Trace::IntraEpg {
-                epg: EpgPath::new("t", "a", "e"),
+                epg: EpgPath::new("t", "a", "e").into(),
             },
         }
     }
@@ -457,7 +467,7 @@ mod tests {
         );
         let d = render_vrf(&vrf(vec![taboo, overlapping]));
         assert_eq!(
-            keys(&d, "t1_deny_range"),
+            keys(&d, "t2_deny_range"),
             vec![
                 "2-10 . 1-65535 . 200 . 6 . 0-65535 . 20-30 : drop",
                 "2-10 . 100 . 200 . 6 . 0-65535 . 31-40 : drop",
@@ -518,7 +528,7 @@ mod tests {
         );
         let d = render_vrf(&vrf(vec![iso, ok]));
         assert_eq!(
-            keys(&d, "t2_intra_epg_range"),
+            keys(&d, "t1_intra_epg_range"),
             vec![
                 "2-10 . 5 . 5 . 6-17 . 0-65535 . 0-65535 : drop",
                 "2-10 . 6 . 6 . 6-17 . 0-65535 . 0-65535 : accept"
