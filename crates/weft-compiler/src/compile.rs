@@ -395,6 +395,12 @@ fn apply_patch(rules: &mut Vec<Rule>, mut patch: Patch) -> usize {
         return removed;
     }
     patch.add.sort_unstable();
+    if rules.is_empty() {
+        // A fresh table (the first compile): the sorted additions are the table.
+        patch.add.dedup();
+        *rules = patch.add;
+        return removed;
+    }
     let old = std::mem::take(rules);
     let mut merged = Vec::with_capacity(old.len() + patch.add.len());
     let mut new = patch.add.into_iter().peekable();

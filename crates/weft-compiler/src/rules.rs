@@ -294,3 +294,39 @@ impl VrfPolicy {
             )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_trace_keeps_its_plain_json_shape() {
+        // Agents keep the last desired state on disk: the shape must not depend on how
+        // the compiler shares a trace's parts in memory.
+        let trace = Trace::Contract {
+            site: Arc::new(ContractSite {
+                contract: ObjectPath::tenant("t").child("contract", "c"),
+                subject: "s".into(),
+                filter: "f".into(),
+                entry: "e".into(),
+            }),
+            consumer: "t/a/web".into(),
+            provider: "t/a/app".into(),
+        };
+        let json = serde_json::to_value(&trace).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "kind": "contract", "contract": "t/contract:c", "subject": "s", "filter": "f",
+                "entry": "e", "consumer": "t/a/web", "provider": "t/a/app"
+            })
+        );
+        assert_eq!(serde_json::from_value::<Trace>(json).unwrap(), trace);
+        let intra = Trace::IntraEpg {
+            epg: Arc::new(EpgPath::new("t", "a", "web")),
+        };
+        let json = serde_json::to_string(&intra).unwrap();
+        assert_eq!(serde_json::from_str::<Trace>(&json).unwrap(), intra);
+    }
+}

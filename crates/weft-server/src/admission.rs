@@ -10,7 +10,7 @@ use crate::state::{as_revision, decode_tenant};
 use crate::watch::caught_up;
 use std::collections::BTreeMap;
 use weft_api::ApplyResponse;
-use weft_compiler::Allocation;
+use weft_compiler::{Allocation, CompileError};
 use weft_model::{Model, ParseErrors, Tenant};
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
 
@@ -91,13 +91,23 @@ pub async fn commit(state: &AppState, changes: Vec<TenantChange>) -> ApiResult<A
                 details: errors.iter().map(ToString::to_string).collect(),
             });
         }
-        let policy = weft_compiler::compile(&model, &allocation).map_err(|why| {
-            ApiFailure::Unprocessable {
-                message: "the model does not compile".into(),
-                field: None,
-                details: vec![why.to_string()],
-            }
-        })?;
+        let budget = state.config.compile_budget;
+        let policy =
+            weft_compiler::compile_within(&model, &allocation, budget).map_err(
+                |why| match &why {
+                    CompileError::OverBudget(over) => ApiFailure::Unprocessable {
+                        message: "the model is over the compile budget; nothing was committed"
+                            .into(),
+                        field: over.largest.as_ref().map(|s| s.contract.to_string()),
+                        details: vec![why.to_string()],
+                    },
+                    _ => ApiFailure::Unprocessable {
+                        message: "the model does not compile".into(),
+                        field: None,
+                        details: vec![why.to_string()],
+                    },
+                },
+            )?;
         check_endpoints_stay(state, &model)?;
 
         if ops.is_empty() && policy.allocation == allocation {

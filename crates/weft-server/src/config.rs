@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use weft_compiler::CompileBudget;
 use weft_store::SyncPolicy;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub deployment_progress_deadline: Duration,
     /// Where agents put the stdout and stderr of tasks (`TaskAssignment::log_dir`).
     pub task_log_dir: String,
+    /// How large a policy write may compile; a larger model is refused at admission.
+    pub compile_budget: CompileBudget,
 }
 
 impl ServerConfig {
@@ -44,6 +47,7 @@ impl ServerConfig {
             schedule_interval: Duration::from_secs(1),
             deployment_progress_deadline: Duration::from_secs(600),
             task_log_dir: "/var/lib/weft/tasks".to_string(),
+            compile_budget: CompileBudget::default(),
         }
     }
 }

@@ -230,9 +230,11 @@ impl Snapshot {
 
     /// Recompiles the cached policy from the stored model and allocation. The model was
     /// validated and compiled before it was committed, so a failure here means the stored
-    /// state was altered: keep the last good policy and say so.
+    /// state was altered: keep the last good policy and say so. No budget: what was
+    /// admitted stays in force even if the budget was lowered since.
     pub fn recompile(&mut self) {
-        match weft_compiler::compile(&self.model, &self.allocation) {
+        let unlimited = weft_compiler::CompileBudget::UNLIMITED;
+        match weft_compiler::compile_within(&self.model, &self.allocation, unlimited) {
             Ok(policy) => self.policy = Arc::new(policy),
             Err(why) => tracing::error!(%why, "stored model does not compile; keeping last policy"),
         }

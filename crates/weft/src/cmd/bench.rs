@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use weft_compiler::{Allocation, Compiler};
+use weft_compiler::{Allocation, CompileBudget, Compiler};
 use weft_model::{
     AppProfile, BridgeDomain, Contract, Epg, EpgPath, Filter, FilterEntry, Model, PortRange,
     Protocol, Subject, Subnet, Tenant, Vrf,
@@ -31,6 +31,12 @@ enum What {
         /// Timed repetitions of each measurement; the median is reported.
         #[arg(long, default_value_t = 7)]
         runs: usize,
+        /// Instead: N EPGs that all consume and provide one contract (N x N rules).
+        /// Reports admission under the default budget, then the full expansion without
+        /// a budget: rules, time, peak memory and bytes per rule. Run it on its own, so
+        /// that peak memory is this case's.
+        #[arg(long, value_name = "N")]
+        many_to_many: Option<usize>,
     },
     /// Task start latency on a one-node dev cluster: from `weft app apply` to the task
     /// running with its endpoint and policy in place, against `docker run --network none`.
@@ -47,7 +53,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             relations,
             entries,
             runs,
-        } => compile_bench(epgs, relations, entries, runs.max(1)),
+            many_to_many,
+        } => match many_to_many {
+            Some(n) => many_to_many_bench(n),
+            None => compile_bench(epgs, relations, entries, runs.max(1)),
+        },
         What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
     }
 }
@@ -221,6 +231,66 @@ fn compile_bench(epgs: usize, relations: usize, entries: usize, runs: usize) -> 
     println!("rules: {rules}");
     println!(
         "endpoints {small} -> {large} (x10): endpoint-table rows {small} -> {large}, rules {rules} -> {rules_after}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// N EPGs in one VRF, all consuming and providing one contract of one filter entry.
+fn mesh_model(n: usize) -> Model {
+    let mut model = synthetic_model(n, 2, 1);
+    if let Some(t) = model.tenants.get_mut("bench") {
+        t.vrfs.retain(|name, _| name == "vrf0");
+        t.bridge_domains.retain(|name, _| name == "bd0");
+        for ap in t.app_profiles.values_mut() {
+            for epg in ap.epgs.values_mut() {
+                epg.bridge_domain = "bd0".into();
+                epg.consumes = vec!["c0".into()];
+                epg.provides = vec!["c0".into()];
+            }
+        }
+    }
+    model
+}
+
+fn many_to_many_bench(n: usize) -> Result<ExitCode> {
+    eprintln!("building a model of {n} EPGs on one contract…");
+    let model = mesh_model(n);
+    let document = serde_json::to_vec(&model).context("encoding the model")?;
+    println!(
+        "model: {n} EPGs consuming and providing one contract ({} KiB as JSON)",
+        document.len() / 1024
+    );
+
+    let start = Instant::now();
+    let refused = Compiler::new(Allocation::default()).compile(&model).is_err();
+    let admission = start.elapsed();
+    let (_, peak_admission) = memory_kb();
+    println!(
+        "admission (default budget {} rules per VRF): {} in {:.2} ms, peak RSS {} MiB",
+        CompileBudget::default().max_rules_per_vrf,
+        if refused { "refused" } else { "admitted" },
+        admission.as_secs_f64() * 1e3,
+        peak_admission / 1024
+    );
+
+    eprintln!("expanding without a budget…");
+    let (rss_before, _) = memory_kb();
+    let start = Instant::now();
+    let mut compiler = Compiler::new(Allocation::default()).with_budget(CompileBudget::UNLIMITED);
+    let rules = compiler
+        .compile(&model)
+        .context("compiling without a budget")?
+        .rule_count();
+    let full = start.elapsed();
+    let (rss_after, peak) = memory_kb();
+    let held = rss_after.saturating_sub(rss_before) * 1024;
+    println!(
+        "full expansion: {rules} rules in {:.2} s, RSS +{} MiB held ({} bytes per rule; {} in the rule itself), peak RSS {} MiB",
+        full.as_secs_f64(),
+        held >> 20,
+        held / u64::try_from(rules.max(1)).unwrap_or(1),
+        CompileBudget::rule_bytes(),
+        peak / 1024
     );
     Ok(ExitCode::SUCCESS)
 }
