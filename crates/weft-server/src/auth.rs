@@ -91,6 +91,10 @@ pub struct BootstrapTokens {
 }
 
 impl BootstrapTokens {
+    pub fn admin_hash(&self) -> &str {
+        &self.admin_hash
+    }
+
     /// Reads the token files, creating them on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, ServerError> {
         let admin = load_or_create(&data_dir.join(ADMIN_TOKEN_FILE))?;

@@ -32,6 +32,32 @@ pub struct ServerConfig {
     pub task_log_dir: String,
     /// How large a policy write may compile; a larger model is refused at admission.
     pub compile_budget: CompileBudget,
+    /// Consul's HTTP API, on its own listener.
+    pub consul: ConsulSettings,
+}
+
+/// Where and as what the Consul-compatible API answers.
+#[derive(Debug, Clone)]
+pub struct ConsulSettings {
+    /// `None`: not served.
+    pub listen: Option<SocketAddr>,
+    pub datacenter: String,
+    /// The node the controller's own agent endpoints stand for.
+    pub node_name: String,
+    /// The tenant of requests without a token (and of the admin token); `None` refuses
+    /// requests without a token.
+    pub anonymous_tenant: Option<String>,
+}
+
+impl Default for ConsulSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            datacenter: "dc1".into(),
+            node_name: "weft-controller".into(),
+            anonymous_tenant: None,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -48,6 +74,7 @@ impl ServerConfig {
             deployment_progress_deadline: Duration::from_secs(600),
             task_log_dir: "/var/lib/weft/tasks".to_string(),
             compile_budget: CompileBudget::default(),
+            consul: ConsulSettings::default(),
         }
     }
 }

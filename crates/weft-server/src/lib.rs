@@ -13,6 +13,7 @@ mod admission;
 mod apps;
 mod auth;
 mod config;
+mod consul;
 mod error;
 mod explain;
 mod extract;
@@ -26,7 +27,7 @@ mod server;
 mod state;
 mod watch;
 
-pub use config::ServerConfig;
+pub use config::{ConsulSettings, ServerConfig};
 pub use error::ServerError;
 pub use server::{ServerHandle, serve};
 pub use weft_store::SyncPolicy;

@@ -38,6 +38,9 @@ pub struct AppState {
     pub scheduler: crate::scheduler::Memory,
     /// Wakes the scheduler (node reports change task statuses without a commit).
     pub scheduler_wake: tokio::sync::Notify,
+    /// Ticks when nodes, tasks or their reported states may have changed: wakes the
+    /// Consul API's blocking catalog and health queries.
+    pub catalog_changes: tokio_watch::Sender<u64>,
     /// Turns true when the server stops: ends blocking queries and event streams.
     pub shutdown: tokio_watch::Receiver<bool>,
 }
@@ -68,6 +71,7 @@ pub struct ServerHandle {
     server: JoinHandle<()>,
     follower: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    consul: Option<ConsulTasks>,
 }
 
 impl ServerHandle {
@@ -79,6 +83,11 @@ impl ServerHandle {
     /// `http://<addr>`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Consul API's address, when it is served.
+    pub fn consul_addr(&self) -> Option<SocketAddr> {
+        self.consul.as_ref().map(|c| c.addr)
     }
 
     pub fn admin_token(&self) -> &str {
@@ -101,6 +110,16 @@ impl ServerHandle {
         }
         if let Err(err) = self.follower.await {
             tracing::error!(error = %err, "store follower task failed");
+        }
+        if let Some(consul) = self.consul {
+            for (what, task) in [
+                ("consul API", consul.server),
+                ("consul checks", consul.background),
+            ] {
+                if let Err(err) = task.await {
+                    tracing::error!(error = %err, "{what} task failed");
+                }
+            }
         }
         tracing::info!(addr = %self.addr, "server stopped");
     }
@@ -169,10 +188,12 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         apps_lock: tokio::sync::Mutex::new(()),
         scheduler: crate::scheduler::Memory::default(),
         scheduler_wake: tokio::sync::Notify::new(),
+        catalog_changes: tokio_watch::channel(0).0,
         shutdown: shutdown.clone(),
     });
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&state)));
+    let consul = start_consul(&state, addr).await?;
     let app = routes::router(state);
     let mut stopped = shutdown;
     let server = tokio::spawn(async move {
@@ -194,5 +215,69 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         server,
         follower,
         scheduler,
+        consul,
     })
+}
+
+/// The Consul listener and its background loop (probes, session expiry).
+#[derive(Debug)]
+struct ConsulTasks {
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+    background: JoinHandle<()>,
+}
+
+/// Binds and serves the Consul-compatible API when the config asks for it.
+async fn start_consul(
+    state: &Arc<AppState>,
+    api_addr: SocketAddr,
+) -> Result<Option<ConsulTasks>, ServerError> {
+    let settings = &state.config.consul;
+    let Some(listen) = settings.listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let directory = Arc::new(crate::consul::ServerDirectory {
+        state: Arc::clone(state),
+    });
+    let config = weft_consul::ConsulConfig {
+        datacenter: settings.datacenter.clone(),
+        node_name: settings.node_name.clone(),
+        advertise: SocketAddr::new(api_addr.ip(), addr.port()),
+        anonymous_tenant: settings.anonymous_tenant.clone(),
+    };
+    let consul = Arc::new(weft_consul::Consul::new(
+        state.store.clone(),
+        directory,
+        config,
+    ));
+    let background = tokio::spawn(Arc::clone(&consul).run_background(state.shutdown.clone()));
+    let app = weft_consul::router(consul).layer(tower_http::trace::TraceLayer::new_for_http());
+    let mut stopped = state.shutdown.clone();
+    let server = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %err, "consul API server failed");
+        }
+    });
+    tracing::info!(%addr, "consul API listening");
+    Ok(Some(ConsulTasks {
+        addr,
+        server,
+        background,
+    }))
 }

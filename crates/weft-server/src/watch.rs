@@ -47,6 +47,12 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
                 tokio::task::yield_now().await;
             }
         }
+        // The Consul adapter's keys (KV, sessions, registrations) are none of the
+        // snapshot's business: they must not wake agents' blocking queries.
+        batch.retain(|e| !e.kv.key.starts_with(weft_consul::KEY_ROOT.as_bytes()));
+        if batch.is_empty() {
+            continue;
+        }
         publish(&state, &batch);
     }
 }
@@ -78,6 +84,7 @@ fn publish(state: &AppState, batch: &[WatchEvent]) {
         });
     }
     state.revisions.send_replace(revision);
+    state.catalog_changes.send_modify(|n| *n += 1);
 }
 
 /// Waits per `params`: returns at once without `index` or when the state is newer than it,

@@ -150,6 +150,8 @@ pub async fn report(
     state.liveness.heartbeat(&name);
     state.liveness.report(&name, report);
     state.scheduler_wake.notify_one();
+    // Task states and health come with reports: the Consul catalog shows them.
+    state.catalog_changes.send_modify(|n| *n += 1);
     Ok(indexed(snapshot.revision, &serde_json::json!({})))
 }
 

@@ -262,7 +262,9 @@ fn many_to_many_bench(n: usize) -> Result<ExitCode> {
     );
 
     let start = Instant::now();
-    let refused = Compiler::new(Allocation::default()).compile(&model).is_err();
+    let refused = Compiler::new(Allocation::default())
+        .compile(&model)
+        .is_err();
     let admission = start.elapsed();
     let (_, peak_admission) = memory_kb();
     println!(

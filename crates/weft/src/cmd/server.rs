@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_compiler::CompileBudget;
-use weft_server::{ServerConfig, serve};
+use weft_server::{ConsulSettings, ServerConfig, serve};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +20,37 @@ pub struct Args {
     node_deadline: u64,
     #[command(flatten)]
     budget: BudgetArgs,
+    #[command(flatten)]
+    consul: ConsulArgs,
+}
+
+/// Consul's HTTP API, for existing Consul clients: KV with sessions, catalog, health,
+/// agent and status over weft's own store and tasks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsulArgs {
+    /// Serve the Consul-compatible HTTP API on this address (Consul's port is 8500).
+    #[arg(long, value_name = "ADDR")]
+    consul_listen: Option<SocketAddr>,
+    /// The tenant that requests without a token act for; without it they are refused.
+    #[arg(long, value_name = "TENANT")]
+    consul_anonymous_tenant: Option<String>,
+    /// The datacenter name Consul clients see.
+    #[arg(long, default_value = "dc1")]
+    consul_datacenter: String,
+    /// The node name of the controller's own agent endpoints.
+    #[arg(long, default_value = "weft-controller")]
+    consul_node_name: String,
+}
+
+impl ConsulArgs {
+    pub fn settings(&self) -> ConsulSettings {
+        ConsulSettings {
+            listen: self.consul_listen,
+            datacenter: self.consul_datacenter.clone(),
+            node_name: self.consul_node_name.clone(),
+            anonymous_tenant: self.consul_anonymous_tenant.clone(),
+        }
+    }
 }
 
 /// How large a policy may compile; a policy write over any limit is refused, naming the
@@ -53,6 +84,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let mut config = ServerConfig::new(args.listen, &args.data_dir);
         config.node_deadline = std::time::Duration::from_secs(args.node_deadline);
         config.compile_budget = args.budget.budget();
+        config.consul = args.consul.settings();
         let server = serve(config)
             .await
             .with_context(|| format!("cannot start the controller on {}", args.listen))?;
@@ -62,6 +94,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.data_dir.display(),
             args.data_dir.join("admin.token").display()
         );
+        if let Some(consul) = server.consul_addr() {
+            eprintln!("weft server: Consul API on http://{consul}");
+        }
         super::dev::wait_for_signal().await?;
         eprintln!("weft server: shutting down");
         server.shutdown().await;

@@ -1,0 +1,355 @@
+//! Health checks: how a registration's check is read, how its status is decided (a TTL
+//! check turns critical by itself when not updated in time; HTTP and TCP checks are
+//! probed), and the background loop that probes them and expires sessions.
+//!
+//! Probe results live in memory (`CheckRunner`), not in the store: a probe every second
+//! per check would otherwise be a store write per second per check. They are overlaid on
+//! the stored check when a view is built, and every change of status ticks `changes`, so
+//! blocking queries wake.
+
+use crate::body::{Obj, format_duration};
+use crate::error::ConsulError;
+use crate::records::{CheckRecord, Probe, ServiceRecord, Status, kind_prefix};
+use crate::{Consul, now_ms};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use weft_store::KvStore;
+
+/// Consul's floor on a probe's interval.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Consul's default probe timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the loop looks for due probes and expired sessions.
+const TICK: Duration = Duration::from_millis(100);
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A check from a registration body. `service` binds it to that service.
+pub(crate) fn check_record(
+    node: &str,
+    body: Obj<'_>,
+    service: Option<&ServiceRecord>,
+) -> Result<CheckRecord, ConsulError> {
+    let interval = body.duration("Interval")?;
+    let timeout = body.duration("Timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+    let need_interval = |kind: &str| {
+        interval.ok_or_else(|| {
+            ConsulError::BadRequest(format!("Interval must be set for a {kind} check"))
+        })
+    };
+    let probe = if let Some(ttl) = body.duration("TTL")? {
+        Probe::Ttl { ttl_ms: ms(ttl) }
+    } else if let Some(url) = body.str("HTTP")? {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConsulError::BadRequest(format!(
+                "HTTP check URL {url:?} must start with http:// or https://"
+            )));
+        }
+        Probe::Http {
+            url: url.to_string(),
+            interval_ms: ms(need_interval("HTTP")?.max(MIN_INTERVAL)),
+            timeout_ms: ms(timeout),
+            method: body.str("Method")?.unwrap_or("GET").to_ascii_uppercase(),
+        }
+    } else if let Some(address) = body.str("TCP")? {
+        Probe::Tcp {
+            address: address.to_string(),
+            interval_ms: ms(need_interval("TCP")?.max(MIN_INTERVAL)),
+            timeout_ms: ms(timeout),
+        }
+    } else if body.get("Args").is_some() || body.get("Script").is_some() {
+        let mut args = body.strings("Args")?;
+        if let Some(script) = body.str("Script")? {
+            args = vec!["sh".into(), "-c".into(), script.into()];
+        }
+        Probe::Script {
+            args,
+            interval_ms: ms(need_interval("script")?),
+        }
+    } else if body.get("GRPC").is_some() || body.get("DockerContainerID").is_some() {
+        return Err(ConsulError::BadRequest(
+            "gRPC and Docker checks are not supported by weft; use HTTP, TCP or TTL".into(),
+        ));
+    } else {
+        Probe::None
+    };
+    let status = match body.str("Status")? {
+        Some(s) => Status::parse(s)
+            .ok_or_else(|| ConsulError::BadRequest(format!("Status: invalid status {s:?}")))?,
+        None => Status::Critical,
+    };
+    let output = match &probe {
+        Probe::Script { .. } => "weft does not run script checks; use HTTP, TCP or TTL".into(),
+        _ => String::new(),
+    };
+    Ok(CheckRecord {
+        check_id: body
+            .str("CheckID")?
+            .or(body.str("ID")?)
+            .unwrap_or_default()
+            .to_string(),
+        name: body.string("Name")?,
+        node: node.to_string(),
+        service_id: service.map(|s| s.id.clone()).unwrap_or_default(),
+        service_name: service.map(|s| s.service.clone()).unwrap_or_default(),
+        status,
+        notes: body.string("Notes")?,
+        output,
+        probe,
+        updated_ms: now_ms(),
+    })
+}
+
+pub(crate) fn interval_text(p: &Probe) -> String {
+    match p {
+        Probe::Http { interval_ms, .. }
+        | Probe::Tcp { interval_ms, .. }
+        | Probe::Script { interval_ms, .. } => format_duration(Duration::from_millis(*interval_ms)),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn timeout_text(p: &Probe) -> String {
+    match p {
+        Probe::Http { timeout_ms, .. } | Probe::Tcp { timeout_ms, .. } => {
+            format_duration(Duration::from_millis(*timeout_ms))
+        }
+        _ => String::new(),
+    }
+}
+
+/// A node id derived from its name: stable across restarts and controllers.
+pub(crate) fn stable_id(name: &str) -> String {
+    // FNV-1a over the name, twice with different offsets: 128 bits, formatted as a UUID.
+    let fnv = |seed: u64| {
+        name.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142));
+    let h = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// A check with its status decided for this moment.
+#[derive(Debug)]
+pub(crate) struct Evaluated {
+    pub record: CheckRecord,
+    /// When this check turns critical by itself, if it will.
+    pub expires_ms: Option<u64>,
+}
+
+/// The last result of each probed check, and a counter that ticks on every change.
+#[derive(Debug)]
+pub struct CheckRunner {
+    results: Mutex<HashMap<String, Probed>>,
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Probed {
+    status: Status,
+    output: String,
+    next_ms: u64,
+}
+
+impl Default for CheckRunner {
+    fn default() -> Self {
+        Self {
+            results: Mutex::new(HashMap::new()),
+            changes: watch::channel(0).0,
+        }
+    }
+}
+
+fn result_key(tenant: &str, node: &str, check: &str) -> String {
+    format!("{tenant}/{node}/{check}")
+}
+
+impl CheckRunner {
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn results(&self) -> std::sync::MutexGuard<'_, HashMap<String, Probed>> {
+        self.results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The check's status now: TTL expiry applied, the last probe result overlaid.
+    pub(crate) fn evaluate(&self, tenant: &str, mut record: CheckRecord, now: u64) -> Evaluated {
+        let mut expires_ms = None;
+        match &record.probe {
+            Probe::Ttl { ttl_ms } => {
+                let deadline = record.updated_ms.saturating_add(*ttl_ms);
+                if record.status != Status::Critical {
+                    if now >= deadline {
+                        record.status = Status::Critical;
+                        record.output = "TTL expired".into();
+                    } else {
+                        expires_ms = Some(deadline);
+                    }
+                }
+            }
+            Probe::Http { .. } | Probe::Tcp { .. } => {
+                let key = result_key(tenant, &record.node, &record.check_id);
+                if let Some(p) = self.results().get(&key) {
+                    record.status = p.status;
+                    record.output.clone_from(&p.output);
+                }
+            }
+            Probe::None | Probe::Script { .. } => {}
+        }
+        Evaluated { record, expires_ms }
+    }
+
+    fn record(&self, key: String, status: Status, output: String, next_ms: u64) {
+        let changed = {
+            let mut results = self.results();
+            let old = results.insert(
+                key,
+                Probed {
+                    status,
+                    output,
+                    next_ms,
+                },
+            );
+            old.is_none_or(|o| o.status != status)
+        };
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+async fn probe(p: &Probe, client: &reqwest::Client) -> (Status, String) {
+    match p {
+        Probe::Http {
+            url,
+            timeout_ms,
+            method,
+            ..
+        } => {
+            let method =
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+            let sent = client
+                .request(method.clone(), url)
+                .timeout(Duration::from_millis(*timeout_ms))
+                .send()
+                .await;
+            match sent {
+                Ok(r) => {
+                    let code = r.status();
+                    // Consul: 2xx passing, 429 warning, anything else critical.
+                    let status = if code.is_success() {
+                        Status::Passing
+                    } else if code.as_u16() == 429 {
+                        Status::Warning
+                    } else {
+                        Status::Critical
+                    };
+                    (status, format!("HTTP {method} {url}: {code} Output: "))
+                }
+                Err(e) => (Status::Critical, format!("HTTP {method} {url}: {e}")),
+            }
+        }
+        Probe::Tcp {
+            address,
+            timeout_ms,
+            ..
+        } => {
+            let connect = tokio::net::TcpStream::connect(address.as_str());
+            match tokio::time::timeout(Duration::from_millis(*timeout_ms), connect).await {
+                Ok(Ok(_)) => (Status::Passing, format!("TCP connect {address}: Success")),
+                Ok(Err(e)) => (Status::Critical, format!("dial tcp {address}: {e}")),
+                Err(_) => (Status::Critical, format!("dial tcp {address}: i/o timeout")),
+            }
+        }
+        _ => (Status::Critical, String::new()),
+    }
+}
+
+/// Probes due HTTP and TCP checks of every tenant and expires sessions, each tick.
+pub(crate) async fn run<S: KvStore + Clone>(
+    consul: Arc<Consul<S>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .build()
+        .unwrap_or_default();
+    let root = kind_prefix("check");
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        if let Err(e) = consul.expire_sessions().await {
+            tracing::warn!(error = %e, "expiring sessions failed");
+        }
+        let read = match consul.store.range(root.as_bytes(), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading checks failed");
+                continue;
+            }
+        };
+        let now = now_ms();
+        let mut live = std::collections::HashSet::new();
+        for kv in &read.kvs {
+            let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
+            let Some((tenant, _)) = key.split_once('/') else {
+                continue;
+            };
+            let Ok(check) = serde_json::from_slice::<CheckRecord>(&kv.value) else {
+                continue;
+            };
+            let interval_ms = match &check.probe {
+                Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => *interval_ms,
+                _ => continue,
+            };
+            let rkey = result_key(tenant, &check.node, &check.check_id);
+            live.insert(rkey.clone());
+            let due = consul
+                .checks
+                .results()
+                .get(&rkey)
+                .is_none_or(|p| p.next_ms <= now);
+            if !due {
+                continue;
+            }
+            // Not due again until this probe's interval has passed, even while it runs.
+            let pending = consul.checks.results().get(&rkey).cloned();
+            let (status, output) =
+                pending.map_or((Status::Critical, String::new()), |p| (p.status, p.output));
+            consul.checks.results().insert(
+                rkey.clone(),
+                Probed {
+                    status,
+                    output,
+                    next_ms: now.saturating_add(interval_ms),
+                },
+            );
+            let runner = Arc::clone(&consul.checks);
+            let client = client.clone();
+            let probe_def = check.probe.clone();
+            tokio::spawn(async move {
+                let (status, output) = probe(&probe_def, &client).await;
+                runner.record(rkey, status, output, now.saturating_add(interval_ms));
+            });
+        }
+        consul.checks.results().retain(|k, _| live.contains(k));
+    }
+}

@@ -1,0 +1,120 @@
+//! Consul's HTTP API, as a thin adapter over weft's store and catalog.
+//!
+//! weft stays the single source of truth: apps and their tasks are Consul services and
+//! instances read live from the controller ([`Directory`]), never copied; what only
+//! Consul clients create (KV entries, sessions, external registrations and their checks)
+//! is stored in weft's store under `/weft/consul/<tenant>/`, so it is as durable as the
+//! rest of weft's state and follows it onto etcd. Every request acts for one tenant,
+//! from its token; nothing crosses tenants.
+//!
+//! What is served: `kv`, `session`, `catalog`, `health`, `agent` (services, checks, TTL
+//! updates, maintenance, self, members), `status`. Blocking queries (`index`, `wait`)
+//! use weft's store revision as `X-Consul-Index`. Not served (answered 404 or 405 by the
+//! router): ACLs, Connect, config entries, prepared queries, events, snapshots, txn,
+//! filter expressions (refused with 400 rather than ignored).
+
+mod body;
+mod catalog;
+mod checks;
+mod error;
+mod filter;
+mod http;
+mod kv;
+mod records;
+mod session;
+
+pub use checks::CheckRunner;
+pub use error::ConsulError;
+pub use http::router;
+pub use records::{InstanceHealth, Status, WeftInstance, WeftNode};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use weft_store::KvStore;
+
+/// Where every key of this adapter lives in weft's store.
+pub const KEY_ROOT: &str = "/weft/consul/";
+
+/// How the adapter presents itself.
+#[derive(Debug, Clone)]
+pub struct ConsulConfig {
+    pub datacenter: String,
+    /// The node the controller's own agent endpoints stand for.
+    pub node_name: String,
+    /// The controller's address: the `consul` service's and the node's.
+    pub advertise: SocketAddr,
+    /// The tenant of requests without a token; `None` refuses them.
+    pub anonymous_tenant: Option<String>,
+}
+
+/// What the controller tells the adapter: who a token is, and weft's own nodes and
+/// services at this moment.
+pub trait Directory: Send + Sync + 'static {
+    /// The tenant a token acts for. `None` is a request without a token.
+    fn tenant(&self, token: Option<&str>) -> Result<String, ConsulError>;
+    /// weft's nodes (every tenant sees the infrastructure).
+    fn nodes(&self) -> Vec<WeftNode>;
+    /// The running tasks of `tenant`'s apps, each an instance of its app's service.
+    fn instances(&self, tenant: &str) -> Vec<WeftInstance>;
+    /// Ticks whenever nodes or instances may have changed, to wake blocking queries.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// The adapter: weft's store, the controller's directory, and the check runner.
+#[derive(Debug)]
+pub struct Consul<S> {
+    pub(crate) store: S,
+    pub(crate) directory: Arc<dyn Directory>,
+    pub(crate) config: ConsulConfig,
+    pub(crate) checks: Arc<CheckRunner>,
+}
+
+impl<S: KvStore + Clone> Consul<S> {
+    pub fn new(store: S, directory: Arc<dyn Directory>, config: ConsulConfig) -> Self {
+        Self {
+            store,
+            directory,
+            config,
+            checks: Arc::new(CheckRunner::default()),
+        }
+    }
+
+    /// Runs HTTP and TCP checks and expires sessions until `stop` turns true.
+    pub async fn run_background(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        checks::run(self, stop).await;
+    }
+}
+
+impl std::fmt::Debug for dyn Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Directory")
+    }
+}
+
+/// Milliseconds since the Unix epoch: the clock of TTLs, sessions and lock delays.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A random RFC 4122 version 4 UUID, as Consul's IDs are.
+pub(crate) fn uuid() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No entropy source: fall back to the clock, still unique per process.
+        b[..8].copy_from_slice(&now_ms().to_be_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}

@@ -1,0 +1,119 @@
+//! What the Consul adapter (`weft-consul`) reads of the controller: tokens to tenants,
+//! weft's nodes with their liveness, and the running tasks of a tenant's apps as service
+//! instances. Read from the live snapshot and node reports on every request: the adapter
+//! keeps no copy.
+
+use crate::apps::task_status;
+use crate::auth::hash;
+use crate::liveness::Liveness;
+use crate::server::AppState;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_api::{Health, TaskState};
+use weft_consul::Status;
+use weft_consul::{ConsulError, Directory, InstanceHealth, WeftInstance, WeftNode};
+
+/// The controller as the Consul adapter sees it.
+#[derive(Debug)]
+pub struct ServerDirectory {
+    pub(crate) state: Arc<AppState>,
+}
+
+impl Directory for ServerDirectory {
+    fn tenant(&self, token: Option<&str>) -> Result<String, ConsulError> {
+        let anonymous = || {
+            self.state
+                .config
+                .consul
+                .anonymous_tenant
+                .clone()
+                .ok_or_else(|| {
+                    ConsulError::PermissionDenied(
+                        "a token is required (X-Consul-Token or ?token=)".into(),
+                    )
+                })
+        };
+        let Some(token) = token else {
+            return anonymous();
+        };
+        let hashed = hash(token);
+        // The admin token acts for the anonymous tenant; a tenant token for its tenant.
+        if hashed == self.state.tokens.admin_hash() {
+            return anonymous();
+        }
+        self.state
+            .snapshot()
+            .tokens
+            .get(&hashed)
+            .map(|grant| grant.tenant.clone())
+            .ok_or_else(|| ConsulError::PermissionDenied("ACL not found".into()))
+    }
+
+    fn nodes(&self) -> Vec<WeftNode> {
+        let deadline = self.state.config.node_deadline;
+        self.state
+            .snapshot()
+            .nodes
+            .values()
+            .map(|n| WeftNode {
+                name: n.value.name.clone(),
+                address: n.value.underlay_ip.into(),
+                alive: Liveness::is_ready(&self.state.liveness.get(&n.value.name), deadline),
+            })
+            .collect()
+    }
+
+    fn instances(&self, tenant: &str) -> Vec<WeftInstance> {
+        let snapshot = self.state.snapshot();
+        snapshot
+            .tasks
+            .values()
+            .filter(|t| t.value.spec.epg.tenant == tenant)
+            .filter_map(|stored| {
+                let task = &stored.value;
+                let st = task_status(&self.state, stored);
+                // Only tasks that run are instances; one that starts or stopped is not.
+                if st.state != TaskState::Running {
+                    return None;
+                }
+                let (health, output) = match st.health {
+                    Health::Unhealthy => (
+                        Status::Critical,
+                        st.message.unwrap_or_else(|| "health check failing".into()),
+                    ),
+                    Health::Healthy => (
+                        Status::Passing,
+                        "task running, health checks passing".into(),
+                    ),
+                    Health::Unknown => (Status::Passing, "task running".into()),
+                };
+                let port = task
+                    .spec
+                    .health_checks
+                    .iter()
+                    .find_map(|c| c.port)
+                    .unwrap_or(0);
+                Some(WeftInstance {
+                    service: task.app.clone(),
+                    id: task.id.clone(),
+                    node: task.node.clone(),
+                    address: task.ip,
+                    port,
+                    tags: Vec::new(),
+                    meta: BTreeMap::from([
+                        ("weft-epg".to_string(), task.spec.epg.to_string()),
+                        ("weft-version".to_string(), task.version.to_string()),
+                    ]),
+                    health: InstanceHealth {
+                        status: health,
+                        output,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.state.catalog_changes.subscribe()
+    }
+}
