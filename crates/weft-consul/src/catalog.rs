@@ -4,7 +4,7 @@
 //! weft's own is copied: a view is built per request.
 
 use crate::body::Obj;
-use crate::checks::{self, Evaluated};
+use crate::checks;
 use crate::error::ConsulError;
 use crate::kv::rev;
 use crate::records::{
@@ -53,8 +53,6 @@ pub(crate) struct View {
     pub services: Vec<ServiceView>,
     /// Sorted by node, then check id.
     pub checks: Vec<CheckView>,
-    /// The earliest moment a TTL check of this view turns critical by itself.
-    pub next_expiry_ms: Option<u64>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ConsulError> {
@@ -216,10 +214,7 @@ impl<S: KvStore + Clone> Consul<S> {
         let now = now_ms();
         for kv in &checks.kvs {
             let record: CheckRecord = decode(&kv.value, "check")?;
-            let Evaluated { record, expires_ms } = self.checks.evaluate(tenant, record, now);
-            if let Some(at) = expires_ms {
-                view.next_expiry_ms = Some(view.next_expiry_ms.map_or(at, |n| n.min(at)));
-            }
+            let record = self.checks.evaluate(tenant, record, now);
             view.checks.push(CheckView {
                 record,
                 create_index: rev(kv.create_revision),

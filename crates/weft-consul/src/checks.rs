@@ -9,7 +9,7 @@
 
 use crate::body::{Obj, format_duration};
 use crate::error::ConsulError;
-use crate::records::{CheckRecord, Probe, ServiceRecord, Status, kind_prefix};
+use crate::records::{CheckRecord, EPOCH_KEY, Probe, ServiceRecord, Status, kind_prefix};
 use crate::{Consul, now_ms};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -142,14 +142,6 @@ pub(crate) fn stable_id(name: &str) -> String {
     )
 }
 
-/// A check with its status decided for this moment.
-#[derive(Debug)]
-pub(crate) struct Evaluated {
-    pub record: CheckRecord,
-    /// When this check turns critical by itself, if it will.
-    pub expires_ms: Option<u64>,
-}
-
 /// The last result of each probed check, and a counter that ticks on every change.
 #[derive(Debug)]
 pub struct CheckRunner {
@@ -189,18 +181,13 @@ impl CheckRunner {
     }
 
     /// The check's status now: TTL expiry applied, the last probe result overlaid.
-    pub(crate) fn evaluate(&self, tenant: &str, mut record: CheckRecord, now: u64) -> Evaluated {
-        let mut expires_ms = None;
+    pub(crate) fn evaluate(&self, tenant: &str, mut record: CheckRecord, now: u64) -> CheckRecord {
         match &record.probe {
             Probe::Ttl { ttl_ms } => {
                 let deadline = record.updated_ms.saturating_add(*ttl_ms);
-                if record.status != Status::Critical {
-                    if now >= deadline {
-                        record.status = Status::Critical;
-                        record.output = "TTL expired".into();
-                    } else {
-                        expires_ms = Some(deadline);
-                    }
+                if record.status != Status::Critical && now >= deadline {
+                    record.status = Status::Critical;
+                    record.output = "TTL expired".into();
                 }
             }
             Probe::Http { .. } | Probe::Tcp { .. } => {
@@ -212,7 +199,7 @@ impl CheckRunner {
             }
             Probe::None | Probe::Script { .. } => {}
         }
-        Evaluated { record, expires_ms }
+        record
     }
 
     fn record(&self, key: String, status: Status, output: String, next_ms: u64) {
@@ -281,7 +268,9 @@ async fn probe(p: &Probe, client: &reqwest::Client) -> (Status, String) {
     }
 }
 
-/// Probes due HTTP and TCP checks of every tenant and expires sessions, each tick.
+/// The background loop: expires sessions, probes due HTTP and TCP checks of every
+/// tenant, and writes the epoch key when what clients see changed outside the store.
+/// Runs each tick, and at once when weft's tasks or a probe result change.
 pub(crate) async fn run<S: KvStore + Clone>(
     consul: Arc<Consul<S>>,
     mut stop: watch::Receiver<bool>,
@@ -290,66 +279,113 @@ pub(crate) async fn run<S: KvStore + Clone>(
         .redirect(reqwest::redirect::Policy::limited(10))
         .build()
         .unwrap_or_default();
-    let root = kind_prefix("check");
+    let mut directory = consul.directory.changes();
+    let mut probes = consul.checks.changes();
+    let mut last_epoch = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             () = tokio::time::sleep(TICK) => {}
+            _ = directory.changed() => {}
+            _ = probes.changed() => {}
         }
         if let Err(e) = consul.expire_sessions().await {
             tracing::warn!(error = %e, "expiring sessions failed");
         }
-        let read = match consul.store.range(root.as_bytes(), None).await {
-            Ok(r) => r,
+        let expired = match schedule_probes(&consul, &client).await {
+            Ok(expired) => expired,
             Err(e) => {
                 tracing::warn!(error = %e, "reading checks failed");
                 continue;
             }
         };
-        let now = now_ms();
-        let mut live = std::collections::HashSet::new();
-        for kv in &read.kvs {
-            let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
-            let Some((tenant, _)) = key.split_once('/') else {
-                continue;
-            };
-            let Ok(check) = serde_json::from_slice::<CheckRecord>(&kv.value) else {
-                continue;
-            };
-            let interval_ms = match &check.probe {
-                Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => *interval_ms,
-                _ => continue,
-            };
-            let rkey = result_key(tenant, &check.node, &check.check_id);
-            live.insert(rkey.clone());
-            let due = consul
-                .checks
-                .results()
-                .get(&rkey)
-                .is_none_or(|p| p.next_ms <= now);
-            if !due {
+        let epoch = epoch(&consul, &expired);
+        if last_epoch != Some(epoch) {
+            let bytes = epoch.to_string();
+            match consul
+                .store
+                .put(EPOCH_KEY.as_bytes(), bytes.as_bytes(), None)
+                .await
+            {
+                Ok(_) => last_epoch = Some(epoch),
+                Err(e) => tracing::warn!(error = %e, "writing the catalog epoch failed"),
+            }
+        }
+    }
+}
+
+/// A digest of everything clients see that the store does not hold.
+fn epoch<S>(consul: &Consul<S>, expired_ttls: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    consul.directory.fingerprint().hash(&mut h);
+    let mut probed: Vec<(String, Status)> = consul
+        .checks
+        .results()
+        .iter()
+        .map(|(k, p)| (k.clone(), p.status))
+        .collect();
+    probed.sort();
+    probed.hash(&mut h);
+    expired_ttls.hash(&mut h);
+    h.finish()
+}
+
+/// Starts the probes that are due; returns the TTL checks that have expired.
+async fn schedule_probes<S: KvStore + Clone>(
+    consul: &Arc<Consul<S>>,
+    client: &reqwest::Client,
+) -> Result<Vec<String>, ConsulError> {
+    let root = kind_prefix("check");
+    let read = consul.store.range(root.as_bytes(), None).await?;
+    let now = now_ms();
+    let mut live = std::collections::HashSet::new();
+    let mut expired = Vec::new();
+    for kv in &read.kvs {
+        let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
+        let Some((tenant, _)) = key.split_once('/') else {
+            continue;
+        };
+        let Ok(check) = serde_json::from_slice::<CheckRecord>(&kv.value) else {
+            continue;
+        };
+        let interval_ms = match &check.probe {
+            Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => *interval_ms,
+            Probe::Ttl { ttl_ms } => {
+                if check.status != Status::Critical
+                    && now >= check.updated_ms.saturating_add(*ttl_ms)
+                {
+                    expired.push(key);
+                }
                 continue;
             }
-            // Not due again until this probe's interval has passed, even while it runs.
-            let pending = consul.checks.results().get(&rkey).cloned();
-            let (status, output) =
-                pending.map_or((Status::Critical, String::new()), |p| (p.status, p.output));
-            consul.checks.results().insert(
-                rkey.clone(),
-                Probed {
-                    status,
-                    output,
-                    next_ms: now.saturating_add(interval_ms),
-                },
-            );
-            let runner = Arc::clone(&consul.checks);
-            let client = client.clone();
-            let probe_def = check.probe.clone();
-            tokio::spawn(async move {
-                let (status, output) = probe(&probe_def, &client).await;
-                runner.record(rkey, status, output, now.saturating_add(interval_ms));
-            });
+            _ => continue,
+        };
+        let rkey = result_key(tenant, &check.node, &check.check_id);
+        live.insert(rkey.clone());
+        let previous = consul.checks.results().get(&rkey).cloned();
+        if previous.as_ref().is_some_and(|p| p.next_ms > now) {
+            continue;
         }
-        consul.checks.results().retain(|k, _| live.contains(k));
+        // Not due again until this probe's interval has passed, even while it runs.
+        let (status, output) =
+            previous.map_or((Status::Critical, String::new()), |p| (p.status, p.output));
+        consul.checks.results().insert(
+            rkey.clone(),
+            Probed {
+                status,
+                output,
+                next_ms: now.saturating_add(interval_ms),
+            },
+        );
+        let runner = Arc::clone(&consul.checks);
+        let client = client.clone();
+        let probe_def = check.probe.clone();
+        tokio::spawn(async move {
+            let (status, output) = probe(&probe_def, &client).await;
+            runner.record(rkey, status, output, now.saturating_add(interval_ms));
+        });
     }
+    consul.checks.results().retain(|k, _| live.contains(k));
+    Ok(expired)
 }

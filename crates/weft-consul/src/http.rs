@@ -247,19 +247,12 @@ impl Watched {
     }
 }
 
-/// What a blocking query waits for besides its own keys.
-#[derive(Clone, Copy, Default)]
-struct Wake {
-    /// weft's nodes and tasks, and probe results (catalog and health reads).
-    catalog: bool,
-    /// A TTL check turning critical by itself.
-    expiry_ms: Option<u64>,
-}
-
 impl<S: KvStore + Clone> Consul<S> {
-    /// Waits until a key under one of `prefixes` changed after the client's `index`, or
-    /// something in `wake` did, or `wait` passed. Without `index`, returns at once.
-    async fn block(&self, ctx: &Ctx, watched: &Watched, wake: Wake) -> Result<(), ConsulError> {
+    /// Waits until a watched key changed after the client's `index`, or `wait` passed.
+    /// Without `index`, returns at once. The store revision is the only clock: what
+    /// changes outside the store (weft's task states, probe results, TTL expiry) is
+    /// written to the epoch key by the background loop, so it moves the index too.
+    async fn block(&self, ctx: &Ctx, watched: &Watched) -> Result<(), ConsulError> {
         let Some(index) = ctx.u64("index")?.filter(|i| *i > 0) else {
             return Ok(());
         };
@@ -281,17 +274,9 @@ impl<S: KvStore + Clone> Consul<S> {
             Err(weft_store::StoreError::Compacted { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut directory = self.directory.changes();
-        let mut probes = self.checks.changes();
-        let expiry = wake.expiry_ms.map(|at| {
-            tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
-        });
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => return Ok(()),
-                () = async { match expiry { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => return Ok(()),
-                _ = directory.changed(), if wake.catalog => return Ok(()),
-                _ = probes.changed(), if wake.catalog => return Ok(()),
                 event = stream.next() => match event {
                     Some(Ok(e)) => {
                         if watched.covers(&e.kv.key) {
@@ -306,15 +291,9 @@ impl<S: KvStore + Clone> Consul<S> {
 
     /// Blocks (when asked) on the tenant's catalog, then builds its view.
     async fn blocking_view(&self, ctx: &Ctx) -> Result<View, ConsulError> {
-        if ctx.has("index") {
-            let view = self.view(&ctx.tenant).await?;
-            let watched = Watched::prefixes(catalog_prefixes(&ctx.tenant));
-            let wake = Wake {
-                catalog: true,
-                expiry_ms: view.next_expiry_ms,
-            };
-            self.block(ctx, &watched, wake).await?;
-        }
+        let mut keys = catalog_prefixes(&ctx.tenant);
+        keys.push(crate::records::EPOCH_KEY.to_string());
+        self.block(ctx, &Watched::prefixes(keys)).await?;
         self.view(&ctx.tenant).await
     }
 }
@@ -348,7 +327,7 @@ async fn kv_get<S: KvStore + Clone>(
         keys: vec![format!("{}{key}", prefix(&ctx.tenant, "kv"))],
         exact: !(recurse || keys),
     };
-    c.block(&ctx, &watched, Wake::default()).await?;
+    c.block(&ctx, &watched).await?;
     if keys {
         let (index, entries) = c.kv_list(&ctx.tenant, &key).await?;
         if entries.is_empty() {
@@ -481,7 +460,7 @@ async fn sessions_where<S: KvStore + Clone>(
     keep: impl Fn(&crate::records::SessionRecord) -> bool,
 ) -> Reply {
     let watched = Watched::prefixes(vec![prefix(&ctx.tenant, "session")]);
-    c.block(ctx, &watched, Wake::default()).await?;
+    c.block(ctx, &watched).await?;
     let (index, sessions) = c.sessions(&ctx.tenant).await?;
     let items: Vec<Value> = sessions
         .iter()

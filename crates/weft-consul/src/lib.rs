@@ -57,8 +57,11 @@ pub trait Directory: Send + Sync + 'static {
     fn nodes(&self) -> Vec<WeftNode>;
     /// The running tasks of `tenant`'s apps, each an instance of its app's service.
     fn instances(&self, tenant: &str) -> Vec<WeftInstance>;
-    /// Ticks whenever nodes or instances may have changed, to wake blocking queries.
+    /// Ticks whenever nodes or instances may have changed.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// A digest of what `nodes` and every tenant's `instances` would answer now: when it
+    /// changes, the adapter moves its index (see the epoch key).
+    fn fingerprint(&self) -> u64;
 }
 
 /// The adapter: weft's store, the controller's directory, and the check runner.

@@ -13,6 +13,11 @@ pub(crate) fn prefix(tenant: &str, kind: &str) -> String {
     format!("{KEY_ROOT}{kind}/{tenant}/")
 }
 
+/// Written by the background loop whenever what Consul clients see changes outside the
+/// store (weft's task states and node liveness, probe results, TTL expiry), so that the
+/// store revision, which is every answer's `X-Consul-Index`, moves with it.
+pub(crate) const EPOCH_KEY: &str = "/weft/consul/epoch";
+
 /// The store key prefix of one kind of record of every tenant.
 pub(crate) fn kind_prefix(kind: &str) -> String {
     format!("{KEY_ROOT}{kind}/")
@@ -113,7 +118,7 @@ pub(crate) struct ServiceRecord {
     pub locality: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passing,

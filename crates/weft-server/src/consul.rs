@@ -116,4 +116,30 @@ impl Directory for ServerDirectory {
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.state.catalog_changes.subscribe()
     }
+
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let snapshot = self.state.snapshot();
+        let deadline = self.state.config.node_deadline;
+        for (name, _) in snapshot.nodes.iter() {
+            (
+                name,
+                Liveness::is_ready(&self.state.liveness.get(name), deadline),
+            )
+                .hash(&mut h);
+        }
+        for (id, stored) in snapshot.tasks.iter() {
+            let st = task_status(&self.state, stored);
+            let running = st.state == TaskState::Running;
+            (
+                id,
+                stored.revision,
+                running,
+                running.then_some(st.health as u8),
+            )
+                .hash(&mut h);
+        }
+        h.finish()
+    }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers: a server on 127.0.0.1:0 over a RedbStore in a temp dir, clients, models.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fake_agent;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;

@@ -1,0 +1,255 @@
+#![allow(clippy::unwrap_used)]
+//! weft's Consul API against a real controller: weft's own tasks are Consul services the
+//! moment they run and leave the catalog the moment they stop; blocking health queries
+//! wake on it; tenants see nothing of each other; bad requests name the field and
+//! change nothing.
+
+mod common;
+
+use common::fake_agent::{FakeAgent, eventually};
+use common::*;
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use weft_server::{ServerConfig, ServerHandle, serve};
+
+async fn start_with_consul(dir: &Path, anonymous: Option<&str>) -> ServerHandle {
+    let localhost = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let mut config = ServerConfig::new(localhost, dir);
+    config.node_deadline = Duration::from_secs(1);
+    config.schedule_interval = Duration::from_millis(200);
+    config.consul.listen = Some(localhost);
+    config.consul.anonymous_tenant = anonymous.map(str::to_string);
+    serve(config).await.unwrap()
+}
+
+struct ConsulHttp {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl ConsulHttp {
+    fn new(server: &ServerHandle, token: Option<&str>) -> Self {
+        Self {
+            base: format!("http://{}", server.consul_addr().unwrap()),
+            http: reqwest::Client::new(),
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.header("X-Consul-Token", t),
+            None => r,
+        }
+    }
+
+    /// (status, X-Consul-Index, body as JSON or Null)
+    async fn get(&self, path: &str) -> (u16, u64, Value) {
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        let index = r
+            .headers()
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, index, body)
+    }
+
+    async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let r = self
+            .req(reqwest::Method::PUT, path)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+fn addresses(entries: &Value) -> Vec<String> {
+    let mut out: Vec<String> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Service"]["Address"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_tasks_are_instances_and_stopped_ones_leave_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let node = FakeAgent::start(&server, "node-1", &[]).await;
+    let app = json!({"app": {"web": {"instances": 3, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64, "epg": "shop/store/web"}}});
+    admin.apply_apps(app).await.unwrap();
+
+    let consul = ConsulHttp::new(&server, None);
+    let (_, index, entries) = eventually(
+        Duration::from_secs(10),
+        "3 passing web instances",
+        || async {
+            let got = consul.get("/v1/health/service/web?passing=1").await;
+            (got.2.as_array().map_or(0, Vec::len) == 3).then_some(got)
+        },
+    )
+    .await;
+    let tasks = admin.tasks(Some("web")).await.unwrap();
+    let mut task_ips: Vec<String> = tasks.iter().map(|t| t.ip.to_string()).collect();
+    task_ips.sort();
+    assert_eq!(addresses(&entries), task_ips);
+    for e in entries.as_array().unwrap() {
+        assert_eq!(e["Node"]["Node"], "node-1");
+        assert_eq!(e["Service"]["Service"], "web");
+        assert_eq!(e["Service"]["Meta"]["weft-epg"], "shop/store/web");
+        let checks: Vec<&str> = e["Checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["CheckID"].as_str().unwrap())
+            .collect();
+        assert!(checks.contains(&"serfHealth"), "{checks:?}");
+    }
+    let (_, _, services) = consul.get("/v1/catalog/services").await;
+    assert!(services.get("web").is_some(), "{services}");
+
+    // A blocking query on the service wakes when the app scales down, and the removed
+    // task is gone from the answer.
+    let waiter = {
+        let consul = ConsulHttp::new(&server, None);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let got = consul
+                .get(&format!("/v1/health/service/web?index={index}&wait=20s"))
+                .await;
+            (start.elapsed(), got)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin.scale_app("web", 1).await.unwrap();
+    let (took, (_, new_index, after)) = waiter.await.unwrap();
+    assert!(took < Duration::from_secs(10), "woke after {took:?}");
+    assert!(new_index > index);
+    // The scale commit removed two task records: the answer that woke is already the
+    // new state, with only the kept task.
+    let kept = admin.tasks(Some("web")).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(addresses(&after), vec![kept[0].ip.to_string()]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn tenants_see_nothing_of_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), None).await;
+    let admin = admin(&server);
+    admin
+        .apply(&model(&tenant_json("red", "10.1.0.0/24", "10.1.0.1")))
+        .await
+        .unwrap();
+    admin
+        .apply(&model(&tenant_json("blue", "10.2.0.0/24", "10.2.0.1")))
+        .await
+        .unwrap();
+    let red_token = admin.create_token("red").await.unwrap().token;
+    let blue_token = admin.create_token("blue").await.unwrap().token;
+    let red = ConsulHttp::new(&server, Some(&red_token));
+    let blue = ConsulHttp::new(&server, Some(&blue_token));
+
+    let (status, _) = red
+        .put(
+            "/v1/agent/service/register",
+            r#"{"Name": "secret-db", "Port": 5432}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        red.put("/v1/kv/db/password", "hunter2").await,
+        (200, "true".into())
+    );
+    assert_eq!(red.get("/v1/kv/db/password").await.0, 200);
+    let (_, _, red_services) = red.get("/v1/catalog/services").await;
+    assert!(red_services.get("secret-db").is_some());
+
+    let (_, _, blue_services) = blue.get("/v1/catalog/services").await;
+    assert!(blue_services.get("secret-db").is_none(), "{blue_services}");
+    assert_eq!(blue.get("/v1/kv/db/password").await.0, 404);
+    assert_eq!(blue.get("/v1/health/service/secret-db").await.2, json!([]));
+    assert_eq!(blue.get("/v1/agent/services").await.2, json!({}));
+    // Blue's write to the same key is its own key.
+    assert_eq!(blue.put("/v1/kv/db/password", "other").await.0, 200);
+    let (_, _, red_value) = red.get("/v1/kv/db/password?raw").await;
+    assert_eq!(red_value, Value::Null, "raw is not JSON");
+    let raw = red
+        .req(reqwest::Method::GET, "/v1/kv/db/password?raw")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(raw, "hunter2");
+
+    // No token, or an unknown one, is refused when no anonymous tenant is configured.
+    let nobody = ConsulHttp::new(&server, None);
+    assert_eq!(nobody.get("/v1/kv/db/password").await.0, 403);
+    let stranger = ConsulHttp::new(&server, Some("not-a-token"));
+    assert_eq!(stranger.get("/v1/catalog/services").await.0, 403);
+}
+
+#[tokio::test]
+async fn malformed_registrations_name_the_field_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let consul = ConsulHttp::new(&server, None);
+    // The index settles once the background loop has written its first epoch.
+    let before = eventually(Duration::from_secs(5), "a settled index", || async {
+        let (_, first, _) = consul.get("/v1/catalog/services").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, second, _) = consul.get("/v1/catalog/services").await;
+        (first == second).then_some(first)
+    })
+    .await;
+    for (body, field) in [
+        (r#"{"Name": "web", "Port": "80"}"#, "Port"),
+        (r#"{"Name": "web", "Tags": "a"}"#, "Tags"),
+        (r#"{"Name": "web", "Check": {"TTL": "ten seconds"}}"#, "TTL"),
+        (
+            r#"{"Name": "web", "Check": {"HTTP": "ftp://x", "Interval": "1s"}}"#,
+            "HTTP",
+        ),
+        (r#"{"Name": "web", "Meta": {"a": 1}}"#, "Meta"),
+        (r#"["not", "an", "object"]"#, "object"),
+        (r#"{"Name": "web""#, "decode"),
+        (r#"{"Port": 80}"#, "name"),
+    ] {
+        let (status, text) = consul.put("/v1/agent/service/register", body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(
+            text.contains(field),
+            "{body}: {text:?} does not name {field}"
+        );
+    }
+    let (status, text) = consul
+        .put(
+            "/v1/catalog/register",
+            r#"{"Node": "n1", "Address": "10.0.0.1", "Service": {"Service": "s", "Port": 99999}}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("Port"), "{text}");
+    let (_, after, services) = consul.get("/v1/catalog/services").await;
+    assert_eq!(after, before, "a refused write must not commit");
+    assert_eq!(services, json!({"consul": []}));
+    let (_, _, nodes) = consul.get("/v1/catalog/nodes").await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
+}
