@@ -18,6 +18,79 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
+/// Consul's limits on what a service carries into discovery.
+const MAX_TAGS: usize = 64;
+const MAX_TAG_LEN: usize = 256;
+const MAX_META: usize = 64;
+const MAX_META_KEY: usize = 128;
+const MAX_META_VALUE: usize = 512;
+const MAX_PORTS: usize = 32;
+
+/// A DNS label: `<tag>.<app>.service.weft` and `_<app>._<port>` must resolve.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !s.starts_with('-')
+}
+
+fn check_discovery(app: &AppSpec, out: &mut Vec<Problem>) {
+    if app.ports.len() > MAX_PORTS {
+        out.push(problem("ports", format!("at most {MAX_PORTS} ports")));
+    }
+    for (name, port) in &app.ports {
+        if !is_label(name) {
+            out.push(problem(
+                format!("ports.{name}"),
+                format!("port name {name:?} must be letters, digits, '-' and '_' (a DNS label)"),
+            ));
+        }
+        if *port == 0 {
+            out.push(problem(
+                format!("ports.{name}"),
+                "port must be from 1 to 65535",
+            ));
+        }
+    }
+    if app.tags.len() > MAX_TAGS {
+        out.push(problem(
+            "tags",
+            format!("at most {MAX_TAGS} tags, found {}", app.tags.len()),
+        ));
+    }
+    for tag in &app.tags {
+        if tag.len() > MAX_TAG_LEN || tag.is_empty() || tag.contains(char::is_whitespace) {
+            out.push(problem(
+                "tags",
+                format!("tag {tag:?} must be 1 to {MAX_TAG_LEN} characters without spaces"),
+            ));
+        }
+    }
+    if app.meta.len() > MAX_META {
+        out.push(problem("meta", format!("at most {MAX_META} meta entries")));
+    }
+    for (key, value) in &app.meta {
+        if key.is_empty()
+            || key.len() > MAX_META_KEY
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            out.push(problem(
+                format!("meta.{key}"),
+                format!("meta key {key:?} must be 1 to {MAX_META_KEY} letters, digits, '-' or '_'"),
+            ));
+        }
+        if value.len() > MAX_META_VALUE {
+            out.push(problem(
+                format!("meta.{key}"),
+                format!("meta value is {} bytes, over {MAX_META_VALUE}", value.len()),
+            ));
+        }
+    }
+}
+
 pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     if !app.cpus.is_finite() || app.cpus < 0.001 {
@@ -49,6 +122,7 @@ pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
             "args are passed to an image; a cmd takes its arguments inline",
         ));
     }
+    check_discovery(app, &mut out);
     for key in app.env.keys() {
         if !is_env_name(key) {
             out.push(problem(

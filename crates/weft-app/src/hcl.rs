@@ -49,6 +49,9 @@ const APP_FIELDS: &[&str] = &[
     "env",
     "epg",
     "privileged",
+    "ports",
+    "tags",
+    "meta",
     "constraint",
     "health_check",
     "restart",
@@ -303,6 +306,49 @@ impl<'a> Reader<'a> {
             "privileged" => {
                 if let Some(b) = self.bool(a, key) {
                     app.privileged = b;
+                }
+            }
+            "tags" => app.tags = self.strings(a, key),
+            "ports" => {
+                for (name, value) in self.object(a, key) {
+                    let field = format!("ports.{name}");
+                    match value {
+                        Expression::Number(n) => {
+                            match n.value().as_u64().and_then(|p| u16::try_from(p).ok()) {
+                                Some(port) => {
+                                    app.ports.insert(name, port);
+                                }
+                                None => self.field_error(
+                                    &field,
+                                    a.span(),
+                                    format!(
+                                        "{field} must be a port from 1 to 65535, found {}",
+                                        n.value()
+                                    ),
+                                ),
+                            }
+                        }
+                        other => self.field_error(
+                            &field,
+                            a.span(),
+                            format!("{field} must be a port number, found {}", describe(&other)),
+                        ),
+                    }
+                }
+            }
+            "meta" => {
+                for (name, value) in self.object(a, key) {
+                    match value {
+                        Expression::String(s) => {
+                            app.meta.insert(name, s.value().clone());
+                        }
+                        other => {
+                            let field = format!("meta.{name}");
+                            let message =
+                                format!("{field} must be a string, found {}", describe(&other));
+                            self.field_error(&field, a.span(), message);
+                        }
+                    }
                 }
             }
             "env" => {
@@ -665,6 +711,27 @@ impl<'a> Reader<'a> {
                         describe(other)
                     );
                     self.field_error(field, a.span(), message);
+                }
+            }
+        }
+        out
+    }
+
+    /// The entries of an object attribute (`{ name = value }`), names as written.
+    fn object(&mut self, a: &Attribute, field: &str) -> Vec<(String, Expression)> {
+        let Expression::Object(object) = &a.value else {
+            self.type_error(a, field, "an object of name = value");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in object.iter() {
+            match k {
+                ObjectKey::Ident(ident) => out.push((ident.as_str().to_string(), v.expr().clone())),
+                ObjectKey::Expression(Expression::String(s)) => {
+                    out.push((s.value().clone(), v.expr().clone()));
+                }
+                ObjectKey::Expression(_) => {
+                    self.field_error(field, a.span(), format!("{field} names must be literal"));
                 }
             }
         }

@@ -70,6 +70,16 @@ pub struct AppSpec {
     /// Only apps that run nested containers need it (the paper's problem 4): per app, never global.
     #[serde(default)]
     pub privileged: bool,
+    /// Named ports the tasks listen on (`http = 8080`). Discovery shows them: the
+    /// service's port is the first by name, each one also under its own name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, u16>,
+    /// Tags of the app's service in discovery (`<tag>.<app>.service.weft`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Metadata of the app's service in discovery.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -108,6 +118,9 @@ impl AppSpec {
             health_checks: Vec::new(),
             restart: RestartPolicy::default(),
             upgrade_strategy: UpgradeStrategy::default(),
+            ports: BTreeMap::new(),
+            tags: Vec::new(),
+            meta: BTreeMap::new(),
             privileged: false,
             loc: Location::default(),
         }

@@ -508,3 +508,68 @@ app "b" {
     );
     assert_eq!(dependency_order(&apps), None);
 }
+
+#[test]
+fn ports_tags_and_meta_for_discovery() {
+    let text = app(
+        "  ports = { http = 8080, admin = 9090 }\n  tags = [\"v1\", \"primary\"]\n  meta = { version = \"1.2\", team = \"store\" }",
+    );
+    let apps = parse_apps_hcl(FILE, &text).unwrap();
+    let web = apps.get("web").unwrap();
+    assert_eq!(web.ports["http"], 8080);
+    assert_eq!(web.ports["admin"], 9090);
+    assert_eq!(web.tags, ["v1", "primary"]);
+    assert_eq!(web.meta["version"], "1.2");
+    // The JSON twin carries them too.
+    let back = parse_apps_json("apps.json", &apps_to_json(&apps)).unwrap();
+    assert_eq!(back.get("web").unwrap().ports, web.ports);
+    assert_eq!(back.get("web").unwrap().meta, web.meta);
+
+    assert_error(
+        &app("  ports = { http = 70000 }"),
+        6,
+        Some("web"),
+        "ports.http must be a port from 1 to 65535",
+    );
+    assert_error(
+        &app("  ports = { http = \"80\" }"),
+        6,
+        Some("web"),
+        "ports.http must be a port number",
+    );
+    assert_error(
+        &app("  ports = { \"a b\" = 80 }"),
+        6,
+        Some("web"),
+        "must be letters, digits",
+    );
+    assert_error(
+        &app("  tags = [\"has space\"]"),
+        6,
+        Some("web"),
+        "tag \"has space\"",
+    );
+    assert_error(
+        &app("  meta = { v = 1 }"),
+        6,
+        Some("web"),
+        "meta.v must be a string",
+    );
+    let many_tags: Vec<String> = (0..65).map(|i| format!("\"t{i}\"")).collect();
+    assert_error(
+        &app(&format!("  tags = [{}]", many_tags.join(", "))),
+        6,
+        Some("web"),
+        "at most 64 tags",
+    );
+    let long = "x".repeat(513);
+    assert_error(
+        &app(&format!("  meta = {{ v = \"{long}\" }}")),
+        6,
+        Some("web"),
+        "over 512",
+    );
+    let json = r#"{"app": {"web": {"cmd": "x", "cpus": 1, "mem": 1, "epg": "a/b/c", "ports": {"http": 0}}}}"#;
+    let err = parse_apps_json("apps.json", json).unwrap_err();
+    assert!(err.to_string().contains("ports.http"), "{err}");
+}

@@ -189,15 +189,22 @@ impl<S: KvStore + Clone> Consul<S> {
                 create_index: 1,
                 modify_index: 1,
             });
+            let address = i.address.to_string();
+            let tagged_addresses = i
+                .ports
+                .iter()
+                .map(|(name, port)| (name.clone(), json!({"Address": address, "Port": port})))
+                .collect();
             view.services.push(ServiceView {
                 record: ServiceRecord {
                     id: i.id,
                     service: i.service,
                     node: i.node,
                     tags: i.tags,
-                    address: i.address.to_string(),
+                    address,
                     port: i.port,
                     meta: i.meta,
+                    tagged_addresses,
                     ..ServiceRecord::default()
                 },
                 create_index: 1,

@@ -216,7 +216,10 @@ pub struct WeftInstance {
     pub id: String,
     pub node: String,
     pub address: IpAddr,
+    /// The service's port: the app's first named port.
     pub port: u16,
+    /// Every named port of the app, shown as a tagged address each.
+    pub ports: BTreeMap<String, u16>,
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub health: InstanceHealth,

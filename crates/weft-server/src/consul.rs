@@ -7,7 +7,6 @@ use crate::apps::task_status;
 use crate::auth::hash;
 use crate::liveness::Liveness;
 use crate::server::AppState;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use weft_api::{Health, TaskState};
 use weft_consul::Status;
@@ -87,23 +86,27 @@ impl Directory for ServerDirectory {
                     ),
                     Health::Unknown => (Status::Passing, "task running".into()),
                 };
+                // The first named port, else the port a health check probes.
                 let port = task
                     .spec
-                    .health_checks
-                    .iter()
-                    .find_map(|c| c.port)
+                    .ports
+                    .values()
+                    .next()
+                    .copied()
+                    .or_else(|| task.spec.health_checks.iter().find_map(|c| c.port))
                     .unwrap_or(0);
+                let mut meta = task.spec.meta.clone();
+                meta.insert("weft-epg".to_string(), task.spec.epg.to_string());
+                meta.insert("weft-version".to_string(), task.version.to_string());
                 Some(WeftInstance {
                     service: task.app.clone(),
                     id: task.id.clone(),
                     node: task.node.clone(),
                     address: task.ip,
                     port,
-                    tags: Vec::new(),
-                    meta: BTreeMap::from([
-                        ("weft-epg".to_string(), task.spec.epg.to_string()),
-                        ("weft-version".to_string(), task.version.to_string()),
-                    ]),
+                    ports: task.spec.ports.clone(),
+                    tags: task.spec.tags.clone(),
+                    meta,
                     health: InstanceHealth {
                         status: health,
                         output,

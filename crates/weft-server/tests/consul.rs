@@ -90,7 +90,8 @@ async fn running_tasks_are_instances_and_stopped_ones_leave_at_once() {
     let admin = admin(&server);
     admin.apply(&shop()).await.unwrap();
     let node = FakeAgent::start(&server, "node-1", &[]).await;
-    let app = json!({"app": {"web": {"instances": 3, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64, "epg": "shop/store/web"}}});
+    let app = json!({"app": {"web": {"instances": 3, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64, "epg": "shop/store/web",
+        "ports": {"http": 8080, "metrics": 9100}, "tags": ["v1"], "meta": {"team": "store"}}}});
     admin.apply_apps(app).await.unwrap();
 
     let consul = ConsulHttp::new(&server, None);
@@ -111,6 +112,15 @@ async fn running_tasks_are_instances_and_stopped_ones_leave_at_once() {
         assert_eq!(e["Node"]["Node"], "node-1");
         assert_eq!(e["Service"]["Service"], "web");
         assert_eq!(e["Service"]["Meta"]["weft-epg"], "shop/store/web");
+        assert_eq!(e["Service"]["Meta"]["team"], "store");
+        assert_eq!(e["Service"]["Tags"], json!(["v1"]));
+        // The service port is the first by name; every named port is a tagged address.
+        assert_eq!(e["Service"]["Port"], 8080);
+        assert_eq!(e["Service"]["TaggedAddresses"]["metrics"]["Port"], 9100);
+        assert_eq!(
+            e["Service"]["TaggedAddresses"]["http"]["Address"],
+            e["Service"]["Address"]
+        );
         let checks: Vec<&str> = e["Checks"]
             .as_array()
             .unwrap()
@@ -139,10 +149,14 @@ async fn running_tasks_are_instances_and_stopped_ones_leave_at_once() {
     let (took, (_, new_index, after)) = waiter.await.unwrap();
     assert!(took < Duration::from_secs(10), "woke after {took:?}");
     assert!(new_index > index);
-    // The scale commit removed two task records: the answer that woke is already the
-    // new state, with only the kept task.
-    let kept = admin.tasks(Some("web")).await.unwrap();
-    assert_eq!(kept.len(), 1);
+    // The answer that woke already shows one instance: the two tasks being stopped are
+    // no longer running, so they left the catalog before their records are gone.
+    assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
+    let kept = eventually(Duration::from_secs(10), "one task left", || async {
+        let tasks = admin.tasks(Some("web")).await.unwrap();
+        (tasks.len() == 1).then_some(tasks)
+    })
+    .await;
     assert_eq!(addresses(&after), vec![kept[0].ip.to_string()]);
     node.stop().await;
 }
