@@ -130,14 +130,16 @@ async fn main() {
             .unwrap();
         let index = index_of(&got, "x-weft-index");
         let (h, base, t) = (http.clone(), api.clone(), token.clone());
-        let request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> = Arc::new(move |i| {
-            h.get(format!("{base}/v1/tenants?index={i}&wait=60s"))
-                .bearer_auth(&t)
-        });
+        let request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> =
+            Arc::new(move |i| {
+                h.get(format!("{base}/v1/tenants?index={i}&wait=60s"))
+                    .bearer_auth(&t)
+            });
         let (h, base, t) = (http.clone(), api.clone(), token.clone());
         own.extend(
             round(watchers, index, request, || async move {
-                let body = serde_json::json!({"model": {"tenant": {format!("t{r}"): {"vrf": {"v": {}}}}}});
+                let body =
+                    serde_json::json!({"model": {"tenant": {format!("t{r}"): {"vrf": {"v": {}}}}}});
                 let r = h
                     .post(format!("{base}/v1/apply"))
                     .bearer_auth(&t)
