@@ -3,8 +3,10 @@
 //! every key it holds, per its behavior, in the same transaction that removes it.
 
 use crate::body::{Obj, format_duration};
+use crate::catalog::{SERF_HEALTH, View};
 use crate::error::ConsulError;
 use crate::kv::rev;
+use crate::records::Status;
 use crate::records::{Behavior, KvRecord, SessionRecord, kind_prefix, kv_key, prefix, session_key};
 use crate::{Consul, now_ms, uuid};
 use serde_json::{Value, json};
@@ -20,6 +22,30 @@ const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a session's node exists and none of its node checks is critical; the reason
+/// if not. The controller's own node is always healthy.
+fn unhealthy(view: &View, s: &SessionRecord) -> Result<(), String> {
+    if !view.nodes.contains_key(&s.node) {
+        return Err(format!("node {:?} is not in the catalog", s.node));
+    }
+    for check in &s.node_checks {
+        let found = view
+            .checks
+            .iter()
+            .find(|c| c.record.node == s.node && &c.record.check_id == check);
+        match found {
+            // A node registered through the catalog has no serfHealth of its own.
+            None if check == SERF_HEALTH => {}
+            None => return Err(format!("check {check:?} of node {:?} is missing", s.node)),
+            Some(c) if c.record.status == Status::Critical => {
+                return Err(format!("check {check:?} of node {:?} is critical", s.node));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn decode(bytes: &[u8]) -> Result<SessionRecord, ConsulError> {
@@ -91,6 +117,19 @@ impl<S: KvStore + Clone> Consul<S> {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
         };
+        let probe = SessionRecord {
+            id: String::new(),
+            name: String::new(),
+            node: node.clone(),
+            lock_delay_ms: 0,
+            behavior,
+            ttl_ms: None,
+            expires_ms: None,
+            node_checks: node_checks.clone(),
+            service_checks: Vec::new(),
+        };
+        unhealthy(&self.view(tenant).await?, &probe)
+            .map_err(|why| ConsulError::Refused(format!("cannot create the session: {why}")))?;
         let record = SessionRecord {
             id: uuid(),
             name: body.string("Name")?,
@@ -237,11 +276,15 @@ impl<S: KvStore + Clone> Consul<S> {
         Err(ConsulError::Refused("session kept changing; retry".into()))
     }
 
-    /// Invalidates every session whose TTL ran out. Returns how many.
+    /// Invalidates every session whose TTL ran out, whose node left, or one of whose
+    /// checks is critical (Consul's rule: a session lives only while its node and its
+    /// health checks do, so a lock held by a dead node's task is released). Returns how
+    /// many.
     pub(crate) async fn expire_sessions(&self) -> Result<usize, ConsulError> {
         let root = kind_prefix("session");
         let read = self.store.range(root.as_bytes(), None).await?;
         let now = now_ms();
+        let mut views = std::collections::HashMap::new();
         let mut expired = Vec::new();
         for kv in &read.kvs {
             let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
@@ -251,7 +294,17 @@ impl<S: KvStore + Clone> Consul<S> {
             let Ok(session) = decode(&kv.value) else {
                 continue;
             };
-            if session.expires_ms.is_some_and(|at| at <= now) {
+            let why = if session.expires_ms.is_some_and(|at| at <= now) {
+                Some("its TTL expired".to_string())
+            } else {
+                if !views.contains_key(tenant) {
+                    views.insert(tenant.to_string(), self.view(tenant).await?);
+                }
+                let view = &views[tenant];
+                unhealthy(view, &session).err()
+            };
+            if let Some(why) = why {
+                tracing::info!(tenant, session = id, why, "session invalidated");
                 expired.push((tenant.to_string(), id.to_string()));
             }
         }

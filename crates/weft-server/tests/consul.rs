@@ -267,3 +267,52 @@ async fn malformed_registrations_name_the_field_and_change_nothing() {
     let (_, _, nodes) = consul.get("/v1/catalog/nodes").await;
     assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_sessions_are_invalidated_and_their_locks_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let node = FakeAgent::start(&server, "node-1", &[]).await;
+    let consul = ConsulHttp::new(&server, None);
+    // The node must be alive (serfHealth passing) before a session can be bound to it.
+    let id = eventually(Duration::from_secs(5), "a session on node-1", || async {
+        let (status, body) = consul
+            .put(
+                "/v1/session/create",
+                r#"{"Node": "node-1", "LockDelay": "0s"}"#,
+            )
+            .await;
+        (status == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["ID"].clone())
+    })
+    .await;
+    let id = id.as_str().unwrap().to_string();
+    assert_eq!(
+        consul
+            .put(&format!("/v1/kv/leader?acquire={id}"), "node-1")
+            .await,
+        (200, "true".into())
+    );
+
+    // The node's agent stops heartbeating: after the node deadline (1 s) its serfHealth
+    // turns critical, the session is invalidated and the lock is free.
+    node.stop().await;
+    let start = Instant::now();
+    eventually(Duration::from_secs(10), "the lock released", || async {
+        let (_, _, body) = consul.get("/v1/kv/leader").await;
+        body[0].get("Session").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    let (_, _, sessions) = consul.get("/v1/session/list").await;
+    assert_eq!(sessions, json!([]));
+    // And no session can be bound to a dead node.
+    let (status, text) = consul
+        .put("/v1/session/create", r#"{"Node": "node-1"}"#)
+        .await;
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("serfHealth"), "{text}");
+}
