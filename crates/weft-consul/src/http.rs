@@ -298,6 +298,54 @@ impl<S: KvStore + Clone> Consul<S> {
     }
 }
 
+impl<S: KvStore + Clone> Consul<S> {
+    /// The agent endpoints' blocking: `?hash=H&wait=` returns when the answer's content
+    /// hash differs from `H` (or `wait` passed); the answer carries `X-Consul-ContentHash`.
+    async fn hash_blocking(&self, ctx: &Ctx, render: impl Fn(&View) -> Value) -> Reply {
+        let wait = match ctx.get("wait") {
+            Some(w) => parse_duration(w)
+                .ok_or_else(|| ConsulError::BadRequest(format!("Invalid wait time {w:?}")))?,
+            None => DEFAULT_WAIT,
+        }
+        .min(MAX_WAIT);
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut keys = catalog_prefixes(&ctx.tenant);
+        keys.push(crate::records::EPOCH_KEY.to_string());
+        let watched = Watched::prefixes(keys);
+        loop {
+            let view = self.view(&ctx.tenant).await?;
+            let body = render(&view);
+            let hash = content_hash(&body);
+            let unchanged = ctx.get("hash").is_some_and(|h| h == hash);
+            if !unchanged || tokio::time::Instant::now() >= deadline {
+                let mut r = axum::Json(body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&hash) {
+                    r.headers_mut().insert("x-consul-contenthash", v);
+                }
+                return Ok(r);
+            }
+            // Wait for the next change of the tenant's catalog after this view.
+            let mut until = Ctx {
+                tenant: ctx.tenant.clone(),
+                params: vec![("index".into(), view.index.to_string())],
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            until
+                .params
+                .push(("wait".into(), format!("{}ms", left.as_millis().max(1))));
+            self.block(&until, &watched).await?;
+        }
+    }
+}
+
+/// A stable digest of an answer, as Consul's `X-Consul-ContentHash`.
+fn content_hash(body: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.to_string().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn catalog_prefixes(tenant: &str) -> Vec<String> {
     ["node", "service", "check"]
         .iter()
@@ -975,20 +1023,21 @@ async fn agent_services<S: KvStore + Clone>(
 ) -> Reply {
     let ctx = ctx(&c, &headers, params)?;
     let filter = ctx.filter()?;
-    let view = c.view(&ctx.tenant).await?;
-    let dc = &c.config.datacenter;
-    let mut out = Map::new();
-    for s in view
-        .services
-        .iter()
-        .filter(|s| s.record.node == c.config.node_name && s.record.id != "consul")
-    {
-        let item = service_json(s, dc);
-        if keep(filter.as_ref(), &item) {
-            out.insert(s.record.id.clone(), item);
+    c.hash_blocking(&ctx, |view| {
+        let mut out = Map::new();
+        for s in view
+            .services
+            .iter()
+            .filter(|s| s.record.node == c.config.node_name && s.record.id != "consul")
+        {
+            let item = service_json(s, &c.config.datacenter);
+            if keep(filter.as_ref(), &item) {
+                out.insert(s.record.id.clone(), item);
+            }
         }
-    }
-    Ok(axum::Json(Value::Object(out)).into_response())
+        Value::Object(out)
+    })
+    .await
 }
 
 async fn agent_service<S: KvStore + Clone>(
@@ -1058,17 +1107,19 @@ async fn agent_checks<S: KvStore + Clone>(
 ) -> Reply {
     let ctx = ctx(&c, &headers, params)?;
     let filter = ctx.filter()?;
-    let view = c.view(&ctx.tenant).await?;
-    let mut out = Map::new();
-    for ch in view.checks.iter().filter(|ch| {
-        ch.record.node == c.config.node_name && ch.record.check_id != catalog::SERF_HEALTH
-    }) {
-        let item = check_json(ch, &tags_of(&view, &ch.record.node, &ch.record.service_id));
-        if keep(filter.as_ref(), &item) {
-            out.insert(ch.record.check_id.clone(), item);
+    c.hash_blocking(&ctx, |view| {
+        let mut out = Map::new();
+        for ch in view.checks.iter().filter(|ch| {
+            ch.record.node == c.config.node_name && ch.record.check_id != catalog::SERF_HEALTH
+        }) {
+            let item = check_json(ch, &tags_of(view, &ch.record.node, &ch.record.service_id));
+            if keep(filter.as_ref(), &item) {
+                out.insert(ch.record.check_id.clone(), item);
+            }
         }
-    }
-    Ok(axum::Json(Value::Object(out)).into_response())
+        Value::Object(out)
+    })
+    .await
 }
 
 async fn agent_check_register<S: KvStore + Clone>(

@@ -316,3 +316,64 @@ async fn a_dead_nodes_sessions_are_invalidated_and_their_locks_released() {
     assert_eq!(status, 500, "{text}");
     assert!(text.contains("serfHealth"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_endpoints_block_on_their_content_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let consul = ConsulHttp::new(&server, None);
+    let first = consul
+        .req(reqwest::Method::GET, "/v1/agent/services")
+        .send()
+        .await
+        .unwrap();
+    let hash = first.headers()["x-consul-contenthash"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // Unchanged: the query waits its whole `wait` and answers the same hash.
+    let start = Instant::now();
+    let same = consul
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/agent/services?hash={hash}&wait=300ms"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    assert_eq!(same.headers()["x-consul-contenthash"], hash.as_str());
+    // A registration wakes it with a new hash and the new service.
+    let waiter = {
+        let consul = ConsulHttp::new(&server, None);
+        let hash = hash.clone();
+        tokio::spawn(async move {
+            let r = consul
+                .req(
+                    reqwest::Method::GET,
+                    &format!("/v1/agent/services?hash={hash}&wait=20s"),
+                )
+                .send()
+                .await
+                .unwrap();
+            let new_hash = r.headers()["x-consul-contenthash"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (new_hash, r.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    assert_eq!(
+        consul
+            .put("/v1/agent/service/register", r#"{"Name": "api"}"#)
+            .await
+            .0,
+        200
+    );
+    let (new_hash, body) = waiter.await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_ne!(new_hash, hash);
+    assert!(body.get("api").is_some(), "{body}");
+}
