@@ -77,6 +77,7 @@ fn task_check(i: &WeftInstance) -> CheckRecord {
         output: i.health.output.clone(),
         probe: Probe::None,
         updated_ms: 0,
+        deregister_after_ms: None,
     }
 }
 
@@ -100,6 +101,7 @@ fn serf_check(node: &str, alive: bool) -> CheckRecord {
         },
         probe: Probe::None,
         updated_ms: 0,
+        deregister_after_ms: None,
     }
 }
 
@@ -551,6 +553,7 @@ impl<S: KvStore + Clone> Consul<S> {
             output: String::new(),
             probe: Probe::None,
             updated_ms: now_ms(),
+            deregister_after_ms: None,
         };
         self.store
             .put(key.as_bytes(), &encode(&record)?, None)

@@ -101,6 +101,7 @@ pub(crate) fn check_record(
         output,
         probe,
         updated_ms: now_ms(),
+        deregister_after_ms: body.duration("DeregisterCriticalServiceAfter")?.map(ms),
     })
 }
 
@@ -154,6 +155,8 @@ struct Probed {
     status: Status,
     output: String,
     next_ms: u64,
+    /// Since when the probe has failed without a pass in between.
+    critical_since_ms: Option<u64>,
 }
 
 impl Default for CheckRunner {
@@ -178,6 +181,21 @@ impl CheckRunner {
         self.results
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Since when a check has been critical, if it is.
+    fn critical_since(&self, tenant: &str, check: &CheckRecord, now: u64) -> Option<u64> {
+        match &check.probe {
+            Probe::Http { .. } | Probe::Tcp { .. } => self
+                .results()
+                .get(&result_key(tenant, &check.node, &check.check_id))
+                .and_then(|p| p.critical_since_ms),
+            Probe::Ttl { ttl_ms } if check.status != Status::Critical => {
+                let deadline = check.updated_ms.saturating_add(*ttl_ms);
+                (now >= deadline).then_some(deadline)
+            }
+            _ => (check.status == Status::Critical).then_some(check.updated_ms),
+        }
     }
 
     /// The check's status now: TTL expiry applied, the last probe result overlaid.
@@ -205,12 +223,19 @@ impl CheckRunner {
     fn record(&self, key: String, status: Status, output: String, next_ms: u64) {
         let changed = {
             let mut results = self.results();
-            let old = results.insert(
+            let old = results.get(&key).cloned();
+            let critical_since_ms = match (status, &old) {
+                (Status::Critical, Some(o)) if o.critical_since_ms.is_some() => o.critical_since_ms,
+                (Status::Critical, _) => Some(now_ms()),
+                _ => None,
+            };
+            results.insert(
                 key,
                 Probed {
                     status,
                     output,
                     next_ms,
+                    critical_since_ms,
                 },
             );
             old.is_none_or(|o| o.status != status)
@@ -341,6 +366,7 @@ async fn schedule_probes<S: KvStore + Clone>(
     let now = now_ms();
     let mut live = std::collections::HashSet::new();
     let mut expired = Vec::new();
+    let mut reap = Vec::new();
     for kv in &read.kvs {
         let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
         let Some((tenant, _)) = key.split_once('/') else {
@@ -349,6 +375,19 @@ async fn schedule_probes<S: KvStore + Clone>(
         let Ok(check) = serde_json::from_slice::<CheckRecord>(&kv.value) else {
             continue;
         };
+        if let Some(after) = check.deregister_after_ms
+            && !check.service_id.is_empty()
+            && consul
+                .checks
+                .critical_since(tenant, &check, now)
+                .is_some_and(|since| now >= since.saturating_add(after))
+        {
+            reap.push((
+                tenant.to_string(),
+                check.node.clone(),
+                check.service_id.clone(),
+            ));
+        }
         let interval_ms = match &check.probe {
             Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => *interval_ms,
             Probe::Ttl { ttl_ms } => {
@@ -368,14 +407,17 @@ async fn schedule_probes<S: KvStore + Clone>(
             continue;
         }
         // Not due again until this probe's interval has passed, even while it runs.
-        let (status, output) =
-            previous.map_or((Status::Critical, String::new()), |p| (p.status, p.output));
+        let (status, output, critical_since_ms) = previous
+            .map_or((Status::Critical, String::new(), None), |p| {
+                (p.status, p.output, p.critical_since_ms)
+            });
         consul.checks.results().insert(
             rkey.clone(),
             Probed {
                 status,
                 output,
                 next_ms: now.saturating_add(interval_ms),
+                critical_since_ms,
             },
         );
         let runner = Arc::clone(&consul.checks);
@@ -387,5 +429,19 @@ async fn schedule_probes<S: KvStore + Clone>(
         });
     }
     consul.checks.results().retain(|k, _| live.contains(k));
+    reap.dedup();
+    for (tenant, node, service) in reap {
+        tracing::info!(
+            tenant,
+            node,
+            service,
+            "deregistering a service critical for too long"
+        );
+        let ops = consul.service_removal(&tenant, &node, &service).await?;
+        consul
+            .store
+            .txn(weft_store::Txn::new().and_then(ops))
+            .await?;
+    }
     Ok(expired)
 }

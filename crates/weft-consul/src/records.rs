@@ -196,6 +196,10 @@ pub(crate) struct CheckRecord {
     pub probe: Probe,
     /// When the status was last set by a client (TTL checks count from here).
     pub updated_ms: u64,
+    /// Consul's `DeregisterCriticalServiceAfter`: the check's service is deregistered
+    /// once the check has been critical this long.
+    #[serde(default)]
+    pub deregister_after_ms: Option<u64>,
 }
 
 /// One of weft's nodes, as the catalog shows it.

@@ -377,3 +377,46 @@ async fn agent_endpoints_block_on_their_content_hash() {
     assert_ne!(new_hash, hash);
     assert!(body.get("api").is_some(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_critical_for_longer_than_its_limit_is_deregistered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let consul = ConsulHttp::new(&server, None);
+    let body = r#"{"Name": "flaky", "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1s"},
+                   "Checks": [{"TTL": "30s"}]}"#;
+    assert_eq!(consul.put("/v1/agent/service/register", body).await.0, 200);
+    let kept =
+        r#"{"Name": "steady", "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1s"}}"#;
+    assert_eq!(consul.put("/v1/agent/service/register", kept).await.0, 200);
+    assert_eq!(
+        consul
+            .put("/v1/agent/check/pass/service:steady", "")
+            .await
+            .0,
+        200
+    );
+    // TTL checks start critical: "flaky" goes after about 1 s; "steady" passed and stays.
+    let start = Instant::now();
+    eventually(Duration::from_secs(10), "flaky deregistered", || async {
+        let (_, _, services) = consul.get("/v1/agent/services").await;
+        services.get("flaky").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "too early: {:?}",
+        start.elapsed()
+    );
+    let (_, _, services) = consul.get("/v1/agent/services").await;
+    assert!(services.get("steady").is_some(), "{services}");
+    let (_, _, checks) = consul.get("/v1/agent/checks").await;
+    assert!(
+        checks
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("flaky")),
+        "its checks went with it: {checks}"
+    );
+}
