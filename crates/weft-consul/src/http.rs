@@ -68,6 +68,7 @@ pub fn router<S: KvStore + Clone>(consul: Arc<Consul<S>>) -> Router {
         .route("/v1/health/checks/{name}", get(health_checks::<S>))
         .route("/v1/health/state/{state}", get(health_state::<S>))
         .route("/v1/health/node/{node}", get(health_node::<S>))
+        .route("/v1/weft/explain/{service}", get(weft_explain::<S>))
         .route("/v1/agent/self", get(agent_self::<S>))
         .route("/v1/agent/members", get(agent_members::<S>))
         .route("/v1/agent/reload", put(agent_reload::<S>))
@@ -859,6 +860,47 @@ async fn health_node<S: KvStore + Clone>(
     let view = c.blocking_view(&ctx).await?;
     let items = checks_where(&view, filter.as_ref(), |ch| ch.record.node == node);
     Ok(json_at(view.index, items))
+}
+
+// ---- weft's own: why an asker is shown an instance or not ----
+
+/// `GET /v1/weft/explain/<service>?vrf=<vrf>&source=<ip>`: every instance of the service
+/// with whether an endpoint asking from `source` in `vrf` is told of it, and why.
+async fn weft_explain<S: KvStore + Clone>(
+    State(c): Shared<S>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Reply {
+    let ctx = ctx(&c, &headers, params)?;
+    let asker = match (ctx.get("vrf"), ctx.get("source")) {
+        (Some(vrf), Some(source)) => {
+            let ip = source.parse().map_err(|_| {
+                ConsulError::BadRequest(format!("source {source:?} is not an IP address"))
+            })?;
+            Some(c.asker(vrf, ip).ok_or_else(|| {
+                ConsulError::NotFound(format!("no endpoint has address {source} in {vrf}"))
+            })?)
+        }
+        (None, None) => None,
+        _ => {
+            return Err(ConsulError::BadRequest(
+                "give both vrf and source, or neither".into(),
+            ));
+        }
+    };
+    let decisions = c
+        .decide_service(&ctx.tenant, &service, asker.as_ref())
+        .await?;
+    let items: Vec<Value> = decisions
+        .iter()
+        .map(|d| json!({"ID": d.id, "Node": d.node, "Address": d.address, "Port": d.port, "Shown": d.shown, "Why": d.why}))
+        .collect();
+    Ok(axum::Json(json!({
+        "Asker": asker.map(|a| json!({"Endpoint": a.endpoint, "EPG": a.epg, "VRF": a.vrf})),
+        "Instances": items,
+    }))
+    .into_response())
 }
 
 // ---- agent ----

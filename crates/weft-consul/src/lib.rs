@@ -20,15 +20,17 @@ mod error;
 mod filter;
 mod http;
 mod kv;
+mod policy;
 mod records;
 mod session;
 
 pub use checks::CheckRunner;
 pub use error::ConsulError;
 pub use http::router;
+pub use policy::Decision;
 pub use records::{InstanceHealth, Status, WeftInstance, WeftNode};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use weft_store::KvStore;
@@ -62,6 +64,30 @@ pub trait Directory: Send + Sync + 'static {
     /// A digest of what `nodes` and every tenant's `instances` would answer now: when it
     /// changes, the adapter moves its index (see the epoch key).
     fn fingerprint(&self) -> u64;
+    /// The endpoint that has address `source` in VRF `vrf` (addresses are unique per
+    /// VRF only): who asks, as port security guarantees its source address.
+    fn asker(&self, vrf: &str, source: IpAddr) -> Option<Asker>;
+    /// Whether `asker` may open a connection to `address` (in the asker's VRF) on
+    /// `port` (TCP; 0: ICMP echo), by the same evaluation `weft explain` uses, and why.
+    /// `None` when `address` is none of weft's endpoints: policy cannot tell.
+    fn may_reach(&self, asker: &Asker, address: IpAddr, port: u16) -> Option<Reach>;
+}
+
+/// An endpoint asking, from inside the fabric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asker {
+    pub endpoint: String,
+    pub tenant: String,
+    /// `tenant/app-profile/epg`.
+    pub epg: String,
+    pub vrf: String,
+}
+
+/// A policy verdict for one instance, with its reason (explain's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub allowed: bool,
+    pub why: String,
 }
 
 /// The adapter: weft's store, the controller's directory, and the check runner.

@@ -7,10 +7,13 @@ use crate::apps::task_status;
 use crate::auth::hash;
 use crate::liveness::Liveness;
 use crate::server::AppState;
+use std::net::IpAddr;
 use std::sync::Arc;
 use weft_api::{Health, TaskState};
+use weft_compiler::Flow;
 use weft_consul::Status;
-use weft_consul::{ConsulError, Directory, InstanceHealth, WeftInstance, WeftNode};
+use weft_consul::{Asker, ConsulError, Directory, InstanceHealth, Reach, WeftInstance, WeftNode};
+use weft_model::{Action, EpgPath, Protocol};
 
 /// The controller as the Consul adapter sees it.
 #[derive(Debug)]
@@ -118,6 +121,48 @@ impl Directory for ServerDirectory {
 
     fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.state.catalog_changes.subscribe()
+    }
+
+    fn asker(&self, vrf: &str, source: IpAddr) -> Option<Asker> {
+        let snapshot = self.state.snapshot();
+        snapshot
+            .endpoints
+            .values()
+            .find(|e| e.value.ip == source && e.value.vrf.to_string() == vrf)
+            .map(|e| Asker {
+                endpoint: e.value.name.clone(),
+                tenant: e.value.epg.tenant.clone(),
+                epg: e.value.epg.to_string(),
+                vrf: vrf.to_string(),
+            })
+    }
+
+    fn may_reach(&self, asker: &Asker, address: IpAddr, port: u16) -> Option<Reach> {
+        let snapshot = self.state.snapshot();
+        let target = snapshot
+            .endpoints
+            .values()
+            .find(|e| e.value.ip == address && e.value.vrf.to_string() == asker.vrf)?;
+        let from: EpgPath = asker.epg.parse().ok()?;
+        let flow = if port == 0 {
+            Flow::new(Protocol::Icmp, 0)
+        } else {
+            Flow::new(Protocol::Tcp, port)
+        };
+        // The verdict for a flow explain would give; an EPG the policy no longer knows
+        // cannot be reached.
+        Some(
+            match weft_compiler::explain(&snapshot.policy, &from, &target.value.epg, &flow) {
+                Ok(e) => Reach {
+                    allowed: e.action == Action::Permit,
+                    why: e.to_string(),
+                },
+                Err(why) => Reach {
+                    allowed: false,
+                    why: why.to_string(),
+                },
+            },
+        )
     }
 
     fn fingerprint(&self) -> u64 {

@@ -420,3 +420,92 @@ async fn a_service_critical_for_longer_than_its_limit_is_deregistered() {
         "its checks went with it: {checks}"
     );
 }
+
+/// The three-tier example: web may call app on tcp/8080, app may call db on tcp/5432.
+fn three_tier() -> weft_model::Model {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/three-tier.hcl");
+    let text = std::fs::read_to_string(path).unwrap();
+    weft_model::parse_hcl(path, &text).unwrap()
+}
+
+#[tokio::test]
+async fn an_endpoint_is_told_only_of_instances_its_epg_may_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_consul(dir.path(), Some("shop")).await;
+    let admin = admin(&server);
+    admin.apply(&three_tier()).await.unwrap();
+    agent(&server)
+        .register_node(&registration("node-1"))
+        .await
+        .unwrap();
+    let mut ips = std::collections::BTreeMap::new();
+    for (name, epg) in [
+        ("web-1", "web"),
+        ("app-1", "app"),
+        ("db-1", "db"),
+        ("db-2", "db"),
+    ] {
+        let ep = admin
+            .create_endpoint(&endpoint_request(
+                name,
+                &format!("shop/store/{epg}"),
+                "node-1",
+            ))
+            .await
+            .unwrap();
+        ips.insert(name, ep.ip.to_string());
+    }
+    let consul = ConsulHttp::new(&server, None);
+    for (service, instance, port) in [
+        ("app", "app-1", 8080),
+        ("db", "db-1", 5432),
+        ("db", "db-2", 5432),
+    ] {
+        let body = json!({"Node": "node-1", "Address": "10.255.0.1",
+            "Service": {"Service": service, "ID": instance, "Address": ips[instance], "Port": port},
+            "Check": {"CheckID": format!("{instance}-up"), "ServiceID": instance, "Status": "passing"}});
+        assert_eq!(
+            consul.put("/v1/catalog/register", body.to_string()).await.0,
+            200
+        );
+    }
+    let vrf = "shop/vrf:main";
+    let shown = |body: &Value| -> Vec<String> {
+        body["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["Shown"] == true)
+            .map(|i| i["ID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ask = |service: &str, from: &str| {
+        format!("/v1/weft/explain/{service}?vrf={vrf}&source={}", ips[from])
+    };
+
+    let (status, _, body) = consul.get(&ask("app", "web-1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Asker"]["Endpoint"], "web-1");
+    assert_eq!(shown(&body), ["app-1"]);
+    let (_, _, body) = consul.get(&ask("db", "web-1")).await;
+    assert!(shown(&body).is_empty(), "web must not learn of db: {body}");
+    let why = body["Instances"][0]["Why"].as_str().unwrap();
+    assert!(why.starts_with("denied"), "{why}");
+    let (_, _, body) = consul.get(&ask("db", "app-1")).await;
+    assert_eq!(shown(&body), ["db-1", "db-2"]);
+    assert!(
+        body["Instances"][0]["Why"]
+            .as_str()
+            .unwrap()
+            .contains("app-to-db"),
+        "{body}"
+    );
+    // From outside the fabric, policy does not filter.
+    let (_, _, body) = consul.get("/v1/weft/explain/db").await;
+    assert_eq!(shown(&body), ["db-1", "db-2"]);
+    // An address that is no endpoint of that VRF is refused by name.
+    let (status, _, _) = consul
+        .get(&format!("/v1/weft/explain/db?vrf={vrf}&source=10.9.9.9"))
+        .await;
+    assert_eq!(status, 404);
+}
