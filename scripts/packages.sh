@@ -1,5 +1,13 @@
 # Sourced by scripts/demo and scripts/test: installs Debian packages that are missing
 # (as root), or says clearly what to install (otherwise).
+
+# Everything `weft demo` runs, by Debian package: nft (nftables), ip (iproute2), and
+# busybox (busybox-static) for the demo's apps. weft's preflight table
+# (crates/weft/src/preflight.rs) maps programs to these packages; a unit test of
+# crates/weft/src/cmd/demo.rs checks that this list covers every program the demo
+# runs, so a new program in the demo fails the tests until its package is here.
+DEMO_PACKAGES=(nftables iproute2 busybox-static)
+
 ensure_packages() {
   local missing=()
   for p in "$@"; do

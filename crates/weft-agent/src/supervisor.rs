@@ -53,11 +53,26 @@ pub fn describe_exit(exit: &TaskExit) -> (Option<i32>, String) {
     } else if let Some(s) = exit.signal {
         format!("killed by signal {s}")
     } else if let Some(c) = exit.code {
-        format!("exited with code {c}")
+        match c {
+            // What `sh -c` (and Docker) answer when the program cannot be run.
+            127 => "exited with code 127 (command not found)".to_string(),
+            126 => "exited with code 126 (command not executable)".to_string(),
+            _ => format!("exited with code {c}"),
+        }
     } else {
         "ended (no exit status)".to_string()
     };
     (code, why)
+}
+
+/// Why a run ended, with the last line it wrote to stderr when it failed (its own words:
+/// `exited with code 127 (command not found): sh: 1: exec: busybox: not found`).
+pub fn exit_message(exit: &TaskExit, last_error_line: Option<&str>) -> (Option<i32>, String) {
+    let (code, why) = describe_exit(exit);
+    match last_error_line {
+        Some(line) if !exit.success() => (code, format!("{why}: {line}")),
+        _ => (code, why),
+    }
 }
 
 pub(crate) struct Supervisor {
@@ -87,21 +102,28 @@ impl Supervisor {
         let policy = self.assignment.spec.restart.clone();
         let mut failures: u32 = 0;
         let mut first = true;
+        // Why the last run ended or did not start: said while the next one starts.
+        let mut last_failure: Option<String> = None;
         loop {
+            let starting = last_failure
+                .as_ref()
+                .map(|why| format!("restarting; the last run: {why}"));
             self.reporter.update(&self.id, |s| {
                 s.state = TaskState::Starting;
                 s.health = Health::Unknown;
                 s.consecutive_failures = 0;
-                s.message = None;
+                s.message = starting;
             });
             match self.start(first).await {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(task = %self.id, runtime = self.runtime.kind(), error = %e, "task did not start");
+                    let why = format!("cannot start: {e}");
+                    last_failure = Some(why.clone());
                     self.reporter.update(&self.id, |s| {
                         s.state = TaskState::Failed;
                         s.exit_code = None;
-                        s.message = Some(format!("cannot start: {e}"));
+                        s.message = Some(why);
                     });
                 }
                 Ok(()) => {
@@ -110,6 +132,7 @@ impl Supervisor {
                         s.state = TaskState::Running;
                         s.started_ms = Some(now_ms());
                         s.exit_code = None;
+                        s.message = None;
                     });
                     let end = tokio::select! {
                         exit = self.runtime.get().wait(&self.id) => RunEnd::Exited(exit),
@@ -126,7 +149,7 @@ impl Supervisor {
                                 failures = 0;
                             }
                             failures = failures.saturating_add(1);
-                            self.after_exit(exit).await;
+                            last_failure = Some(self.after_exit(exit).await);
                         }
                     }
                 }
@@ -184,23 +207,35 @@ impl Supervisor {
         Ok(())
     }
 
-    async fn after_exit(&self, exit: Result<TaskExit, RuntimeError>) {
+    /// Reports the run's end (with the last line of its stderr when it failed) and
+    /// releases it; returns the message.
+    async fn after_exit(&self, exit: Result<TaskExit, RuntimeError>) -> String {
         let (code, why) = match &exit {
-            Ok(e) => describe_exit(e),
+            Ok(e) => {
+                // Read before `stop`, which removes a container and its logs.
+                let line = if e.success() {
+                    None
+                } else {
+                    self.runtime.get().last_error_line(&self.id).await
+                };
+                exit_message(e, line.as_deref())
+            }
             Err(e) => (None, format!("lost track of the task: {e}")),
         };
         tracing::warn!(task = %self.id, code = ?code, "{why}");
+        let message = why.clone();
         self.reporter.update(&self.id, |s| {
             s.state = TaskState::Failed;
             s.health = Health::Unknown;
             s.exit_code = code;
-            s.message = Some(why);
+            s.message = Some(message);
         });
         // Releases the runtime's record (and, for Docker, the container and namespace).
         match self.runtime.get().stop(&self.id, Duration::ZERO).await {
             Ok(_) | Err(RuntimeError::UnknownTask(_)) => {}
             Err(e) => tracing::warn!(task = %self.id, error = %e, "cannot release the exited task"),
         }
+        why
     }
 
     async fn stop(&self) {
@@ -340,5 +375,25 @@ mod tests {
         assert_eq!(code, Some(137));
         assert!(why.contains("signal 9"));
         assert!(describe_exit(&e(None, Some(9), true)).1.contains("OOM"));
+        assert_eq!(
+            exit_message(
+                &e(Some(127), None, false),
+                Some("sh: 1: exec: busybox: not found")
+            ),
+            (
+                Some(127),
+                "exited with code 127 (command not found): sh: 1: exec: busybox: not found"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            exit_message(&e(Some(126), None, false), None).1,
+            "exited with code 126 (command not executable)"
+        );
+        // A clean exit is not explained by what it last wrote to stderr.
+        assert_eq!(
+            exit_message(&e(Some(0), None, false), Some("warning: x")).1,
+            "exited with code 0"
+        );
     }
 }

@@ -423,6 +423,30 @@ impl DockerRuntime {
     }
 }
 
+impl DockerRuntime {
+    /// The last line of the container's stderr (the engine's last few lines only).
+    pub async fn last_error_line(&self, task: &str) -> Option<String> {
+        let client = self.client().await.ok()?;
+        let query = LogsOptionsBuilder::new()
+            .stdout(false)
+            .stderr(true)
+            .tail("20")
+            .build();
+        let collect = client.logs(&container_name(task), Some(query)).try_fold(
+            Vec::new(),
+            |mut acc, item| async move {
+                acc.extend_from_slice(&item.into_bytes());
+                Ok(acc)
+            },
+        );
+        let bytes = tokio::time::timeout(Duration::from_secs(2), collect)
+            .await
+            .ok()?
+            .ok()?;
+        crate::logs::last_line(&bytes)
+    }
+}
+
 impl Runtime for DockerRuntime {
     fn kind(&self) -> &'static str {
         "docker"
@@ -459,5 +483,9 @@ impl Runtime for DockerRuntime {
 
     fn logs(&self, task: &str, options: LogOptions) -> LogStream {
         DockerRuntime::logs(self, task, options)
+    }
+
+    fn last_error_line<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(DockerRuntime::last_error_line(self, task))
     }
 }

@@ -29,7 +29,7 @@ pub use docker::DockerRuntime;
 pub use env::{TaskIdentity, task_env};
 pub use error::{Result, RuntimeError};
 pub use logs::{LogChunk, LogOptions, LogStream, Output};
-pub use process::ProcessRuntime;
+pub use process::{ProcessRuntime, TASK_PATH};
 pub use task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 
 /// What the node agent needs from a runtime. Object safe, so an agent can hold
@@ -63,4 +63,9 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
 
     /// The task's stdout and stderr; with `follow`, the stream goes on until the task exits.
     fn logs(&self, task: &str, options: LogOptions) -> LogStream;
+
+    /// The last non-empty line the task (or its last run, until the task is stopped or
+    /// started again) wrote to stderr: why it ended, in its own words
+    /// (`sh: 1: exec: busybox: not found`). `None` when there is none or it cannot be read.
+    fn last_error_line<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Option<String>>;
 }

@@ -104,6 +104,37 @@ pub(crate) fn follow_files(
     }))
 }
 
+/// How much of the end of a log is read for its last line.
+const TAIL_BYTES: u64 = 4096;
+/// A last line longer than this is cut (on a character boundary) and marked with `...`.
+const LINE_CHARS: usize = 300;
+
+/// The last non-empty line of `text`, trimmed, control characters dropped, at most
+/// [`LINE_CHARS`] characters.
+pub fn last_line(text: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(text);
+    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    let clean: String = line.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() > LINE_CHARS {
+        let cut: String = clean.chars().take(LINE_CHARS).collect();
+        Some(format!("{cut}..."))
+    } else {
+        Some(clean)
+    }
+}
+
+/// The last non-empty line of a file, reading only its last [`TAIL_BYTES`].
+pub(crate) fn last_line_of_file(path: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let from = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut buf = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut buf).ok()?;
+    last_line(&buf)
+}
+
 /// Concatenates one output of a log stream (tests and small tools).
 pub async fn collect_output(stream: LogStream, which: Output) -> Result<Vec<u8>> {
     use futures::TryStreamExt;
@@ -120,6 +151,28 @@ pub async fn collect_output(stream: LogStream, which: Output) -> Result<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_line_is_the_last_non_empty_one_and_short() {
+        assert_eq!(
+            last_line(b"starting\nsh: 1: exec: busybox: not found\n\n").as_deref(),
+            Some("sh: 1: exec: busybox: not found")
+        );
+        assert_eq!(last_line(b""), None);
+        assert_eq!(last_line(b"\n  \n"), None);
+        assert_eq!(last_line(b"a\x1b[31mred").as_deref(), Some("a[31mred"));
+        let long = "\u{e9}".repeat(1000);
+        let line = last_line(long.as_bytes()).expect("a line");
+        assert_eq!(line.chars().count(), LINE_CHARS + 3);
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("stderr.log");
+        let mut text = "x".repeat(10_000);
+        text.push_str("\nthe end\n");
+        std::fs::write(&path, text).expect("write");
+        assert_eq!(last_line_of_file(&path).as_deref(), Some("the end"));
+        assert_eq!(last_line_of_file(&tmp.path().join("none")), None);
+    }
 
     #[tokio::test]
     async fn follow_ends_when_the_task_exits() {

@@ -34,7 +34,9 @@ use crate::spare::{ShimSpec, SparePool};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 use crate::{Runtime, netns};
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` of every process task (its environment is cleared): the programs an app's
+/// command runs must be found here, not on the agent's own `PATH`.
+pub const TASK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long a SIGKILLed task may take to be reaped before `stop` gives up.
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -422,6 +424,16 @@ impl ProcessRuntime {
         })
     }
 
+    /// The last line the task wrote to stderr (read from the end of its file, which
+    /// outlives the task until its next start).
+    pub async fn last_error_line(&self, task: &str) -> Option<String> {
+        let (_, stderr) = self.log_paths(task);
+        tokio::task::spawn_blocking(move || crate::logs::last_line_of_file(&stderr))
+            .await
+            .ok()
+            .flatten()
+    }
+
     pub fn logs(&self, task: &str, options: LogOptions) -> LogStream {
         let (stdout, stderr) = self.log_paths(task);
         let exit = self.lock().get(task).map(|t| t.exit.clone());
@@ -478,7 +490,7 @@ async fn watch_exit(
 }
 
 /// What a task runs, on either start path (direct or a spare's shim): its argv, its own
-/// environment plus [`DEFAULT_PATH`] and nothing else, in its task directory, stdin
+/// environment plus [`TASK_PATH`] and nothing else, in its task directory, stdin
 /// closed.
 pub(crate) fn task_command<'a>(
     program: &str,
@@ -490,7 +502,7 @@ pub(crate) fn task_command<'a>(
     command
         .args(args)
         .env_clear()
-        .env("PATH", DEFAULT_PATH)
+        .env("PATH", TASK_PATH)
         .envs(env)
         .current_dir(cwd)
         .stdin(Stdio::null());
@@ -533,5 +545,9 @@ impl Runtime for ProcessRuntime {
 
     fn logs(&self, task: &str, options: LogOptions) -> LogStream {
         ProcessRuntime::logs(self, task, options)
+    }
+
+    fn last_error_line<'a>(&'a self, task: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(ProcessRuntime::last_error_line(self, task))
     }
 }

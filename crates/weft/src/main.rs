@@ -3,6 +3,7 @@
 mod cluster;
 mod cmd;
 mod documents;
+mod preflight;
 mod remote;
 
 use clap::{Parser, Subcommand};

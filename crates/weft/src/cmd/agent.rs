@@ -46,6 +46,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    crate::preflight::check("agent", &crate::preflight::agent())?;
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
     let registration = weft_agent::registration(
         &args.node,

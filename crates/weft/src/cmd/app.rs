@@ -4,7 +4,7 @@ use crate::remote::{RemoteArgs, block_on, describe};
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use weft_api::{App, DeploymentState};
+use weft_api::{App, DeploymentState, Task, TaskState};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -124,6 +124,24 @@ fn print_app(app: &App) {
     }
 }
 
+/// What keeps an app from running all its instances: the scheduler's reasons (not
+/// placed), then each placed task that is not running, with its state and why.
+fn why_pending(app: &App, tasks: &[Task]) -> Vec<String> {
+    let mut lines = app.pending.clone();
+    for t in tasks
+        .iter()
+        .filter(|t| t.status.state != TaskState::Running)
+    {
+        lines.push(format!(
+            "task {} on node {}: {}",
+            t.id,
+            t.node,
+            super::ps::state_and_reason(&t.status)
+        ));
+    }
+    lines
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let client = args.remote.client();
     let fail = |e: weft_api::ClientError| anyhow!(describe(&e));
@@ -180,14 +198,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Action::WhyPending { id } => {
             let app = block_on(client.app(&id))?.map_err(fail)?;
-            if app.pending.is_empty() {
+            let tasks = block_on(client.tasks(Some(&id)))?.map_err(fail)?;
+            let lines = why_pending(&app, &tasks);
+            if lines.is_empty() {
                 println!(
                     "app {id}: nothing pending ({} of {} running)",
                     app.running, app.instances
                 );
             } else {
-                for reason in &app.pending {
-                    println!("{reason}");
+                for line in lines {
+                    println!("{line}");
                 }
             }
         }

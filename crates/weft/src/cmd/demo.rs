@@ -4,6 +4,7 @@
 
 use crate::cluster::DevCluster;
 use crate::documents::parse_embedded;
+use crate::preflight::{self, Need};
 use crate::remote::describe;
 use anyhow::{Context, Result, anyhow, bail};
 use std::net::IpAddr;
@@ -135,7 +136,36 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Probe, bool)> {
     rows
 }
 
+/// What the demo runs: a dev cluster's programs, and those of its apps' commands (found
+/// on the tasks' `PATH`).
+pub fn needs() -> Result<Vec<Need>> {
+    let mut needs = preflight::dev_cluster();
+    needs.push(Need::task(
+        "sh",
+        "process tasks run their command with `sh -c`",
+    ));
+    for program in app_programs()? {
+        needs.push(Need::task(&program, "the demo's apps run it"));
+    }
+    Ok(needs)
+}
+
+/// Every program the commands of the demo's apps run.
+fn app_programs() -> Result<Vec<String>> {
+    let apps = weft_app::parse_apps_hcl("demo-apps.hcl", APPS).map_err(|e| anyhow!("{e}"))?;
+    let mut programs: Vec<String> = Vec::new();
+    for app in apps.apps.values() {
+        for program in app.cmd.iter().flat_map(|c| preflight::command_programs(c)) {
+            if !programs.contains(&program) {
+                programs.push(program);
+            }
+        }
+    }
+    Ok(programs)
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
+    preflight::check("demo", &needs()?)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();
     let progress = |step: &str| eprintln!("==> [{:>5.1}s] {step}", started.elapsed().as_secs_f64());
@@ -315,7 +345,13 @@ async fn apps(client: &Client, progress: &dyn Fn(&str)) -> Result<usize> {
             break tasks;
         }
         if start.elapsed() > Duration::from_secs(60) {
-            bail!("apps did not start within 60 s: {} of 4 running", running);
+            let mut pending = Vec::new();
+            for app in ["storefront", "orders"] {
+                if let Ok(a) = client.app(app).await {
+                    pending.extend(a.pending.iter().map(|r| format!("app {app}: {r}")));
+                }
+            }
+            bail!("{}", not_started(&tasks, &pending, 4));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -402,6 +438,34 @@ async fn apps(client: &Client, progress: &dyn Fn(&str)) -> Result<usize> {
     Ok(failures)
 }
 
+/// The demo's error when its apps did not all start: how many run, the scheduler's
+/// reasons (`pending`), then each task that is not running with its state and why.
+fn not_started(tasks: &[weft_api::Task], pending: &[String], wanted: usize) -> String {
+    let running = tasks
+        .iter()
+        .filter(|t| t.status.state == weft_api::TaskState::Running)
+        .count();
+    let mut text = format!("apps did not start within 60 s: {running} of {wanted} running");
+    if tasks.len() < wanted {
+        text.push_str(&format!(" ({} of {wanted} tasks placed)", tasks.len()));
+    }
+    for reason in pending {
+        text.push_str(&format!("\n  {reason}"));
+    }
+    for t in tasks
+        .iter()
+        .filter(|t| t.status.state != weft_api::TaskState::Running)
+    {
+        text.push_str(&format!(
+            "\n  task {} on node {}: {}",
+            t.id,
+            t.node,
+            super::ps::state_and_reason(&t.status)
+        ));
+    }
+    text
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
@@ -442,5 +506,123 @@ async fn wait_all_ready(client: &Client, limit: Duration) -> Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `DEMO_PACKAGES` as `scripts/demo` sees it: bash sources `scripts/packages.sh`.
+    fn demo_packages() -> Vec<String> {
+        let out = std::process::Command::new("bash")
+            .current_dir(repo())
+            .args([
+                "-c",
+                r#"set -eu; . scripts/packages.sh; printf '%s\n' "${DEMO_PACKAGES[@]}""#,
+            ])
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "sourcing scripts/packages.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The class of defect of issue 12: the demo runs a program (its apps exec
+    /// `busybox`) whose package `scripts/demo` does not install, which only a machine
+    /// that never ran `scripts/test` notices ("0 of 4 running").
+    #[test]
+    fn scripts_demo_installs_every_package_the_demo_runs() {
+        let script = std::fs::read_to_string(repo().join("scripts/demo")).expect("scripts/demo");
+        assert!(
+            script
+                .lines()
+                .any(|l| l.trim() == r#"ensure_packages "${DEMO_PACKAGES[@]}""#),
+            "scripts/demo must install DEMO_PACKAGES from scripts/packages.sh"
+        );
+        let packages = demo_packages();
+        let needs = needs().expect("the demo's needs");
+        for program in ["nft", "ip", "busybox", "sh"] {
+            assert!(
+                needs.iter().any(|n| n.name == program),
+                "the demo's preflight misses {program}: {needs:?}"
+            );
+        }
+        let mut missing = Vec::new();
+        for need in &needs {
+            let Some(program) = preflight::known(&need.name) else {
+                missing.push(format!(
+                    "`{}` ({}) has no Debian package in preflight::PROGRAMS",
+                    need.name, need.purpose
+                ));
+                continue;
+            };
+            if !program.essential && !packages.iter().any(|p| p == program.package) {
+                missing.push(format!(
+                    "`{}` ({}) needs {}, which DEMO_PACKAGES in scripts/packages.sh lacks",
+                    need.name, need.purpose, program.package
+                ));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "DEMO_PACKAGES = {packages:?}:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_apps_run_busybox_and_cat() {
+        assert_eq!(
+            app_programs().expect("apps"),
+            vec!["busybox".to_string(), "/bin/cat".to_string()]
+        );
+    }
+
+    #[test]
+    fn tasks_that_do_not_run_are_listed_with_their_reason() {
+        let task = |id: &str, state: weft_api::TaskState, message: Option<&str>| {
+            let mut status = weft_api::TaskStatus::pending(None, EndpointState::Ready);
+            status.state = state;
+            status.message = message.map(str::to_string);
+            weft_api::Task {
+                id: id.to_string(),
+                app: "storefront".to_string(),
+                version: 1,
+                node: "com1".to_string(),
+                ip: "10.1.0.5".parse().expect("ip"),
+                mac: weft_api::MacAddr([2, 0, 0, 0, 0, 5]),
+                created_ms: 0,
+                env: None,
+                status,
+            }
+        };
+        let why = "exited with code 127 (command not found): sh: 1: exec: busybox: not found";
+        let tasks = [
+            task("storefront-1", weft_api::TaskState::Failed, Some(why)),
+            task("storefront-2", weft_api::TaskState::Running, None),
+            task("orders-1", weft_api::TaskState::Starting, None),
+        ];
+        let text = not_started(&tasks, &["app orders: no node has 0.1 cpus free".into()], 4);
+        assert_eq!(
+            text,
+            format!(
+                "apps did not start within 60 s: 1 of 4 running (3 of 4 tasks placed)\n  \
+                 app orders: no node has 0.1 cpus free\n  \
+                 task storefront-1 on node com1: failed: {why}\n  \
+                 task orders-1 on node com1: starting: no reason reported yet"
+            )
+        );
     }
 }

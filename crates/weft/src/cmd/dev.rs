@@ -37,6 +37,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    crate::preflight::check("dev", &crate::preflight::dev_cluster())?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let progress = |step: &str| eprintln!("==> {step}");

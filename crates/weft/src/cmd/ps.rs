@@ -4,6 +4,7 @@ use crate::remote::{RemoteArgs, block_on, describe};
 use anyhow::{Result, anyhow};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use weft_api::{TaskState, TaskStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,6 +20,27 @@ pub struct Args {
 enum Output {
     Table,
     Json,
+}
+
+/// A task's state in words, with its restarts and why it is in that state:
+/// `failed (restarted 3 times): exited with code 127 (command not found): sh: 1: exec:
+/// busybox: not found`. `weft app why-pending` and `weft demo` say it this way.
+pub fn state_and_reason(status: &TaskStatus) -> String {
+    let mut text = format!("{:?}", status.state).to_lowercase();
+    match status.restarts {
+        0 => {}
+        1 => text.push_str(" (restarted once)"),
+        n => text.push_str(&format!(" (restarted {n} times)")),
+    }
+    match &status.message {
+        Some(m) if !m.is_empty() => text.push_str(&format!(": {m}")),
+        _ if status.state != TaskState::Running => match status.exit_code {
+            Some(code) => text.push_str(&format!(": last exit code {code}")),
+            None => text.push_str(": no reason reported yet"),
+        },
+        _ => {}
+    }
+    text
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -54,4 +76,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_api::EndpointState;
+
+    #[test]
+    fn a_task_that_does_not_run_says_why() {
+        let mut s = TaskStatus::pending(None, EndpointState::Ready);
+        assert_eq!(state_and_reason(&s), "pending: no reason reported yet");
+        s.state = TaskState::Failed;
+        s.restarts = 3;
+        s.exit_code = Some(127);
+        assert_eq!(
+            state_and_reason(&s),
+            "failed (restarted 3 times): last exit code 127"
+        );
+        s.message = Some(
+            "exited with code 127 (command not found): sh: 1: exec: busybox: not found".into(),
+        );
+        assert_eq!(
+            state_and_reason(&s),
+            "failed (restarted 3 times): exited with code 127 (command not found): sh: 1: exec: busybox: not found"
+        );
+        s.state = TaskState::Running;
+        s.message = None;
+        s.restarts = 1;
+        assert_eq!(state_and_reason(&s), "running (restarted once)");
+    }
 }
