@@ -407,14 +407,14 @@ impl SparePool {
         drop(spare.spec_pipe);
         let mut why = String::new();
         let read = spare.status_pipe.read_to_string(&mut why);
+        // An empty status pipe means the exec happened (fd 3 is close-on-exec; a shim
+        // that fails says why). The task may have ended already (`sh -c` of a command
+        // that is not installed exits 127 at once): that is a run that ended, which the
+        // caller reaps and reports with its exit code and stderr, not a failed start.
         let failed = match (handed, read) {
             (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
             _ if !why.is_empty() => Some(why),
-            _ => match spare.child.try_wait() {
-                Ok(None) => None,
-                Ok(Some(status)) => Some(format!("the task process ended before exec: {status}")),
-                Err(e) => Some(e.to_string()),
-            },
+            _ => None,
         };
         match failed {
             None => Some(Ok((spare.child, cgroup))),
