@@ -34,7 +34,11 @@ fn py_consul_suite_and_scenarios_pass_against_weft() {
     eprintln!("{stderr}");
     assert!(out.status.success(), "py-consul against weft failed");
     // The suite really ran: 51 of py-consul's tests and weft's 6 scenarios.
-    let summary = stdout.lines().rev().find(|l| l.contains("passed")).unwrap_or("");
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("passed"))
+        .unwrap_or("");
     assert!(
         summary.contains("57 passed") && !summary.contains("failed"),
         "unexpected summary: {summary}"
