@@ -28,6 +28,8 @@ struct ClusterFile {
 pub struct DevCluster {
     pub tag: String,
     pub api: String,
+    /// The Consul-compatible API (`http://127.0.0.1:8500` when that port is free).
+    pub consul: String,
     pub admin_token: String,
     pub dir: PathBuf,
     testbed: Option<Testbed>,
@@ -49,6 +51,11 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     cmd.spawn().with_context(|| format!("cannot start {cmd:?}"))
 }
+
+const CONSUL_PORT: &str = "127.0.0.1:8500";
+
+/// The tenant that Consul requests without a token act for in a dev cluster.
+pub const CONSUL_TENANT: &str = "default";
 
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot pick a port")?;
@@ -108,6 +115,7 @@ impl DevCluster {
         let mut cluster = Self {
             tag: tag.to_string(),
             api: String::new(),
+            consul: String::new(),
             admin_token: String::new(),
             dir: dir.clone(),
             testbed: Some(testbed),
@@ -118,6 +126,12 @@ impl DevCluster {
         progress("starting the controller");
         let port = free_port()?;
         cluster.api = format!("http://127.0.0.1:{port}");
+        // Consul's own port when it is free, as clients default to it.
+        let consul = std::net::TcpListener::bind(CONSUL_PORT)
+            .ok()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(free_port, |a| Ok(a.port()))?;
+        cluster.consul = format!("http://127.0.0.1:{consul}");
         let data = dir.join("server");
         let mut server = Command::new(&exe);
         server
@@ -125,6 +139,10 @@ impl DevCluster {
                 "server",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--consul-listen",
+                &format!("127.0.0.1:{consul}"),
+                "--consul-anonymous-tenant",
+                CONSUL_TENANT,
                 "--data-dir",
             ])
             .arg(&data);
@@ -199,6 +217,7 @@ impl DevCluster {
         write_config(&CliConfig {
             server: self.api.clone(),
             token: self.admin_token.clone(),
+            consul: Some(self.consul.clone()),
         })?;
         Ok(())
     }

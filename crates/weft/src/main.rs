@@ -57,6 +57,10 @@ enum Command {
     Logs(cmd::logs::Args),
     /// Benchmarks that print figures (not tests).
     Bench(cmd::bench::Args),
+    /// Services and their instances with health, through the Consul-compatible API.
+    Services(cmd::discovery::ServicesArgs),
+    /// The KV store, through the Consul-compatible API: get, put, delete, ls.
+    Kv(cmd::discovery::KvArgs),
 }
 
 /// Exit status for "the input was wrong or something failed".
@@ -102,6 +106,8 @@ fn main() -> ExitCode {
         Command::Ps(args) => cmd::ps::run(args),
         Command::Logs(args) => cmd::logs::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Services(args) => cmd::discovery::services(args),
+        Command::Kv(args) => cmd::discovery::kv(args),
     };
     match result {
         Ok(code) => code,

@@ -25,6 +25,9 @@ pub struct RemoteArgs {
 pub struct CliConfig {
     pub server: String,
     pub token: String,
+    /// The dev cluster's Consul-compatible API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consul: Option<String>,
 }
 
 pub fn config_path() -> PathBuf {

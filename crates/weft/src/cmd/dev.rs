@@ -47,6 +47,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             cluster.tag, args.nodes
         );
         println!("  API:    {}", cluster.api);
+        println!(
+            "  Consul: {} (without a token, requests act for tenant {}; X-Consul-Token takes a tenant token)",
+            cluster.consul,
+            crate::cluster::CONSUL_TENANT
+        );
         println!("  token:  {}", cluster.admin_token);
         println!("  logs:   {}", cluster.dir.display());
         println!("the CLI finds both by itself; try:");

@@ -8,6 +8,7 @@ pub mod bench_tasks;
 pub mod compile;
 pub mod demo;
 pub mod dev;
+pub mod discovery;
 pub mod endpoint;
 pub mod exec;
 pub mod explain;
