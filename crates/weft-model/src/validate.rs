@@ -3,6 +3,7 @@
 
 use crate::model::*;
 use crate::path::{EpgPath, ObjectPath};
+use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -295,6 +296,10 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
 }
 
 /// Subnets of all bridge domains of one VRF may not overlap; other VRFs may reuse them.
+///
+/// Each subnet that overlaps one listed before it (bridge domains by name, then subnets
+/// by CIDR) is reported once, naming the first such subnet. CIDR blocks either nest or
+/// are disjoint, so one sorted sweep per VRF finds them in O(n log n).
 fn check_overlaps(c: &mut Checker, tpath: &ObjectPath, t: &Tenant) {
     let mut by_vrf: BTreeMap<&str, Vec<(&str, &Subnet)>> = BTreeMap::new();
     for (bname, bd) in &t.bridge_domains {
@@ -303,22 +308,176 @@ fn check_overlaps(c: &mut Checker, tpath: &ObjectPath, t: &Tenant) {
         }
     }
     for subnets in by_vrf.values() {
-        for (i, (abd, a)) in subnets.iter().enumerate() {
-            for (bbd, b) in &subnets[i + 1..] {
-                if a.cidr.contains(&b.cidr.network()) || b.cidr.contains(&a.cidr.network()) {
-                    let path = tpath
-                        .child("bridge_domain", bbd)
-                        .child("subnet", &b.cidr.to_string());
-                    c.error(
-                        &b.loc,
-                        &path,
-                        format!(
-                            "subnet {} overlaps subnet {} of bridge_domain {abd:?} ({}) in the same vrf",
-                            b.cidr, a.cidr, a.loc
-                        ),
-                    );
-                }
+        let nets: Vec<IpNet> = subnets.iter().map(|(_, s)| s.cidr).collect();
+        for (later, earlier) in first_overlaps(&nets) {
+            let (abd, a) = subnets[earlier];
+            let (bbd, b) = subnets[later];
+            let path = tpath
+                .child("bridge_domain", bbd)
+                .child("subnet", &b.cidr.to_string());
+            c.error(
+                &b.loc,
+                &path,
+                format!(
+                    "subnet {} overlaps subnet {} of bridge_domain {abd:?} ({}) in the same vrf",
+                    b.cidr, a.cidr, a.loc
+                ),
+            );
+        }
+    }
+}
+
+/// For every net that overlaps a net before it in `nets`, the pair (its index, the
+/// smallest index it overlaps), in increasing order of the first.
+///
+/// Two CIDR blocks overlap exactly when one contains the other. Sorted by (family,
+/// network, prefix length), the blocks containing a block are the chain of open blocks
+/// before it (a stack), and the blocks it contains follow it: a forest, walked forwards
+/// for the smallest index among ancestors and backwards for the smallest among
+/// descendants.
+fn first_overlaps(nets: &[IpNet]) -> Vec<(usize, usize)> {
+    // (family, first address, last address, prefix length) as comparable integers.
+    let key = |n: &IpNet| match n {
+        IpNet::V4(n) => (
+            4u8,
+            u128::from(u32::from(n.network())),
+            u128::from(u32::from(n.broadcast())),
+            n.prefix_len(),
+        ),
+        IpNet::V6(n) => (
+            6u8,
+            u128::from(n.network()),
+            u128::from(n.broadcast()),
+            n.prefix_len(),
+        ),
+    };
+    let keys: Vec<_> = nets.iter().map(key).collect();
+    let mut order: Vec<usize> = (0..nets.len()).collect();
+    order.sort_by_key(|&i| (keys[i].0, keys[i].1, keys[i].3, i));
+
+    // parent[k]: the position in `order` of the innermost block containing order[k].
+    let mut parent: Vec<Option<usize>> = vec![None; order.len()];
+    let mut ancestors_min: Vec<usize> = vec![usize::MAX; order.len()];
+    let mut open: Vec<usize> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        let (family, first, _, _) = keys[i];
+        while let Some(&top) = open.last() {
+            let (tfamily, _, tlast, _) = keys[order[top]];
+            if tfamily == family && first <= tlast {
+                break;
             }
+            open.pop();
+        }
+        if let Some(&p) = open.last() {
+            parent[k] = Some(p);
+            ancestors_min[k] = order[p].min(ancestors_min[p]);
+        }
+        open.push(k);
+    }
+    let mut descendants_min: Vec<usize> = vec![usize::MAX; order.len()];
+    for k in (0..order.len()).rev() {
+        if let Some(p) = parent[k] {
+            descendants_min[p] = descendants_min[p].min(order[k]).min(descendants_min[k]);
+        }
+    }
+    let mut found: Vec<(usize, usize)> = order
+        .iter()
+        .enumerate()
+        .filter_map(|(k, &i)| {
+            let first = ancestors_min[k].min(descendants_min[k]);
+            (first < i).then_some((i, first))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_overlaps;
+    use ipnet::IpNet;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().expect("a CIDR")).collect()
+    }
+
+    /// The quadratic definition the sweep must agree with.
+    fn naive(nets: &[IpNet]) -> Vec<(usize, usize)> {
+        (0..nets.len())
+            .filter_map(|j| {
+                (0..j)
+                    .find(|&i| {
+                        nets[i].contains(&nets[j].network()) || nets[j].contains(&nets[i].network())
+                    })
+                    .map(|i| (j, i))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nested_identical_and_adjacent_subnets() {
+        let list = nets(&[
+            "10.0.0.0/24",   // 0
+            "10.0.1.0/24",   // 1: adjacent to 0, no overlap
+            "10.0.0.128/25", // 2: inside 0
+            "10.0.1.0/24",   // 3: identical to 1
+            "10.0.0.0/16",   // 4: contains 0, 1, 2, 3
+            "10.0.2.0/30",   // 5: inside 4 only
+            "10.0.2.4/30",   // 6: inside 4, adjacent to 5
+            "10.1.0.0/24",   // 7: outside everything
+            "fd00::/64",     // 8: IPv6, never overlaps IPv4
+            "fd00::/120",    // 9: inside 8
+            "0.0.0.0/0",     // 10: every IPv4 block
+            "::/0",          // 11: every IPv6 block
+        ]);
+        let found = first_overlaps(&list);
+        assert_eq!(
+            found,
+            vec![
+                (2, 0),
+                (3, 1),
+                (4, 0),
+                (5, 4),
+                (6, 4),
+                (9, 8),
+                (10, 0),
+                (11, 8)
+            ]
+        );
+        assert_eq!(found, naive(&list));
+    }
+
+    #[test]
+    fn the_sweep_agrees_with_the_pairwise_definition() {
+        // A deterministic mix of nested, identical and disjoint blocks of both families.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let n = usize::try_from(next() % 40).unwrap_or(0);
+            let list: Vec<IpNet> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if r % 5 == 0 {
+                        let prefix = 112 + u8::try_from(r % 17).unwrap_or(0);
+                        let addr = std::net::Ipv6Addr::from(
+                            0xfd00_u128 << 112 | u128::from((r >> 8) % 64),
+                        );
+                        IpNet::V6(ipnet::Ipv6Net::new(addr, prefix).expect("prefix").trunc())
+                    } else {
+                        let prefix = 24 + u8::try_from(r % 9).unwrap_or(0);
+                        let addr = std::net::Ipv4Addr::from(
+                            0x0a00_0000 | u32::try_from((r >> 8) % 512).unwrap_or(0),
+                        );
+                        IpNet::V4(ipnet::Ipv4Net::new(addr, prefix).expect("prefix").trunc())
+                    }
+                })
+                .collect();
+            assert_eq!(first_overlaps(&list), naive(&list), "{list:?}");
         }
     }
 }
