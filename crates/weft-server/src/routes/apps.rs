@@ -2,6 +2,7 @@
 //! deployment cancel; task listings. Tenant tokens reach the apps whose EPG is theirs.
 
 use super::indexed;
+use super::skeleton::{commit_guarded, read};
 use crate::apps::{DeploymentRecord, app_tasks, effective_spec, wire_app, wire_task};
 use crate::auth::Role;
 use crate::error::{ApiFailure, ApiResult};
@@ -10,8 +11,8 @@ use crate::keys;
 use crate::liveness::now_ms;
 use crate::scheduler::remove_ops;
 use crate::server::AppState;
-use crate::state::{Snapshot, Stored, as_revision};
-use crate::watch::{BlockingParams, block, caught_up};
+use crate::state::{Snapshot, Stored};
+use crate::watch::BlockingParams;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use weft_api::{AppsRequest, AppsResponse, DeploymentState, ScaleRequest, Task};
 use weft_app::{AppErrors, AppSpec, Apps};
 use weft_scheduler::{Deployment, Limits, Timestamp};
-use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
+use weft_store::{Compare, CompareOp, Txn, TxnOp};
 
 /// Task ids are `<app>-<n>` and name endpoints (at most 32 characters).
 const MAX_APP_ID: usize = 26;
@@ -114,6 +115,20 @@ fn rescaled(
 fn find_app(snapshot: &Snapshot, id: &str) -> ApiResult<(AppSpec, u64)> {
     effective_spec(snapshot, id)
         .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))
+}
+
+/// What every write to one app starts with: the apps lock, the snapshot, the app's spec
+/// and version, and the caller's right to change it.
+async fn writable_app<'a>(
+    state: &'a AppState,
+    role: &Role,
+    id: &str,
+) -> ApiResult<(tokio::sync::MutexGuard<'a, ()>, Arc<Snapshot>, AppSpec, u64)> {
+    let guard = state.apps_lock.lock().await;
+    let snapshot = state.snapshot();
+    let (spec, version) = find_app(&snapshot, id)?;
+    role.require_tenant_write(&spec.epg.tenant)?;
+    Ok((guard, snapshot, spec, version))
 }
 
 pub async fn apply(
@@ -219,18 +234,8 @@ pub async fn apply(
         };
         return Ok(indexed(snapshot.revision, &response));
     }
-    let response = state
-        .store
-        .txn(Txn::new().when(compares).and_then(ops))
-        .await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            "an app changed meanwhile; retry",
-            None,
-        ));
-    }
-    let revision = as_revision(response.revision);
-    caught_up(&state, revision).await;
+    let txn = Txn::new().when(compares).and_then(ops);
+    let revision = commit_guarded(&state, txn, "an app").await?;
     state.scheduler_wake.notify_one();
     tracing::info!(apps = ?ids, revision, "apps applied");
     let response = AppsResponse {
@@ -249,15 +254,16 @@ pub async fn list(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let apps: Vec<_> = snapshot
-        .apps
-        .iter()
-        .filter(|(_, spec)| role.can_read(&spec.value.epg.tenant))
-        .filter_map(|(id, _)| wire_app(&state, &snapshot, id))
-        .collect();
-    Ok(indexed(snapshot.revision, &apps))
+    read(&state, &wait, |snapshot| {
+        let apps: Vec<_> = snapshot
+            .apps
+            .iter()
+            .filter(|(_, spec)| role.can_read(&spec.value.epg.tenant))
+            .filter_map(|(id, _)| wire_app(&state, snapshot, id))
+            .collect();
+        Ok(apps)
+    })
+    .await
 }
 
 pub async fn get_one(
@@ -266,17 +272,17 @@ pub async fn get_one(
     Path(id): Path<String>,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let (spec, _) = find_app(&snapshot, &id)?;
-    role.require_read(&spec.epg.tenant)?;
-    let app = wire_app(&state, &snapshot, &id)
-        .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))?;
-    Ok(indexed(snapshot.revision, &app))
+    read(&state, &wait, |snapshot| {
+        let (spec, _) = find_app(snapshot, &id)?;
+        role.require_read(&spec.epg.tenant)?;
+        wire_app(&state, snapshot, &id)
+            .ok_or_else(|| ApiFailure::not_found(format!("app {id} does not exist"), None))
+    })
+    .await
 }
 
-async fn answer_app(state: &AppState, id: &str, revision: u64) -> ApiResult<Response> {
-    caught_up(state, revision).await;
+/// The app as it is after the commit at `revision`, which the snapshot includes.
+fn answer_app(state: &AppState, id: &str, revision: u64) -> ApiResult<Response> {
     state.scheduler_wake.notify_one();
     let snapshot = state.snapshot();
     let app = wire_app(state, &snapshot, id)
@@ -290,10 +296,7 @@ pub async fn scale(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ScaleRequest>,
 ) -> ApiResult<Response> {
-    let _guard = state.apps_lock.lock().await;
-    let snapshot = state.snapshot();
-    let (spec, version) = find_app(&snapshot, &id)?;
-    role.require_tenant_write(&spec.epg.tenant)?;
+    let (_guard, snapshot, spec, version) = writable_app(&state, &role, &id).await?;
     let mut ops = vec![TxnOp::put(
         keys::app_instances(&id),
         to_bytes(&request.instances)?,
@@ -311,17 +314,9 @@ pub async fn scale(
         ));
         ops.push(TxnOp::put(keys::deployment(&id), to_bytes(&next.value)?));
     }
-    let response = state
-        .store
-        .txn(Txn::new().when(compares).and_then(ops))
-        .await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            format!("app {id} changed meanwhile; retry"),
-            None,
-        ));
-    }
-    answer_app(&state, &id, as_revision(response.revision)).await
+    let txn = Txn::new().when(compares).and_then(ops);
+    let revision = commit_guarded(&state, txn, format!("app {id}")).await?;
+    answer_app(&state, &id, revision)
 }
 
 pub async fn restart(
@@ -329,10 +324,7 @@ pub async fn restart(
     role: Role,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let _guard = state.apps_lock.lock().await;
-    let snapshot = state.snapshot();
-    let (spec, version) = find_app(&snapshot, &id)?;
-    role.require_tenant_write(&spec.epg.tenant)?;
+    let (_guard, snapshot, spec, version) = writable_app(&state, &role, &id).await?;
     let stored = &snapshot.apps[&id].value;
     // Rewriting the same spec makes a new version: every task is replaced.
     let record = new_deployment(&state, &spec, version);
@@ -346,14 +338,8 @@ pub async fn restart(
             TxnOp::put(keys::app(&id), to_bytes(stored)?),
             TxnOp::put(keys::deployment(&id), to_bytes(&record)?),
         ]);
-    let response = state.store.txn(txn).await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            format!("app {id} changed meanwhile; retry"),
-            None,
-        ));
-    }
-    answer_app(&state, &id, as_revision(response.revision)).await
+    let revision = commit_guarded(&state, txn, format!("app {id}")).await?;
+    answer_app(&state, &id, revision)
 }
 
 pub async fn remove(
@@ -361,10 +347,7 @@ pub async fn remove(
     role: Role,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let _guard = state.apps_lock.lock().await;
-    let snapshot = state.snapshot();
-    let (spec, version) = find_app(&snapshot, &id)?;
-    role.require_tenant_write(&spec.epg.tenant)?;
+    let (_guard, snapshot, _, version) = writable_app(&state, &role, &id).await?;
     let dependents: Vec<String> = snapshot
         .apps
         .iter()
@@ -393,15 +376,7 @@ pub async fn remove(
             rev(version),
         )])
         .and_then(ops);
-    let response = state.store.txn(txn).await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            format!("app {id} changed meanwhile; retry"),
-            None,
-        ));
-    }
-    let revision = as_revision(response.revision);
-    caught_up(&state, revision).await;
+    let revision = commit_guarded(&state, txn, format!("app {id}")).await?;
     Ok(indexed(revision, &serde_json::json!({ "deleted": id })))
 }
 
@@ -410,10 +385,7 @@ pub async fn cancel_deployment(
     role: Role,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let _guard = state.apps_lock.lock().await;
-    let snapshot = state.snapshot();
-    let (spec, version) = find_app(&snapshot, &id)?;
-    role.require_tenant_write(&spec.epg.tenant)?;
+    let (_guard, snapshot, _, version) = writable_app(&state, &role, &id).await?;
     let Some(stored) = snapshot
         .deployments
         .get(&id)
@@ -441,24 +413,22 @@ pub async fn list_tasks(
     role: Role,
     ApiQuery(query): ApiQuery<TaskQuery>,
 ) -> ApiResult<Response> {
-    block(
-        &state,
-        &BlockingParams {
-            index: query.index,
-            wait: query.wait.clone(),
-        },
-    )
-    .await?;
-    let snapshot = state.snapshot();
-    let mut tasks: Vec<Task> = snapshot
-        .tasks
-        .values()
-        .filter(|t| query.app.as_ref().is_none_or(|a| *a == t.value.app))
-        .filter(|t| role.can_read(&t.value.spec.epg.tenant))
-        .map(|t| wire_task(&state, t))
-        .collect();
-    tasks.sort_by_key(|t| crate::apps::task_order(&t.id));
-    Ok(indexed(snapshot.revision, &tasks))
+    let wait = BlockingParams {
+        index: query.index,
+        wait: query.wait.clone(),
+    };
+    read(&state, &wait, |snapshot| {
+        let mut tasks: Vec<Task> = snapshot
+            .tasks
+            .values()
+            .filter(|t| query.app.as_ref().is_none_or(|a| *a == t.value.app))
+            .filter(|t| role.can_read(&t.value.spec.epg.tenant))
+            .map(|t| wire_task(&state, t))
+            .collect();
+        tasks.sort_by_key(|t| crate::apps::task_order(&t.id));
+        Ok(tasks)
+    })
+    .await
 }
 
 pub async fn get_task(
@@ -467,12 +437,13 @@ pub async fn get_task(
     Path(id): Path<String>,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let task = snapshot
-        .tasks
-        .get(&id)
-        .ok_or_else(|| ApiFailure::not_found(format!("task {id} does not exist"), None))?;
-    role.require_read(&task.value.spec.epg.tenant)?;
-    Ok(indexed(snapshot.revision, &wire_task(&state, task)))
+    read(&state, &wait, |snapshot| {
+        let task = snapshot
+            .tasks
+            .get(&id)
+            .ok_or_else(|| ApiFailure::not_found(format!("task {id} does not exist"), None))?;
+        role.require_read(&task.value.spec.epg.tenant)?;
+        Ok(wire_task(&state, task))
+    })
+    .await
 }

@@ -1,14 +1,15 @@
 //! Endpoints: creation with IPAM, listing (filtered by tenant), deletion.
 
 use super::indexed;
+use super::skeleton::{commit_guarded, read, retry_txn};
 use crate::auth::Role;
 use crate::error::{ApiFailure, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::ipam::mac_is_assignable;
 use crate::keys;
 use crate::server::AppState;
-use crate::state::{EndpointRecord, Snapshot, Stored, as_revision};
-use crate::watch::{BlockingParams, block, caught_up};
+use crate::state::{EndpointRecord, Snapshot, Stored};
+use crate::watch::BlockingParams;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use weft_api::{Endpoint, EndpointRequest};
-use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
+use weft_store::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 /// Attempts before creation gives up on a busy store.
 const MAX_ATTEMPTS: usize = 64;
@@ -26,12 +27,10 @@ pub async fn list(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    Ok(indexed(
-        snapshot.revision,
-        &wire_endpoints(&state, &snapshot, &role),
-    ))
+    read(&state, &wait, |snapshot| {
+        Ok(wire_endpoints(&state, snapshot, &role))
+    })
+    .await
 }
 
 pub async fn get_one(
@@ -40,11 +39,12 @@ pub async fn get_one(
     Path(name): Path<String>,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let stored = find(&snapshot, &name)?;
-    role.require_read(&stored.value.epg.tenant)?;
-    Ok(indexed(snapshot.revision, &wire(&state, stored)))
+    read(&state, &wait, |snapshot| {
+        let stored = find(snapshot, &name)?;
+        role.require_read(&stored.value.epg.tenant)?;
+        Ok(wire(&state, stored))
+    })
+    .await
 }
 
 pub async fn create(
@@ -62,88 +62,106 @@ pub async fn create(
             Some("mac"),
         ));
     }
-    for _ in 0..MAX_ATTEMPTS {
-        let snapshot = state.snapshot();
-        let record = plan(&state, &snapshot, &request)?;
-        let (record, _reservation) = record;
-        let endpoint_key = keys::endpoint(&record.name);
-        let ip_key = keys::ip_claim(&record.vrf, record.ip);
-        let mac_key = keys::mac_claim(record.mac);
-        let node_key = keys::node(&record.node);
-        let bytes = serde_json::to_vec(&record).map_err(|e| ApiFailure::Internal(e.to_string()))?;
-        let txn = Txn::new()
-            .when([
-                Compare::absent(endpoint_key.clone()),
-                Compare::create_revision(ip_key.clone(), CompareOp::Equal, 0),
-                Compare::create_revision(mac_key.clone(), CompareOp::Equal, 0),
-                Compare::version(node_key.clone(), CompareOp::Greater, 0),
-                Compare::mod_revision(
-                    keys::ALLOCATION,
-                    CompareOp::Equal,
-                    i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
-                ),
-            ])
-            .and_then([
-                TxnOp::put(endpoint_key.clone(), bytes),
-                TxnOp::put(ip_key.clone(), record.name.clone()),
-                TxnOp::put(mac_key.clone(), record.name.clone()),
-            ])
-            .or_else([
-                TxnOp::get(endpoint_key),
-                TxnOp::get(ip_key),
-                TxnOp::get(mac_key),
-                TxnOp::get(node_key),
-            ]);
-        let response = state.store.txn(txn).await?;
-        let revision = as_revision(response.revision);
-        if response.succeeded {
-            caught_up(&state, revision).await;
-            let snapshot = state.snapshot();
-            let stored = find(&snapshot, &record.name)?;
-            tracing::debug!(endpoint = %record.name, ip = %record.ip, "endpoint created");
-            let mut created = indexed(revision, &wire(&state, stored));
-            *created.status_mut() = StatusCode::CREATED;
-            return Ok(created.into_response());
-        }
-        let exists: Vec<bool> = response
-            .responses
-            .iter()
-            .map(|r| matches!(r, TxnOpResponse::Get(get) if get.kv.is_some()))
-            .collect();
-        let [endpoint_taken, ip_taken, mac_taken, node_known] = exists[..] else {
-            return Err(ApiFailure::Internal("unexpected txn answer".into()));
-        };
-        if endpoint_taken {
-            return Err(ApiFailure::conflict(
-                format!("endpoint {} already exists", request.name),
-                Some("name"),
-            ));
-        }
-        if ip_taken && request.ip.is_some() {
-            return Err(ApiFailure::conflict(
-                format!("{} is taken in VRF {}", record.ip, record.vrf),
-                Some("ip"),
-            ));
-        }
-        if mac_taken && request.mac.is_some() {
-            return Err(ApiFailure::conflict(
-                format!("MAC {} is taken", record.mac),
-                Some("mac"),
-            ));
-        }
-        if !node_known {
-            return Err(ApiFailure::unprocessable(
-                format!("node {} is not registered", request.node),
-                Some("node"),
-            ));
-        }
-        // Lost a race (address or policy changed under us): catch up and try again.
-        caught_up(&state, revision).await;
+    // The reservation holds the picked address against concurrent creations until the
+    // snapshot shows it taken.
+    let (revision, (record, _reservation)) = retry_txn(
+        &state,
+        MAX_ATTEMPTS,
+        |snapshot| {
+            let planned = plan(&state, snapshot, &request)?;
+            Ok((claim(snapshot, &planned.0)?, planned))
+        },
+        |(record, _), lost| refusal(&request, record, lost),
+        || {
+            ApiFailure::conflict(
+                "too many concurrent changes to place this endpoint; retry",
+                None,
+            )
+        },
+    )
+    .await?;
+    let snapshot = state.snapshot();
+    let stored = find(&snapshot, &record.name)?;
+    tracing::debug!(endpoint = %record.name, ip = %record.ip, "endpoint created");
+    let mut created = indexed(revision, &wire(&state, stored));
+    *created.status_mut() = StatusCode::CREATED;
+    Ok(created.into_response())
+}
+
+/// The transaction that creates `record`: its name, address and MAC must be free, its
+/// node registered and the policy unchanged since `snapshot`; on failure it reads back
+/// which of them was not (for [`refusal`]).
+fn claim(snapshot: &Snapshot, record: &EndpointRecord) -> ApiResult<Txn> {
+    let endpoint_key = keys::endpoint(&record.name);
+    let ip_key = keys::ip_claim(&record.vrf, record.ip);
+    let mac_key = keys::mac_claim(record.mac);
+    let node_key = keys::node(&record.node);
+    let bytes = serde_json::to_vec(record).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+    Ok(Txn::new()
+        .when([
+            Compare::absent(endpoint_key.clone()),
+            Compare::create_revision(ip_key.clone(), CompareOp::Equal, 0),
+            Compare::create_revision(mac_key.clone(), CompareOp::Equal, 0),
+            Compare::version(node_key.clone(), CompareOp::Greater, 0),
+            Compare::mod_revision(
+                keys::ALLOCATION,
+                CompareOp::Equal,
+                i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
+            ),
+        ])
+        .and_then([
+            TxnOp::put(endpoint_key.clone(), bytes),
+            TxnOp::put(ip_key.clone(), record.name.clone()),
+            TxnOp::put(mac_key.clone(), record.name.clone()),
+        ])
+        .or_else([
+            TxnOp::get(endpoint_key),
+            TxnOp::get(ip_key),
+            TxnOp::get(mac_key),
+            TxnOp::get(node_key),
+        ]))
+}
+
+/// Why a lost [`claim`] refuses the request, or `Ok` to plan again (an address the
+/// server picked was taken, or the policy changed under us).
+fn refusal(
+    request: &EndpointRequest,
+    record: &EndpointRecord,
+    lost: &TxnResponse,
+) -> ApiResult<()> {
+    let exists: Vec<bool> = lost
+        .responses
+        .iter()
+        .map(|r| matches!(r, TxnOpResponse::Get(get) if get.kv.is_some()))
+        .collect();
+    let [endpoint_taken, ip_taken, mac_taken, node_known] = exists[..] else {
+        return Err(ApiFailure::Internal("unexpected txn answer".into()));
+    };
+    if endpoint_taken {
+        return Err(ApiFailure::conflict(
+            format!("endpoint {} already exists", request.name),
+            Some("name"),
+        ));
     }
-    Err(ApiFailure::conflict(
-        "too many concurrent changes to place this endpoint; retry",
-        None,
-    ))
+    if ip_taken && request.ip.is_some() {
+        return Err(ApiFailure::conflict(
+            format!("{} is taken in VRF {}", record.ip, record.vrf),
+            Some("ip"),
+        ));
+    }
+    if mac_taken && request.mac.is_some() {
+        return Err(ApiFailure::conflict(
+            format!("MAC {} is taken", record.mac),
+            Some("mac"),
+        ));
+    }
+    if !node_known {
+        return Err(ApiFailure::unprocessable(
+            format!("node {} is not registered", request.node),
+            Some("node"),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn remove(
@@ -167,15 +185,7 @@ pub async fn remove(
             TxnOp::delete(keys::ip_claim(&record.vrf, record.ip)),
             TxnOp::delete(keys::mac_claim(record.mac)),
         ]);
-    let response = state.store.txn(txn).await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            format!("endpoint {name} changed meanwhile; retry"),
-            None,
-        ));
-    }
-    let revision = as_revision(response.revision);
-    caught_up(&state, revision).await;
+    let revision = commit_guarded(&state, txn, format!("endpoint {name}")).await?;
     Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
 }
 

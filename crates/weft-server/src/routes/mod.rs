@@ -8,6 +8,7 @@ mod explain;
 mod meta;
 mod nodes;
 mod policy;
+mod skeleton;
 mod tokens;
 
 use crate::extract::{BodyLimit, json_errors};

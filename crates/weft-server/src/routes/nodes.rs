@@ -1,19 +1,20 @@
 //! Nodes: registration (join token), heartbeats and reports (memory), the desired view.
 
 use super::indexed;
+use super::skeleton::{self, commit_guarded, fresh, read};
 use crate::auth::Role;
 use crate::error::{ApiFailure, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::keys;
 use crate::liveness::Liveness;
 use crate::server::AppState;
-use crate::state::{Snapshot, as_revision};
-use crate::watch::{BlockingParams, block, caught_up};
+use crate::state::Snapshot;
+use crate::watch::BlockingParams;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use std::sync::Arc;
 use weft_api::{Node, NodeDesired, NodeRegistration, NodeReport, TaskAssignment};
-use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
+use weft_store::{Compare, CompareOp, Txn, TxnOp};
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -21,9 +22,7 @@ pub async fn list(
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
     role.require_agent()?;
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    Ok(indexed(snapshot.revision, &all_nodes(&state, &snapshot)))
+    read(&state, &wait, |snapshot| Ok(all_nodes(&state, snapshot))).await
 }
 
 pub async fn get_one(
@@ -33,10 +32,7 @@ pub async fn get_one(
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
     role.require_agent()?;
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let node = node_view(&state, &snapshot, &name)?;
-    Ok(indexed(snapshot.revision, &node))
+    read(&state, &wait, |snapshot| node_view(&state, snapshot, &name)).await
 }
 
 pub async fn register(
@@ -57,11 +53,7 @@ pub async fn register(
     if !unchanged {
         let bytes =
             serde_json::to_vec(&registration).map_err(|e| ApiFailure::Internal(e.to_string()))?;
-        let put = state
-            .store
-            .put(keys::node(&name).as_bytes(), &bytes, None)
-            .await?;
-        caught_up(&state, as_revision(put.revision)).await;
+        skeleton::put(&state, &keys::node(&name), &bytes).await?;
         tracing::info!(node = %name, "node registered");
     }
     state.liveness.heartbeat(&name);
@@ -102,15 +94,7 @@ pub async fn remove(
             i64::try_from(stored.revision).unwrap_or(i64::MAX),
         )])
         .and_then([TxnOp::delete(key)]);
-    let response = state.store.txn(txn).await?;
-    if !response.succeeded {
-        return Err(ApiFailure::conflict(
-            format!("node {name} changed meanwhile; retry"),
-            None,
-        ));
-    }
-    let revision = as_revision(response.revision);
-    caught_up(&state, revision).await;
+    let revision = commit_guarded(&state, txn, format!("node {name}")).await?;
     state.liveness.forget(&name);
     Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
 }
@@ -122,12 +106,7 @@ pub async fn heartbeat(
 ) -> ApiResult<Response> {
     role.require_agent()?;
     let snapshot = state.snapshot();
-    if !snapshot.nodes.contains_key(&name) {
-        return Err(ApiFailure::not_found(
-            format!("node {name} is not registered"),
-            None,
-        ));
-    }
+    registered(&snapshot, &name)?;
     state.liveness.heartbeat(&name);
     Ok(indexed(snapshot.revision, &serde_json::json!({})))
 }
@@ -140,12 +119,7 @@ pub async fn report(
 ) -> ApiResult<Response> {
     role.require_agent()?;
     let snapshot = state.snapshot();
-    if !snapshot.nodes.contains_key(&name) {
-        return Err(ApiFailure::not_found(
-            format!("node {name} is not registered"),
-            None,
-        ));
-    }
+    registered(&snapshot, &name)?;
     // A report is a sign of life too.
     state.liveness.heartbeat(&name);
     state.liveness.report(&name, report);
@@ -162,14 +136,8 @@ pub async fn desired(
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
     role.require_agent()?;
-    if !state.snapshot().nodes.contains_key(&name) {
-        return Err(ApiFailure::not_found(
-            format!("node {name} is not registered"),
-            None,
-        ));
-    }
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
+    registered(&state.snapshot(), &name)?;
+    let snapshot = fresh(&state, &wait).await?;
     // The common part (policy, nodes, endpoints) is built once per revision for every
     // agent; the node's own tasks are spliced into its `"tasks":[]` at the end.
     let body = state.desired_cache.get_or_build(snapshot.revision, || {
@@ -221,6 +189,18 @@ fn all_nodes(state: &AppState, snapshot: &Snapshot) -> Vec<Node> {
         .keys()
         .filter_map(|name| node_view(state, snapshot, name).ok())
         .collect()
+}
+
+/// 404 unless `name` is a registered node.
+fn registered(snapshot: &Snapshot, name: &str) -> ApiResult<()> {
+    if snapshot.nodes.contains_key(name) {
+        Ok(())
+    } else {
+        Err(ApiFailure::not_found(
+            format!("node {name} is not registered"),
+            None,
+        ))
+    }
 }
 
 fn node_view(state: &AppState, snapshot: &Snapshot, name: &str) -> ApiResult<Node> {

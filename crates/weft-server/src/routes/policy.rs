@@ -1,12 +1,14 @@
 //! Policy: apply, tenants, EPG and contract listings, the compiled policy.
 
 use super::indexed;
+use super::skeleton::{fresh, read};
 use crate::admission::{self, resolve_request};
 use crate::auth::Role;
 use crate::error::{ApiFailure, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::server::AppState;
-use crate::watch::{BlockingParams, block};
+use crate::state::Snapshot;
+use crate::watch::BlockingParams;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use std::sync::Arc;
@@ -39,23 +41,24 @@ pub async fn list_tenants(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let rows: Vec<TenantSummary> = snapshot
-        .model
-        .tenants
-        .iter()
-        .filter(|(name, _)| role.can_read(name))
-        .map(|(name, tenant)| TenantSummary {
-            name: name.clone(),
-            revision: snapshot.tenant_revisions.get(name).copied().unwrap_or(0),
-            vrfs: tenant.vrfs.len(),
-            bridge_domains: tenant.bridge_domains.len(),
-            epgs: tenant.app_profiles.values().map(|ap| ap.epgs.len()).sum(),
-            contracts: tenant.contracts.len(),
-        })
-        .collect();
-    Ok(indexed(snapshot.revision, &rows))
+    read(&state, &wait, |snapshot| {
+        let rows: Vec<TenantSummary> = snapshot
+            .model
+            .tenants
+            .iter()
+            .filter(|(name, _)| role.can_read(name))
+            .map(|(name, tenant)| TenantSummary {
+                name: name.clone(),
+                revision: snapshot.tenant_revisions.get(name).copied().unwrap_or(0),
+                vrfs: tenant.vrfs.len(),
+                bridge_domains: tenant.bridge_domains.len(),
+                epgs: tenant.app_profiles.values().map(|ap| ap.epgs.len()).sum(),
+                contracts: tenant.contracts.len(),
+            })
+            .collect();
+        Ok(rows)
+    })
+    .await
 }
 
 pub async fn get_tenant(
@@ -65,14 +68,15 @@ pub async fn get_tenant(
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
     role.require_read(&name)?;
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
-    let tenant = snapshot
-        .model
-        .tenants
-        .get(&name)
-        .ok_or_else(|| ApiFailure::not_found(format!("tenant {name} does not exist"), None))?;
-    Ok(indexed(snapshot.revision, tenant))
+    read(&state, &wait, |snapshot| {
+        snapshot
+            .model
+            .tenants
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| ApiFailure::not_found(format!("tenant {name} does not exist"), None))
+    })
+    .await
 }
 
 pub async fn put_tenant(
@@ -104,8 +108,11 @@ pub async fn list_epgs(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
+    read(&state, &wait, |snapshot| Ok(epg_rows(snapshot, &role))).await
+}
+
+/// The EPGs `role` may read, with their classes and endpoint counts.
+fn epg_rows(snapshot: &Snapshot, role: &Role) -> Vec<EpgInfo> {
     // Counted once, not once per EPG: the listing stays linear in endpoints.
     let mut endpoints_of: std::collections::HashMap<&EpgPath, usize> =
         std::collections::HashMap::new();
@@ -136,7 +143,7 @@ pub async fn list_epgs(
             }
         }
     }
-    Ok(indexed(snapshot.revision, &rows))
+    rows
 }
 
 pub async fn list_contracts(
@@ -144,8 +151,11 @@ pub async fn list_contracts(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
+    read(&state, &wait, |snapshot| Ok(contract_rows(snapshot, &role))).await
+}
+
+/// The contracts `role` may read, with their providers and consumers.
+fn contract_rows(snapshot: &Snapshot, role: &Role) -> Vec<ContractInfo> {
     let mut rows = Vec::new();
     for (tname, tenant) in snapshot.model.tenants.iter() {
         if !role.can_read(tname) {
@@ -176,7 +186,7 @@ pub async fn list_contracts(
             });
         }
     }
-    Ok(indexed(snapshot.revision, &rows))
+    rows
 }
 
 pub async fn compiled(
@@ -184,8 +194,7 @@ pub async fn compiled(
     role: Role,
     ApiQuery(wait): ApiQuery<BlockingParams>,
 ) -> ApiResult<Response> {
-    block(&state, &wait).await?;
-    let snapshot = state.snapshot();
+    let snapshot = fresh(&state, &wait).await?;
     match &role {
         Role::Tenant(own) => Ok(indexed(
             snapshot.revision,

@@ -1,18 +1,16 @@
 //! `POST /v1/tokens`: an admin mints a token for one tenant. Only its hash is stored.
 
-use super::indexed;
+use super::{indexed, skeleton};
 use crate::auth::{self, Role};
 use crate::error::{ApiFailure, ApiResult};
 use crate::extract::ApiJson;
 use crate::keys;
 use crate::server::AppState;
-use crate::state::{TokenGrant, as_revision};
-use crate::watch::caught_up;
+use crate::state::TokenGrant;
 use axum::extract::State;
 use axum::response::Response;
 use std::sync::Arc;
 use weft_api::{TokenRequest, TokenResponse};
-use weft_store::KvStore;
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
@@ -37,12 +35,7 @@ pub async fn create(
         tenant: request.tenant.clone(),
     })
     .map_err(|e| ApiFailure::Internal(e.to_string()))?;
-    let put = state
-        .store
-        .put(keys::token(&auth::hash(&token)).as_bytes(), &grant, None)
-        .await?;
-    let revision = as_revision(put.revision);
-    caught_up(&state, revision).await;
+    let revision = skeleton::put(&state, &keys::token(&auth::hash(&token)), &grant).await?;
     tracing::info!(tenant = %request.tenant, "tenant token minted");
     Ok(indexed(revision, &TokenResponse { token }))
 }
