@@ -6,6 +6,7 @@
 
 use crate::error::{ApiFailure, ApiResult, ServerError};
 use crate::server::AppState;
+use crate::state::TokenGrant;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -171,11 +172,44 @@ impl FromRequestParts<Arc<AppState>> for Role {
         if hashed == state.tokens.join_hash {
             return Ok(Role::Agent);
         }
-        state
-            .snapshot()
-            .tokens
-            .get(&hashed)
-            .map(|grant| Role::Tenant(grant.tenant.clone()))
-            .ok_or(ApiFailure::Unauthorized)
+        tenant_role(
+            state.snapshot().tokens.get(&hashed),
+            crate::liveness::now_ms(),
+        )
+        .ok_or(ApiFailure::Unauthorized)
+    }
+}
+
+/// The role a stored tenant grant gives at `now_ms`: none once it expired.
+pub fn tenant_role(grant: Option<&TokenGrant>, now_ms: u64) -> Option<Role> {
+    grant
+        .filter(|grant| grant.is_live(now_ms))
+        .map(|grant| Role::Tenant(grant.tenant.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_grants_give_no_role() {
+        let grant = TokenGrant {
+            tenant: "shop".into(),
+            expires_ms: Some(10_000),
+        };
+        assert_eq!(
+            tenant_role(Some(&grant), 9_999),
+            Some(Role::Tenant("shop".into()))
+        );
+        assert_eq!(tenant_role(Some(&grant), 10_000), None);
+        let forever = TokenGrant {
+            tenant: "shop".into(),
+            expires_ms: None,
+        };
+        assert_eq!(
+            tenant_role(Some(&forever), u64::MAX),
+            Some(Role::Tenant("shop".into()))
+        );
+        assert_eq!(tenant_role(None, 0), None);
     }
 }

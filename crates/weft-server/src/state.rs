@@ -42,6 +42,17 @@ pub struct EndpointRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenGrant {
     pub tenant: String,
+    /// Unix milliseconds from which the token is refused (Keystone's tokens expire);
+    /// `None`: it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+}
+
+impl TokenGrant {
+    /// Whether the grant still holds at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|expires| now_ms < expires)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -256,4 +267,25 @@ pub fn decode_tenant(name: &str, bytes: &[u8]) -> Result<Tenant, String> {
 /// Store revisions are never negative; clamp defensively instead of wrapping.
 pub fn as_revision(revision: i64) -> u64 {
     u64::try_from(revision).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_expire_and_old_grants_never_do() {
+        // A grant stored before expiry existed reads as one that never expires.
+        let old: TokenGrant = serde_json::from_str(r#"{"tenant":"shop"}"#).unwrap();
+        assert_eq!(old.expires_ms, None);
+        assert!(old.is_live(u64::MAX));
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"tenant":"shop"}"#);
+        let keystone = TokenGrant {
+            tenant: "shop".into(),
+            expires_ms: Some(1_000),
+        };
+        assert!(keystone.is_live(999));
+        assert!(!keystone.is_live(1_000));
+        assert!(!keystone.is_live(5_000));
+    }
 }

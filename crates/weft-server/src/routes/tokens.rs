@@ -33,6 +33,7 @@ pub async fn create(
     let token = auth::new_token().map_err(|e| ApiFailure::Internal(e.to_string()))?;
     let grant = serde_json::to_vec(&TokenGrant {
         tenant: request.tenant.clone(),
+        expires_ms: None,
     })
     .map_err(|e| ApiFailure::Internal(e.to_string()))?;
     let revision = skeleton::put(&state, &keys::token(&auth::hash(&token)), &grant).await?;
