@@ -4,7 +4,9 @@
 //! sees them all at once; a document with any error yields no model at all.
 
 use crate::hcl::{LineIndex, describe};
+use crate::json::{KeyLine, KeyLines};
 use crate::model::*;
+use crate::model::{PORT_NOT_AN_INTEGER, port_from_literal};
 use crate::path::ObjectPath;
 use hcl_edit::Span;
 use hcl_edit::expr::Expression;
@@ -93,14 +95,20 @@ impl Documents {
     pub fn add_json(&mut self, file: &str, text: &str) {
         match serde_json::from_str::<Model>(text) {
             Ok(mut model) => {
-                let errors = fill_json_derived(file, &mut model);
+                let lines = KeyLines::scan(text);
+                let errors = fill_json_derived(file, lines.as_ref(), &mut model);
                 self.errors.extend(errors);
                 self.merge(model);
             }
             Err(e) => self.errors.push(DocumentError {
                 loc: Location::new(file, u32::try_from(e.line()).unwrap_or(u32::MAX)),
                 path: None,
-                message: format!("malformed JSON: {e}"),
+                message: if e.is_data() {
+                    // Well-formed, but not a document: an unknown field, a bad value.
+                    json_message(&e, text)
+                } else {
+                    format!("malformed JSON: {e}")
+                },
             }),
         }
     }
@@ -216,7 +224,7 @@ fn merge_map<T>(
 /// Completes a model deserialized from JSON (the API's twin of HCL): subnet keys become
 /// CIDRs. `parse_json` calls it; a server that deserializes a `Model` itself must too.
 pub fn resolve_json_keys(model: &mut Model) -> Result<(), ParseErrors> {
-    let errors = fill_json_derived("<request>", model);
+    let errors = fill_json_derived("<request>", None, model);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -225,61 +233,193 @@ pub fn resolve_json_keys(model: &mut Model) -> Result<(), ParseErrors> {
 }
 
 /// JSON has no labels to parse: subnet keys become CIDRs and names are checked here.
-fn fill_json_derived(file: &str, model: &mut Model) -> Vec<DocumentError> {
-    let mut errors = Vec::new();
-    let mut check = |path: ObjectPath, name: &str| {
-        if let Err(message) = check_name(name) {
-            let loc = Location::new(file, 0);
-            errors.push(DocumentError {
-                loc,
-                path: Some(path),
-                message,
-            });
-        }
+/// With the key lines of the text, every object also learns where it was declared.
+fn fill_json_derived(
+    file: &str,
+    lines: Option<&KeyLines>,
+    model: &mut Model,
+) -> Vec<DocumentError> {
+    let mut fill = JsonFill {
+        file,
+        placed: lines.is_some(),
+        errors: Vec::new(),
     };
-    for (tname, tenant) in &model.tenants {
-        let tpath = ObjectPath::tenant(tname);
-        check(tpath.clone(), tname);
-        let named = [
-            ("vrf", tenant.vrfs.keys().collect::<Vec<_>>()),
-            ("bridge_domain", tenant.bridge_domains.keys().collect()),
-            ("filter", tenant.filters.keys().collect()),
-            ("contract", tenant.contracts.keys().collect()),
-            ("taboo", tenant.taboos.keys().collect()),
-            ("application_profile", tenant.app_profiles.keys().collect()),
-        ];
-        for (kind, names) in named {
-            for name in names {
-                check(tpath.child(kind, name), name);
-            }
-        }
-        for (aname, ap) in &tenant.app_profiles {
-            for ename in ap.epgs.keys() {
-                check(
-                    tpath
-                        .child("application_profile", aname)
-                        .child("epg", ename),
-                    ename,
-                );
-            }
-        }
-    }
+    let tenants = lines.and_then(|l| l.get("tenant"));
     for (tname, tenant) in &mut model.tenants {
-        for (bname, bd) in &mut tenant.bridge_domains {
+        let tpath = ObjectPath::tenant(tname);
+        let tkey = child(tenants, tname);
+        fill.check(tkey, &tpath, "tenant", tname);
+        if fill.placed {
+            tenant.loc = fill.loc(tkey);
+        }
+        fill.each(&mut tenant.vrfs, tkey, &tpath, "vrf", |fill, vrf, k, _| {
+            if fill.placed {
+                vrf.any.loc = fill.loc(child(k, "any").or(k));
+            }
+        });
+        fill.each(
+            &mut tenant.filters,
+            tkey,
+            &tpath,
+            "filter",
+            |fill, f, k, path| {
+                fill.each(&mut f.entries, k, path, "entry", |_, _, _, _| {});
+            },
+        );
+        fill.each(
+            &mut tenant.contracts,
+            tkey,
+            &tpath,
+            "contract",
+            |fill, c, k, path| {
+                fill.each(&mut c.subjects, k, path, "subject", |_, _, _, _| {});
+            },
+        );
+        fill.each(
+            &mut tenant.taboos,
+            tkey,
+            &tpath,
+            "taboo",
+            |fill, t, k, path| {
+                fill.each(&mut t.subjects, k, path, "subject", |_, _, _, _| {});
+            },
+        );
+        let aps = &mut tenant.app_profiles;
+        fill.each(
+            aps,
+            tkey,
+            &tpath,
+            "application_profile",
+            |fill, ap, k, path| {
+                fill.each(&mut ap.epgs, k, path, "epg", |_, _, _, _| {});
+            },
+        );
+        let bds = &mut tenant.bridge_domains;
+        fill.each(bds, tkey, &tpath, "bridge_domain", |fill, bd, k, path| {
             for (cidr, subnet) in &mut bd.subnets {
-                let path = ObjectPath::tenant(tname).child("bridge_domain", bname);
+                let k = child(child(k, "subnet"), cidr);
+                if fill.placed {
+                    subnet.loc = fill.loc(k);
+                }
                 match parse_cidr(cidr) {
                     Ok(net) => subnet.cidr = net,
-                    Err(message) => errors.push(DocumentError {
-                        loc: Location::new(file, 0),
+                    Err(message) => fill.errors.push(DocumentError {
+                        loc: fill.loc(k),
                         path: Some(path.child("subnet", cidr)),
                         message,
                     }),
                 }
             }
+        });
+    }
+    fill.errors
+}
+
+/// The key `name` inside the object under the key `at`.
+fn child<'k>(at: Option<&'k KeyLine>, name: &str) -> Option<&'k KeyLine> {
+    at.and_then(|k| k.value.get(name))
+}
+
+/// Objects that remember where they were declared.
+trait Placed {
+    fn loc_mut(&mut self) -> &mut Location;
+}
+
+macro_rules! placed {
+    ($($t:ty),*) => {
+        $(impl Placed for $t {
+            fn loc_mut(&mut self) -> &mut Location {
+                &mut self.loc
+            }
+        })*
+    };
+}
+placed!(
+    Vrf,
+    BridgeDomain,
+    Filter,
+    FilterEntry,
+    Contract,
+    Subject,
+    Taboo,
+    TabooSubject,
+    AppProfile,
+    Epg
+);
+
+/// What [`fill_json_derived`] carries through the model.
+struct JsonFill<'f> {
+    file: &'f str,
+    /// Whether the text's key lines are known; without them objects keep their location.
+    placed: bool,
+    errors: Vec<DocumentError>,
+}
+
+impl JsonFill<'_> {
+    fn loc(&self, at: Option<&KeyLine>) -> Location {
+        Location::new(self.file, at.map_or(0, |k| k.line))
+    }
+
+    fn check(&mut self, at: Option<&KeyLine>, path: &ObjectPath, kind: &str, name: &str) {
+        if let Err(message) = check_name(name) {
+            self.errors.push(DocumentError {
+                loc: self.loc(at),
+                path: Some(path.clone()),
+                message: format!("{kind}: {message}"),
+            });
         }
     }
-    errors
+
+    /// The objects of one kind under `parent`: each placed at its key and its name
+    /// checked, then handed to `inner` with its key and path.
+    fn each<'k, T: Placed>(
+        &mut self,
+        map: &mut BTreeMap<String, T>,
+        parent: Option<&'k KeyLine>,
+        parent_path: &ObjectPath,
+        kind: &str,
+        mut inner: impl FnMut(&mut Self, &mut T, Option<&'k KeyLine>, &ObjectPath),
+    ) {
+        let within = child(parent, kind);
+        for (name, object) in map {
+            let k = child(within, name);
+            let path = parent_path.child(kind, name);
+            self.check(k, &path, kind, name);
+            if self.placed {
+                *object.loc_mut() = self.loc(k);
+            }
+            inner(self, object, k, &path);
+        }
+    }
+}
+
+/// serde_json's message, with a port that is no 64-bit integer quoted as written: serde
+/// made a float of it, and its position is just after the number.
+fn json_message(e: &serde_json::Error, text: &str) -> String {
+    let message = e.to_string();
+    if !message.starts_with(PORT_NOT_AN_INTEGER) {
+        return message;
+    }
+    let written = text
+        .lines()
+        .nth(e.line().saturating_sub(1))
+        .and_then(|line| line.get(..e.column().min(line.len())))
+        .map(|before| {
+            let start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+')))
+                .map_or(0, |i| i + 1);
+            before[start..].to_string()
+        })
+        .filter(|w| !w.is_empty());
+    match written {
+        Some(w) => {
+            let why = port_from_literal(&w)
+                .err()
+                .unwrap_or_else(|| format!("{w:?} is not a port number"));
+            format!("{why} at line {} column {}", e.line(), e.column())
+        }
+        None => message,
+    }
 }
 
 /// Parses a subnet's CIDR, refusing host bits.
@@ -315,14 +455,23 @@ fn check_name(name: &str) -> Result<(), String> {
 /// Walks an HCL body against weft's schema, collecting errors.
 struct Reader<'a> {
     file: &'a str,
+    text: &'a str,
     lines: LineIndex,
     errors: Vec<DocumentError>,
 }
 
+/// A named block's name. Only a good one names an object in the model; a bad one (the
+/// error recorded) still names the paths of the errors found inside the block.
+struct Label {
+    name: String,
+    good: bool,
+}
+
 impl<'a> Reader<'a> {
-    fn new(file: &'a str, text: &str) -> Self {
+    fn new(file: &'a str, text: &'a str) -> Self {
         Self {
             file,
+            text,
             lines: LineIndex::new(text),
             errors: Vec::new(),
         }
@@ -365,7 +514,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A named block has exactly one label, a valid name.
-    fn label(&mut self, block: &Block, parent: Option<&ObjectPath>) -> Option<String> {
+    fn label(&mut self, block: &Block, parent: Option<&ObjectPath>) -> Label {
         let kind = block.ident.as_str();
         if block.labels.len() != 1 {
             let msg = format!(
@@ -373,16 +522,20 @@ impl<'a> Reader<'a> {
                 block.labels.len()
             );
             self.error(block.span(), parent, msg);
-            return None;
+            let name = block.labels.first().map_or("<unnamed>", |l| l.as_str());
+            return Label {
+                name: name.to_string(),
+                good: false,
+            };
         }
         let name = block.labels[0].as_str().to_string();
         if kind != "subnet"
             && let Err(msg) = check_name(&name)
         {
             self.error(block.span(), parent, format!("{kind}: {msg}"));
-            return None;
+            return Label { name, good: false };
         }
-        Some(name)
+        Label { name, good: true }
     }
 
     /// Inserts a named object, reporting a duplicate with both places.
@@ -416,14 +569,15 @@ impl<'a> Reader<'a> {
         for s in body.iter() {
             match s {
                 Structure::Block(b) if b.ident.as_str() == "tenant" => {
-                    let Some(name) = self.label(b, None) else {
-                        continue;
-                    };
+                    // A bad name is an error, and so is everything wrong inside.
+                    let Label { name, good } = self.label(b, None);
                     let path = ObjectPath::tenant(&name);
                     let tenant = self.tenant(b, &path);
-                    self.insert(&mut model.tenants, name, tenant, &path, "tenant", |t| {
-                        &t.loc
-                    });
+                    if good {
+                        self.insert(&mut model.tenants, name, tenant, &path, "tenant", |t| {
+                            &t.loc
+                        });
+                    }
                 }
                 other => self.unknown(other, None, "a document", &["tenant"]),
             }
@@ -516,14 +670,18 @@ impl<'a> Reader<'a> {
                     bd.vrf = self.string(a, path).unwrap_or_default();
                 }
                 Structure::Block(b) if b.ident.as_str() == "subnet" => {
-                    let Some(cidr_text) = self.label(b, Some(path)) else {
-                        continue;
-                    };
+                    let Label {
+                        name: cidr_text,
+                        good,
+                    } = self.label(b, Some(path));
                     let spath = path.child("subnet", &cidr_text);
                     let cidr = match parse_cidr(&cidr_text) {
-                        Ok(c) => Some(c),
+                        Ok(c) if good => Some(c),
+                        Ok(_) => None,
                         Err(msg) => {
-                            self.error(b.span(), Some(&spath), msg);
+                            if good {
+                                self.error(b.span(), Some(&spath), msg);
+                            }
                             None
                         }
                     };
@@ -550,10 +708,14 @@ impl<'a> Reader<'a> {
 
     fn subnet_gateway(&mut self, block: &Block, path: &ObjectPath) -> Option<std::net::IpAddr> {
         let mut gateway = None;
+        let mut gateway_seen = false;
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) if a.key.as_str() == "gateway" => {
-                    let text = self.string(a, path)?;
+                    gateway_seen = true;
+                    let Some(text) = self.string(a, path) else {
+                        continue;
+                    };
                     match text.parse() {
                         Ok(ip) => gateway = Some(ip),
                         Err(_) => self.error(
@@ -566,7 +728,8 @@ impl<'a> Reader<'a> {
                 other => self.unknown(other, Some(path), "subnet", &["gateway"]),
             }
         }
-        if gateway.is_none() && !self.errors.iter().any(|e| e.path.as_ref() == Some(path)) {
+        // Only when absent: a gateway that is there but wrong has its own error.
+        if !gateway_seen {
             self.error(
                 block.span(),
                 Some(path),
@@ -585,13 +748,14 @@ impl<'a> Reader<'a> {
         parse: fn(&mut Self, &Block, &ObjectPath) -> T,
         loc: fn(&T) -> &Location,
     ) {
-        let Some(name) = self.label(block, Some(parent)) else {
-            return;
-        };
+        let Label { name, good } = self.label(block, Some(parent));
         let kind = block.ident.as_str();
         let child = parent.child(kind, &name);
+        // Read even under a bad name, for the errors inside.
         let value = parse(self, block, &child);
-        self.insert(map, name, value, &child, kind, loc);
+        if good {
+            self.insert(map, name, value, &child, kind, loc);
+        }
     }
 
     fn app_profile(&mut self, block: &Block, path: &ObjectPath) -> AppProfile {
@@ -864,7 +1028,16 @@ impl<'a> Reader<'a> {
         let result = match &a.value {
             Expression::Number(n) => match n.value().as_i64() {
                 Some(p) => PortRange::from_bounds(p.into(), p.into()),
-                None => Err(format!("{} is not a port number", n.value())),
+                // Too large for 64 bits or a fraction: quoted as written, not as the
+                // float the parser made of it (`1e32`).
+                None => {
+                    let written = a
+                        .value
+                        .span()
+                        .and_then(|span| self.text.get(span))
+                        .map_or_else(|| n.value().to_string(), |t| t.trim().to_string());
+                    port_from_literal(&written).map(PortRange::single)
+                }
             },
             Expression::String(s) => PortRange::parse(s.value()),
             _ => {

@@ -7,6 +7,7 @@
 
 mod document;
 pub mod hcl;
+mod json;
 mod model;
 mod path;
 mod validate;

@@ -416,11 +416,22 @@ impl PortRange {
     }
 }
 
+/// What a port that is a fraction or does not fit 64 bits deserializes to, before the
+/// JSON reader puts the number as written in its place.
+pub(crate) const PORT_NOT_AN_INTEGER: &str = "a port must be an integer from 0 to 65535";
+
 fn parse_port(text: &str) -> Result<u16, String> {
-    let value: i128 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a port number"))?;
-    u16::try_from(value).map_err(|_| format!("port {value} is out of range 0..65535"))
+    port_from_literal(text)
+}
+
+/// A port written as an integer literal of any length; errors quote it as written.
+pub(crate) fn port_from_literal(text: &str) -> Result<u16, String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a port number"));
+    }
+    text.parse::<u16>()
+        .map_err(|_| format!("port {text} is out of range 0..65535"))
 }
 
 impl Default for PortRange {
@@ -471,6 +482,12 @@ impl<'de> Deserialize<'de> for PortRange {
 
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortRange, E> {
                 PortRange::parse(v).map_err(E::custom)
+            }
+
+            /// A fraction, or an integer too large for 64 bits (JSON reads it as a
+            /// float): the document reader replaces this with the number as written.
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<PortRange, E> {
+                Err(E::custom(PORT_NOT_AN_INTEGER))
             }
         }
         d.deserialize_any(PortVisitor)

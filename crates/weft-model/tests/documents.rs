@@ -510,3 +510,180 @@ fn json_names_are_checked_like_hcl_labels() {
         errors[0]
     );
 }
+
+// ---- issue 12.5: the smaller points ----
+
+#[test]
+fn a_huge_port_is_quoted_as_written_not_as_a_float() {
+    let huge = "100000000000000000000000000000000";
+    let text = format!(
+        "tenant \"t\" {{\n  filter \"f\" {{\n    entry \"e\" {{\n      protocol = \"tcp\"\n      destination_port = {huge}\n    }}\n  }}\n}}\n"
+    );
+    assert_parse_error(
+        &text,
+        5,
+        Some("t/filter:f/entry:e"),
+        &format!("destination_port: port {huge} is out of range 0..65535"),
+    );
+    let errors = parse_errors(&text);
+    assert!(!errors[0].message.contains("1e32"), "{}", errors[0]);
+
+    let text = "tenant \"t\" {\n  filter \"f\" {\n    entry \"e\" {\n      protocol = \"tcp\"\n      source_port = 80.5\n    }\n  }\n}\n";
+    assert_parse_error(
+        text,
+        5,
+        Some("t/filter:f/entry:e"),
+        "source_port: \"80.5\" is not a port number",
+    );
+
+    // The same number as a string.
+    let text = format!(
+        "tenant \"t\" {{\n  filter \"f\" {{\n    entry \"e\" {{\n      protocol = \"tcp\"\n      destination_port = \"80-{huge}\"\n    }}\n  }}\n}}\n"
+    );
+    assert_parse_error(
+        &text,
+        5,
+        Some("t/filter:f/entry:e"),
+        &format!("port {huge} is out of range 0..65535"),
+    );
+}
+
+#[test]
+fn a_huge_port_in_json_is_quoted_as_written() {
+    let huge = "100000000000000000000000000000000";
+    let text = format!(
+        "{{\"tenant\": {{\"t\": {{\"filter\": {{\"f\": {{\"entry\": {{\"e\": {{\n  \"protocol\": \"tcp\",\n  \"destination_port\": {huge}\n}}}}}}}}}}}}}}}}\n"
+    );
+    let errors = parse_json("p.json", &text).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].loc.line, 3, "{}", errors[0]);
+    assert!(
+        errors[0]
+            .message
+            .contains(&format!("port {huge} is out of range 0..65535")),
+        "{}",
+        errors[0]
+    );
+    assert!(!errors[0].message.contains("1e32"), "{}", errors[0]);
+
+    let text = "{\"tenant\": {\"t\": {\"filter\": {\"f\": {\"entry\": {\"e\": {\"source_port\": 80.5}}}}}}}";
+    let errors = parse_json("p.json", text).unwrap_err().0;
+    assert!(
+        errors[0].message.contains("\"80.5\" is not a port number"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn json_name_errors_name_the_line() {
+    let text = "{\n  \"tenant\": {\n    \"t\": {\n      \"application_profile\": {\n        \"a\": {\n          \"epg\": {\n            \"we b\": { \"bridge_domain\": \"bd\" }\n          }\n        }\n      },\n      \"bridge_domain\": {\n        \"bd\": {\n          \"vrf\": \"v\",\n          \"subnet\": { \"10.0.0.1/24\": { \"gateway\": \"10.0.0.1\" } }\n        }\n      }\n    }\n  }\n}\n";
+    let errors = parse_json("p.json", text).unwrap_err().0;
+    let found: Vec<(String, u32, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.loc.to_string(),
+                e.loc.line,
+                e.path.as_ref().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "p.json:7".to_string(),
+                7,
+                "t/application_profile:a/epg:we b".to_string()
+            ),
+            (
+                "p.json:14".to_string(),
+                14,
+                "t/bridge_domain:bd/subnet:10.0.0.1/24".to_string()
+            ),
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].message.contains("epg: name \"we b\" must be"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].message.contains("did you mean 10.0.0.0/24?"),
+        "{}",
+        errors[1]
+    );
+}
+
+#[test]
+fn json_objects_carry_file_and_line_into_validation() {
+    let text = "{\n  \"tenant\": {\n    \"t\": {\n      \"vrf\": { \"v\": {} },\n      \"application_profile\": {\n        \"a\": {\n          \"epg\": {\n            \"web\": { \"bridge_domain\": \"nope\" }\n          }\n        }\n      }\n    }\n  }\n}\n";
+    let model = parse_json("p.json", text).unwrap();
+    let report = validate(&model);
+    let errors: Vec<_> = report.errors().collect();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert_eq!(errors[0].loc.to_string(), "p.json:8", "{}", errors[0]);
+    assert_eq!(errors[0].path.as_str(), "t/a/web");
+    assert!(errors[0].message.contains("unknown bridge_domain \"nope\""));
+}
+
+#[test]
+fn a_bad_tenant_name_hides_no_error_inside_the_tenant() {
+    let text = "tenant \"a/b\" {\n  vrf \"v\" {\n    size = 3\n  }\n  filter \"f\" {\n    entry \"e\" {\n      destination_port = 70000\n    }\n  }\n  vrf \"x y\" {\n    enforced = \"no\"\n  }\n}\n";
+    let errors = parse_errors(text);
+    let found: Vec<(u32, Option<String>)> = errors
+        .iter()
+        .map(|e| (e.loc.line, e.path.as_ref().map(ToString::to_string)))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (1, None),
+            (3, Some("a/b/vrf:v".into())),
+            (7, Some("a/b/filter:f/entry:e".into())),
+            (10, Some("a/b".into())),
+            (11, Some("a/b/vrf:x y".into())),
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].message.contains("tenant: name \"a/b\" must be"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[2].message.contains("port 70000 is out of range"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[4].message.contains("enforced must be true or false"),
+        "{}",
+        errors[4]
+    );
+
+    // A block without its name label is read too.
+    let errors = parse_errors("tenant {\n  vrf \"v\" { size = 3 }\n}\n");
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[1].loc.line, 2, "{}", errors[1]);
+    assert_eq!(errors[1].path.as_ref().unwrap().as_str(), "<unnamed>/vrf:v");
+}
+
+#[test]
+fn a_subnet_with_a_bad_cidr_and_no_gateway_reports_both() {
+    let text = "tenant \"t\" {\n  vrf \"v\" {}\n  bridge_domain \"bd\" {\n    vrf = \"v\"\n    subnet \"10.0.0.300/24\" {}\n    subnet \"10.0.1.0/24\" { gateway = 7 }\n  }\n}\n";
+    let errors = parse_errors(text);
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 3, "{messages:#?}");
+    assert!(messages[0].contains("is not a CIDR"), "{messages:#?}");
+    assert!(
+        messages[1].contains("missing attribute \"gateway\""),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[2].contains("gateway must be a string"),
+        "{messages:#?}"
+    );
+}
