@@ -39,4 +39,32 @@ proptest! {
             }
         }
     }
+
+    /// The example's JSON twin, mutilated the same way: errors carry the file, and a
+    /// document that still parses has a line for every object.
+    #[test]
+    fn mutilated_json_twin(start in 0usize..4000, len in 0usize..40, insert in "[ -~\n]{0,12}") {
+        let json = serde_json::to_string_pretty(&parse_hcl("x.hcl", EXAMPLE).unwrap()).unwrap();
+        let start = start.min(json.len());
+        let end = (start + len).min(json.len());
+        let text = format!("{}{insert}{}", &json[..start], &json[end..]);
+        match parse_json("fuzz.json", &text) {
+            Ok(model) => {
+                let _ = validate(&model);
+                for t in model.tenants.values() {
+                    for ap in t.app_profiles.values() {
+                        for e in ap.epgs.values() {
+                            prop_assert_eq!(&e.loc.file, "fuzz.json");
+                            prop_assert!(e.loc.line >= 1);
+                        }
+                    }
+                }
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    prop_assert_eq!(&e.loc.file, "fuzz.json");
+                }
+            }
+        }
+    }
 }
