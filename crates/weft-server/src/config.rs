@@ -34,6 +34,33 @@ pub struct ServerConfig {
     pub compile_budget: CompileBudget,
     /// Consul's HTTP API, on its own listener.
     pub consul: ConsulSettings,
+    /// OpenStack's identity and networking APIs, on their own listener.
+    pub openstack: OpenStackSettings,
+}
+
+/// Where and how the OpenStack APIs (Keystone, Neutron) answer.
+#[derive(Debug, Clone)]
+pub struct OpenStackSettings {
+    /// `None`: not served.
+    pub listen: Option<SocketAddr>,
+    /// The base URL clients reach the listener at (the catalog's URLs); by default
+    /// `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// Fixed tokens and the tenant each acts for (`--openstack-static-token T:TENANT`).
+    pub static_tokens: Vec<(String, String)>,
+    /// How long an issued Keystone token lives.
+    pub token_ttl: Duration,
+}
+
+impl Default for OpenStackSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            public_url: None,
+            static_tokens: Vec::new(),
+            token_ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Where and as what the Consul-compatible API answers.
@@ -75,6 +102,7 @@ impl ServerConfig {
             task_log_dir: "/var/lib/weft/tasks".to_string(),
             compile_budget: CompileBudget::default(),
             consul: ConsulSettings::default(),
+            openstack: OpenStackSettings::default(),
         }
     }
 }

@@ -21,13 +21,14 @@ mod ipam;
 mod keys;
 mod liveness;
 mod openapi;
+mod openstack;
 mod routes;
 mod scheduler;
 mod server;
 mod state;
 mod watch;
 
-pub use config::{ConsulSettings, ServerConfig};
+pub use config::{ConsulSettings, OpenStackSettings, ServerConfig};
 pub use error::ServerError;
 pub use server::{ServerHandle, serve};
 pub use weft_store::SyncPolicy;

@@ -72,6 +72,7 @@ pub struct ServerHandle {
     follower: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     consul: Option<ConsulTasks>,
+    openstack: Option<crate::openstack::OpenStackTasks>,
 }
 
 impl ServerHandle {
@@ -88,6 +89,11 @@ impl ServerHandle {
     /// The Consul API's address, when it is served.
     pub fn consul_addr(&self) -> Option<SocketAddr> {
         self.consul.as_ref().map(|c| c.addr)
+    }
+
+    /// The OpenStack APIs' address, when they are served.
+    pub fn openstack_addr(&self) -> Option<SocketAddr> {
+        self.openstack.as_ref().map(|o| o.addr)
     }
 
     pub fn admin_token(&self) -> &str {
@@ -110,6 +116,11 @@ impl ServerHandle {
         }
         if let Err(err) = self.follower.await {
             tracing::error!(error = %err, "store follower task failed");
+        }
+        if let Some(openstack) = self.openstack
+            && let Err(err) = openstack.server.await
+        {
+            tracing::error!(error = %err, "openstack API task failed");
         }
         if let Some(consul) = self.consul {
             for (what, task) in [
@@ -194,6 +205,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&state)));
     let consul = start_consul(&state, addr).await?;
+    let openstack = crate::openstack::start_openstack(&state, addr).await?;
     let app = routes::router(state);
     let mut stopped = shutdown;
     let server = tokio::spawn(async move {
@@ -216,6 +228,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         follower,
         scheduler,
         consul,
+        openstack,
     })
 }
 

@@ -50,6 +50,8 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
         // The Consul adapter's keys (KV, sessions, registrations) are none of the
         // snapshot's business: they must not wake agents' blocking queries.
         batch.retain(|e| !e.kv.key.starts_with(weft_consul::KEY_ROOT.as_bytes()));
+        // Nor are the OpenStack adapter's (users, token metadata, Neutron-only attributes).
+        batch.retain(|e| !e.kv.key.starts_with(weft_openstack::KEY_ROOT.as_bytes()));
         if batch.is_empty() {
             continue;
         }

@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::CONTRACTS, get(policy::list_contracts))
         .route(paths::POLICY, get(policy::compiled))
         .route(paths::TOKENS, post(tokens::create))
+        .route("/v1/openstack/users", post(crate::openstack::create_user))
         .route(paths::NODES, get(nodes::list).post(nodes::register))
         .route(
             "/v1/nodes/{name}",

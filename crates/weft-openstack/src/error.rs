@@ -1,0 +1,175 @@
+//! Errors as each service answers them. Keystone: `{"error": {"code", "title",
+//! "message"}}`; Neutron: `{"NeutronError": {"type", "message", "detail"}}`. Clients
+//! branch on the status code and show the message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What the controller or the store refused or failed with.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStackError {
+    /// The change makes the model invalid (the validator's findings in `details`).
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        details: Vec<String>,
+    },
+    /// The change conflicts with what exists (endpoints still in an EPG).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        details: Vec<String>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("weft store: {0}")]
+    Store(#[from] weft_store::StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl OpenStackError {
+    /// The message with the first detail, which names the object at fault.
+    pub fn explained(&self) -> String {
+        match self {
+            Self::Invalid { message, details } | Self::Conflict { message, details } => {
+                match details.first() {
+                    Some(first) => format!("{message}: {first}"),
+                    None => message.clone(),
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A Keystone error response.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoneError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KeystoneError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<OpenStackError> for KeystoneError {
+    fn from(err: OpenStackError) -> Self {
+        match err {
+            OpenStackError::Invalid { .. } => Self::BadRequest(err.explained()),
+            OpenStackError::Conflict { .. } => Self::Conflict(err.explained()),
+            OpenStackError::NotFound(m) => Self::NotFound(m),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for KeystoneError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "identity API request failed");
+        }
+        let body = serde_json::json!({"error": {
+            "code": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "message": self.to_string(),
+        }});
+        (status, Json(body)).into_response()
+    }
+}
+
+/// A Neutron error response: the status, Neutron's exception name and its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct NeutronError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl NeutronError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "HTTPBadRequest", message)
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            format!("Invalid input for operation: {}", message.into()),
+        )
+    }
+
+    pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, kind, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "HTTPUnauthorized",
+            "Authentication required",
+        )
+    }
+}
+
+impl From<OpenStackError> for NeutronError {
+    fn from(err: OpenStackError) -> Self {
+        match &err {
+            OpenStackError::Invalid { .. } => Self::invalid_input(err.explained()),
+            OpenStackError::Conflict { .. } => {
+                Self::new(StatusCode::CONFLICT, "Conflict", err.explained())
+            }
+            OpenStackError::NotFound(m) => Self::not_found("NotFound", m.clone()),
+            OpenStackError::Store(_) | OpenStackError::Internal(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "HTTPInternalServerError",
+                err.to_string(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for NeutronError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(error = %self, "network API request failed");
+        }
+        let body = serde_json::json!({"NeutronError": {
+            "type": self.kind,
+            "message": self.message,
+            "detail": "",
+        }});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,240 @@
+//! OpenStack's identity (Keystone v3 and v2.0) and networking (Neutron v2.0) APIs, as a
+//! thin adapter over weft's policy model and store.
+//!
+//! weft stays the single source of truth. A Keystone project is a weft tenant; a token
+//! is a weft tenant token with an expiry, minted and revoked by the controller
+//! ([`Controller`]), so it works on weft's own API too. A Neutron network is an EPG with
+//! its bridge domain; a subnet is a subnet of that bridge domain, its gateway weft's
+//! anycast gateway. Every network write is a whole-tenant change through the
+//! controller's admission (validated and compiled whole, or refused with nothing
+//! changed). What the model has no place for is kept in weft's store under
+//! `/weft/openstack/`: users (salted password hashes), token metadata (who, when), and the
+//! Neutron-only attributes of networks and subnets (name, description, DNS servers) by
+//! their UUID. UUIDs are derived from the weft object's path, so they are stable, and a
+//! network made with `weft apply` has one too.
+//!
+//! One listener serves every service under a path prefix: identity at `/` and
+//! `/identity`, networking at `/network`; the catalog points there.
+
+mod error;
+mod identity;
+mod network;
+mod query;
+mod time;
+
+pub use error::{KeystoneError, NeutronError, OpenStackError};
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use weft_model::Tenant;
+use weft_store::KvStore;
+
+/// Where every key of this adapter lives in weft's store.
+pub const KEY_ROOT: &str = "/weft/openstack/";
+
+/// How the adapter presents itself.
+#[derive(Debug, Clone)]
+pub struct OpenStackConfig {
+    /// The listener's base URL as clients reach it (`http://127.0.0.1:5000`): the catalog's
+    /// URLs and pagination links start with it.
+    pub public_url: String,
+    pub region: String,
+    /// How long an issued token lives, in milliseconds.
+    pub token_ttl_ms: u64,
+    /// Fixed tokens (`TOKEN` → tenant) accepted without Keystone, for tests.
+    pub static_tokens: Vec<(String, String)>,
+}
+
+impl OpenStackConfig {
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_string(),
+            region: "RegionOne".into(),
+            token_ttl_ms: 3_600_000,
+            static_tokens: Vec::new(),
+        }
+    }
+}
+
+/// Who a token acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// weft's admin token: every project.
+    Admin,
+    /// One tenant (project).
+    Tenant(String),
+}
+
+impl Caller {
+    pub fn may(&self, tenant: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Tenant(own) => own == tenant,
+        }
+    }
+}
+
+/// An endpoint of weft's model, as a Neutron port would see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeftEndpoint {
+    pub name: String,
+    /// `tenant/app-profile/epg`.
+    pub epg: String,
+    pub ip: IpAddr,
+}
+
+/// What the controller does for the adapter: tokens, the current model, and admission.
+pub trait Controller: Send + Sync + 'static {
+    /// The caller a weft token stands for (an expired one stands for nobody).
+    fn caller(&self, token: &str) -> Option<Caller>;
+    /// Mints a weft tenant token valid until `expires_ms` (Unix milliseconds).
+    fn issue_token(
+        &self,
+        tenant: &str,
+        expires_ms: u64,
+    ) -> impl Future<Output = Result<String, OpenStackError>> + Send;
+    /// Revokes a weft token; false when it was not known.
+    fn revoke_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<bool, OpenStackError>> + Send;
+    /// The tenants of the current model.
+    fn tenants(&self) -> Vec<String>;
+    /// One tenant of the current model.
+    fn tenant(&self, name: &str) -> Option<Tenant>;
+    /// The endpoints of `tenant`.
+    fn endpoints(&self, tenant: &str) -> Vec<WeftEndpoint>;
+    /// Replaces (`Some`) or deletes (`None`) one tenant through admission: validated and
+    /// compiled with the whole model, or refused with nothing written.
+    fn commit(
+        &self,
+        name: &str,
+        tenant: Option<Tenant>,
+    ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
+}
+
+/// The adapter: weft's store, the controller, and how it presents itself.
+#[derive(Debug)]
+pub struct OpenStack<S, C> {
+    pub(crate) store: S,
+    pub(crate) controller: C,
+    pub(crate) config: OpenStackConfig,
+    /// Serialises this adapter's tenant read-modify-writes.
+    pub(crate) writes: tokio::sync::Mutex<()>,
+}
+
+impl<S: KvStore + Clone, C: Controller> OpenStack<S, C> {
+    pub fn new(store: S, controller: C, config: OpenStackConfig) -> Self {
+        Self {
+            store,
+            controller,
+            config,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Creates or replaces a Keystone user (an admin's act, through weft's own API): `name`
+/// in the `Default` domain, whose password authenticates for `project` (a weft tenant).
+/// Only a salted hash of the password is stored.
+pub async fn create_user<S: KvStore>(
+    store: &S,
+    name: &str,
+    password: &str,
+    project: &str,
+) -> Result<UserInfo, OpenStackError> {
+    identity::create_user(store, name, password, project).await
+}
+
+/// A user as weft's API answers it (never the password or its hash).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+    pub project: String,
+    pub project_id: String,
+}
+
+/// Every route of the adapter.
+pub fn router<S: KvStore + Clone, C: Controller>(adapter: Arc<OpenStack<S, C>>) -> Router {
+    Router::new()
+        .merge(identity::routes())
+        .nest("/identity", identity::routes())
+        .nest("/network", network::routes())
+        .fallback(|| async { KeystoneError::NotFound("no such resource".into()) })
+        .with_state(adapter)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Lowercase hex SHA-256.
+pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update(part);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A UUID derived from `name` (SHA-256, shaped as RFC 4122 version 5): the same weft
+/// object always has the same OpenStack id.
+pub fn derived_uuid(name: &str) -> String {
+    let h = sha256_hex(&[b"weft-openstack:", name.as_bytes()]);
+    let mut b: Vec<char> = h[..32].chars().collect();
+    b[12] = '5';
+    b[16] = match b[16] {
+        '0' | '4' | '8' | 'c' => '8',
+        '1' | '5' | '9' | 'd' => '9',
+        '2' | '6' | 'a' | 'e' => 'a',
+        _ => 'b',
+    };
+    let h: String = b.into_iter().collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Keystone's id of the project that is weft tenant `tenant` (32 hex digits, derived).
+pub fn project_id(tenant: &str) -> String {
+    sha256_hex(&[b"weft-openstack:project:", tenant.as_bytes()])[..32].to_string()
+}
+
+/// Random bytes as hex.
+pub(crate) fn random_hex(len: usize) -> Result<String, OpenStackError> {
+    let mut b = vec![0u8; len];
+    getrandom::fill(&mut b).map_err(|e| OpenStackError::Internal(format!("no entropy: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_uuids() {
+        let a = derived_uuid("network:shop/os/net-1");
+        assert_eq!(a, derived_uuid("network:shop/os/net-1"));
+        assert_ne!(a, derived_uuid("network:shop/os/net-2"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "5");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert_eq!(project_id("shop").len(), 32);
+        assert_ne!(project_id("shop"), project_id("shop2"));
+    }
+}
