@@ -112,7 +112,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Reports of documents (policy and apps) name the level of each of their
+            // lines themselves ("error: f.hcl:3: ..."); say it once.
+            let text = format!("{e:#}");
+            if text.starts_with("error: ") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }

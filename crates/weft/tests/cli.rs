@@ -124,3 +124,142 @@ fn malformed_documents_exit_2_with_file_and_line() {
     assert!(stderr(&o).contains("missing.hcl"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("weft-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Writes `text` to `file` and runs `weft validate -f` on it.
+    fn validate(&self, file: &str, text: &str) -> Output {
+        let path = self.0.join(file);
+        std::fs::write(&path, text).unwrap();
+        weft(&["validate", "-f", path.to_str().unwrap()])
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn document_errors_say_error_once() {
+    let dir = Scratch::new("error-once");
+    // A parse error, a validation error, a JSON error.
+    let cases = [
+        ("parse.hcl", "tenant \"t\" {\n  vrf \"v\" { size = 3 }\n}\n"),
+        (
+            "valid.hcl",
+            "tenant \"t\" {\n  bridge_domain \"bd\" {\n    vrf = \"nope\"\n  }\n}\n",
+        ),
+        (
+            "doc.json",
+            "{\"tenant\": {\"t\": {\"vrf\": {\"v\": {\"size\": 3}}}}}",
+        ),
+    ];
+    for (file, text) in cases {
+        let o = dir.validate(file, text);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(!err.contains("error: error:"), "{err}");
+        assert!(
+            err.starts_with(&format!("error: {}", dir.0.join(file).display())),
+            "{err}"
+        );
+        assert!(err.contains("1 error(s) in the documents"), "{err}");
+    }
+    // App documents too.
+    let path = dir.0.join("apps.hcl");
+    std::fs::write(&path, "app \"a\" {\n  instances = \"x\"\n}\n").unwrap();
+    let o = weft(&["app", "apply", "-f", path.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("error: error:"), "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}:2: app a: instances", path.display())),
+        "{err}"
+    );
+    // Other errors still say what they are.
+    let o = weft(&[
+        "validate",
+        "-f",
+        dir.0.join("missing.hcl").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).starts_with("error: cannot read"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_huge_port_is_echoed_as_written() {
+    let dir = Scratch::new("huge-port");
+    let huge = "100000000000000000000000000000000";
+    let text = format!(
+        "tenant \"t\" {{\n  filter \"f\" {{\n    entry \"e\" {{\n      protocol = \"tcp\"\n      destination_port = {huge}\n    }}\n  }}\n}}\n"
+    );
+    let o = dir.validate("port.hcl", &text);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "port.hcl:5: t/filter:f/entry:e: destination_port: port {huge} is out of range 0..65535"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("1e32"), "{err}");
+
+    let json = format!(
+        "{{\"tenant\": {{\"t\": {{\"filter\": {{\"f\": {{\"entry\": {{\"e\": {{\n  \"protocol\": \"tcp\",\n  \"destination_port\": {huge}\n}}}}}}}}}}}}}}}}\n"
+    );
+    let o = dir.validate("port.json", &json);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "port.json:3: port {huge} is out of range 0..65535"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("1e32"), "{err}");
+}
+
+#[test]
+fn json_name_errors_name_the_line() {
+    let dir = Scratch::new("json-line");
+    let text = "{\n  \"tenant\": {\n    \"t\": {\n      \"application_profile\": {\n        \"a\": {\n          \"epg\": {\n            \"we b\": { \"bridge_domain\": \"bd\" }\n          }\n        }\n      }\n    }\n  }\n}\n";
+    let o = dir.validate("names.json", text);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("names.json:7: t/application_profile:a/epg:we b: epg: name \"we b\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_tenant_name_hides_no_other_error() {
+    let dir = Scratch::new("tenant-name");
+    let text = "tenant \"a/b\" {\n  vrf \"v\" {\n    size = 3\n  }\n  filter \"f\" {\n    entry \"e\" {\n      destination_port = 70000\n    }\n  }\n}\n";
+    let o = dir.validate("tenant.hcl", text);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("tenant.hcl:1: tenant: name \"a/b\""), "{err}");
+    assert!(
+        err.contains("tenant.hcl:3: a/b/vrf:v: unknown attribute \"size\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("tenant.hcl:7: a/b/filter:f/entry:e: destination_port: port 70000"),
+        "{err}"
+    );
+    assert!(err.contains("3 error(s) in the documents"), "{err}");
+}
