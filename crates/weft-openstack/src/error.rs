@@ -122,12 +122,16 @@ impl NeutronError {
         Self::new(StatusCode::BAD_REQUEST, "HTTPBadRequest", message)
     }
 
+    /// Neutron's InvalidInput: "Invalid input for <attribute>. Reason: ..." as given, else
+    /// "Invalid input for operation: ...".
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            format!("Invalid input for operation: {}", message.into()),
-        )
+        let message = message.into();
+        let message = if message.starts_with("Invalid input for ") {
+            message
+        } else {
+            format!("Invalid input for operation: {message}")
+        };
+        Self::new(StatusCode::BAD_REQUEST, "InvalidInput", message)
     }
 
     pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {

@@ -979,7 +979,7 @@ async fn create_subnet<S: KvStore + Clone, C: Controller>(
             let wanted = if cidr.addr().is_ipv4() { 4 } else { 6 };
             if version != Some(wanted) {
                 return Err(NeutronError::invalid_input(format!(
-                    "Invalid input for operation: Cidr {cidr} and IP version {v} do not match."
+                    "Cidr {cidr} and IP version {v} do not match."
                 )));
             }
         }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_compiler::CompileBudget;
-use weft_server::{ConsulSettings, ServerConfig, serve};
+use weft_server::{ConsulSettings, OpenStackSettings, ServerConfig, serve};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,6 +22,8 @@ pub struct Args {
     budget: BudgetArgs,
     #[command(flatten)]
     consul: ConsulArgs,
+    #[command(flatten)]
+    openstack: OpenStackArgs,
 }
 
 /// Consul's HTTP API, for existing Consul clients: KV with sessions, catalog, health,
@@ -49,6 +51,46 @@ impl ConsulArgs {
             datacenter: self.consul_datacenter.clone(),
             node_name: self.consul_node_name.clone(),
             anonymous_tenant: self.consul_anonymous_tenant.clone(),
+        }
+    }
+}
+
+/// OpenStack's identity (Keystone) and networking (Neutron) APIs over weft's policy, for
+/// the `openstack` CLI, openstacksdk and Terraform.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OpenStackArgs {
+    /// Serve the OpenStack APIs on this address (identity at / and /identity, networking
+    /// at /network; Keystone's port is 5000).
+    #[arg(long, value_name = "ADDR")]
+    openstack_listen: Option<SocketAddr>,
+    /// The URL clients reach that listener at, for the service catalog (default:
+    /// http://<bound address>).
+    #[arg(long, value_name = "URL")]
+    openstack_public_url: Option<String>,
+    /// A fixed token and the tenant it acts for, for tests (repeatable).
+    #[arg(long, value_name = "TOKEN:TENANT", value_parser = parse_static_token)]
+    openstack_static_token: Vec<(String, String)>,
+    /// Seconds an issued Keystone token lives.
+    #[arg(long, default_value_t = 3600)]
+    openstack_token_ttl: u64,
+}
+
+fn parse_static_token(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((token, tenant)) if !token.is_empty() && !tenant.is_empty() => {
+            Ok((token.to_string(), tenant.to_string()))
+        }
+        _ => Err(format!("{text:?} is not TOKEN:TENANT")),
+    }
+}
+
+impl OpenStackArgs {
+    pub fn settings(&self) -> OpenStackSettings {
+        OpenStackSettings {
+            listen: self.openstack_listen,
+            public_url: self.openstack_public_url.clone(),
+            static_tokens: self.openstack_static_token.clone(),
+            token_ttl: std::time::Duration::from_secs(self.openstack_token_ttl),
         }
     }
 }
@@ -85,6 +127,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         config.node_deadline = std::time::Duration::from_secs(args.node_deadline);
         config.compile_budget = args.budget.budget();
         config.consul = args.consul.settings();
+        config.openstack = args.openstack.settings();
         let server = serve(config)
             .await
             .with_context(|| format!("cannot start the controller on {}", args.listen))?;
@@ -96,6 +139,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         if let Some(consul) = server.consul_addr() {
             eprintln!("weft server: Consul API on http://{consul}");
+        }
+        if let Some(openstack) = server.openstack_addr() {
+            eprintln!(
+                "weft server: OpenStack APIs on http://{openstack} (auth_url http://{openstack}/v3)"
+            );
         }
         super::dev::wait_for_signal().await?;
         eprintln!("weft server: shutting down");
