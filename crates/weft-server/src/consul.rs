@@ -47,6 +47,7 @@ impl Directory for ServerDirectory {
             .snapshot()
             .tokens
             .get(&hashed)
+            .filter(|grant| grant.is_live(crate::liveness::now_ms()))
             .map(|grant| grant.tenant.clone())
             .ok_or_else(|| ConsulError::PermissionDenied("ACL not found".into()))
     }

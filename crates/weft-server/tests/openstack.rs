@@ -13,6 +13,7 @@ async fn keystone_tokens_expire_on_weft_api_and_static_tokens_act_for_their_tena
     config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
     config.openstack.token_ttl = Duration::from_millis(1500);
     config.openstack.static_tokens = vec![("static-shop".into(), "shop".into())];
+    config.consul.listen = Some("127.0.0.1:0".parse().unwrap());
     let server = serve(config).await.unwrap();
     let api = server.base_url();
     let os = format!("http://{}", server.openstack_addr().unwrap());
@@ -77,6 +78,21 @@ async fn keystone_tokens_expire_on_weft_api_and_static_tokens_act_for_their_tena
         }
     };
     assert_eq!(on_weft(token.clone()).await, 200);
+    let consul = format!("http://{}/v1/kv/x", server.consul_addr().unwrap());
+    let on_consul = |token: String| {
+        let http = http.clone();
+        let consul = consul.clone();
+        async move {
+            http.get(&consul)
+                .header("X-Consul-Token", token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The token acts for its project on the Consul API too (no key yet: 404, not 403).
+    assert_eq!(on_consul(token.clone()).await, 404);
     let networks = |token: &str| {
         http.get(format!("{os}/network/v2.0/networks"))
             .header("x-auth-token", token)
@@ -108,6 +124,11 @@ async fn keystone_tokens_expire_on_weft_api_and_static_tokens_act_for_their_tena
     // After the TTL the token is refused everywhere.
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(on_weft(token.clone()).await, 401);
+    assert_eq!(
+        on_consul(token.clone()).await,
+        403,
+        "an expired token is refused there too"
+    );
     assert_eq!(networks(&token).await.unwrap().status(), 401);
     let validate = http
         .get(format!("{os}/v3/auth/tokens"))
