@@ -308,34 +308,25 @@ pub(super) async fn set_check<S: KvStore + Clone>(
     }
 }
 
-pub(super) async fn check_pass<S: KvStore + Clone>(
+/// `agent/check/pass|warn|fail/<id>?note=`: a TTL update.
+pub(super) async fn check_ttl<S: KvStore + Clone>(
     State(c): Shared<S>,
-    Path(id): Path<String>,
+    Path((verb, id)): Path<(String, String)>,
     headers: HeaderMap,
     params: Params,
 ) -> Reply {
+    let status = match verb.as_str() {
+        "pass" => Status::Passing,
+        "warn" => Status::Warning,
+        "fail" => Status::Critical,
+        _ => {
+            return Err(ConsulError::NotFound(format!(
+                "no such check action {verb:?}"
+            )));
+        }
+    };
     let ctx = ctx(&c, &headers, params)?;
-    set_check(&c, &ctx, &id, Status::Passing, ctx.get("note")).await
-}
-
-pub(super) async fn check_warn<S: KvStore + Clone>(
-    State(c): Shared<S>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Reply {
-    let ctx = ctx(&c, &headers, params)?;
-    set_check(&c, &ctx, &id, Status::Warning, ctx.get("note")).await
-}
-
-pub(super) async fn check_fail<S: KvStore + Clone>(
-    State(c): Shared<S>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Reply {
-    let ctx = ctx(&c, &headers, params)?;
-    set_check(&c, &ctx, &id, Status::Critical, ctx.get("note")).await
+    set_check(&c, &ctx, &id, status, ctx.get("note")).await
 }
 
 pub(super) async fn check_update<S: KvStore + Clone>(

@@ -142,9 +142,8 @@ pub fn router<S: KvStore + Clone>(consul: Arc<Consul<S>>) -> Router {
             "/v1/agent/check/deregister/{id}",
             put(agent::agent_check_deregister::<S>),
         )
-        .route("/v1/agent/check/pass/{id}", put(agent::check_pass::<S>))
-        .route("/v1/agent/check/warn/{id}", put(agent::check_warn::<S>))
-        .route("/v1/agent/check/fail/{id}", put(agent::check_fail::<S>))
+        // pass, warn or fail; `deregister` and `update` are matched first.
+        .route("/v1/agent/check/{verb}/{id}", put(agent::check_ttl::<S>))
         .route("/v1/agent/check/update/{id}", put(agent::check_update::<S>))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::kv::MAX_VALUE + 64 * 1024,
