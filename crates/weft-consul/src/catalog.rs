@@ -55,6 +55,19 @@ pub(crate) struct View {
     pub checks: Vec<CheckView>,
 }
 
+impl View {
+    /// The checks that decide an instance's health: its own and its node's.
+    pub(crate) fn checks_of<'v>(
+        &'v self,
+        s: &'v ServiceView,
+    ) -> impl Iterator<Item = &'v CheckView> {
+        self.checks.iter().filter(move |c| {
+            c.record.node == s.record.node
+                && (c.record.service_id.is_empty() || c.record.service_id == s.record.id)
+        })
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ConsulError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ConsulError::Internal(format!("stored {what} is unreadable: {e}")))

@@ -32,13 +32,8 @@ pub(crate) fn decide(
     for s in view.services.iter().filter(|s| s.record.service == service) {
         let address = instance_address(view, s);
         let failing: Vec<&str> = view
-            .checks
-            .iter()
-            .filter(|c| {
-                c.record.node == s.record.node
-                    && (c.record.service_id.is_empty() || c.record.service_id == s.record.id)
-                    && c.record.status != Status::Passing
-            })
+            .checks_of(s)
+            .filter(|c| c.record.status != Status::Passing)
             .map(|c| c.record.check_id.as_str())
             .collect();
         let (shown, why) = if !failing.is_empty() {

@@ -1,6 +1,7 @@
 //! Catalog: register, deregister, datacenters, nodes, node, services, service; Connect lists (empty).
 
 use super::*;
+use crate::catalog::{NodeView, ServiceView};
 
 pub(super) async fn catalog_datacenters<S: KvStore + Clone>(State(c): Shared<S>) -> Reply {
     Ok(axum::Json(json!([c.config.datacenter])).into_response())
@@ -139,19 +140,31 @@ pub(super) async fn catalog_service<S: KvStore + Clone>(
         return Ok(json_at(view.index, json!([])));
     }
     let dc = &c.config.datacenter;
+    let items: Vec<Value> = instances(&view, &ctx, &name)
+        .into_iter()
+        .map(|(n, s)| catalog_service_json(n, s, dc))
+        .filter(|item| keep(filter.as_ref(), item))
+        .collect();
+    Ok(json_at(view.index, Value::Array(items)))
+}
+
+/// The instances of service `name` with their nodes, as `?tag=` (every one given) and
+/// `?node-meta=` select them.
+pub(super) fn instances<'v>(
+    view: &'v View,
+    ctx: &Ctx,
+    name: &str,
+) -> Vec<(&'v NodeView, &'v ServiceView)> {
     let tags: Vec<&str> = ctx.all("tag").collect();
-    let items: Vec<Value> = view
-        .services
+    view.services
         .iter()
         .filter(|s| s.record.service == name)
         .filter(|s| tags.iter().all(|t| s.record.tags.iter().any(|x| x == t)))
         .filter_map(|s| {
             let n = view.nodes.get(&s.record.node)?;
-            node_meta_matches(&ctx, &n.meta).then(|| catalog_service_json(n, s, dc))
+            node_meta_matches(ctx, &n.meta).then_some((n, s))
         })
-        .filter(|item| keep(filter.as_ref(), item))
-        .collect();
-    Ok(json_at(view.index, Value::Array(items)))
+        .collect()
 }
 
 /// weft has no Connect: no service is Connect-capable, no gateway routes anything.

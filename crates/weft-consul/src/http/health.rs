@@ -1,6 +1,6 @@
 //! Health: service (passing, tag), checks, state, node; and weft's own explain of what an asker is told.
 
-use super::catalog::node_meta_matches;
+use super::catalog::instances;
 use super::*;
 
 pub(super) fn tags_of(view: &View, node: &str, service_id: &str) -> Vec<String> {
@@ -25,26 +25,9 @@ pub(super) async fn health_service<S: KvStore + Clone>(
     }
     let dc = &c.config.datacenter;
     let passing = ctx.flag("passing");
-    let tags: Vec<&str> = ctx.all("tag").collect();
     let mut out = Vec::new();
-    for s in view.services.iter().filter(|s| s.record.service == name) {
-        if !tags.iter().all(|t| s.record.tags.iter().any(|x| x == t)) {
-            continue;
-        }
-        let Some(n) = view.nodes.get(&s.record.node) else {
-            continue;
-        };
-        if !node_meta_matches(&ctx, &n.meta) {
-            continue;
-        }
-        let checks: Vec<&CheckView> = view
-            .checks
-            .iter()
-            .filter(|ch| {
-                ch.record.node == s.record.node
-                    && (ch.record.service_id.is_empty() || ch.record.service_id == s.record.id)
-            })
-            .collect();
+    for (n, s) in instances(&view, &ctx, &name) {
+        let checks: Vec<&CheckView> = view.checks_of(s).collect();
         if passing && checks.iter().any(|ch| ch.record.status != Status::Passing) {
             continue;
         }
