@@ -254,6 +254,51 @@ impl Client {
         .await
     }
 
+    /// A blocking query: returns at once if the view's digest differs from `digest`,
+    /// else waits up to `wait` for a change.
+    pub async fn node_discovery(
+        &self,
+        node: &str,
+        digest: u64,
+        wait: Duration,
+    ) -> Result<crate::DiscoveryView, ClientError> {
+        let none: Option<&()> = None;
+        let query = [
+            ("index", digest.to_string()),
+            ("wait", format!("{}ms", wait.as_millis())),
+        ];
+        let timeout = wait + DEFAULT_TIMEOUT;
+        Ok(self
+            .call(
+                Method::GET,
+                &paths::node_discovery(node),
+                &query,
+                none,
+                timeout,
+            )
+            .await?
+            .value)
+    }
+
+    /// What DNS at `from`'s gateway answers for `name`, and why.
+    pub async fn dns_query(
+        &self,
+        name: &str,
+        qtype: &str,
+        from: &str,
+    ) -> Result<crate::DnsQueryResponse, ClientError> {
+        let none: Option<&()> = None;
+        let query = [
+            ("name", name.to_string()),
+            ("type", qtype.to_string()),
+            ("from", from.to_string()),
+        ];
+        Ok(self
+            .call(Method::GET, paths::DNS, &query, none, DEFAULT_TIMEOUT)
+            .await?
+            .value)
+    }
+
     pub async fn report(&self, node: &str, report: &NodeReport) -> Result<(), ClientError> {
         let _: serde_json::Value = self
             .send(Method::PUT, &paths::node_report(node), report)

@@ -11,9 +11,11 @@
 
 pub mod apps;
 pub mod client;
+pub mod discovery;
 pub mod paths;
 pub mod types;
 
 pub use apps::*;
 pub use client::{Client, ClientError};
+pub use discovery::*;
 pub use types::*;

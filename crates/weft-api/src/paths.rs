@@ -31,6 +31,12 @@ pub fn node_heartbeat(name: &str) -> String {
 pub fn node_desired(name: &str) -> String {
     format!("/v1/nodes/{name}/desired")
 }
+/// `GET` [`crate::DiscoveryView`], a blocking query on its digest.
+pub fn node_discovery(name: &str) -> String {
+    format!("/v1/nodes/{name}/discovery")
+}
+/// `GET ?name=NAME&type=A&from=ENDPOINT`: [`crate::DnsQueryResponse`].
+pub const DNS: &str = "/v1/dns";
 /// `PUT` [`crate::NodeReport`]: what the agent installed.
 pub fn node_report(name: &str) -> String {
     format!("/v1/nodes/{name}/report")

@@ -628,6 +628,11 @@ impl<'a> Reader<'a> {
                         v.enforced = b;
                     }
                 }
+                Structure::Attribute(a) if a.key.as_str() == "dns_policy" => {
+                    if let Some(b) = self.bool(a, path) {
+                        v.dns_policy = b;
+                    }
+                }
                 Structure::Block(b) if b.ident.as_str() == "any" => {
                     if !b.labels.is_empty() {
                         self.error(b.span(), Some(path), "any block takes no label".into());
@@ -651,7 +656,9 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                other => self.unknown(other, Some(path), "vrf", &["enforced", "any"]),
+                other => {
+                    self.unknown(other, Some(path), "vrf", &["enforced", "dns_policy", "any"])
+                }
             }
         }
         v

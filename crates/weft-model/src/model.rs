@@ -71,6 +71,10 @@ pub struct Vrf {
     /// ACI's vzAny: every EPG of this VRF as one consumer or provider.
     #[serde(default)]
     pub any: AnyEpg,
+    /// Discovery that knows policy: DNS at this VRF's gateways answers an endpoint only
+    /// with the instances its EPG may reach (the data path enforces policy either way).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub dns_policy: bool,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -80,6 +84,7 @@ impl Default for Vrf {
         Self {
             enforced: true,
             any: AnyEpg::default(),
+            dns_policy: true,
             loc: Location::default(),
         }
     }
@@ -87,6 +92,10 @@ impl Default for Vrf {
 
 fn default_true() -> bool {
     true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
