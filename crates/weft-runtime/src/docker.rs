@@ -7,11 +7,16 @@
 //! an existing namespace by path, so for this runtime the name must be free at start
 //! ([`NetnsOwnership::Publishes`]); it is unmounted at stop.
 //!
+//! Names: the engine writes the container's `/etc/resolv.conf` even without a network;
+//! `Dns = [gateway]` makes it name the endpoint's gateway, where the node's agent answers
+//! DNS, and `DnsSearch = ["."]` keeps the node's search domains out ([`crate::resolver`]).
+//!
 //! The engine may be absent or stop at any time: the client is connected lazily, a failed
 //! connection or transport error is reported as [`RuntimeError::EngineUnavailable`], and the
 //! next call reconnects, so the agent keeps serving its other tasks meanwhile.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,8 +139,15 @@ impl DockerRuntime {
         }
     }
 
-    fn container_body(spec: &TaskSpec, image: &str) -> ContainerCreateBody {
+    fn container_body(
+        spec: &TaskSpec,
+        image: &str,
+        nameserver: Option<IpAddr>,
+    ) -> ContainerCreateBody {
         let mut host_config = HostConfig {
+            dns: nameserver.map(|ns| vec![ns.to_string()]),
+            // "." = no search line (Docker's `--dns-search .`), not the node's domains.
+            dns_search: nameserver.map(|_| vec![".".to_string()]),
             network_mode: Some("none".into()),
             nano_cpus: (spec.cpus > 0.0).then(|| (spec.cpus * 1e9).round() as i64),
             memory: (spec.mem_mib > 0).then(|| (spec.mem_mib * 1024 * 1024) as i64),
@@ -181,6 +193,7 @@ impl DockerRuntime {
 
     pub async fn start(&self, spec: &TaskSpec) -> Result<StartedTask> {
         spec.validate()?;
+        let nameserver = spec.nameserver()?;
         let image = spec
             .image
             .as_deref()
@@ -195,7 +208,7 @@ impl DockerRuntime {
         let name = container_name(&spec.id);
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = match client
-            .create_container(Some(options), Self::container_body(spec, image))
+            .create_container(Some(options), Self::container_body(spec, image, nameserver))
             .await
         {
             Ok(created) => created,

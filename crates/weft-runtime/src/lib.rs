@@ -8,7 +8,9 @@
 //!   (the paper's Nova-Docker path).
 //!
 //! Configuration reaches a task through `WEFT_*` variables ([`task_env`]), not a metadata
-//! proxy; privilege is per task ([`TaskSpec::privileged`]).
+//! proxy; privilege is per task ([`TaskSpec::privileged`]). Names resolve at the
+//! endpoint's gateway: both runtimes point the task's `/etc/resolv.conf` there
+//! ([`resolver`]).
 
 pub mod caps;
 pub mod cgroup;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod logs;
 pub mod netns;
 pub mod process;
+pub mod resolver;
 pub mod spare;
 pub mod task;
 
@@ -30,7 +33,7 @@ pub use env::{TaskIdentity, task_env};
 pub use error::{Result, RuntimeError};
 pub use logs::{LogChunk, LogOptions, LogStream, Output};
 pub use process::{ProcessRuntime, TASK_PATH};
-pub use task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
+pub use task::{ExecOutput, NetnsOwnership, StartedTask, TaskDns, TaskExit, TaskSpec, TaskStatus};
 
 /// What the node agent needs from a runtime. Object safe, so an agent can hold
 /// `Box<dyn Runtime>` per kind of task.

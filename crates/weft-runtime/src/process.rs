@@ -5,7 +5,10 @@
 //! cgroup's `cgroup.procs` files, the capability mask); between fork and exec the child only
 //! makes system calls: `setsid`, `write("0")` to each `cgroup.procs` (joins the cgroup, so
 //! the limits apply from its first instruction and to everything it forks), `setns(NEWNET)`,
-//! then, unless privileged, drops capabilities and sets `no_new_privs`. Doing it in the
+//! then (when the task's resolver points at its gateway) `unshare(NEWNS)` and two `mount`s
+//! that put the task's own `resolv.conf` over `/etc/resolv.conf` in a mount namespace of
+//! its own ([`crate::resolver`]), then, unless privileged, drops capabilities and sets
+//! `no_new_privs`. Doing it in the
 //! child (rather than moving the pid after spawn, or chaining `ip netns exec`/`setpriv`)
 //! leaves no window in which the task runs outside its namespace or limits, and costs no
 //! extra exec. The environment is cleared: a task sees only its spec's env (plus `PATH`).
@@ -30,6 +33,7 @@ use crate::caps::CapDropPlan;
 use crate::cgroup::{CgroupLayout, Limits, TaskCgroup};
 use crate::error::{Result, RuntimeError};
 use crate::logs::{LogOptions, LogStream, follow_files};
+use crate::resolver::{self, ResolvMount};
 use crate::spare::{ShimSpec, SparePool};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
 use crate::{Runtime, netns};
@@ -42,7 +46,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct ProcessRuntime {
-    /// `<state_dir>/<task>/stdout.log`, `stderr.log`; also the task's working directory.
+    /// `<state_dir>/<task>/stdout.log`, `stderr.log`, `resolv.conf`; also the task's
+    /// working directory.
     state_dir: PathBuf,
     cgroups: CgroupLayout,
     tasks: Mutex<HashMap<String, Arc<ProcessTask>>>,
@@ -60,15 +65,26 @@ struct ProcessTask {
     netns: String,
     privileged: bool,
     env: BTreeMap<String, String>,
+    /// The task's own `/etc/resolv.conf` (execs see it too).
+    resolv_conf: Option<PathBuf>,
     cgroup: TaskCgroup,
     /// `Some` once the process has exited and its cgroup is gone.
     exit: watch::Receiver<Option<TaskExit>>,
+}
+
+/// Where a task's processes run: its namespace, cgroup, privileges and resolver file.
+struct Confinement<'a> {
+    netns: &'a str,
+    cgroup: &'a TaskCgroup,
+    privileged: bool,
+    resolv_conf: Option<&'a Path>,
 }
 
 /// Everything the child does between fork and exec, prepared by the parent.
 struct ChildSetup {
     cgroup_procs: Vec<OwnedFd>,
     netns: OwnedFd,
+    resolv: Option<ResolvMount>,
     drop_caps: Option<CapDropPlan>,
 }
 
@@ -81,6 +97,9 @@ impl ChildSetup {
             nix::unistd::write(procs, b"0")?;
         }
         nix::sched::setns(&self.netns, CloneFlags::CLONE_NEWNET)?;
+        if let Some(resolv) = &self.resolv {
+            resolv.apply()?;
+        }
         if let Some(plan) = &self.drop_caps {
             plan.apply_in_child()?;
         }
@@ -90,9 +109,10 @@ impl ChildSetup {
     #[allow(unsafe_code)]
     fn install(self, command: &mut Command) {
         // SAFETY: the closure runs between fork and exec in a copy of a multi-threaded
-        // process; `run_in_child` only makes system calls (setsid, write, setns, prctl,
-        // capget/capset) on fds and integers prepared before the fork: no allocation, no
-        // locks, nothing that another thread could have left half-done.
+        // process; `run_in_child` only makes system calls (setsid, write, setns, unshare,
+        // mount, prctl, capget/capset) on fds, C strings and integers prepared before the
+        // fork: no allocation, no locks, nothing that another thread could have left
+        // half-done.
         unsafe {
             command.pre_exec(move || self.run_in_child());
         }
@@ -224,17 +244,16 @@ impl ProcessRuntime {
         task: &str,
         argv: &[String],
         env: &BTreeMap<String, String>,
-        netns_name: &str,
-        cgroup: &TaskCgroup,
-        privileged: bool,
+        place: Confinement<'_>,
     ) -> Result<Command> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| RuntimeError::invalid(task, "empty command"))?;
         let setup = ChildSetup {
-            cgroup_procs: cgroup.open_procs_files()?,
-            netns: netns::open(netns_name)?,
-            drop_caps: (!privileged).then(CapDropPlan::unprivileged),
+            cgroup_procs: place.cgroup.open_procs_files()?,
+            netns: netns::open(place.netns)?,
+            resolv: place.resolv_conf.map(ResolvMount::new).transpose()?,
+            drop_caps: (!place.privileged).then(CapDropPlan::unprivileged),
         };
         let mut command = Command::from(task_command(program, args, env, &self.task_dir(task)));
         setup.install(&mut command);
@@ -260,6 +279,10 @@ impl ProcessRuntime {
         let dir = self.task_dir(&spec.id);
         std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create task dir", &dir, e))?;
         let (stdout_path, stderr_path) = self.log_paths(&spec.id);
+        let resolv_conf = match spec.nameserver()? {
+            Some(nameserver) => resolver::write_task_file(&spec.id, &dir, nameserver)?,
+            None => None,
+        };
         let limits = Limits {
             cpus: spec.cpus,
             mem_mib: spec.mem_mib,
@@ -271,6 +294,7 @@ impl ProcessRuntime {
                 stdout: stdout_path.clone(),
                 stderr: stderr_path.clone(),
                 privileged: spec.privileged,
+                resolv_conf: resolv_conf.clone(),
                 argv: spec.command.clone(),
                 env: spec
                     .env
@@ -280,7 +304,7 @@ impl ProcessRuntime {
             };
             if let Some(started) = pool.start(&self.cgroup_name(&spec.id), limits, &shim) {
                 let (child, cgroup) = started?;
-                return Ok(self.register(&mut tasks, spec, child, cgroup, "spare"));
+                return Ok(self.register(&mut tasks, spec, child, cgroup, resolv_conf, "spare"));
             }
         }
         let open_log = |path: &Path| {
@@ -294,9 +318,12 @@ impl ProcessRuntime {
                 &spec.id,
                 &spec.command,
                 &spec.env,
-                &spec.netns,
-                &cgroup,
-                spec.privileged,
+                Confinement {
+                    netns: &spec.netns,
+                    cgroup: &cgroup,
+                    privileged: spec.privileged,
+                    resolv_conf: resolv_conf.as_deref(),
+                },
             )
             .and_then(|mut command| {
                 command.stdout(stdout).stderr(stderr);
@@ -313,7 +340,7 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
-        Ok(self.register(&mut tasks, spec, child, cgroup, "direct"))
+        Ok(self.register(&mut tasks, spec, child, cgroup, resolv_conf, "direct"))
     }
 
     /// Records a started task and watches for its exit.
@@ -323,6 +350,7 @@ impl ProcessRuntime {
         spec: &TaskSpec,
         child: Child,
         cgroup: TaskCgroup,
+        resolv_conf: Option<PathBuf>,
         path: &'static str,
     ) -> StartedTask {
         let pid = child.id().unwrap_or(0);
@@ -335,12 +363,14 @@ impl ProcessRuntime {
                 netns: spec.netns.clone(),
                 privileged: spec.privileged,
                 env: spec.env.clone(),
+                resolv_conf: resolv_conf.clone(),
                 cgroup,
                 exit: exit_rx,
             }),
         );
+        let resolver = resolv_conf.as_ref().and(spec.env.get("WEFT_GATEWAY"));
         tracing::info!(task = %spec.id, pid, netns = %spec.netns, privileged = spec.privileged,
-            cpus = spec.cpus, mem_mib = spec.mem_mib, path, "process task started");
+            resolver = resolver.map_or("host", String::as_str), cpus = spec.cpus, mem_mib = spec.mem_mib, path, "process task started");
         StartedTask {
             pid,
             container_id: None,
@@ -399,8 +429,13 @@ impl ProcessRuntime {
         if t.exit.borrow().is_some() {
             return Err(RuntimeError::invalid(task, "exec: the task has exited"));
         }
-        let mut command =
-            self.confined_command(task, argv, &t.env, &t.netns, &t.cgroup, t.privileged)?;
+        let place = Confinement {
+            netns: &t.netns,
+            cgroup: &t.cgroup,
+            privileged: t.privileged,
+            resolv_conf: t.resolv_conf.as_deref(),
+        };
+        let mut command = self.confined_command(task, argv, &t.env, place)?;
         command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

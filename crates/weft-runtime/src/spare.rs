@@ -10,8 +10,9 @@
 //! Starting a task on a spare: its cgroup directories are renamed to the task's
 //! (cgroup v1 allows a rename within one parent; the process stays in it), the limits
 //! are written, and the task's [`ShimSpec`] goes down the pipe. The shim enters the
-//! endpoint's namespace, opens the logs, drops capabilities unless privileged, and execs
-//! the command; fd 3 (close-on-exec) tells the parent whether the exec happened. The
+//! endpoint's namespace, puts the task's `resolv.conf` over `/etc/resolv.conf` in a mount
+//! namespace of its own (as the direct path does, [`crate::resolver`]), opens the logs,
+//! drops capabilities unless privileged, and execs the command; fd 3 (close-on-exec) tells the parent whether the exec happened. The
 //! process is the agent's child from the start, so it is reaped and stopped like any
 //! other task. The pool refills in the background.
 //!
@@ -51,12 +52,15 @@ pub struct ShimSpec {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
     pub privileged: bool,
+    /// Mounted over `/etc/resolv.conf` in the task's own mount namespace.
+    pub resolv_conf: Option<PathBuf>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
 }
 
 impl ShimSpec {
-    /// NUL-terminated fields: four paths, privileged, argc, argv, then `KEY=VALUE`s.
+    /// NUL-terminated fields: four paths, privileged, the resolv.conf path (empty for
+    /// none), argc, argv, then `KEY=VALUE`s.
     /// `None` if a field holds a NUL (no path, argument or variable can).
     pub fn encode(&self) -> Option<Vec<u8>> {
         let mut out = Vec::new();
@@ -72,6 +76,12 @@ impl ShimSpec {
             field(p.as_os_str().as_bytes())?;
         }
         field(if self.privileged { b"1" } else { b"0" })?;
+        match &self.resolv_conf {
+            // An empty path would read as "none".
+            Some(p) if p.as_os_str().is_empty() => return None,
+            Some(p) => field(p.as_os_str().as_bytes())?,
+            None => field(b"")?,
+        }
         field(self.argv.len().to_string().as_bytes())?;
         for a in &self.argv {
             field(a.as_bytes())?;
@@ -100,6 +110,9 @@ impl ShimSpec {
         let stdout = path(next("stdout")?);
         let stderr = path(next("stderr")?);
         let privileged = next("privileged")? == b"1";
+        let resolv_conf = Some(next("resolv.conf")?)
+            .filter(|b| !b.is_empty())
+            .map(path);
         let argc: usize = text(next("argc")?)?.parse().map_err(|_| bad("argc"))?;
         let argv = (0..argc)
             .map(|_| next("argv").and_then(text))
@@ -121,6 +134,7 @@ impl ShimSpec {
             stdout,
             stderr,
             privileged,
+            resolv_conf,
             argv,
             env,
         })
@@ -198,6 +212,11 @@ fn become_task(spec: &ShimSpec) -> io::Error {
     let setup = || -> io::Result<std::process::Command> {
         let netns = File::open(&spec.netns)?;
         nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        if let Some(resolv_conf) = &spec.resolv_conf {
+            crate::resolver::ResolvMount::new(resolv_conf)
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .apply()?;
+        }
         let stdout = File::create(&spec.stdout)?;
         let stderr = File::create(&spec.stderr)?;
         if !spec.privileged {
@@ -494,6 +513,7 @@ mod tests {
             stdout: "/var/lib/weft/tasks/a-1/stdout.log".into(),
             stderr: "/var/lib/weft/tasks/a-1/stderr.log".into(),
             privileged: false,
+            resolv_conf: Some("/var/lib/weft/tasks/a-1/resolv.conf".into()),
             argv: vec!["/bin/sh".into(), "-c".into(), "echo \"$X\" = y".into()],
             env: vec![
                 ("X".into(), "a=b c".into()),
@@ -511,6 +531,7 @@ mod tests {
         );
         let p = ShimSpec {
             privileged: true,
+            resolv_conf: None,
             env: vec![],
             ..spec()
         };
@@ -532,7 +553,12 @@ mod tests {
             ..spec()
         };
         assert!(key.encode().is_none());
-        for bad in [&b""[..], b"x", b"a\0b\0c\0d\0", b"a\0b\0c\0d\x000\0two\0"] {
+        let empty = ShimSpec {
+            resolv_conf: Some(PathBuf::new()),
+            ..spec()
+        };
+        assert!(empty.encode().is_none());
+        for bad in [&b""[..], b"x", b"a\0b\0c\0d\0", b"a\0b\0c\0d\x000\0\0two\0"] {
             assert!(ShimSpec::decode(bad).is_err(), "{bad:?}");
         }
         let no_argv = ShimSpec {

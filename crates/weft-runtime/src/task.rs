@@ -25,6 +25,21 @@ pub struct TaskSpec {
     pub privileged: bool,
     /// Name under `/run/netns` of the endpoint's network namespace.
     pub netns: String,
+    /// Where the task's resolver (`/etc/resolv.conf`) points; see [`crate::resolver`].
+    #[serde(default)]
+    pub dns: TaskDns,
+}
+
+/// Which DNS server a task's `/etc/resolv.conf` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskDns {
+    /// The endpoint's gateway (the spec's `WEFT_GATEWAY`), where the node's agent answers
+    /// DNS. Without `WEFT_GATEWAY` in the env, the same as [`TaskDns::Host`].
+    #[default]
+    Gateway,
+    /// The node's own resolver configuration, untouched.
+    Host,
 }
 
 impl TaskSpec {
@@ -39,6 +54,7 @@ impl TaskSpec {
             mem_mib: 0,
             privileged: false,
             netns: netns.to_string(),
+            dns: TaskDns::default(),
         }
     }
 
@@ -63,6 +79,11 @@ impl TaskSpec {
 
     pub fn with_privileged(mut self, privileged: bool) -> Self {
         self.privileged = privileged;
+        self
+    }
+
+    pub fn with_dns(mut self, dns: TaskDns) -> Self {
+        self.dns = dns;
         self
     }
 
@@ -97,6 +118,7 @@ impl TaskSpec {
                 format!("bad env name {bad:?}"),
             ));
         }
+        self.nameserver()?;
         crate::netns::check_name(&self.netns)
     }
 }
