@@ -321,6 +321,11 @@ impl SparePool {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// How many spares are waiting for a task now.
+    pub fn ready(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Tops the pool up on a blocking thread (one filler at a time).
     pub fn refill(self: &Arc<Self>) {
         if self.closed.load(Ordering::Acquire) || self.filling.swap(true, Ordering::AcqRel) {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TEST_IMAGE, TestNetns, build_test_image, need_root, ns_id, ns_name};
+use common::{
+    DnsResponder, TEST_IMAGE, TestNetns, build_test_image, host_resolv_conf, need_root, ns_id,
+    ns_name,
+};
 use weft_runtime::docker::{DEFAULT_SOCKET, container_name};
 use weft_runtime::logs::collect_output;
 use weft_runtime::netns::netns_path;
@@ -328,4 +331,98 @@ async fn absent_engine_is_a_typed_error() {
         rt.ping().await,
         Err(RuntimeError::EngineUnavailable { .. })
     ));
+}
+
+#[tokio::test]
+async fn container_resolves_names_at_its_gateway() {
+    if !need_root("container_resolves_names_at_its_gateway") {
+        return;
+    }
+    const GATEWAY: &str = "10.213.0.1";
+    const SERVICE: &str = "name.service.weft";
+    const SERVICE_IP: &str = "10.213.7.7";
+    let rt = docker().await;
+    let host_before = host_resolv_conf();
+    let id = task_id("d6");
+    let endpoint_ns = ns_name("d6ep");
+    let _guard = ContainerGuard::new(&id, &endpoint_ns);
+    let identity = TaskIdentity {
+        app: "shop".into(),
+        task: id.clone(),
+        node: "node-1".into(),
+        ip: "10.213.0.6".parse().expect("ip"),
+        epg: "acme/shop/db".into(),
+        gateway: GATEWAY.parse().expect("ip"),
+        controller: None,
+    };
+    let spec = TaskSpec::container(&id, &endpoint_ns, TEST_IMAGE, &["sleep", "300"])
+        .with_env(task_env(&identity, &BTreeMap::new()));
+    rt.start(&spec).await.expect("start");
+
+    let exec = rt
+        .exec(
+            &id,
+            &argv(&["cat", "/etc/resolv.conf"]),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("exec");
+    assert!(exec.success(), "{exec:?}");
+    let resolv = String::from_utf8_lossy(&exec.stdout).into_owned();
+    let nameservers: Vec<&str> = resolv
+        .lines()
+        .filter(|l| l.starts_with("nameserver"))
+        .collect();
+    assert_eq!(nameservers, [format!("nameserver {GATEWAY}")], "{resolv}");
+    assert!(
+        !resolv.lines().any(|l| l.starts_with("search")),
+        "no search domain of the node's:\n{resolv}"
+    );
+
+    // The gateway inside the published namespace, the test's own DNS server there, and
+    // the container's resolver (busybox nslookup) asks it.
+    let published = netns_path(&endpoint_ns);
+    common::run(&[
+        "ip",
+        "netns",
+        "exec",
+        &endpoint_ns,
+        "ip",
+        "addr",
+        "add",
+        &format!("{GATEWAY}/32"),
+        "dev",
+        "lo",
+    ]);
+    let dns = DnsResponder::start(
+        &published,
+        GATEWAY.parse().expect("ip"),
+        SERVICE,
+        SERVICE_IP.parse().expect("ip"),
+    );
+    let lookup = rt
+        .exec(
+            &id,
+            &argv(&["nslookup", "-type=a", SERVICE]),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("exec");
+    let text = String::from_utf8_lossy(&lookup.stdout).into_owned();
+    assert!(lookup.success(), "{lookup:?}\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Address") && l.trim_end().ends_with(SERVICE_IP)),
+        "{text}"
+    );
+    assert!(dns.queries() > 0);
+    drop(dns);
+
+    rt.stop(&id, Duration::from_secs(1)).await.expect("stop");
+    assert_no_container(&id);
+    assert_eq!(
+        host_resolv_conf(),
+        host_before,
+        "the host's resolv.conf changed"
+    );
 }

@@ -5,12 +5,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TestNetns, need_root, ns_id};
+use common::{DnsResponder, TestNetns, host_resolv_conf, need_root, ns_id};
 use weft_runtime::caps::{CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, ProcessCaps};
 use weft_runtime::cgroup::CgroupLayout;
 use weft_runtime::logs::collect_output;
 use weft_runtime::{
-    LogOptions, Output, ProcessRuntime, RuntimeError, TaskIdentity, TaskSpec, TaskStatus, task_env,
+    LogOptions, Output, ProcessRuntime, RuntimeError, TaskDns, TaskIdentity, TaskSpec, TaskStatus,
+    task_env,
 };
 
 fn runtime() -> (ProcessRuntime, tempfile::TempDir) {
@@ -361,5 +362,164 @@ async fn bad_starts_are_typed_errors() {
     assert!(matches!(
         rt.stop("weft-nope", Duration::from_secs(1)).await,
         Err(RuntimeError::UnknownTask(_))
+    ));
+}
+
+/// The identity of a task whose endpoint's gateway is `gateway`.
+fn identity_with_gateway(task: &str, gateway: &str) -> TaskIdentity {
+    TaskIdentity {
+        app: "shop".into(),
+        task: task.to_string(),
+        node: "node-1".into(),
+        ip: "10.213.0.5".parse().expect("ip"),
+        epg: "acme/shop/web".into(),
+        gateway: gateway.parse().expect("ip"),
+        controller: None,
+    }
+}
+
+/// Polls the task's stdout until it holds `marker`.
+async fn stdout_until(rt: &ProcessRuntime, task: &str, marker: &str) -> String {
+    let mut out = String::new();
+    for _ in 0..200 {
+        out = stdout_of(rt, task).await;
+        if out.contains(marker) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    out
+}
+
+/// Lines of `/proc/self/mountinfo` that mention `dir` (a task's bind mount leaking to
+/// the host would).
+fn host_mounts_of(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.contains(&dir))
+        .map(String::from)
+        .collect()
+}
+
+const GATEWAY: &str = "10.213.0.1";
+const SERVICE: &str = "name.service.weft";
+const SERVICE_IP: &str = "10.213.7.7";
+
+#[tokio::test]
+async fn process_task_resolves_names_at_its_gateway() {
+    if !need_root("process_task_resolves_names_at_its_gateway") {
+        return;
+    }
+    let Some(host_before) = host_resolv_conf() else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!! SKIPPED process_task_resolves_names_at_its_gateway: the host has no /etc/resolv.conf"
+        );
+        return;
+    };
+    let ns = TestNetns::new("p8");
+    // The gateway address inside the endpoint's namespace, as the agent's anycast address
+    // would be reachable from it; the test's own DNS server answers there.
+    ns.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", "lo"]);
+    let dns = DnsResponder::start(
+        &ns.path(),
+        GATEWAY.parse().expect("ip"),
+        SERVICE,
+        SERVICE_IP.parse().expect("ip"),
+    );
+    let (rt, state) = runtime();
+    let id = task_id("p8");
+    let script = format!(
+        "cat /etc/resolv.conf; echo ---; getent hosts {SERVICE}; echo getent_rc=$?; exec sleep 60"
+    );
+    let spec = TaskSpec::process(&id, &ns.name, &["sh", "-c", &script]).with_env(task_env(
+        &identity_with_gateway(&id, GATEWAY),
+        &BTreeMap::new(),
+    ));
+    let started = rt.start(&spec).await.expect("start");
+    let out = stdout_until(&rt, &id, "getent_rc=").await;
+    let (resolv, lookup) = out.split_once("---\n").expect("two parts");
+    let servers: Vec<&str> = resolv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(servers, [format!("nameserver {GATEWAY}")], "{out}");
+    assert!(lookup.contains("getent_rc=0"), "{out}");
+    let answer: Vec<&str> = lookup
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(answer, [SERVICE_IP, SERVICE], "{out}");
+    assert!(dns.queries() > 0);
+
+    // A health check (exec) sees the task's resolver too.
+    let exec = rt
+        .exec(
+            &id,
+            &["cat".to_string(), "/etc/resolv.conf".to_string()],
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("exec");
+    assert!(exec.success(), "{exec:?}");
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), resolv);
+
+    // The task's mount namespace has the bind mount; the host saw none of it: same
+    // file, no mount of the task's.
+    let task_mounts =
+        std::fs::read_to_string(format!("/proc/{}/mountinfo", started.pid)).expect("mountinfo");
+    let state_dir = state.path().to_string_lossy().into_owned();
+    assert!(
+        task_mounts
+            .lines()
+            .any(|l| l.contains(&state_dir) && l.contains(" /etc/resolv.conf ")),
+        "{task_mounts}"
+    );
+    assert_eq!(host_resolv_conf().as_deref(), Some(&host_before[..]));
+    assert_eq!(host_mounts_of(state.path()), Vec::<String>::new());
+    rt.stop(&id, Duration::from_secs(2)).await.expect("stop");
+    assert_eq!(host_resolv_conf().as_deref(), Some(&host_before[..]));
+}
+
+#[tokio::test]
+async fn host_dns_or_no_gateway_keeps_the_hosts_resolver() {
+    if !need_root("host_dns_or_no_gateway_keeps_the_hosts_resolver") {
+        return;
+    }
+    let Some(host) = host_resolv_conf() else {
+        return;
+    };
+    let ns = TestNetns::new("p9");
+    let (rt, _state) = runtime();
+    let env = task_env(&identity_with_gateway("x", GATEWAY), &BTreeMap::new());
+    let specs = [
+        TaskSpec::process(&task_id("p9h"), &ns.name, &["cat", "/etc/resolv.conf"])
+            .with_env(env)
+            .with_dns(TaskDns::Host),
+        TaskSpec::process(&task_id("p9n"), &ns.name, &["cat", "/etc/resolv.conf"]),
+    ];
+    for spec in specs {
+        rt.start(&spec).await.expect("start");
+        assert!(rt.wait(&spec.id).await.expect("wait").success());
+        assert_eq!(stdout_of(&rt, &spec.id).await.as_bytes(), &host[..]);
+        rt.stop(&spec.id, Duration::from_secs(1))
+            .await
+            .expect("stop");
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_that_is_not_an_address_is_an_invalid_spec() {
+    let (rt, _state) = runtime();
+    let env = BTreeMap::from([("WEFT_GATEWAY".to_string(), "gw".to_string())]);
+    let spec = TaskSpec::process(&task_id("p10"), "weft-rt-none", &["true"]).with_env(env);
+    assert!(matches!(
+        rt.start(&spec).await,
+        Err(RuntimeError::InvalidSpec { .. })
     ));
 }
