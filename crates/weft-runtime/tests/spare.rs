@@ -27,8 +27,12 @@ fn main() {
         println!("spare_task_resolves_names_at_its_gateway: test");
         return;
     }
-    println!("\nrunning 1 test");
     let name = "spare_task_resolves_names_at_its_gateway";
+    if !selected(name) {
+        println!("\nrunning 0 tests");
+        return;
+    }
+    println!("\nrunning 1 test");
     if !need_root(name) {
         println!("test {name} ... skipped (not root)");
         return;
@@ -42,6 +46,46 @@ fn main() {
         Some(()) => println!("test {name} ... ok"),
         None => println!("test {name} ... skipped"),
     }
+}
+
+/// Whether libtest-style arguments (`cargo test -p weft-runtime FILTER -- --skip S`)
+/// select the test `name`.
+fn selected(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let takes_value = [
+        "--skip",
+        "--test-threads",
+        "--format",
+        "--color",
+        "--logfile",
+        "-Z",
+    ];
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if takes_value.contains(&arg.as_str()) {
+            if arg == "--skip" && i + 1 < args.len() {
+                skips.push(args[i + 1].clone());
+            }
+            i += 2;
+            continue;
+        }
+        if !arg.starts_with('-') {
+            filters.push(arg.clone());
+        }
+        i += 1;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |f: &String| {
+        if exact {
+            f == name
+        } else {
+            name.contains(f.as_str())
+        }
+    };
+    (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
 }
 
 /// `None` when it cannot run here (said loudly on stderr).
