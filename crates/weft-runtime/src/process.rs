@@ -8,10 +8,9 @@
 //! then (when the task's resolver points at its gateway) `unshare(NEWNS)` and two `mount`s
 //! that put the task's own `resolv.conf` over `/etc/resolv.conf` in a mount namespace of
 //! its own ([`crate::resolver`]), then, unless privileged, drops capabilities and sets
-//! `no_new_privs`. Doing it in the
-//! child (rather than moving the pid after spawn, or chaining `ip netns exec`/`setpriv`)
-//! leaves no window in which the task runs outside its namespace or limits, and costs no
-//! extra exec. The environment is cleared: a task sees only its spec's env (plus `PATH`).
+//! `no_new_privs`. Doing it in the child (rather than moving the pid after spawn, or
+//! chaining `ip netns exec`/`setpriv`) leaves no window in which the task runs outside its
+//! namespace or limits, and costs no extra exec. The environment is cleared: a task sees only its spec's env (plus `PATH`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
