@@ -50,7 +50,20 @@ pub async fn run(config: AgentConfig, shutdown: impl Future) -> Result<(), Agent
     config.validate()?;
     let controller = Client::new(&config.server, Some(config.join_token.clone()));
     let node = SystemNode::new(&config.fabric_state_dir);
-    run_with(config, controller, node, shutdown).await
+    let (stop_gateways, stopped) = watch::channel(false);
+    if let Some(gateway) = config.gateway.clone() {
+        tokio::spawn(crate::gateway::run(
+            controller.clone(),
+            config.registration.name.clone(),
+            config.registration.netns_prefix.clone(),
+            gateway,
+            config.backoff,
+            stopped,
+        ));
+    }
+    let result = run_with(config, controller, node, shutdown).await;
+    let _ = stop_gateways.send(true);
+    result
 }
 
 /// [`run`] with the controller connection and the node operations chosen by the caller.

@@ -37,6 +37,8 @@ pub struct AgentConfig {
     /// The agent's own executable, for spare task processes (see
     /// [`weft_runtime::spare`]); `None` = every process task starts directly.
     pub task_shim: Option<PathBuf>,
+    /// Discovery at the VRF gateways (DNS, Consul's HTTP API); `None`: not served.
+    pub gateway: Option<crate::gateway::GatewayConfig>,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
     pub events: Option<UnboundedSender<AgentEvent>>,
 }
@@ -53,6 +55,7 @@ impl AgentConfig {
         let state_dir: PathBuf = state_dir.into();
         Self {
             task_log_dir: state_dir.join("tasks"),
+            gateway: Some(crate::gateway::GatewayConfig::new(&state_dir)),
             docker_socket: weft_runtime::docker::DEFAULT_SOCKET.to_string(),
             task_stop_grace: Duration::from_secs(10),
             task_shim: None,

@@ -18,6 +18,10 @@
 //!    health-checks them from their endpoint's namespace ([`health`]), stops those that
 //!    leave the desired state, and reports every change of state or health at once.
 //!
+//! 5. serves discovery at every VRF gateway of its node ([`gateway`]): DNS from the
+//!    controller's discovery view, kept on disk, and Consul's HTTP API forwarded to the
+//!    controller, reads answered stale when it is down.
+//!
 //! The loop is written against two traits, [`Controller`] and [`NodeOps`], so that it
 //! is tested with fakes; [`run`] wires in the real client and fabric.
 
@@ -27,6 +31,8 @@ pub mod config;
 pub mod controller;
 pub mod convert;
 pub mod error;
+pub mod gateway;
+pub mod gateway_http;
 pub mod health;
 pub mod host;
 pub mod node;
@@ -39,6 +45,7 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use config::AgentConfig;
 pub use controller::{Controller, ControllerError};
 pub use error::AgentError;
+pub use gateway::GatewayConfig;
 pub use host::{default_netns_prefix, detect_resources, host_labels, registration};
 pub use node::{NodeOps, SystemNode};
 pub use tasks::{TaskError, TaskSettings, Tasks};

@@ -16,6 +16,7 @@
 mod body;
 mod catalog;
 mod checks;
+mod discovery;
 mod error;
 mod filter;
 mod http;
@@ -25,6 +26,7 @@ mod records;
 mod session;
 
 pub use checks::CheckRunner;
+pub use discovery::DnsSource;
 pub use error::ConsulError;
 pub use http::router;
 pub use policy::Decision;

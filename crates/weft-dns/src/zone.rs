@@ -145,16 +145,14 @@ pub(crate) fn hex_address(ip: IpAddr) -> String {
 
 fn table_for(tenant: &weft_api::TenantDiscovery, class: Option<u32>) -> Table {
     let mut names: HashMap<Box<str>, Entry> = HashMap::new();
-    let mut add = |name: String, target: Target| match names
-        .entry(name.into_boxed_str())
-        .or_insert_with(|| Entry::Service(Vec::new()))
-    {
-        Entry::Service(targets) => {
-            if !targets.contains(&target) {
-                targets.push(target);
-            }
+    let mut add = |name: String, target: Target| {
+        if let Entry::Service(targets) = names
+            .entry(name.into_boxed_str())
+            .or_insert_with(|| Entry::Service(Vec::new()))
+            && !targets.contains(&target)
+        {
+            targets.push(target);
         }
-        _ => {}
     };
     for service in &tenant.services {
         let Some(svc) = label(&service.name) else {

@@ -142,6 +142,22 @@ pub fn new_token() -> Result<String, ServerError> {
     Ok(hex(&bytes))
 }
 
+/// The token a node's gateway adds to the Consul API requests of `tenant`'s tasks that
+/// carry none: `weft-gw.<tenant>.<mac>`, where the MAC binds the tenant to this
+/// controller's admin secret. Stateless: nothing is stored, and it acts for `tenant`
+/// only (see [`gateway_tenant`]).
+pub fn gateway_token(tokens: &BootstrapTokens, tenant: &str) -> String {
+    let mac = hash(&format!("gateway/{}/{tenant}", tokens.admin_hash()));
+    format!("weft-gw.{tenant}.{}", &mac[..32])
+}
+
+/// The tenant a gateway token acts for, if it is one and its MAC holds.
+pub fn gateway_tenant(tokens: &BootstrapTokens, token: &str) -> Option<String> {
+    let rest = token.strip_prefix("weft-gw.")?;
+    let (tenant, _) = rest.rsplit_once('.')?;
+    (gateway_token(tokens, tenant) == token).then(|| tenant.to_string())
+}
+
 pub fn hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }

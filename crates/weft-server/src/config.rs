@@ -74,6 +74,10 @@ pub struct ConsulSettings {
     /// The tenant of requests without a token (and of the admin token); `None` refuses
     /// requests without a token.
     pub anonymous_tenant: Option<String>,
+    /// DNS's domain (`weft`); `consul` is answered too.
+    pub dns_domain: String,
+    /// TTL of DNS answers, in seconds.
+    pub dns_ttl: u32,
 }
 
 impl Default for ConsulSettings {
@@ -83,6 +87,8 @@ impl Default for ConsulSettings {
             datacenter: "dc1".into(),
             node_name: "weft-controller".into(),
             anonymous_tenant: None,
+            dns_domain: "weft".into(),
+            dns_ttl: 0,
         }
     }
 }

@@ -38,6 +38,9 @@ impl Directory for ServerDirectory {
         let Some(token) = token else {
             return anonymous();
         };
+        if let Some(tenant) = crate::auth::gateway_tenant(&self.state.tokens, token) {
+            return Ok(tenant);
+        }
         let hashed = hash(token);
         // The admin token acts for the anonymous tenant; a tenant token for its tenant.
         if hashed == self.state.tokens.admin_hash() {

@@ -142,6 +142,18 @@ impl From<weft_store::StoreError> for ApiFailure {
     }
 }
 
+/// The Consul adapter's errors, where weft's own API reads its catalog (discovery).
+impl From<weft_consul::ConsulError> for ApiFailure {
+    fn from(err: weft_consul::ConsulError) -> Self {
+        match err {
+            weft_consul::ConsulError::Store(e) => e.into(),
+            weft_consul::ConsulError::NotFound(m) => Self::not_found(m, None),
+            weft_consul::ConsulError::BadRequest(m) => Self::bad_request(m, None),
+            other => Self::Internal(format!("catalog: {other}")),
+        }
+    }
+}
+
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -14,6 +14,7 @@ mod apps;
 mod auth;
 mod config;
 mod consul;
+mod discovery;
 mod error;
 mod explain;
 mod extract;

@@ -43,6 +43,10 @@ pub struct AppState {
     pub catalog_changes: tokio_watch::Sender<u64>,
     /// Turns true when the server stops: ends blocking queries and event streams.
     pub shutdown: tokio_watch::Receiver<bool>,
+    /// The Consul adapter's catalog for discovery views, once the Consul API runs.
+    pub dns_source: std::sync::OnceLock<Arc<dyn weft_consul::DnsSource>>,
+    /// The Consul API's advertised address, once it runs.
+    pub consul_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl AppState {
@@ -201,6 +205,8 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         scheduler_wake: tokio::sync::Notify::new(),
         catalog_changes: tokio_watch::channel(0).0,
         shutdown: shutdown.clone(),
+        dns_source: std::sync::OnceLock::new(),
+        consul_addr: std::sync::OnceLock::new(),
     });
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&state)));
@@ -262,10 +268,11 @@ async fn start_consul(
     let directory = Arc::new(crate::consul::ServerDirectory {
         state: Arc::clone(state),
     });
+    let config_advertise = SocketAddr::new(api_addr.ip(), addr.port());
     let config = weft_consul::ConsulConfig {
         datacenter: settings.datacenter.clone(),
         node_name: settings.node_name.clone(),
-        advertise: SocketAddr::new(api_addr.ip(), addr.port()),
+        advertise: config_advertise,
         anonymous_tenant: settings.anonymous_tenant.clone(),
     };
     let consul = Arc::new(weft_consul::Consul::new(
@@ -273,6 +280,8 @@ async fn start_consul(
         directory,
         config,
     ));
+    let _ = state.dns_source.set(consul.clone());
+    let _ = state.consul_addr.set(config_advertise);
     let background = tokio::spawn(Arc::clone(&consul).run_background(state.shutdown.clone()));
     let app = weft_consul::router(consul).layer(tower_http::trace::TraceLayer::new_for_http());
     let mut stopped = state.shutdown.clone();

@@ -53,6 +53,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/nodes/{name}/desired", get(nodes::desired))
         .route("/v1/nodes/{name}/report", put(nodes::report))
         .route(
+            "/v1/nodes/{name}/discovery",
+            get(crate::discovery::get_node_view),
+        )
+        .route(paths::DNS, get(crate::discovery::query))
+        .route(
             paths::ENDPOINTS,
             get(endpoints::list).post(endpoints::create),
         )

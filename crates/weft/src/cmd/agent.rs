@@ -37,6 +37,13 @@ pub struct Args {
     /// v1: joining a cgroup costs 5-20 ms there); `false` starts each task directly.
     #[arg(long, env = "WEFT_TASK_SPARES", default_value_t = true, action = clap::ArgAction::Set)]
     task_spares: bool,
+    /// Where DNS at the gateways sends names outside weft's domains (repeatable,
+    /// `IP:PORT`); without one they are refused.
+    #[arg(long = "dns-recursor", value_name = "ADDR")]
+    dns_recursors: Vec<std::net::SocketAddr>,
+    /// Do not serve DNS and Consul's HTTP API at the VRF gateways.
+    #[arg(long)]
+    no_gateway_discovery: bool,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -57,6 +64,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args.state_dir,
     );
     let mut config = AgentConfig::new(args.server, args.join_token, registration, &args.state_dir);
+    if args.no_gateway_discovery {
+        config.gateway = None;
+    } else if let Some(gateway) = &mut config.gateway {
+        gateway.recursors = args.dns_recursors;
+    }
     if args.task_spares {
         config.task_shim =
             Some(std::env::current_exe().context("cannot find the agent's own executable")?);

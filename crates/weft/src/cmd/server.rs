@@ -42,6 +42,12 @@ pub struct ConsulArgs {
     /// The node name of the controller's own agent endpoints.
     #[arg(long, default_value = "weft-controller")]
     consul_node_name: String,
+    /// The DNS domain served at every gateway (`consul` is answered too).
+    #[arg(long, default_value = "weft")]
+    dns_domain: String,
+    /// TTL of DNS answers, in seconds.
+    #[arg(long, default_value_t = 0)]
+    dns_ttl: u32,
 }
 
 impl ConsulArgs {
@@ -51,6 +57,8 @@ impl ConsulArgs {
             datacenter: self.consul_datacenter.clone(),
             node_name: self.consul_node_name.clone(),
             anonymous_tenant: self.consul_anonymous_tenant.clone(),
+            dns_domain: self.dns_domain.trim_matches('.').to_ascii_lowercase(),
+            dns_ttl: self.dns_ttl,
         }
     }
 }

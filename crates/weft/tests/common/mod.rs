@@ -55,10 +55,17 @@ pub struct ProcCluster {
     pub join_token: String,
     pub client: Client,
     pub rt: tokio::runtime::Runtime,
+    /// Extra arguments of `weft server` (e.g. `--consul-listen`).
+    pub server_args: Vec<String>,
 }
 
 impl ProcCluster {
     pub fn new(test: &str) -> Self {
+        Self::with_server_args(test, &[])
+    }
+
+    /// A cluster whose controller also gets `server_args`.
+    pub fn with_server_args(test: &str, server_args: &[&str]) -> Self {
         let tag = format!("weft-t{}-{test}", std::process::id());
         let bed = Testbed::with_tag(tag.clone(), &["com1", "com2"]).unwrap();
         let dir = std::env::temp_dir().join(&tag);
@@ -78,6 +85,7 @@ impl ProcCluster {
             join_token: String::new(),
             client: Client::new("http://127.0.0.1:1", None),
             rt: runtime(),
+            server_args: server_args.iter().map(|a| (*a).to_string()).collect(),
         };
         c.start_server();
         let data = c.dir.join("server");
@@ -123,6 +131,7 @@ impl ProcCluster {
                 "--data-dir",
             ])
             .arg(self.dir.join("server"))
+            .args(&self.server_args)
             .stdout(self.log("server.log"))
             .stderr(self.log("server.log"))
             .spawn()
