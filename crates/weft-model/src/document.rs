@@ -656,9 +656,7 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                other => {
-                    self.unknown(other, Some(path), "vrf", &["enforced", "dns_policy", "any"])
-                }
+                other => self.unknown(other, Some(path), "vrf", &["enforced", "dns_policy", "any"]),
             }
         }
         v
