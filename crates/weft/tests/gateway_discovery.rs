@@ -295,3 +295,97 @@ fn dns_and_consul_api_at_the_gateway_know_health_policy_and_tenants() {
 fn netns_of(c: &ProcCluster, task: &Task) -> String {
     c.rt.block_on(c.client.endpoint(&task.id)).unwrap().netns
 }
+
+/// `FROM scratch` with the static busybox (a shell) and glibc's `getent` with the
+/// libraries `ldd` names, built locally (no registry is reachable): static busybox's
+/// own getaddrinfo cannot load glibc's resolver, a dynamic `getent` is plain glibc.
+fn build_resolver_image(tag: &str) {
+    let dir = std::env::temp_dir().join(format!("weft-gw-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("root/bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("root/bin/busybox")).unwrap();
+    let mut files = vec!["/usr/bin/getent".to_string()];
+    let ldd = Command::new("ldd").arg("/usr/bin/getent").output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux... (0x...)"
+        if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(path.to_string());
+        }
+    }
+    for f in &files {
+        let to = dir.join("root").join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(f).unwrap(), &to).unwrap();
+    }
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY root/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    )
+    .unwrap();
+    let status = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        status.success(),
+        "docker build failed (is dockerd running?)"
+    );
+}
+
+#[test]
+fn process_and_docker_tasks_resolve_with_getaddrinfo_at_their_gateway() {
+    require_root!();
+    build_resolver_image("weft-test/gw-resolver:latest");
+    let consul = format!("127.0.0.1:{}", free_port());
+    let c = ProcCluster::with_server_args("gr", &["--consul-listen", &consul]);
+    c.apply(THREE_TIER);
+    // db first; then two clients in EPG app (which may reach db) that resolve its name
+    // with glibc's getaddrinfo (getent) and with a Docker task's (getent in a minimal image), and print it.
+    apply_apps(
+        &c,
+        "app \"db\" {\n  instances = 1\n  cmd = \"exec sleep 1000000\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/db\"\n  ports = { sql = 5432 }\n}\n",
+    );
+    let db = running(&c, "db", 1).remove(0);
+    let apps = concat!(
+        "app \"getent\" {\n  instances = 1\n  cmd = \"until getent hosts db.service.weft; do sleep 0.2; done; exec sleep 1000000\"\n  cpus = 0.05\n  mem = 16\n  epg = \"shop/store/app\"\n}\n",
+        "app \"boxed\" {\n  instances = 1\n  image = \"weft-test/gw-resolver:latest\"\n  args = [\"sh\", \"-c\", \"until getent hosts db.service.weft; do sleep 0.2; done; exec sleep 1000000\"]\n  cpus = 0.1\n  mem = 32\n  epg = \"shop/store/app\"\n}\n",
+    );
+    apply_apps(&c, apps);
+    let getent = running(&c, "getent", 1).remove(0);
+    let boxed = running(&c, "boxed", 1).remove(0);
+    let db_ip = db.ip.to_string();
+    wait_until(
+        "getent in a process task resolves db",
+        Duration::from_secs(20),
+        || {
+            let out = c.cli().args(["logs", &getent.id]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(&db_ip)
+        },
+    );
+    wait_until(
+        "getent in a Docker task resolves db",
+        Duration::from_secs(30),
+        || {
+            let id = Command::new("docker")
+                .args([
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=weft.task={}", boxed.id),
+                ])
+                .output()
+                .unwrap();
+            let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+            let logs = Command::new("docker").args(["logs", &id]).output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            );
+            text.contains(&db_ip)
+        },
+    );
+    c.rt.block_on(c.client.delete_app("boxed")).unwrap();
+}
