@@ -48,7 +48,13 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
             }
         }
         // The Consul adapter's keys (KV, sessions, registrations) are none of the
-        // snapshot's business: they must not wake agents' blocking queries.
+        // snapshot's business: they must not wake agents' blocking queries. Its
+        // registrations and checks do change what discovery at the gateways answers.
+        if batch.iter().any(|e| weft_consul::is_catalog_key(&e.kv.key)) {
+            state
+                .catalog_changes
+                .send_modify(|n| *n = n.wrapping_add(1));
+        }
         batch.retain(|e| !e.kv.key.starts_with(weft_consul::KEY_ROOT.as_bytes()));
         // Nor are the OpenStack adapter's (users, token metadata, Neutron-only attributes).
         batch.retain(|e| !e.kv.key.starts_with(weft_openstack::KEY_ROOT.as_bytes()));
