@@ -121,6 +121,16 @@ pub async fn run(
                     view = next;
                 }
             }
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {
+                // Discovery is off at the controller (no --consul-listen), or it does
+                // not know this node yet (the agent registers it): ask again soon,
+                // quietly.
+                tracing::debug!(error = %e, "no discovery view for this node yet");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
             Err(e) => {
                 controller.set_unreachable();
                 let delay = backoff.next_delay();

@@ -52,6 +52,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             cluster.consul,
             crate::cluster::CONSUL_TENANT
         );
+        println!(
+            "  DNS:    at every endpoint's gateway, port 53 (e.g. dig @10.1.0.1 web.service.weft), and Consul's API there on 8500"
+        );
         println!("  token:  {}", cluster.admin_token);
         println!("  logs:   {}", cluster.dir.display());
         println!("the CLI finds both by itself; try:");
