@@ -41,10 +41,11 @@ use weft_store::KvStore;
 pub const KEY_ROOT: &str = "/weft/consul/";
 
 /// Whether a store key of this adapter changes what the catalog shows (registrations,
-/// their checks, nodes): discovery views are rebuilt when one changes, not for KV or
-/// session writes.
+/// their checks, nodes, and the epoch that moves with probe results, TTL expiry and
+/// weft's tasks): discovery views are rebuilt when one changes, not for KV or session
+/// writes.
 pub fn is_catalog_key(key: &[u8]) -> bool {
-    ["service/", "check/", "node/"].iter().any(|kind| {
+    ["service/", "check/", "node/", "epoch"].iter().any(|kind| {
         key.strip_prefix(KEY_ROOT.as_bytes())
             .is_some_and(|rest| rest.starts_with(kind.as_bytes()))
     })
