@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Check policy documents; print every error and warning with file:line.
     Validate(cmd::validate::Args),
-    /// Explain whether a flow between two EPGs is allowed, and why (offline).
+    /// Explain whether a flow between two EPGs is allowed, and why (offline or live), or
+    /// with --dns what an endpoint's gateway answers for a name, and why.
     Explain(cmd::explain::Args),
     /// Print the compiled rule tables of policy documents.
     Compile(cmd::compile::Args),
@@ -61,6 +62,8 @@ enum Command {
     Services(cmd::discovery::ServicesArgs),
     /// The KV store, through the Consul-compatible API: get, put, delete, ls.
     Kv(cmd::discovery::KvArgs),
+    /// DNS at an endpoint's gateway: `weft dns query NAME --from ENDPOINT`.
+    Dns(cmd::dns::Args),
 }
 
 /// Exit status for "the input was wrong or something failed".
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Services(args) => cmd::discovery::services(args),
         Command::Kv(args) => cmd::discovery::kv(args),
+        Command::Dns(args) => cmd::dns::run(args),
     };
     match result {
         Ok(code) => code,

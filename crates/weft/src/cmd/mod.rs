@@ -9,6 +9,7 @@ pub mod compile;
 pub mod demo;
 pub mod dev;
 pub mod discovery;
+pub mod dns;
 pub mod endpoint;
 pub mod exec;
 pub mod explain;
