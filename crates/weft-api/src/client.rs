@@ -306,6 +306,16 @@ impl Client {
         Ok(())
     }
 
+    /// Results of the checks this node's agent runs.
+    pub async fn report_probes(
+        &self,
+        node: &str,
+        reports: &[crate::ProbeReport],
+    ) -> Result<crate::ProbeReportResponse, ClientError> {
+        self.send(Method::PUT, &paths::node_probes(node), &reports)
+            .await
+    }
+
     pub async fn endpoints(&self) -> Result<Vec<Endpoint>, ClientError> {
         self.get(paths::ENDPOINTS).await
     }

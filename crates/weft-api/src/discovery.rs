@@ -20,6 +20,86 @@ pub struct DiscoveryView {
     #[serde(default)]
     pub consul: Option<SocketAddr>,
     pub vrfs: Vec<VrfDiscovery>,
+    /// The HTTP and TCP checks this node's agent runs, each from its VRF's namespace
+    /// (their target is an endpoint of that VRF on this node). Kept beside `vrfs`, not in
+    /// [`VrfDiscovery`], so that a VRF's zone stays what DNS needs.
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+}
+
+/// At most this many probes are assigned to one node's agent; the rest are left out of
+/// the view (the controller logs it) and stay critical.
+pub const MAX_NODE_PROBES: usize = 1000;
+
+/// Outputs longer than this are cut (Consul's own limit on a check's output).
+pub const MAX_PROBE_OUTPUT: usize = 4096;
+
+/// One Consul check the agent runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProbeSpec {
+    /// `tenant/vrf`: the VRF whose namespace the probe runs from.
+    pub vrf: String,
+    /// The VRF's numeric ID: its namespace on the node is `<prefix>-v<id>`.
+    pub vrf_id: u32,
+    pub tenant: String,
+    /// The Consul node the check is registered on.
+    pub node: String,
+    pub check_id: String,
+    pub kind: ProbeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum ProbeKind {
+    /// `GET` or `HEAD` (any other method is sent as is) of `url`: 2xx passing, 429
+    /// warning, anything else critical.
+    Http {
+        url: String,
+        method: String,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
+    /// A TCP connection to `address` (`ip:port`): passing when it opens.
+    Tcp {
+        address: String,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
+}
+
+impl ProbeKind {
+    pub fn interval_ms(&self) -> u64 {
+        match self {
+            Self::Http { interval_ms, .. } | Self::Tcp { interval_ms, .. } => *interval_ms,
+        }
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        match self {
+            Self::Http { timeout_ms, .. } | Self::Tcp { timeout_ms, .. } => *timeout_ms,
+        }
+    }
+}
+
+/// The last result of one check the agent runs (`PUT` [`crate::paths::node_probes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub tenant: String,
+    /// The Consul node the check is registered on.
+    pub node: String,
+    pub check_id: String,
+    /// `passing`, `warning` or `critical`.
+    pub status: String,
+    pub output: String,
+}
+
+/// What the controller made of a list of [`ProbeReport`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReportResponse {
+    /// Reports of checks assigned to the reporting node, recorded.
+    pub accepted: u32,
+    /// Reports of checks that are not (or no longer) this node's, ignored.
+    pub ignored: u32,
 }
 
 /// How names are served (the controller's `--dns-*` settings).

@@ -35,6 +35,11 @@ pub fn node_desired(name: &str) -> String {
 pub fn node_discovery(name: &str) -> String {
     format!("/v1/nodes/{name}/discovery")
 }
+/// `PUT` a list of [`crate::ProbeReport`]s: results of the checks the node's agent runs
+/// ([`crate::DiscoveryView::probes`]); answers [`crate::ProbeReportResponse`].
+pub fn node_probes(name: &str) -> String {
+    format!("/v1/nodes/{name}/probes")
+}
 /// `GET ?name=NAME&type=A&from=ENDPOINT`: [`crate::DnsQueryResponse`].
 pub const DNS: &str = "/v1/dns";
 /// `PUT` [`crate::NodeReport`]: what the agent installed.

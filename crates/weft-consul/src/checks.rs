@@ -2,6 +2,14 @@
 //! check turns critical by itself when not updated in time; HTTP and TCP checks are
 //! probed), and the background loop that probes them and expires sessions.
 //!
+//! An HTTP or TCP check aimed at one of weft's endpoints (its URL's or address's host is
+//! the endpoint's IP) is not probed here: the controller cannot reach addresses that
+//! exist only inside the fabric. It is assigned to the agent of the endpoint's node,
+//! which runs it from the endpoint's VRF namespace (see the discovery view's `probes`)
+//! and reports results ([`CheckRunner::record_reported`]). A report is valid for three
+//! intervals, never less than [`MIN_REPORT_VALIDITY`]; past that the check turns
+//! critical, "no report from node X's agent".
+//!
 //! Probe results live in memory (`CheckRunner`), not in the store: a probe every second
 //! per check would otherwise be a store write per second per check. They are overlaid on
 //! the stored check when a view is built, and every change of status ticks `changes`, so
@@ -10,8 +18,9 @@
 use crate::body::{Obj, format_duration};
 use crate::error::ConsulError;
 use crate::records::{CheckRecord, EPOCH_KEY, Probe, ServiceRecord, Status, kind_prefix};
-use crate::{Consul, now_ms};
+use crate::{Consul, EndpointSite, now_ms};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -23,6 +32,45 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the loop looks for due probes and expired sessions.
 const TICK: Duration = Duration::from_millis(100);
+
+/// An agent's report of a check stays valid at least this long: agents report every
+/// 10 s when nothing changes, so this is three missed reports.
+pub(crate) const MIN_REPORT_VALIDITY: Duration = Duration::from_secs(30);
+
+/// How long an agent's report of a check with this interval stays valid.
+pub(crate) fn report_validity_ms(interval_ms: u64) -> u64 {
+    interval_ms.saturating_mul(3).max(ms(MIN_REPORT_VALIDITY))
+}
+
+/// The host of an `http://` or `https://` URL, when it is an IP address.
+fn url_host(url: &str) -> Option<IpAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    address_host(host_port)
+}
+
+/// The host of `host`, `host:port`, `[v6]` or `[v6]:port`, when it is an IP address.
+fn address_host(text: &str) -> Option<IpAddr> {
+    if let Some(v6) = text.strip_prefix('[') {
+        return v6.split_once(']')?.0.parse().ok();
+    }
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    text.rsplit_once(':')?.0.parse().ok()
+}
+
+/// The address a probe connects to, when its host is an IP address.
+pub(crate) fn probe_host(p: &Probe) -> Option<IpAddr> {
+    match p {
+        Probe::Http { url, .. } => url_host(url),
+        Probe::Tcp { address, .. } => address_host(address),
+        _ => None,
+    }
+}
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -157,6 +205,15 @@ struct Probed {
     next_ms: u64,
     /// Since when the probe has failed without a pass in between.
     critical_since_ms: Option<u64>,
+    /// The node whose agent runs the check; `None`: the controller does.
+    reporter: Option<String>,
+    /// An agent's result is stale from then on (ms since the epoch).
+    valid_until_ms: u64,
+}
+
+/// The output of an agent-run check whose agent stopped reporting.
+fn stale_output(node: &str) -> String {
+    format!("no report from node {node}'s agent")
 }
 
 impl Default for CheckRunner {
@@ -211,8 +268,16 @@ impl CheckRunner {
             Probe::Http { .. } | Probe::Tcp { .. } => {
                 let key = result_key(tenant, &record.node, &record.check_id);
                 if let Some(p) = self.results().get(&key) {
-                    record.status = p.status;
-                    record.output.clone_from(&p.output);
+                    match &p.reporter {
+                        Some(node) if now >= p.valid_until_ms => {
+                            record.status = Status::Critical;
+                            record.output = stale_output(node);
+                        }
+                        _ => {
+                            record.status = p.status;
+                            record.output.clone_from(&p.output);
+                        }
+                    }
                 }
             }
             Probe::None | Probe::Script { .. } => {}
@@ -220,7 +285,86 @@ impl CheckRunner {
         record
     }
 
+    /// A controller probe's result; dropped if the check has meanwhile gone to an agent.
     fn record(&self, key: String, status: Status, output: String, next_ms: u64) {
+        if self
+            .results()
+            .get(&key)
+            .is_some_and(|p| p.reporter.is_some())
+        {
+            return;
+        }
+        self.store(key, status, output, next_ms, None, u64::MAX);
+    }
+
+    /// A result reported by `reporter`'s agent for `tenant`'s check `check` of Consul
+    /// node `node`, valid for `valid_for_ms` (see [`report_validity_ms`]).
+    pub(crate) fn record_reported(
+        &self,
+        tenant: &str,
+        node: &str,
+        check: &str,
+        reporter: &str,
+        status: Status,
+        output: String,
+        valid_for_ms: u64,
+    ) {
+        let now = now_ms();
+        self.store(
+            result_key(tenant, node, check),
+            status,
+            output,
+            0,
+            Some(reporter.to_string()),
+            now.saturating_add(valid_for_ms),
+        );
+    }
+
+    /// The loop's pass over a check assigned to `reporter`'s agent: a placeholder until
+    /// its first report (the registered status, valid for one report window), and
+    /// critical once its last report is stale.
+    fn expect_report(&self, key: String, reporter: &str, check: &CheckRecord, now: u64) {
+        let validity = match &check.probe {
+            Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => {
+                report_validity_ms(*interval_ms)
+            }
+            _ => return,
+        };
+        let current = self.results().get(&key).cloned();
+        match current {
+            Some(p) if p.reporter.as_deref() == Some(reporter) => {
+                if now >= p.valid_until_ms && p.status != Status::Critical {
+                    tracing::info!(check = %key, node = reporter, "agent-run check not reported in time: critical");
+                    self.store(
+                        key,
+                        Status::Critical,
+                        stale_output(reporter),
+                        0,
+                        Some(reporter.to_string()),
+                        p.valid_until_ms,
+                    );
+                }
+            }
+            _ => self.store(
+                key,
+                check.status,
+                format!("run by node {reporter}'s agent; no report yet"),
+                0,
+                Some(reporter.to_string()),
+                now.saturating_add(validity),
+            ),
+        }
+    }
+
+    fn store(
+        &self,
+        key: String,
+        status: Status,
+        output: String,
+        next_ms: u64,
+        reporter: Option<String>,
+        valid_until_ms: u64,
+    ) {
         let changed = {
             let mut results = self.results();
             let old = results.get(&key).cloned();
@@ -236,6 +380,8 @@ impl CheckRunner {
                     output,
                     next_ms,
                     critical_since_ms,
+                    reporter,
+                    valid_until_ms,
                 },
             );
             old.is_none_or(|o| o.status != status)
@@ -367,6 +513,8 @@ async fn schedule_probes<S: KvStore + Clone>(
     let mut live = std::collections::HashSet::new();
     let mut expired = Vec::new();
     let mut reap = Vec::new();
+    // Who runs each probe target, asked once per pass.
+    let mut sites: HashMap<(String, IpAddr), Option<EndpointSite>> = HashMap::new();
     for kv in &read.kvs {
         let key = String::from_utf8_lossy(&kv.key[root.len()..]).into_owned();
         let Some((tenant, _)) = key.split_once('/') else {
@@ -402,7 +550,23 @@ async fn schedule_probes<S: KvStore + Clone>(
         };
         let rkey = result_key(tenant, &check.node, &check.check_id);
         live.insert(rkey.clone());
-        let previous = consul.checks.results().get(&rkey).cloned();
+        let site = probe_host(&check.probe).and_then(|ip| {
+            sites
+                .entry((tenant.to_string(), ip))
+                .or_insert_with(|| consul.directory.endpoint_at(tenant, ip))
+                .clone()
+        });
+        if let Some(site) = site {
+            // The node's agent runs it: only watch that its reports keep coming.
+            consul.checks.expect_report(rkey, &site.node, &check, now);
+            continue;
+        }
+        let previous = consul
+            .checks
+            .results()
+            .get(&rkey)
+            .filter(|p| p.reporter.is_none())
+            .cloned();
         if previous.as_ref().is_some_and(|p| p.next_ms > now) {
             continue;
         }
@@ -418,6 +582,8 @@ async fn schedule_probes<S: KvStore + Clone>(
                 output,
                 next_ms: now.saturating_add(interval_ms),
                 critical_since_ms,
+                reporter: None,
+                valid_until_ms: u64::MAX,
             },
         );
         let runner = Arc::clone(&consul.checks);

@@ -2,15 +2,32 @@
 //! with the asker classes that policy keeps from reaching it. The controller decides it
 //! here once per view; the node's agent only encodes answers (see `weft-dns`).
 
+use crate::checks::{self, report_validity_ms};
 use crate::policy::instance_address;
-use crate::records::Status;
-use crate::{Asker, Consul, ConsulError};
-use std::collections::BTreeMap;
+use crate::records::{CheckRecord, Probe, Status, prefix};
+use crate::{Asker, Consul, ConsulError, EndpointSite};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use weft_api::{DnsInstance, DnsService};
+use weft_api::{
+    DnsInstance, DnsService, MAX_PROBE_OUTPUT, ProbeKind, ProbeReport, ProbeReportResponse,
+};
 use weft_store::KvStore;
+
+/// An HTTP or TCP check run by a node's agent (see [`crate::Directory::endpoint_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedProbe {
+    /// The node whose agent runs it, and the VRF it runs from.
+    pub site: EndpointSite,
+    pub tenant: String,
+    /// The Consul node the check is registered on.
+    pub node: String,
+    pub check_id: String,
+    pub kind: ProbeKind,
+}
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, ConsulError>> + Send + 'a>>;
 
 /// The controller's own `consul` service: its address is the controller's, which tasks
 /// do not reach; they find Consul's API at their gateway instead.
@@ -33,6 +50,17 @@ pub trait DnsSource: Send + Sync + 'static {
         service: &'a str,
         asker: Option<&'a Asker>,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<crate::Decision>, ConsulError>> + Send + 'a>>;
+
+    /// Every HTTP and TCP check of `tenant` that an agent runs, in store order.
+    fn assigned_probes<'a>(&'a self, tenant: &'a str) -> Boxed<'a, Vec<AssignedProbe>>;
+
+    /// Records what `reporter`'s agent reports of the checks it runs; reports of checks
+    /// that are not assigned to it (any more) are ignored.
+    fn report_probes<'a>(
+        &'a self,
+        reporter: &'a str,
+        reports: &'a [ProbeReport],
+    ) -> Boxed<'a, ProbeReportResponse>;
 }
 
 impl std::fmt::Debug for dyn DnsSource {
@@ -102,4 +130,116 @@ impl<S: KvStore + Clone> DnsSource for Consul<S> {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<crate::Decision>, ConsulError>> + Send + 'a>> {
         Box::pin(self.decide_service(tenant, service, asker))
     }
+
+    fn assigned_probes<'a>(&'a self, tenant: &'a str) -> Boxed<'a, Vec<AssignedProbe>> {
+        Box::pin(async move {
+            let read = self
+                .store
+                .range(prefix(tenant, "check").as_bytes(), None)
+                .await?;
+            let mut sites: HashMap<IpAddr, Option<EndpointSite>> = HashMap::new();
+            let mut out = Vec::new();
+            for kv in &read.kvs {
+                let Ok(check) = serde_json::from_slice::<CheckRecord>(&kv.value) else {
+                    continue;
+                };
+                let Some(ip) = checks::probe_host(&check.probe) else {
+                    continue;
+                };
+                let site = sites
+                    .entry(ip)
+                    .or_insert_with(|| self.directory.endpoint_at(tenant, ip))
+                    .clone();
+                let (Some(site), Some(kind)) = (site, probe_kind(&check.probe)) else {
+                    continue;
+                };
+                out.push(AssignedProbe {
+                    site,
+                    tenant: tenant.to_string(),
+                    node: check.node,
+                    check_id: check.check_id,
+                    kind,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn report_probes<'a>(
+        &'a self,
+        reporter: &'a str,
+        reports: &'a [ProbeReport],
+    ) -> Boxed<'a, ProbeReportResponse> {
+        Box::pin(async move {
+            let mut by_tenant: BTreeMap<&str, Vec<&ProbeReport>> = BTreeMap::new();
+            for r in reports {
+                by_tenant.entry(&r.tenant).or_default().push(r);
+            }
+            let mut out = ProbeReportResponse::default();
+            for (tenant, reports) in by_tenant {
+                let assigned: HashMap<(String, String), u64> = self
+                    .assigned_probes(tenant)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.site.node == reporter)
+                    .map(|a| ((a.node, a.check_id), a.kind.interval_ms()))
+                    .collect();
+                for r in reports {
+                    let status = Status::parse(&r.status).filter(|s| *s != Status::Maintenance);
+                    let interval = assigned.get(&(r.node.clone(), r.check_id.clone()));
+                    let (Some(status), Some(interval)) = (status, interval) else {
+                        out.ignored += 1;
+                        continue;
+                    };
+                    self.checks.record_reported(
+                        tenant,
+                        &r.node,
+                        &r.check_id,
+                        reporter,
+                        status,
+                        truncate(&r.output, MAX_PROBE_OUTPUT),
+                        report_validity_ms(*interval),
+                    );
+                    out.accepted += 1;
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// What an agent runs for a stored probe.
+fn probe_kind(p: &Probe) -> Option<ProbeKind> {
+    match p {
+        Probe::Http {
+            url,
+            interval_ms,
+            timeout_ms,
+            method,
+        } => Some(ProbeKind::Http {
+            url: url.clone(),
+            method: method.clone(),
+            timeout_ms: *timeout_ms,
+            interval_ms: *interval_ms,
+        }),
+        Probe::Tcp {
+            address,
+            interval_ms,
+            timeout_ms,
+        } => Some(ProbeKind::Tcp {
+            address: address.clone(),
+            timeout_ms: *timeout_ms,
+            interval_ms: *interval_ms,
+        }),
+        _ => None,
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }

@@ -22,14 +22,16 @@ mod filter;
 mod http;
 mod kv;
 mod policy;
+mod quota;
 mod records;
 mod session;
 
 pub use checks::CheckRunner;
-pub use discovery::DnsSource;
+pub use discovery::{AssignedProbe, DnsSource};
 pub use error::ConsulError;
 pub use http::router;
 pub use policy::Decision;
+pub use quota::Quota;
 pub use records::{InstanceHealth, Status, WeftInstance, WeftNode};
 
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +63,8 @@ pub struct ConsulConfig {
     pub advertise: SocketAddr,
     /// The tenant of requests without a token; `None` refuses them.
     pub anonymous_tenant: Option<String>,
+    /// What one tenant may keep (KV, services, sessions).
+    pub quota: Quota,
 }
 
 /// What the controller tells the adapter: who a token is, and weft's own nodes and
@@ -84,6 +88,22 @@ pub trait Directory: Send + Sync + 'static {
     /// `port` (TCP; 0: ICMP echo), by the same evaluation `weft explain` uses, and why.
     /// `None` when `address` is none of weft's endpoints: policy cannot tell.
     fn may_reach(&self, asker: &Asker, address: IpAddr, port: u16) -> Option<Reach>;
+    /// Where `tenant`'s endpoint with address `ip` lives, when exactly one of its
+    /// endpoints has it: an HTTP or TCP check aimed at it is run by that node's agent,
+    /// from that VRF's namespace, since the controller cannot reach it. `None` (the
+    /// default): the controller runs the check itself.
+    fn endpoint_at(&self, tenant: &str, ip: IpAddr) -> Option<EndpointSite> {
+        let _ = (tenant, ip);
+        None
+    }
+}
+
+/// Where an endpoint lives: its node and its VRF (`tenant/vrf:name`, the path the
+/// discovery view names VRFs by).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointSite {
+    pub node: String,
+    pub vrf: String,
 }
 
 /// An endpoint asking, from inside the fabric.
@@ -110,6 +130,7 @@ pub struct Consul<S> {
     pub(crate) directory: Arc<dyn Directory>,
     pub(crate) config: ConsulConfig,
     pub(crate) checks: Arc<CheckRunner>,
+    pub(crate) usage: quota::Usage,
 }
 
 impl<S: KvStore + Clone> Consul<S> {
@@ -119,6 +140,7 @@ impl<S: KvStore + Clone> Consul<S> {
             directory,
             config,
             checks: Arc::new(CheckRunner::default()),
+            usage: quota::Usage::default(),
         }
     }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use weft_api::{Health, TaskState};
 use weft_compiler::Flow;
 use weft_consul::Status;
-use weft_consul::{Asker, ConsulError, Directory, InstanceHealth, Reach, WeftInstance, WeftNode};
+use weft_consul::{
+    Asker, ConsulError, Directory, EndpointSite, InstanceHealth, Reach, WeftInstance, WeftNode,
+};
 use weft_model::{Action, EpgPath, Protocol};
 
 /// The controller as the Consul adapter sees it.
@@ -167,6 +169,30 @@ impl Directory for ServerDirectory {
                 },
             },
         )
+    }
+
+    fn endpoint_at(&self, tenant: &str, ip: IpAddr) -> Option<EndpointSite> {
+        let snapshot = self.state.snapshot();
+        let mut found = snapshot
+            .endpoints
+            .values()
+            .filter(|e| {
+                e.value.epg.tenant == tenant
+                    && (e.value.ip == ip
+                        || e.value.allowed_address_pairs.iter().any(|p| p.ip == ip))
+            })
+            .map(|e| EndpointSite {
+                node: e.value.node.clone(),
+                vrf: e.value.vrf.to_string(),
+            });
+        let site = found.next()?;
+        // Addresses are unique per VRF only: with two VRFs of the tenant holding it,
+        // the address names no one endpoint, and the controller keeps the check.
+        if found.next().is_some() {
+            tracing::debug!(tenant, %ip, "check target is ambiguous across VRFs; not assigned to an agent");
+            return None;
+        }
+        Some(site)
     }
 
     fn fingerprint(&self) -> u64 {

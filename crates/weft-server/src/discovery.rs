@@ -20,8 +20,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_api::{
-    DiscoveryView, DnsAsker, DnsDecision, DnsNode, DnsQueryResponse, DnsSettings, TenantDiscovery,
-    VrfDiscovery,
+    DiscoveryView, DnsAsker, DnsDecision, DnsNode, DnsQueryResponse, DnsSettings, MAX_NODE_PROBES,
+    ProbeReport, ProbeSpec, TenantDiscovery, VrfDiscovery,
 };
 use weft_consul::{Asker, DnsSource};
 use weft_model::ObjectPath;
@@ -152,14 +152,97 @@ pub async fn node_view(state: &AppState, node: &str) -> ApiResult<DiscoveryView>
             vrfs.push(v);
         }
     }
+    let probes = node_probes(source.as_ref(), node, &vrfs).await?;
     let mut view = DiscoveryView {
         digest: 0,
         dns: dns_settings(state),
         consul: state.consul_addr.get().copied(),
         vrfs,
+        probes,
     };
     view.digest = digest(&view);
     Ok(view)
+}
+
+/// The checks `node`'s agent runs: those of the tenants with endpoints in `vrfs` that aim
+/// at an endpoint on this node, at most [`MAX_NODE_PROBES`].
+async fn node_probes(
+    source: &dyn DnsSource,
+    node: &str,
+    vrfs: &[VrfDiscovery],
+) -> ApiResult<Vec<ProbeSpec>> {
+    let vrf_ids: BTreeMap<&str, u32> = vrfs.iter().map(|v| (v.vrf.as_str(), v.vrf_id)).collect();
+    let tenants: std::collections::BTreeSet<&str> = vrfs
+        .iter()
+        .flat_map(|v| v.tenants.iter().map(|t| t.tenant.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    let mut left_out = 0usize;
+    for tenant in tenants {
+        for a in source.assigned_probes(tenant).await? {
+            if a.site.node != node {
+                continue;
+            }
+            let Some(&vrf_id) = vrf_ids.get(a.site.vrf.as_str()) else {
+                continue;
+            };
+            if out.len() >= MAX_NODE_PROBES {
+                left_out += 1;
+                continue;
+            }
+            out.push(ProbeSpec {
+                vrf: a.site.vrf,
+                vrf_id,
+                tenant: a.tenant,
+                node: a.node,
+                check_id: a.check_id,
+                kind: a.kind,
+            });
+        }
+    }
+    if left_out > 0 {
+        tracing::warn!(
+            node,
+            max = MAX_NODE_PROBES,
+            left_out,
+            "too many HTTP/TCP checks aim at this node's endpoints: the rest are not run (and stay critical)"
+        );
+    }
+    Ok(out)
+}
+
+/// The most reports one request may carry: every probe of a node, once.
+const MAX_REPORTS: usize = MAX_NODE_PROBES;
+
+/// `PUT /v1/nodes/{name}/probes`: the results of the checks the node's agent runs.
+pub async fn put_node_probes(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    crate::extract::ApiJson(reports): crate::extract::ApiJson<Vec<ProbeReport>>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    let source = source(&state)?;
+    if !state.snapshot().nodes.contains_key(&name) {
+        return Err(ApiFailure::not_found(
+            format!("no node {name}"),
+            Some("name"),
+        ));
+    }
+    if reports.len() > MAX_REPORTS {
+        return Err(ApiFailure::bad_request(
+            format!(
+                "{} reports in one request; at most {MAX_REPORTS}",
+                reports.len()
+            ),
+            None,
+        ));
+    }
+    let outcome = source.report_probes(&name, &reports).await?;
+    if outcome.ignored > 0 {
+        tracing::debug!(node = %name, ignored = outcome.ignored, "reports of checks not assigned to the node ignored");
+    }
+    Ok(crate::routes::indexed(state.snapshot().revision, &outcome))
 }
 
 fn digest(view: &DiscoveryView) -> u64 {

@@ -56,6 +56,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/nodes/{name}/discovery",
             get(crate::discovery::get_node_view),
         )
+        .route(
+            "/v1/nodes/{name}/probes",
+            put(crate::discovery::put_node_probes),
+        )
         .route(paths::DNS, get(crate::discovery::query))
         .route(
             paths::ENDPOINTS,
