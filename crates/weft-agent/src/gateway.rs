@@ -9,11 +9,16 @@
 //! The HTTP API is forwarded to the controller (see [`crate::gateway_http`]), with reads
 //! served from the last answer when the controller is unreachable.
 //!
+//! The HTTP and TCP checks the controller assigns to this node (those aiming at its
+//! endpoints) run from each VRF namespace along with its servers, and their results go
+//! back to the controller (see [`crate::gateway_probes`]).
+//!
 //! Sockets are bound inside each VRF namespace (on `0.0.0.0`, so every gateway address
 //! of the VRF's bridge domains); the source address of a query names the endpoint that
 //! asks, which port security guarantees.
 
 use crate::backoff::{Backoff, BackoffConfig};
+use crate::gateway_probes::{Results, VrfProbes};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -22,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
-use weft_api::{Client, DiscoveryView, VrfDiscovery};
+use weft_api::{Client, DiscoveryView, MAX_NODE_PROBES, ProbeSpec, VrfDiscovery};
 use weft_dns::{Limits, Service, SharedZone, Zone};
 
 /// What the gateways serve, and where.
@@ -64,6 +69,8 @@ struct Served {
     stop: Arc<AtomicBool>,
     stop_async: watch::Sender<bool>,
     http: Option<crate::gateway_http::Gateway>,
+    /// The checks run from this namespace.
+    probes: VrfProbes,
 }
 
 impl Drop for Served {
@@ -88,6 +95,13 @@ pub async fn run(
     let mut fresh = false;
     let mut backoff = Backoff::new(backoff);
     let controller = Arc::new(crate::gateway_http::Upstream::default());
+    let results = Arc::new(Results::default());
+    tokio::spawn(crate::gateway_probes::report_loop(
+        client.clone(),
+        node.clone(),
+        Arc::clone(&results),
+        stop.clone(),
+    ));
     loop {
         reconcile(
             &mut served,
@@ -96,6 +110,7 @@ pub async fn run(
             &config,
             &service_limits,
             &controller,
+            &results,
         );
         let wait = if fresh {
             config.watch_wait
@@ -153,8 +168,14 @@ fn reconcile(
     config: &GatewayConfig,
     limits: &Limits,
     upstream: &Arc<crate::gateway_http::Upstream>,
+    results: &Arc<Results>,
 ) {
     let wanted: BTreeMap<u32, &VrfDiscovery> = view.vrfs.iter().map(|v| (v.vrf_id, v)).collect();
+    // The controller bounds the list; so does the agent, whatever the view says.
+    let mut probes: BTreeMap<u32, Vec<&ProbeSpec>> = BTreeMap::new();
+    for p in view.probes.iter().take(MAX_NODE_PROBES) {
+        probes.entry(p.vrf_id).or_default().push(p);
+    }
     served.retain(|id, _| wanted.contains_key(id));
     for (id, vrf) in wanted {
         let netns = weft_fabric::names::vrf_netns(prefix, id);
@@ -165,19 +186,22 @@ fn reconcile(
         };
         let zone =
             Zone::build(&view.dns, vrf, view.digest).with_recursion(!config.recursors.is_empty());
-        if let Some(s) = served.get(&id)
+        let checks = probes.remove(&id).unwrap_or_default();
+        if let Some(s) = served.get_mut(&id)
             && s.inode == meta.ino()
         {
             s.zone.set(zone);
             if let Some(http) = &s.http {
                 http.set_vrf(vrf.clone());
             }
+            s.probes.set(checks);
             continue;
         }
-        match bind(&netns, zone, vrf, config, limits, upstream) {
+        match bind(&netns, zone, vrf, config, limits, upstream, results) {
             Ok(mut s) => {
                 s.inode = meta.ino();
-                tracing::info!(%netns, port = config.dns_port, http = ?config.http_port, "gateway DNS and Consul API serving");
+                s.probes.set(checks);
+                tracing::info!(%netns, port = config.dns_port, http = ?config.http_port, checks = s.probes.len(), "gateway DNS and Consul API serving");
                 served.insert(id, s);
             }
             Err(e) => {
@@ -195,6 +219,7 @@ fn bind(
     config: &GatewayConfig,
     limits: &Limits,
     upstream: &Arc<crate::gateway_http::Upstream>,
+    results: &Arc<Results>,
 ) -> std::io::Result<Served> {
     let dns_port = config.dns_port;
     let http_port = config.http_port;
@@ -232,6 +257,7 @@ fn bind(
         stop,
         stop_async,
         http,
+        probes: VrfProbes::start(netns, Arc::clone(results))?,
     })
 }
 

@@ -20,7 +20,8 @@
 //!
 //! 5. serves discovery at every VRF gateway of its node ([`gateway`]): DNS from the
 //!    controller's discovery view, kept on disk, and Consul's HTTP API forwarded to the
-//!    controller, reads answered stale when it is down.
+//!    controller, reads answered stale when it is down; and runs the Consul HTTP and TCP
+//!    checks that aim at its endpoints from their VRF namespace ([`gateway_probes`]).
 //!
 //! The loop is written against two traits, [`Controller`] and [`NodeOps`], so that it
 //! is tested with fakes; [`run`] wires in the real client and fabric.
@@ -33,6 +34,7 @@ pub mod convert;
 pub mod error;
 pub mod gateway;
 pub mod gateway_http;
+pub mod gateway_probes;
 pub mod health;
 pub mod host;
 pub mod node;

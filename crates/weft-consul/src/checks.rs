@@ -611,3 +611,277 @@ async fn schedule_probes<S: KvStore + Clone>(
     }
     Ok(expired)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::records::check_key;
+    use crate::{Asker, ConsulConfig, Directory, DnsSource, Reach, WeftInstance, WeftNode};
+    use weft_api::ProbeReport;
+
+    const EP: &str = "10.1.0.5";
+
+    /// Tenant t has one endpoint, 10.1.0.5 on node com1, in VRF t/vrf:main.
+    struct Fabric;
+
+    impl Directory for Fabric {
+        fn tenant(&self, _: Option<&str>) -> Result<String, ConsulError> {
+            Ok("t".into())
+        }
+        fn nodes(&self) -> Vec<WeftNode> {
+            Vec::new()
+        }
+        fn instances(&self, _: &str) -> Vec<WeftInstance> {
+            Vec::new()
+        }
+        fn changes(&self) -> watch::Receiver<u64> {
+            watch::channel(0).1
+        }
+        fn fingerprint(&self) -> u64 {
+            0
+        }
+        fn asker(&self, _: &str, _: IpAddr) -> Option<Asker> {
+            None
+        }
+        fn may_reach(&self, _: &Asker, _: IpAddr, _: u16) -> Option<Reach> {
+            None
+        }
+        fn endpoint_at(&self, tenant: &str, ip: IpAddr) -> Option<EndpointSite> {
+            (tenant == "t" && ip.to_string() == EP).then(|| EndpointSite {
+                node: "com1".into(),
+                vrf: "t/vrf:main".into(),
+            })
+        }
+    }
+
+    fn consul() -> Arc<Consul<weft_store::RedbStore>> {
+        Arc::new(Consul::new(
+            weft_store::memory::open().unwrap(),
+            Arc::new(Fabric),
+            ConsulConfig {
+                datacenter: "dc1".into(),
+                node_name: "controller".into(),
+                advertise: "127.0.0.1:8500".parse().unwrap(),
+                anonymous_tenant: Some("t".into()),
+                quota: crate::Quota::default(),
+            },
+        ))
+    }
+
+    fn check(id: &str, probe: Probe) -> CheckRecord {
+        CheckRecord {
+            check_id: id.into(),
+            name: id.into(),
+            node: "ext".into(),
+            service_id: "web".into(),
+            service_name: "web".into(),
+            status: Status::Critical,
+            notes: String::new(),
+            output: String::new(),
+            probe,
+            updated_ms: now_ms(),
+            deregister_after_ms: None,
+        }
+    }
+
+    fn http(url: &str) -> Probe {
+        Probe::Http {
+            url: url.into(),
+            interval_ms: 1000,
+            timeout_ms: 1000,
+            method: "GET".into(),
+        }
+    }
+
+    fn tcp(address: &str) -> Probe {
+        Probe::Tcp {
+            address: address.into(),
+            interval_ms: 20_000,
+            timeout_ms: 1000,
+        }
+    }
+
+    async fn put(c: &Consul<weft_store::RedbStore>, tenant: &str, r: &CheckRecord) {
+        let key = check_key(tenant, &r.node, &r.check_id);
+        let value = serde_json::to_vec(r).unwrap();
+        c.store.put(key.as_bytes(), &value, None).await.unwrap();
+    }
+
+    fn report(check: &str, status: &str) -> ProbeReport {
+        ProbeReport {
+            tenant: "t".into(),
+            node: "ext".into(),
+            check_id: check.into(),
+            status: status.into(),
+            output: "HTTP GET: HTTP/1.0 200 OK".into(),
+        }
+    }
+
+    #[test]
+    fn probe_targets_are_read_from_urls_and_addresses() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(probe_host(&http("http://10.1.0.5:8080/health")), ip(EP));
+        assert_eq!(probe_host(&http("http://10.1.0.5")), ip(EP));
+        assert_eq!(probe_host(&http("https://user:pw@10.1.0.5/x?y")), ip(EP));
+        assert_eq!(probe_host(&http("http://[fd00::5]:80/")), ip("fd00::5"));
+        assert_eq!(probe_host(&http("http://web.local:8080/")), None);
+        assert_eq!(probe_host(&tcp("10.1.0.5:9000")), ip(EP));
+        assert_eq!(probe_host(&tcp("[fd00::5]:9000")), ip("fd00::5"));
+        assert_eq!(probe_host(&tcp("db.local:5432")), None);
+        assert_eq!(probe_host(&Probe::Ttl { ttl_ms: 1 }), None);
+    }
+
+    #[test]
+    fn reports_stay_valid_for_three_intervals_and_at_least_30_s() {
+        assert_eq!(report_validity_ms(1_000), 30_000);
+        assert_eq!(report_validity_ms(10_000), 30_000);
+        assert_eq!(report_validity_ms(20_000), 60_000);
+        assert_eq!(report_validity_ms(u64::MAX), u64::MAX);
+    }
+
+    #[tokio::test]
+    async fn checks_aiming_at_an_endpoint_go_to_the_agent_of_its_node() {
+        let c = consul();
+        put(&c, "t", &check("http-ep", http("http://10.1.0.5:8080/"))).await;
+        put(&c, "t", &check("tcp-ep", tcp("10.1.0.5:9000"))).await;
+        put(&c, "t", &check("http-host", http("http://127.0.0.1:1/"))).await;
+        put(&c, "t", &check("tcp-name", tcp("db.local:5432"))).await;
+        put(&c, "t", &check("ttl", Probe::Ttl { ttl_ms: 60_000 })).await;
+        // Another tenant's check at the same address: not t's endpoint.
+        put(&c, "u", &check("http-ep", http("http://10.1.0.5:8080/"))).await;
+
+        let assigned = c.assigned_probes("t").await.unwrap();
+        let ids: Vec<&str> = assigned.iter().map(|a| a.check_id.as_str()).collect();
+        assert_eq!(ids, ["http-ep", "tcp-ep"]);
+        assert!(
+            assigned
+                .iter()
+                .all(|a| a.site.node == "com1" && a.site.vrf == "t/vrf:main")
+        );
+        assert!(matches!(
+            &assigned[0].kind,
+            weft_api::ProbeKind::Http { url, method, interval_ms: 1000, .. }
+                if url == "http://10.1.0.5:8080/" && method == "GET"
+        ));
+        assert!(c.assigned_probes("u").await.unwrap().is_empty());
+
+        // The controller's loop probes only the others; the agent's wait for reports.
+        let client = reqwest::Client::new();
+        schedule_probes(&c, &client).await.unwrap();
+        {
+            let results = c.checks.results();
+            let reporter = |k: &str| results.get(k).map(|p| p.reporter.clone());
+            assert_eq!(reporter("t/ext/http-ep"), Some(Some("com1".into())));
+            assert_eq!(reporter("t/ext/tcp-ep"), Some(Some("com1".into())));
+            assert_eq!(reporter("t/ext/http-host"), Some(None));
+            assert_eq!(reporter("t/ext/tcp-name"), Some(None));
+            assert_eq!(reporter("u/ext/http-ep"), Some(None));
+        }
+        let waiting = c.checks.evaluate(
+            "t",
+            check("http-ep", http("http://10.1.0.5:8080/")),
+            now_ms(),
+        );
+        assert_eq!(waiting.status, Status::Critical);
+        assert!(
+            waiting.output.contains("no report yet"),
+            "{}",
+            waiting.output
+        );
+
+        // Another node's agent may not report it; com1's may.
+        let reports = [report("http-ep", "passing"), report("tcp-ep", "warning")];
+        let other = c.report_probes("com2", &reports).await.unwrap();
+        assert_eq!((other.accepted, other.ignored), (0, 2));
+        let mut changes = c.checks.changes();
+        changes.borrow_and_update();
+        let own = c.report_probes("com1", &reports).await.unwrap();
+        assert_eq!((own.accepted, own.ignored), (2, 0));
+        assert!(
+            changes.has_changed().unwrap(),
+            "a new status moves the epoch"
+        );
+        let now = now_ms();
+        let r = c
+            .checks
+            .evaluate("t", check("http-ep", http("http://10.1.0.5:8080/")), now);
+        assert_eq!(r.status, Status::Passing);
+        assert_eq!(r.output, "HTTP GET: HTTP/1.0 200 OK");
+        let r = c
+            .checks
+            .evaluate("t", check("tcp-ep", tcp("10.1.0.5:9000")), now);
+        assert_eq!(r.status, Status::Warning);
+        // Unknown statuses, checks and tenants are ignored.
+        let junk = [
+            report("http-ep", "maintenance"),
+            report("nope", "passing"),
+            ProbeReport {
+                tenant: "u".into(),
+                ..report("http-ep", "passing")
+            },
+        ];
+        let out = c.report_probes("com1", &junk).await.unwrap();
+        assert_eq!((out.accepted, out.ignored), (0, 3));
+
+        // The loop keeps the agent's result as long as it is fresh.
+        schedule_probes(&c, &client).await.unwrap();
+        let r = c.checks.evaluate(
+            "t",
+            check("http-ep", http("http://10.1.0.5:8080/")),
+            now_ms(),
+        );
+        assert_eq!(r.status, Status::Passing);
+    }
+
+    #[tokio::test]
+    async fn a_report_not_refreshed_in_time_turns_critical() {
+        let c = consul();
+        let record = check("http-ep", http("http://10.1.0.5:8080/"));
+        put(&c, "t", &record).await;
+        c.checks.record_reported(
+            "t",
+            "ext",
+            "http-ep",
+            "com1",
+            Status::Passing,
+            "ok".into(),
+            50,
+        );
+        let now = now_ms();
+        assert_eq!(
+            c.checks.evaluate("t", record.clone(), now).status,
+            Status::Passing
+        );
+        // Read past the window: critical, and says whose agent is silent.
+        let late = c.checks.evaluate("t", record.clone(), now + 1_000);
+        assert_eq!(late.status, Status::Critical);
+        assert_eq!(late.output, "no report from node com1's agent");
+        // The loop turns it critical in its results too, which moves the epoch.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let mut changes = c.checks.changes();
+        changes.borrow_and_update();
+        schedule_probes(&c, &reqwest::Client::new()).await.unwrap();
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(
+            c.checks.results().get("t/ext/http-ep").map(|p| p.status),
+            Some(Status::Critical)
+        );
+        let r = c.checks.evaluate("t", record.clone(), now_ms());
+        assert_eq!(r.output, "no report from node com1's agent");
+        // A fresh report brings it back.
+        c.checks.record_reported(
+            "t",
+            "ext",
+            "http-ep",
+            "com1",
+            Status::Passing,
+            "ok".into(),
+            30_000,
+        );
+        assert_eq!(
+            c.checks.evaluate("t", record, now_ms()).status,
+            Status::Passing
+        );
+    }
+}
