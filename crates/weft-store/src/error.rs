@@ -48,6 +48,18 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+
+    // --- a remote store (etcd) ---
+    /// The store's servers cannot be reached or cannot serve (down, partitioned, no leader,
+    /// timed out). Worth retrying later; `endpoints` are the servers that were tried.
+    #[error("store unavailable at {}: {reason}", endpoints.join(","))]
+    Unavailable {
+        endpoints: Vec<String>,
+        reason: String,
+    },
+    /// The remote store failed a request for a reason not covered by another variant.
+    #[error("store server error: {0}")]
+    Remote(String),
 }
 
 impl StoreError {

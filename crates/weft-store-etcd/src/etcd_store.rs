@@ -1,0 +1,917 @@
+//! [`EtcdStore`]: [`KvStore`] on etcd's v3 API.
+//!
+//! Every trait call is one etcd request (a keep-alive is two, see
+//! [`EtcdStore::lease_keep_alive`](KvStore::lease_keep_alive)), so etcd gives the guarantees:
+//! revisions, `create_revision` / `mod_revision` / `version`, compare rules for missing keys
+//! and the txn rules (a key written at most once per txn) are etcd's own, which the trait was
+//! modelled on. This module only translates types, namespaces keys under an optional prefix,
+//! bounds every request in time and maps gRPC failures onto [`StoreError`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, ConnectOptions, DeleteOptions, GetOptions, KvClient, LeaseClient,
+    LeaseTimeToLiveOptions, PutOptions, WatchClient, WatchOptions,
+};
+use weft_store::{
+    CompareOp, CompareTarget, DeleteResponse, EventKind, GetResponse, KeyValue, KvStore,
+    LeaseGrant, LeaseId, LeaseTimeToLive, MAX_KEY_LEN, MAX_VALUE_LEN, PutResponse, RangeResponse,
+    Result, Revision, StoreError, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchEvent, WatchStream,
+};
+
+/// Largest gRPC message this client sends or accepts: a whole-state range at startup can be
+/// far above tonic's 4 MiB default.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Tuning of [`EtcdStore::connect`].
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// How long [`EtcdStore::connect`] keeps retrying an unreachable cluster before it gives
+    /// up with [`StoreError::Unavailable`].
+    pub connect_timeout: Duration,
+    /// Deadline of one request (not of a watch's lifetime). A request that gets no answer in
+    /// time fails with [`StoreError::Unavailable`].
+    pub request_timeout: Duration,
+    /// First pause between retries of a connect or of a broken watch; it doubles on every
+    /// failed attempt up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions {
+            connect_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// weft's store on an etcd cluster. Cheap to clone; clones share one gRPC channel.
+///
+/// Keys are stored under `prefix` (may be empty), so several weft installations can share
+/// one cluster; revisions are the cluster's, so they also move with writes outside the prefix.
+#[derive(Clone)]
+pub struct EtcdStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) kv: KvClient,
+    pub(crate) watch: WatchClient,
+    pub(crate) lease: LeaseClient,
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) prefix: Vec<u8>,
+    pub(crate) options: EtcdOptions,
+}
+
+impl fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.inner.endpoints)
+            .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an etcd failure is classified before it becomes a [`StoreError`] (some variants need
+/// numbers that only the caller knows).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Unavailable(String),
+    Compacted,
+    FutureRevision,
+    LeaseNotFound,
+    InvalidArgument(String),
+    Other(String),
+}
+
+// gRPC status codes (tonic::Code), by number so this crate needs no direct tonic dependency.
+const CODE_CANCELLED: i32 = 1;
+const CODE_UNKNOWN: i32 = 2;
+const CODE_INVALID_ARGUMENT: i32 = 3;
+const CODE_DEADLINE_EXCEEDED: i32 = 4;
+const CODE_NOT_FOUND: i32 = 5;
+const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+const CODE_OUT_OF_RANGE: i32 = 11;
+const CODE_UNAVAILABLE: i32 = 14;
+
+pub(crate) fn classify(err: &etcd_client::Error) -> Failure {
+    use etcd_client::Error as E;
+    match err {
+        E::GRpcStatus(status) => {
+            let message = status
+                .message()
+                .trim_start_matches("etcdserver: ")
+                .to_string();
+            match status.code() as i32 {
+                CODE_UNAVAILABLE | CODE_DEADLINE_EXCEEDED | CODE_CANCELLED => {
+                    Failure::Unavailable(message)
+                }
+                // A broken HTTP/2 connection surfaces as Unknown with a transport message.
+                CODE_UNKNOWN if message.contains("transport") || message.contains("h2") => {
+                    Failure::Unavailable(message)
+                }
+                CODE_OUT_OF_RANGE if message.contains("compacted") => Failure::Compacted,
+                CODE_OUT_OF_RANGE if message.contains("future revision") => Failure::FutureRevision,
+                CODE_NOT_FOUND if message.contains("lease not found") => Failure::LeaseNotFound,
+                CODE_INVALID_ARGUMENT | CODE_OUT_OF_RANGE => Failure::InvalidArgument(message),
+                CODE_RESOURCE_EXHAUSTED if message.contains("larger than max") => {
+                    Failure::InvalidArgument(message)
+                }
+                _ => Failure::Other(format!("{:?}: {message}", status.code())),
+            }
+        }
+        E::TransportError(e) => Failure::Unavailable(e.to_string()),
+        E::IoError(e) => Failure::Unavailable(e.to_string()),
+        E::LeaseKeepAliveError(m) if m.contains("not found") => Failure::LeaseNotFound,
+        E::InvalidArgs(m) => Failure::InvalidArgument(m.clone()),
+        E::InvalidUri(e) => Failure::InvalidArgument(format!("invalid etcd endpoint: {e}")),
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the etcd cluster at `endpoints` (`http://host:port`, or `host:port`) and
+    /// checks that it serves linearizable reads (a leader is up). An unreachable cluster is
+    /// retried with backoff, with a warning naming the endpoints, until
+    /// `options.connect_timeout`; then it fails with [`StoreError::Unavailable`].
+    pub async fn connect(
+        endpoints: &[String],
+        prefix: impl Into<Vec<u8>>,
+        options: EtcdOptions,
+    ) -> Result<Self> {
+        let endpoints: Vec<String> = endpoints
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(StoreError::InvalidArgument(
+                "no etcd endpoints given".to_string(),
+            ));
+        }
+        let prefix = prefix.into();
+        check_prefix(&prefix)?;
+        let joined = endpoints.join(",");
+        let deadline = Instant::now() + options.connect_timeout;
+        let mut backoff = options.initial_backoff;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let tried = tokio::time::timeout(
+                remaining.min(options.request_timeout),
+                try_connect(&endpoints, &options),
+            )
+            .await;
+            let reason = match tried {
+                Ok(Ok(client)) => {
+                    tracing::info!(endpoints = %joined, attempt, "connected to etcd");
+                    let kv = client
+                        .kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    let watch = client
+                        .watch_client()
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+                    return Ok(EtcdStore {
+                        inner: Arc::new(Inner {
+                            kv,
+                            watch,
+                            lease: client.lease_client(),
+                            endpoints,
+                            prefix,
+                            options,
+                        }),
+                    });
+                }
+                Ok(Err(err)) => match classify(&err) {
+                    Failure::Unavailable(reason) | Failure::Other(reason) => reason,
+                    // A bad URL does not get better by waiting.
+                    Failure::InvalidArgument(reason) => {
+                        return Err(StoreError::Unavailable {
+                            endpoints,
+                            reason: format!("cannot connect: {reason}"),
+                        });
+                    }
+                    other => format!("{other:?}"),
+                },
+                Err(_) => "no answer in time".to_string(),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::error!(endpoints = %joined, attempt, error = %reason, "giving up on etcd");
+                return Err(StoreError::Unavailable {
+                    endpoints,
+                    reason: format!(
+                        "not reachable within {:?} ({attempt} attempts): {reason}",
+                        options.connect_timeout
+                    ),
+                });
+            }
+            tracing::warn!(
+                endpoints = %joined,
+                attempt,
+                error = %reason,
+                retry_in = ?backoff.min(left),
+                "etcd not reachable yet; retrying"
+            );
+            tokio::time::sleep(backoff.min(left)).await;
+            backoff = (backoff * 2).min(options.max_backoff);
+        }
+    }
+
+    /// The endpoints this store was connected with.
+    pub fn endpoints(&self) -> &[String] {
+        &self.inner.endpoints
+    }
+
+    /// The key prefix every key is stored under.
+    pub fn prefix(&self) -> &[u8] {
+        &self.inner.prefix
+    }
+
+    /// Runs one request with the request timeout; maps its failure with `map`.
+    pub(crate) async fn rpc<T>(
+        &self,
+        what: &'static str,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
+        map: impl FnOnce(Failure) -> StoreError,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.inner.options.request_timeout, request).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                tracing::debug!(what, error = %err, "etcd request failed");
+                Err(map(classify(&err)))
+            }
+            Err(_) => Err(self.unavailable(format!(
+                "{what}: no answer within {:?}",
+                self.inner.options.request_timeout
+            ))),
+        }
+    }
+
+    pub(crate) fn unavailable(&self, reason: String) -> StoreError {
+        StoreError::Unavailable {
+            endpoints: self.inner.endpoints.clone(),
+            reason,
+        }
+    }
+
+    /// The mapping for requests without lease or revision context.
+    pub(crate) fn error(&self, failure: Failure) -> StoreError {
+        self.error_with_lease(failure, 0)
+    }
+
+    fn error_with_lease(&self, failure: Failure, lease: LeaseId) -> StoreError {
+        match failure {
+            Failure::Unavailable(reason) => self.unavailable(reason),
+            Failure::LeaseNotFound => StoreError::LeaseNotFound(lease),
+            Failure::InvalidArgument(reason) => StoreError::InvalidArgument(reason),
+            Failure::Compacted => {
+                StoreError::Remote("unexpected compaction error from etcd".to_string())
+            }
+            Failure::FutureRevision => {
+                StoreError::Remote("unexpected future-revision error from etcd".to_string())
+            }
+            Failure::Other(reason) => StoreError::Remote(reason),
+        }
+    }
+
+    /// The full etcd key of `key`.
+    pub(crate) fn full_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.inner.prefix.len() + key.len());
+        full.extend_from_slice(&self.inner.prefix);
+        full.extend_from_slice(key);
+        full
+    }
+
+    /// The etcd range `[start, end)` of every key starting with `prefix`.
+    pub(crate) fn prefix_range(&self, prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let full = self.full_key(prefix);
+        if full.is_empty() {
+            // etcd's "every key": from "\0" to the end.
+            return (vec![0], vec![0]);
+        }
+        let end = prefix_end(&full);
+        (full, end)
+    }
+
+    pub(crate) fn convert_kv(&self, kv: &etcd_client::KeyValue) -> KeyValue {
+        KeyValue {
+            key: self.strip(kv.key()),
+            value: kv.value().to_vec(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+            version: kv.version(),
+            lease: (kv.lease() != 0).then_some(kv.lease()),
+        }
+    }
+
+    fn strip(&self, key: &[u8]) -> Vec<u8> {
+        key.strip_prefix(self.inner.prefix.as_slice())
+            .unwrap_or(key)
+            .to_vec()
+    }
+
+    pub(crate) fn convert_event(&self, event: &etcd_client::Event) -> Option<WatchEvent> {
+        let kind = match event.event_type() {
+            etcd_client::EventType::Put => EventKind::Put,
+            etcd_client::EventType::Delete => EventKind::Delete,
+        };
+        Some(WatchEvent {
+            kind,
+            kv: self.convert_kv(event.kv()?),
+            prev_kv: event.prev_kv().map(|kv| self.convert_kv(kv)),
+        })
+    }
+
+    /// The compaction point of the cluster. etcd reports it only on a watch that starts
+    /// before it, so this opens one from revision 1 and reads the cancellation; call it only
+    /// once a `Compacted` error proved there was a compaction.
+    pub(crate) async fn compact_revision(&self) -> Result<Revision> {
+        let mut watch = self.inner.watch.clone();
+        let mut stream = self
+            .rpc(
+                "watch",
+                watch.watch(
+                    vec![0],
+                    Some(
+                        WatchOptions::new()
+                            .with_range(vec![0])
+                            .with_start_revision(1),
+                    ),
+                ),
+                |f| self.error(f),
+            )
+            .await?;
+        let deadline = self.inner.options.request_timeout;
+        let read = async {
+            loop {
+                match stream.message().await {
+                    Ok(Some(response)) if response.compact_revision() > 0 => {
+                        return Ok(response.compact_revision());
+                    }
+                    Ok(Some(response)) if response.created() => {}
+                    Ok(Some(_)) => return Ok(0),
+                    Ok(None) => {
+                        return Err(StoreError::Remote(
+                            "watch ended before reporting the compaction point".to_string(),
+                        ));
+                    }
+                    Err(err) => return Err(self.error(classify(&err))),
+                }
+            }
+        };
+        tokio::time::timeout(deadline, read)
+            .await
+            .map_err(|_| self.unavailable("reading the compaction point timed out".to_string()))?
+    }
+
+    /// Fails with `Compacted` if a watch from `start` could not replay its history.
+    async fn check_history_from(&self, start: Revision, probe: Vec<u8>) -> Result<()> {
+        let mut kv = self.inner.kv.clone();
+        let probed = self
+            .rpc(
+                "get",
+                kv.get(
+                    probe,
+                    Some(GetOptions::new().with_revision(start).with_count_only()),
+                ),
+                |f| match f {
+                    Failure::Compacted => StoreError::Compacted {
+                        requested: start,
+                        compact_revision: 0,
+                    },
+                    Failure::FutureRevision => StoreError::FutureRevision {
+                        requested: start,
+                        current: 0,
+                    },
+                    other => self.error(other),
+                },
+            )
+            .await;
+        match probed {
+            Ok(_) | Err(StoreError::FutureRevision { .. }) => Ok(()),
+            Err(StoreError::Compacted { .. }) => Err(StoreError::Compacted {
+                requested: start,
+                compact_revision: self.compact_revision().await?,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+async fn try_connect(
+    endpoints: &[String],
+    options: &EtcdOptions,
+) -> Result<Client, etcd_client::Error> {
+    let connect = ConnectOptions::new()
+        .with_connect_timeout(options.request_timeout.min(Duration::from_secs(5)))
+        .with_timeout(options.request_timeout)
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_keep_alive_while_idle(true)
+        // A member cut off from its leader answers with an error instead of stale data or
+        // a watch that never fires.
+        .with_require_leader(true);
+    let mut client = Client::connect(endpoints, Some(connect)).await?;
+    // The channel connects lazily: a linearizable read proves a member answers with a leader.
+    client
+        .get(vec![0], Some(GetOptions::new().with_count_only()))
+        .await?;
+    Ok(client)
+}
+
+/// The smallest key greater than every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Only 0xff bytes (or empty): every key from the prefix on.
+    vec![0]
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidArgument(
+            "key must not be empty".to_string(),
+        ));
+    }
+    check_prefix(key)
+}
+
+fn check_prefix(prefix: &[u8]) -> Result<()> {
+    if prefix.len() > MAX_KEY_LEN {
+        return Err(StoreError::InvalidArgument(format!(
+            "key of {} bytes exceeds the {MAX_KEY_LEN}-byte limit",
+            prefix.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::InvalidArgument(format!(
+            "value of {} bytes exceeds the {MAX_VALUE_LEN}-byte limit",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_ops(ops: &[TxnOp]) -> Result<()> {
+    for op in ops {
+        match op {
+            TxnOp::Put { key, value, .. } => {
+                check_key(key)?;
+                check_value(value)?;
+            }
+            TxnOp::Delete { key } | TxnOp::Get { key } => check_key(key)?,
+            TxnOp::DeletePrefix { prefix } | TxnOp::Range { prefix, .. } => check_prefix(prefix)?,
+        }
+    }
+    Ok(())
+}
+
+fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Revision {
+    header.map_or(0, |h| h.revision())
+}
+
+fn limit(limit: Option<usize>) -> i64 {
+    limit.map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX))
+}
+
+fn compare_op(op: CompareOp) -> etcd_client::CompareOp {
+    match op {
+        CompareOp::Equal => etcd_client::CompareOp::Equal,
+        CompareOp::NotEqual => etcd_client::CompareOp::NotEqual,
+        CompareOp::Less => etcd_client::CompareOp::Less,
+        CompareOp::Greater => etcd_client::CompareOp::Greater,
+    }
+}
+
+impl EtcdStore {
+    fn txn_op(&self, op: &TxnOp) -> etcd_client::TxnOp {
+        match op {
+            TxnOp::Put { key, value, lease } => {
+                let mut options = PutOptions::new().with_prev_key();
+                if let Some(lease) = lease {
+                    options = options.with_lease(*lease);
+                }
+                etcd_client::TxnOp::put(self.full_key(key), value.clone(), Some(options))
+            }
+            TxnOp::Delete { key } => etcd_client::TxnOp::delete(
+                self.full_key(key),
+                Some(DeleteOptions::new().with_prev_key()),
+            ),
+            TxnOp::DeletePrefix { prefix } => {
+                let (start, end) = self.prefix_range(prefix);
+                etcd_client::TxnOp::delete(
+                    start,
+                    Some(DeleteOptions::new().with_range(end).with_prev_key()),
+                )
+            }
+            TxnOp::Get { key } => etcd_client::TxnOp::get(self.full_key(key), None),
+            TxnOp::Range { prefix, limit: max } => {
+                let (start, end) = self.prefix_range(prefix);
+                etcd_client::TxnOp::get(
+                    start,
+                    Some(GetOptions::new().with_range(end).with_limit(limit(*max))),
+                )
+            }
+        }
+    }
+
+    fn compare(&self, compare: &weft_store::Compare) -> etcd_client::Compare {
+        let key = self.full_key(&compare.key);
+        let op = compare_op(compare.op);
+        match &compare.target {
+            CompareTarget::Value(value) => etcd_client::Compare::value(key, op, value.clone()),
+            CompareTarget::Version(version) => etcd_client::Compare::version(key, op, *version),
+            CompareTarget::CreateRevision(revision) => {
+                etcd_client::Compare::create_revision(key, op, *revision)
+            }
+            CompareTarget::ModRevision(revision) => {
+                etcd_client::Compare::mod_revision(key, op, *revision)
+            }
+            CompareTarget::Lease(lease) => etcd_client::Compare::lease(key, op, *lease),
+        }
+    }
+}
+
+impl KvStore for EtcdStore {
+    async fn get(&self, key: &[u8]) -> Result<GetResponse> {
+        check_key(key)?;
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc("get", kv.get(self.full_key(key), None), |f| self.error(f))
+            .await?;
+        Ok(GetResponse {
+            revision: header_revision(response.header()),
+            kv: response.kvs().first().map(|kv| self.convert_kv(kv)),
+        })
+    }
+
+    async fn range(&self, prefix: &[u8], max: Option<usize>) -> Result<RangeResponse> {
+        check_prefix(prefix)?;
+        let (start, end) = self.prefix_range(prefix);
+        let options = GetOptions::new().with_range(end).with_limit(limit(max));
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc("range", kv.get(start, Some(options)), |f| self.error(f))
+            .await?;
+        Ok(RangeResponse {
+            revision: header_revision(response.header()),
+            kvs: response
+                .kvs()
+                .iter()
+                .map(|kv| self.convert_kv(kv))
+                .collect(),
+            more: response.more(),
+        })
+    }
+
+    async fn put(&self, key: &[u8], value: &[u8], lease: Option<LeaseId>) -> Result<PutResponse> {
+        check_key(key)?;
+        check_value(value)?;
+        let mut options = PutOptions::new().with_prev_key();
+        if let Some(lease) = lease {
+            options = options.with_lease(lease);
+        }
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc(
+                "put",
+                kv.put(self.full_key(key), value.to_vec(), Some(options)),
+                |f| self.error_with_lease(f, lease.unwrap_or(0)),
+            )
+            .await?;
+        Ok(PutResponse {
+            revision: header_revision(response.header()),
+            prev_kv: response.prev_key().map(|kv| self.convert_kv(kv)),
+        })
+    }
+
+    async fn delete(&self, key: &[u8]) -> Result<DeleteResponse> {
+        check_key(key)?;
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc(
+                "delete",
+                kv.delete(
+                    self.full_key(key),
+                    Some(DeleteOptions::new().with_prev_key()),
+                ),
+                |f| self.error(f),
+            )
+            .await?;
+        Ok(DeleteResponse {
+            revision: header_revision(response.header()),
+            prev_kvs: response
+                .prev_kvs()
+                .iter()
+                .map(|kv| self.convert_kv(kv))
+                .collect(),
+        })
+    }
+
+    async fn delete_prefix(&self, prefix: &[u8]) -> Result<DeleteResponse> {
+        check_prefix(prefix)?;
+        let (start, end) = self.prefix_range(prefix);
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc(
+                "delete",
+                kv.delete(
+                    start,
+                    Some(DeleteOptions::new().with_range(end).with_prev_key()),
+                ),
+                |f| self.error(f),
+            )
+            .await?;
+        Ok(DeleteResponse {
+            revision: header_revision(response.header()),
+            prev_kvs: response
+                .prev_kvs()
+                .iter()
+                .map(|kv| self.convert_kv(kv))
+                .collect(),
+        })
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        for compare in &txn.compares {
+            check_key(&compare.key)?;
+        }
+        check_ops(&txn.success)?;
+        check_ops(&txn.failure)?;
+        // The lease a "lease not found" refers to: etcd does not say which; name the first.
+        let lease = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .find_map(|op| match op {
+                TxnOp::Put {
+                    lease: Some(lease), ..
+                } => Some(*lease),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let request = etcd_client::Txn::new()
+            .when(
+                txn.compares
+                    .iter()
+                    .map(|c| self.compare(c))
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                txn.success
+                    .iter()
+                    .map(|op| self.txn_op(op))
+                    .collect::<Vec<_>>(),
+            )
+            .or_else(
+                txn.failure
+                    .iter()
+                    .map(|op| self.txn_op(op))
+                    .collect::<Vec<_>>(),
+            );
+        let mut kv = self.inner.kv.clone();
+        let response = self
+            .rpc("txn", kv.txn(request), |f| self.error_with_lease(f, lease))
+            .await?;
+        let succeeded = response.succeeded();
+        let revision = header_revision(response.header());
+        let branch = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let results = response.op_responses();
+        if results.len() != branch.len() {
+            return Err(StoreError::Remote(format!(
+                "etcd answered {} op results for {} ops",
+                results.len(),
+                branch.len()
+            )));
+        }
+        let mut responses = Vec::with_capacity(branch.len());
+        // Every op of a transaction reports the transaction's revision, as RedbStore does.
+        for (op, result) in branch.iter().zip(results) {
+            let response = match (op, result) {
+                (TxnOp::Put { .. }, etcd_client::TxnOpResponse::Put(put)) => {
+                    TxnOpResponse::Put(PutResponse {
+                        revision,
+                        prev_kv: put.prev_key().map(|kv| self.convert_kv(kv)),
+                    })
+                }
+                (
+                    TxnOp::Delete { .. } | TxnOp::DeletePrefix { .. },
+                    etcd_client::TxnOpResponse::Delete(delete),
+                ) => TxnOpResponse::Delete(DeleteResponse {
+                    revision,
+                    prev_kvs: delete
+                        .prev_kvs()
+                        .iter()
+                        .map(|kv| self.convert_kv(kv))
+                        .collect(),
+                }),
+                (TxnOp::Get { .. }, etcd_client::TxnOpResponse::Get(get)) => {
+                    TxnOpResponse::Get(GetResponse {
+                        revision,
+                        kv: get.kvs().first().map(|kv| self.convert_kv(kv)),
+                    })
+                }
+                (TxnOp::Range { .. }, etcd_client::TxnOpResponse::Get(get)) => {
+                    TxnOpResponse::Range(RangeResponse {
+                        revision,
+                        kvs: get.kvs().iter().map(|kv| self.convert_kv(kv)).collect(),
+                        more: get.more(),
+                    })
+                }
+                (op, result) => {
+                    return Err(StoreError::Remote(format!(
+                        "etcd answered {result:?} to {op:?}"
+                    )));
+                }
+            };
+            responses.push(response);
+        }
+        Ok(TxnResponse {
+            succeeded,
+            revision,
+            responses,
+        })
+    }
+
+    async fn watch(&self, prefix: &[u8], start_revision: Option<Revision>) -> Result<WatchStream> {
+        check_prefix(prefix)?;
+        let (key, end) = self.prefix_range(prefix);
+        let start = match start_revision {
+            // Everything up to the revision seen now is excluded; later commits are not.
+            None => self.current_revision().await? + 1,
+            Some(start) => {
+                let start = start.max(1);
+                self.check_history_from(start, key.clone()).await?;
+                start
+            }
+        };
+        Ok(crate::watch::spawn(self.clone(), key, end, start))
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let mut kv = self.inner.kv.clone();
+        let compacted = self
+            .rpc("compact", kv.compact(revision, None), |f| match f {
+                Failure::Compacted => StoreError::Compacted {
+                    requested: revision,
+                    compact_revision: 0,
+                },
+                Failure::FutureRevision => StoreError::FutureRevision {
+                    requested: revision,
+                    current: 0,
+                },
+                other => self.error(other),
+            })
+            .await;
+        match compacted {
+            Ok(_) => {
+                tracing::info!(revision, "etcd history compacted");
+                Ok(())
+            }
+            Err(StoreError::Compacted { .. }) => Err(StoreError::Compacted {
+                requested: revision,
+                compact_revision: self.compact_revision().await?,
+            }),
+            Err(StoreError::FutureRevision { .. }) => Err(StoreError::FutureRevision {
+                requested: revision,
+                current: self.current_revision().await?,
+            }),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        let mut kv = self.inner.kv.clone();
+        let (probe, _) = self.prefix_range(b"");
+        let response = self
+            .rpc(
+                "get",
+                kv.get(probe, Some(GetOptions::new().with_count_only())),
+                |f| self.error(f),
+            )
+            .await?;
+        Ok(header_revision(response.header()))
+    }
+
+    async fn lease_grant(&self, ttl: Duration) -> Result<LeaseGrant> {
+        if ttl.is_zero() {
+            return Err(StoreError::InvalidArgument(
+                "lease TTL must be positive".to_string(),
+            ));
+        }
+        // etcd counts in whole seconds: round up, never shorten a lease.
+        let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let seconds = i64::try_from(seconds)
+            .map_err(|_| StoreError::InvalidArgument(format!("lease TTL {ttl:?} is too long")))?;
+        let mut lease = self.inner.lease.clone();
+        let response = self
+            .rpc("lease grant", lease.grant(seconds, None), |f| self.error(f))
+            .await?;
+        // etcd may raise a TTL to its minimum (1.5 election timeouts); report what it granted.
+        Ok(LeaseGrant {
+            id: response.id(),
+            ttl: Duration::from_secs(u64::try_from(response.ttl()).unwrap_or(0)),
+        })
+    }
+
+    /// Two round trips: etcd-client's keeper answers the first keep-alive itself without its
+    /// TTL, so a second one reads the TTL (both restart the countdown; that is harmless).
+    async fn lease_keep_alive(&self, id: LeaseId) -> Result<Duration> {
+        let mut lease = self.inner.lease.clone();
+        let not_found = |f| self.error_with_lease(f, id);
+        let (mut keeper, mut stream) = self
+            .rpc("lease keep-alive", lease.keep_alive(id), not_found)
+            .await?;
+        self.rpc("lease keep-alive", keeper.keep_alive(), not_found)
+            .await?;
+        let answer = self
+            .rpc("lease keep-alive", stream.message(), not_found)
+            .await?;
+        match answer {
+            Some(answer) if answer.ttl() > 0 => Ok(Duration::from_secs(
+                u64::try_from(answer.ttl()).unwrap_or(0),
+            )),
+            Some(_) => Err(StoreError::LeaseNotFound(id)),
+            None => Err(self.unavailable("lease keep-alive stream closed".to_string())),
+        }
+    }
+
+    async fn lease_revoke(&self, id: LeaseId) -> Result<Revision> {
+        let mut lease = self.inner.lease.clone();
+        let response = self
+            .rpc("lease revoke", lease.revoke(id), |f| {
+                self.error_with_lease(f, id)
+            })
+            .await?;
+        Ok(header_revision(response.header()))
+    }
+
+    async fn lease_time_to_live(&self, id: LeaseId) -> Result<Option<LeaseTimeToLive>> {
+        let mut lease = self.inner.lease.clone();
+        let answer = self
+            .rpc(
+                "lease time-to-live",
+                lease.time_to_live(id, Some(LeaseTimeToLiveOptions::new().with_keys())),
+                |f| self.error_with_lease(f, id),
+            )
+            .await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(StoreError::LeaseNotFound(_)) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if response.ttl() < 0 {
+            return Ok(None);
+        }
+        let prefix = self.inner.prefix.as_slice();
+        // etcd lists a lease's keys in no particular order; the trait promises key order.
+        let mut keys: Vec<Vec<u8>> = response
+            .keys()
+            .iter()
+            .filter_map(|key| key.strip_prefix(prefix).map(<[u8]>::to_vec))
+            .collect();
+        keys.sort();
+        let seconds = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        Ok(Some(LeaseTimeToLive {
+            id,
+            granted_ttl: seconds(response.granted_ttl()),
+            remaining: seconds(response.ttl()),
+            keys,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_that_can_be() {
+        assert_eq!(prefix_end(b"apps/"), b"apps0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+        assert_eq!(prefix_end(b""), [0]);
+    }
+}
