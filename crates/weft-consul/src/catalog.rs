@@ -303,9 +303,16 @@ impl<S: KvStore + Clone> Consul<S> {
             ops.push(TxnOp::put(key.as_bytes(), encode(&record)?));
         }
         let mut service_names = BTreeMap::new();
+        if existing.is_none() {
+            self.admit_new(tenant, "node", &key, self.config.quota.services)
+                .await?;
+        }
         if let Some(service) = body.obj("Service")? {
             let record = service_record(&node, service)?;
             service_names.insert(record.id.clone(), record.service.clone());
+            let skey = service_key(tenant, &node, &record.id);
+            self.admit_new(tenant, "service", &skey, self.config.quota.services)
+                .await?;
             ops.push(TxnOp::put(
                 service_key(tenant, &node, &record.id).as_bytes(),
                 encode(&record)?,
@@ -432,7 +439,10 @@ impl<S: KvStore + Clone> Consul<S> {
             }
             puts.push((check_key(tenant, &node, &c.check_id), encode(&c)?));
         }
-        puts.push((service_key(tenant, &node, &record.id), encode(&record)?));
+        let skey = service_key(tenant, &node, &record.id);
+        self.admit_new(tenant, "service", &skey, self.config.quota.services)
+            .await?;
+        puts.push((skey, encode(&record)?));
         // Replace the service and the checks it had: what is not written again goes.
         let mut ops: Vec<TxnOp> = self
             .service_removal(tenant, &node, &record.id)

@@ -134,6 +134,8 @@ impl<S: KvStore + Clone> Consul<S> {
                 return Ok(false);
             }
             let old = current.as_ref().map(decode).transpose()?;
+            let old_len = old.as_ref().map(|r| r.value.len());
+            self.admit_kv(tenant, old_len, value.len()).await?;
             let mut record = old.clone().unwrap_or_default();
             record.value = value.to_vec();
             record.flags = options.flags.unwrap_or(0);
@@ -182,6 +184,9 @@ impl<S: KvStore + Clone> Consul<S> {
             ops.push(TxnOp::put(store_key.as_bytes(), encode(&record)?));
             let txn = Txn::new().when(guards).and_then(ops);
             if self.store.txn(txn).await?.succeeded {
+                let grown = value.len() as isize - old_len.unwrap_or(0) as isize;
+                self.usage
+                    .adjust(tenant, isize::from(old_len.is_none()), grown);
                 return Ok(true);
             }
             if options.cas.is_some() {
@@ -204,12 +209,22 @@ impl<S: KvStore + Clone> Consul<S> {
     ) -> Result<bool, ConsulError> {
         check_key(key, recurse)?;
         let store_key = kv_key(tenant, key);
+        // What went, for the tenant's usage (see quota).
+        let released = |gone: &weft_store::DeleteResponse| {
+            let bytes: usize = gone
+                .prev_kvs
+                .iter()
+                .map(|kv| decode(kv).map_or(0, |r| r.value.len()))
+                .sum();
+            self.usage
+                .adjust(tenant, -(gone.deleted() as isize), -(bytes as isize));
+        };
         if recurse {
-            self.store.delete_prefix(store_key.as_bytes()).await?;
+            released(&self.store.delete_prefix(store_key.as_bytes()).await?);
             return Ok(true);
         }
         let Some(cas) = cas else {
-            self.store.delete(store_key.as_bytes()).await?;
+            released(&self.store.delete(store_key.as_bytes()).await?);
             return Ok(true);
         };
         let cas = i64::try_from(cas).unwrap_or(i64::MAX);
@@ -220,7 +235,12 @@ impl<S: KvStore + Clone> Consul<S> {
                 cas,
             )])
             .and_then([TxnOp::delete(store_key.as_bytes())]);
-        Ok(self.store.txn(txn).await?.succeeded)
+        let deleted = self.store.txn(txn).await?.succeeded;
+        if deleted {
+            // The size of what went is not at hand: count again next time.
+            self.usage.forget(tenant);
+        }
+        Ok(deleted)
     }
 }
 

@@ -144,6 +144,8 @@ impl<S: KvStore + Clone> Consul<S> {
         let bytes =
             serde_json::to_vec(&record).map_err(|e| ConsulError::Internal(e.to_string()))?;
         let key = session_key(tenant, &record.id);
+        self.admit_new(tenant, "session", &key, self.config.quota.sessions)
+            .await?;
         let txn = Txn::new()
             .when([Compare::absent(key.as_bytes())])
             .and_then([TxnOp::put(key.as_bytes(), bytes)]);
@@ -270,6 +272,9 @@ impl<S: KvStore + Clone> Consul<S> {
                 .succeeded
             {
                 tracing::debug!(tenant, session = id, "session invalidated");
+                if session.behavior == Behavior::Delete && !held.kvs.is_empty() {
+                    self.usage.forget(tenant);
+                }
                 return Ok(true);
             }
         }

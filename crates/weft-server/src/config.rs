@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use weft_compiler::CompileBudget;
 use weft_store::SyncPolicy;
+use weft_store_etcd::StoreBackend;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -19,7 +20,12 @@ pub struct ServerConfig {
     /// Longest `?wait=` a blocking query may ask for; longer asks are cut to this.
     pub max_wait: Duration,
     /// When acknowledged writes reach the disk. Keep `EveryCommit` for real state.
+    /// (redb only; etcd has its own durability.)
     pub sync: SyncPolicy,
+    /// Where the state lives: the redb file in `data_dir` (default) or an etcd cluster.
+    pub store: StoreBackend,
+    /// How long the server keeps retrying an unreachable etcd at startup before it fails.
+    pub store_connect_timeout: Duration,
     /// A node whose last heartbeat is older than this is lost: the scheduler replaces its
     /// tasks on other nodes, within this plus one `schedule_interval`.
     pub task_lost_deadline: Duration,
@@ -78,6 +84,8 @@ pub struct ConsulSettings {
     pub dns_domain: String,
     /// TTL of DNS answers, in seconds.
     pub dns_ttl: u32,
+    /// What one tenant may keep in KV, services and sessions.
+    pub quota: weft_consul::Quota,
 }
 
 impl Default for ConsulSettings {
@@ -89,6 +97,7 @@ impl Default for ConsulSettings {
             anonymous_tenant: None,
             dns_domain: "weft".into(),
             dns_ttl: 0,
+            quota: weft_consul::Quota::default(),
         }
     }
 }
@@ -102,6 +111,8 @@ impl ServerConfig {
             body_limit: 1024 * 1024,
             max_wait: Duration::from_secs(300),
             sync: SyncPolicy::EveryCommit,
+            store: StoreBackend::Redb,
+            store_connect_timeout: Duration::from_secs(30),
             task_lost_deadline: Duration::from_secs(15),
             schedule_interval: Duration::from_secs(1),
             deployment_progress_deadline: Duration::from_secs(600),
@@ -110,5 +121,14 @@ impl ServerConfig {
             consul: ConsulSettings::default(),
             openstack: OpenStackSettings::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Keeps the state in the etcd cluster at `endpoints` (`http://host:port`), under `prefix`
+    /// if given, instead of the redb file in `data_dir`.
+    pub fn with_etcd(mut self, endpoints: Vec<String>, prefix: Option<String>) -> Self {
+        self.store = StoreBackend::Etcd { endpoints, prefix };
+        self
     }
 }

@@ -32,4 +32,5 @@ mod watch;
 pub use config::{ConsulSettings, OpenStackSettings, ServerConfig};
 pub use error::ServerError;
 pub use server::{ServerHandle, serve};
+pub use weft_consul::Quota as ConsulQuota;
 pub use weft_store::SyncPolicy;

@@ -14,12 +14,13 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{broadcast, watch as tokio_watch};
 use tokio::task::JoinHandle;
 use weft_api::ChangeEvent;
-use weft_store::{KvStore, RedbStore, StoreOptions};
+use weft_store::{KvStore, StoreOptions};
+use weft_store_etcd::{AnyStore, EtcdOptions, OpenOptions};
 
 /// Everything a handler can reach.
 #[derive(Debug)]
 pub struct AppState {
-    pub store: RedbStore,
+    pub store: AnyStore,
     pub config: ServerConfig,
     pub tokens: BootstrapTokens,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -152,13 +153,22 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         source,
     })?;
     let tokens = BootstrapTokens::load_or_create(&config.data_dir)?;
-    let store = RedbStore::open_with(
+    let store = weft_store_etcd::open(
+        &config.store,
         &config.data_dir,
-        StoreOptions {
-            sync: config.sync,
-            ..StoreOptions::default()
+        OpenOptions {
+            redb: StoreOptions {
+                sync: config.sync,
+                ..StoreOptions::default()
+            },
+            etcd: EtcdOptions {
+                connect_timeout: config.store_connect_timeout,
+                ..EtcdOptions::default()
+            },
         },
-    )?;
+    )
+    .await?;
+    tracing::info!(backend = store.backend_name(), "store opened");
     let loaded = store.range(keys::ROOT.as_bytes(), None).await?;
     let snapshot = Snapshot::load(&loaded.kvs, as_revision(loaded.revision));
     // Watch from right after the read, so nothing between the two is missed.
@@ -274,6 +284,7 @@ async fn start_consul(
         node_name: settings.node_name.clone(),
         advertise: config_advertise,
         anonymous_tenant: settings.anonymous_tenant.clone(),
+        quota: settings.quota,
     };
     let consul = Arc::new(weft_consul::Consul::new(
         state.store.clone(),

@@ -21,6 +21,8 @@ pub struct Args {
     #[command(flatten)]
     budget: BudgetArgs,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     consul: ConsulArgs,
     #[command(flatten)]
     openstack: OpenStackArgs,
@@ -48,6 +50,18 @@ pub struct ConsulArgs {
     /// TTL of DNS answers, in seconds.
     #[arg(long, default_value_t = 0)]
     dns_ttl: u32,
+    /// KV keys one tenant may keep.
+    #[arg(long, default_value_t = 100_000)]
+    consul_max_kv_keys: usize,
+    /// MiB of KV values one tenant may keep.
+    #[arg(long, default_value_t = 256)]
+    consul_max_kv_mib: usize,
+    /// Registered services (and catalog nodes) one tenant may keep.
+    #[arg(long, default_value_t = 10_000)]
+    consul_max_services: usize,
+    /// Sessions one tenant may hold.
+    #[arg(long, default_value_t = 10_000)]
+    consul_max_sessions: usize,
 }
 
 impl ConsulArgs {
@@ -59,6 +73,12 @@ impl ConsulArgs {
             anonymous_tenant: self.consul_anonymous_tenant.clone(),
             dns_domain: self.dns_domain.trim_matches('.').to_ascii_lowercase(),
             dns_ttl: self.dns_ttl,
+            quota: weft_server::ConsulQuota {
+                kv_keys: self.consul_max_kv_keys,
+                kv_bytes: self.consul_max_kv_mib.saturating_mul(1024 * 1024),
+                services: self.consul_max_services,
+                sessions: self.consul_max_sessions,
+            },
         }
     }
 }
@@ -128,6 +148,54 @@ impl BudgetArgs {
     }
 }
 
+/// Where the controller keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    /// The embedded redb file in --data-dir (one controller).
+    Redb,
+    /// An etcd cluster (--etcd-endpoints).
+    Etcd,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Store backend: the embedded redb file, or an etcd cluster.
+    #[arg(long, value_enum, default_value_t = StoreKind::Redb)]
+    store: StoreKind,
+    /// etcd client URLs, comma-separated (with --store etcd).
+    #[arg(long, value_name = "URL,URL,...", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Key prefix of this installation in etcd (default: none).
+    #[arg(long, value_name = "PREFIX")]
+    etcd_prefix: Option<String>,
+    /// Seconds to keep retrying an unreachable etcd at startup.
+    #[arg(long, default_value_t = 30)]
+    etcd_connect_timeout: u64,
+}
+
+impl StoreArgs {
+    fn apply(&self, config: ServerConfig) -> Result<ServerConfig> {
+        match self.store {
+            StoreKind::Redb => {
+                if !self.etcd_endpoints.is_empty() {
+                    anyhow::bail!("--etcd-endpoints needs --store etcd");
+                }
+                Ok(config)
+            }
+            StoreKind::Etcd => {
+                if self.etcd_endpoints.is_empty() {
+                    anyhow::bail!("--store etcd needs --etcd-endpoints URL[,URL...]");
+                }
+                let mut config =
+                    config.with_etcd(self.etcd_endpoints.clone(), self.etcd_prefix.clone());
+                config.store_connect_timeout =
+                    std::time::Duration::from_secs(self.etcd_connect_timeout);
+                Ok(config)
+            }
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
@@ -136,6 +204,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         config.compile_budget = args.budget.budget();
         config.consul = args.consul.settings();
         config.openstack = args.openstack.settings();
+        let config = args.store.apply(config)?;
         let server = serve(config)
             .await
             .with_context(|| format!("cannot start the controller on {}", args.listen))?;
