@@ -162,6 +162,7 @@ impl EtcdStore {
         let deadline = Instant::now() + options.connect_timeout;
         let mut backoff = options.initial_backoff;
         let mut attempt = 0u32;
+        let mut last_failure: Option<String> = None;
         loop {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -202,7 +203,10 @@ impl EtcdStore {
                     }
                     other => format!("{other:?}"),
                 },
-                Err(_) => "no answer in time".to_string(),
+                // Cut short by the deadline: the previous failure says more.
+                Err(_) => last_failure
+                    .take()
+                    .unwrap_or_else(|| "no answer in time".to_string()),
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -222,6 +226,7 @@ impl EtcdStore {
                 retry_in = ?backoff.min(left),
                 "etcd not reachable yet; retrying"
             );
+            last_failure = Some(reason);
             tokio::time::sleep(backoff.min(left)).await;
             backoff = (backoff * 2).min(options.max_backoff);
         }
