@@ -211,6 +211,17 @@ struct Probed {
     valid_until_ms: u64,
 }
 
+/// One result an agent reports: `tenant`'s check `check` of Consul node `node`.
+#[derive(Debug)]
+pub(crate) struct Reported<'a> {
+    pub tenant: &'a str,
+    pub node: &'a str,
+    pub check: &'a str,
+    pub status: Status,
+    pub output: String,
+    pub valid_for_ms: u64,
+}
+
 /// The output of an agent-run check whose agent stopped reporting.
 fn stale_output(node: &str) -> String {
     format!("no report from node {node}'s agent")
@@ -297,32 +308,23 @@ impl CheckRunner {
         self.store(key, status, output, next_ms, None, u64::MAX);
     }
 
-    /// A result reported by `reporter`'s agent for `tenant`'s check `check` of Consul
-    /// node `node`, valid for `valid_for_ms` (see [`report_validity_ms`]).
-    pub(crate) fn record_reported(
-        &self,
-        tenant: &str,
-        node: &str,
-        check: &str,
-        reporter: &str,
-        status: Status,
-        output: String,
-        valid_for_ms: u64,
-    ) {
+    /// A result reported by `reporter`'s agent, valid for `r.valid_for_ms` (see
+    /// [`report_validity_ms`]).
+    pub(crate) fn record_reported(&self, reporter: &str, r: Reported<'_>) {
         let now = now_ms();
         self.store(
-            result_key(tenant, node, check),
-            status,
-            output,
+            result_key(r.tenant, r.node, r.check),
+            r.status,
+            r.output,
             0,
             Some(reporter.to_string()),
-            now.saturating_add(valid_for_ms),
+            now.saturating_add(r.valid_for_ms),
         );
     }
 
     /// The loop's pass over a check assigned to `reporter`'s agent: a placeholder until
-    /// its first report (the registered status, valid for one report window), and
-    /// critical once its last report is stale.
+    /// its first report (the registered status, or the last result when the check moved,
+    /// valid for one report window at most), and critical once its last report is stale.
     fn expect_report(&self, key: String, reporter: &str, check: &CheckRecord, now: u64) {
         let validity = match &check.probe {
             Probe::Http { interval_ms, .. } | Probe::Tcp { interval_ms, .. } => {
@@ -345,7 +347,17 @@ impl CheckRunner {
                     );
                 }
             }
-            _ => self.store(
+            // Newly assigned, or moved with its endpoint: the last result stands until
+            // its own window closes, or the new agent reports.
+            Some(p) => self.store(
+                key,
+                p.status,
+                p.output,
+                0,
+                Some(reporter.to_string()),
+                p.valid_until_ms.min(now.saturating_add(validity)),
+            ),
+            None => self.store(
                 key,
                 check.status,
                 format!("run by node {reporter}'s agent; no report yet"),
@@ -718,6 +730,17 @@ mod tests {
         }
     }
 
+    fn reported(status: Status, valid_for_ms: u64) -> Reported<'static> {
+        Reported {
+            tenant: "t",
+            node: "ext",
+            check: "http-ep",
+            status,
+            output: "ok".into(),
+            valid_for_ms,
+        }
+    }
+
     #[test]
     fn probe_targets_are_read_from_urls_and_addresses() {
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
@@ -839,15 +862,8 @@ mod tests {
         let c = consul();
         let record = check("http-ep", http("http://10.1.0.5:8080/"));
         put(&c, "t", &record).await;
-        c.checks.record_reported(
-            "t",
-            "ext",
-            "http-ep",
-            "com1",
-            Status::Passing,
-            "ok".into(),
-            50,
-        );
+        c.checks
+            .record_reported("com1", reported(Status::Passing, 50));
         let now = now_ms();
         assert_eq!(
             c.checks.evaluate("t", record.clone(), now).status,
@@ -870,15 +886,8 @@ mod tests {
         let r = c.checks.evaluate("t", record.clone(), now_ms());
         assert_eq!(r.output, "no report from node com1's agent");
         // A fresh report brings it back.
-        c.checks.record_reported(
-            "t",
-            "ext",
-            "http-ep",
-            "com1",
-            Status::Passing,
-            "ok".into(),
-            30_000,
-        );
+        c.checks
+            .record_reported("com1", reported(Status::Passing, 30_000));
         assert_eq!(
             c.checks.evaluate("t", record, now_ms()).status,
             Status::Passing

@@ -2,7 +2,7 @@
 //! with the asker classes that policy keeps from reaching it. The controller decides it
 //! here once per view; the node's agent only encodes answers (see `weft-dns`).
 
-use crate::checks::{self, report_validity_ms};
+use crate::checks::{self, Reported, report_validity_ms};
 use crate::policy::instance_address;
 use crate::records::{CheckRecord, Probe, Status, prefix};
 use crate::{Asker, Consul, ConsulError, EndpointSite};
@@ -192,13 +192,15 @@ impl<S: KvStore + Clone> DnsSource for Consul<S> {
                         continue;
                     };
                     self.checks.record_reported(
-                        tenant,
-                        &r.node,
-                        &r.check_id,
                         reporter,
-                        status,
-                        truncate(&r.output, MAX_PROBE_OUTPUT),
-                        report_validity_ms(*interval),
+                        Reported {
+                            tenant,
+                            node: &r.node,
+                            check: &r.check_id,
+                            status,
+                            output: truncate(&r.output, MAX_PROBE_OUTPUT),
+                            valid_for_ms: report_validity_ms(*interval),
+                        },
                     );
                     out.accepted += 1;
                 }
