@@ -65,10 +65,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
-/// Asks the controller what `from`'s gateway answers for `name`.
+/// Asks the controller what `from`'s gateway answers for `name`; the rcode as dig names it.
 pub fn ask(remote: &RemoteArgs, name: &str, qtype: QType, from: &str) -> Result<DnsQueryResponse> {
     let client = remote.client();
-    block_on(client.dns_query(name, qtype.as_str(), from))?.map_err(|e| anyhow!(describe(&e)))
+    let mut answer = block_on(client.dns_query(name, qtype.as_str(), from))?
+        .map_err(|e| anyhow!(describe(&e)))?;
+    answer.rcode = mnemonic(&answer.rcode);
+    Ok(answer)
+}
+
+/// An rcode as dig and RFC 1035 name it (`NOERROR`, `NXDOMAIN`, ...): the controller may
+/// answer with hickory's descriptions ("No Error", "Non-Existent Domain", ...).
+pub fn mnemonic(rcode: &str) -> String {
+    let known = [
+        ("No Error", "NOERROR"),
+        ("Form Error", "FORMERR"),
+        ("Server Failure", "SERVFAIL"),
+        ("Non-Existent Domain", "NXDOMAIN"),
+        ("Not Implemented", "NOTIMP"),
+        ("Query Refused", "REFUSED"),
+    ];
+    known
+        .iter()
+        .find(|(text, _)| text.eq_ignore_ascii_case(rcode))
+        .map_or_else(|| rcode.to_string(), |(_, name)| (*name).to_string())
 }
 
 /// The exit status an answer means: 0 answers, 1 NXDOMAIN or NODATA, 2 anything else.
@@ -156,6 +176,15 @@ mod tests {
         assert_eq!(status(&answer("REFUSED", &[])), ExitCode::from(2));
         assert_eq!(status(&answer("FORWARDED", &[])), ExitCode::from(2));
         assert!(rcode_line(&answer("NOERROR", &[])).contains("NODATA"));
+    }
+
+    #[test]
+    fn rcodes_are_named_as_dig_names_them() {
+        assert_eq!(mnemonic("No Error"), "NOERROR");
+        assert_eq!(mnemonic("Non-Existent Domain"), "NXDOMAIN");
+        assert_eq!(mnemonic("Query Refused"), "REFUSED");
+        assert_eq!(mnemonic("NXDOMAIN"), "NXDOMAIN");
+        assert_eq!(mnemonic("FORWARDED"), "FORWARDED");
     }
 
     #[test]

@@ -195,7 +195,10 @@ fn dns(args: &Args, endpoint: &str) -> Result<ExitCode> {
         for d in &answer.decisions {
             let at = format!("{}:{} on {}", d.address, d.port, d.node);
             let verdict = if d.shown { "shown" } else { "hidden" };
-            println!("  {:<width$}  {at:<28} {verdict}: {}", d.id, d.why);
+            println!("  {:<width$}  {at:<28} {verdict}", d.id);
+            for line in d.why.lines() {
+                println!("      {}", line.trim_start());
+            }
         }
     }
     println!("answer:    {}", rcode_line(&answer));
