@@ -107,7 +107,7 @@ impl Gateway {
         listener: std::net::TcpListener,
         vrf: VrfDiscovery,
         upstream: Arc<Upstream>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -120,24 +120,50 @@ impl Gateway {
             .fallback(forward)
             .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(shared.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "gateway Consul API stopped");
-            }
-        });
+        tokio::spawn(serve(listener, app, stop));
         Ok(Self { shared })
     }
 
     pub fn set_vrf(&self, vrf: VrfDiscovery) {
         *self.shared.vrf.write().unwrap_or_else(|p| p.into_inner()) = vrf;
+    }
+}
+
+/// Accepts until `stop`. hyper directly rather than `axum::serve`: a client that
+/// half-closes its side right after the request (busybox `nc`, `printf ... | nc`) must
+/// still get its answer, which needs HTTP/1's `half_close`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gateway Consul API: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone().layer(axum::Extension(ConnectInfo(peer))),
+        );
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, %peer, "gateway Consul API connection ended");
+                },
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {}
+            }
+        });
     }
 }
 
@@ -158,7 +184,7 @@ fn cache_key(tenant: u32, uri: &Uri) -> String {
 
 async fn forward(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(ConnectInfo(peer)): axum::Extension<ConnectInfo<SocketAddr>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

@@ -24,7 +24,7 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Whether a session's node exists and none of its node checks is critical; the reason
+/// Whether a session's node exists and none of its node or service checks is critical; the reason
 /// if not. The controller's own node is always healthy.
 fn unhealthy(view: &View, s: &SessionRecord) -> Result<(), String> {
     if !view.nodes.contains_key(&s.node) {
@@ -41,6 +41,34 @@ fn unhealthy(view: &View, s: &SessionRecord) -> Result<(), String> {
             None => return Err(format!("check {check:?} of node {:?} is missing", s.node)),
             Some(c) if c.record.status == Status::Critical => {
                 return Err(format!("check {check:?} of node {:?} is critical", s.node));
+            }
+            Some(_) => {}
+        }
+    }
+    // Consul's ServiceChecks: `[{"ID": "service:web", "Namespace": ""}]`, checks of
+    // services on the session's node; a critical or missing one ends the session.
+    for item in &s.service_checks {
+        let id = item
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let found = view
+            .checks
+            .iter()
+            .find(|c| c.record.node == s.node && c.record.check_id == id);
+        match found {
+            None => {
+                return Err(format!(
+                    "service check {id:?} of node {:?} is missing",
+                    s.node
+                ));
+            }
+            Some(c) if c.record.status == Status::Critical => {
+                return Err(format!(
+                    "service check {id:?} of node {:?} is critical",
+                    s.node
+                ));
             }
             Some(_) => {}
         }
@@ -126,7 +154,7 @@ impl<S: KvStore + Clone> Consul<S> {
             ttl_ms: None,
             expires_ms: None,
             node_checks: node_checks.clone(),
-            service_checks: Vec::new(),
+            service_checks: service_checks.clone(),
         };
         unhealthy(&self.view(tenant).await?, &probe)
             .map_err(|why| ConsulError::Refused(format!("cannot create the session: {why}")))?;

@@ -68,9 +68,19 @@ fn parse_type(qtype: &str) -> Result<u16, String> {
     })
 }
 
-/// A response's RCODE name and its answer records in presentation format.
+/// A response's RCODE mnemonic (`NOERROR`, `NXDOMAIN`, ..., as dig prints it) and its
+/// answer records in presentation format.
 pub fn describe(response: &[u8]) -> Result<(String, Vec<String>), String> {
     let m = hickory_proto::op::Message::from_vec(response).map_err(|e| e.to_string())?;
-    let rcode = m.metadata.response_code.to_str().to_string();
+    let rcode = match u16::from(m.metadata.response_code) {
+        0 => "NOERROR".to_string(),
+        1 => "FORMERR".to_string(),
+        2 => "SERVFAIL".to_string(),
+        3 => "NXDOMAIN".to_string(),
+        4 => "NOTIMP".to_string(),
+        5 => "REFUSED".to_string(),
+        16 => "BADVERS".to_string(),
+        n => format!("RCODE{n}"),
+    };
     Ok((rcode, m.answers.iter().map(ToString::to_string).collect()))
 }

@@ -62,6 +62,10 @@ pub enum ApiFailure {
     TooLarge { limit: usize },
     #[error("server is shutting down")]
     Unavailable,
+    /// The store cannot be reached (etcd lost its quorum or is unreachable): nothing was
+    /// changed; retry later.
+    #[error("the store is unavailable, nothing was changed; retry: {0}")]
+    StoreUnavailable(String),
     /// The server's own fault (store failure, a bug): details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,7 +112,7 @@ impl ApiFailure {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +141,7 @@ impl From<weft_store::StoreError> for ApiFailure {
     fn from(err: weft_store::StoreError) -> Self {
         match err {
             weft_store::StoreError::Closed => Self::Unavailable,
+            e @ weft_store::StoreError::Unavailable { .. } => Self::StoreUnavailable(e.to_string()),
             other => Self::Internal(format!("store: {other}")),
         }
     }
@@ -162,7 +167,14 @@ impl IntoResponse for ApiFailure {
         } else {
             tracing::debug!(error = %self, %status, "request refused");
         }
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -110,7 +110,7 @@ async fn views_hide_what_policy_forbids_and_dns_queries_say_why() {
         .dns_query("http.service.weft", "A", "web-1")
         .await
         .unwrap();
-    assert_eq!(ok.rcode, "No Error");
+    assert_eq!(ok.rcode, "NOERROR");
     assert!(
         ok.answers.iter().any(|a| a.contains(&app_ip.to_string())),
         "{ok:?}"
@@ -120,7 +120,7 @@ async fn views_hide_what_policy_forbids_and_dns_queries_say_why() {
         .dns_query("ssh.service.weft", "A", "web-1")
         .await
         .unwrap();
-    assert_eq!(hidden.rcode, "Non-Existent Domain", "{hidden:?}");
+    assert_eq!(hidden.rcode, "NXDOMAIN", "{hidden:?}");
     assert!(hidden.answers.is_empty());
     assert!(!hidden.decisions[0].shown);
     assert!(

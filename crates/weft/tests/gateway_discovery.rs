@@ -198,6 +198,20 @@ fn dns_and_consul_api_at_the_gateway_know_health_policy_and_tenants() {
         "{body}"
     );
 
+    // A client that half-closes right after its request (busybox nc) gets its answer.
+    let raw = Command::new("ip")
+        .args(["netns", "exec", &web_ns, "sh", "-c"])
+        .arg(format!(
+            "printf 'GET /v1/catalog/services HTTP/1.0\\r\\n\\r\\n' | timeout 5 busybox nc {GATEWAY} 8500"
+        ))
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    assert!(
+        raw.starts_with("HTTP/1.0 200") && raw.contains("\"app\""),
+        "{raw}"
+    );
+
     // Tenant red sees nothing of shop, in DNS and HTTP.
     let (status, _) = dig(&red_ns, "10.9.0.1", "app.service.weft", "A");
     assert_eq!(status, "NXDOMAIN");
