@@ -57,6 +57,8 @@ pub struct ProcCluster {
     pub rt: tokio::runtime::Runtime,
     /// Extra arguments of `weft server` (e.g. `--consul-listen`).
     pub server_args: Vec<String>,
+    /// Extra arguments of every `weft agent` (e.g. `--dns-recursor`).
+    pub agent_args: Vec<String>,
 }
 
 impl ProcCluster {
@@ -66,6 +68,11 @@ impl ProcCluster {
 
     /// A cluster whose controller also gets `server_args`.
     pub fn with_server_args(test: &str, server_args: &[&str]) -> Self {
+        Self::with_args(test, server_args, &[])
+    }
+
+    /// A cluster whose controller gets `server_args` and every agent `agent_args`.
+    pub fn with_args(test: &str, server_args: &[&str], agent_args: &[&str]) -> Self {
         let tag = format!("weft-t{}-{test}", std::process::id());
         let bed = Testbed::with_tag(tag.clone(), &["com1", "com2"]).unwrap();
         let dir = std::env::temp_dir().join(&tag);
@@ -86,6 +93,7 @@ impl ProcCluster {
             client: Client::new("http://127.0.0.1:1", None),
             rt: runtime(),
             server_args: server_args.iter().map(|a| (*a).to_string()).collect(),
+            agent_args: agent_args.iter().map(|a| (*a).to_string()).collect(),
         };
         c.start_server();
         let data = c.dir.join("server");
@@ -176,6 +184,7 @@ impl ProcCluster {
             .args(["--underlay-ip", &spec.underlay_ip.to_string()])
             .args(["--netns-prefix", &spec.vrf_netns_prefix, "--state-dir"])
             .arg(self.dir.join(format!("agent-{node}")))
+            .args(&self.agent_args)
             .stdout(self.log(&format!("agent-{node}.log")))
             .stderr(self.log(&format!("agent-{node}.log")))
             .stdin(Stdio::null())
