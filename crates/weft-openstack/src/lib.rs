@@ -19,7 +19,9 @@
 mod error;
 mod identity;
 mod network;
+mod port;
 mod query;
+mod router;
 mod time;
 
 pub use error::{KeystoneError, NeutronError, OpenStackError};
@@ -86,6 +88,33 @@ pub struct WeftEndpoint {
     /// `tenant/app-profile/epg`.
     pub epg: String,
     pub ip: IpAddr,
+    /// The node it is placed on (Neutron's `binding:host_id`).
+    pub node: String,
+    pub mac: [u8; 6],
+    pub allowed_address_pairs: Vec<AddressPair>,
+    /// Its port and policy are installed on its node (Neutron's `ACTIVE`).
+    pub ready: bool,
+}
+
+/// An address (and optionally a MAC) an endpoint may also send from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPair {
+    pub ip: IpAddr,
+    pub mac: Option<[u8; 6]>,
+}
+
+/// An endpoint to create: weft's IPAM picks the address when `ip` is `None`, and the MAC
+/// when `mac` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// 1 to 32 characters of `[a-z0-9-]`, unique across weft.
+    pub name: String,
+    /// `tenant/app-profile/epg`.
+    pub epg: String,
+    pub node: String,
+    pub ip: Option<IpAddr>,
+    pub mac: Option<[u8; 6]>,
+    pub allowed_address_pairs: Vec<AddressPair>,
 }
 
 /// What the controller does for the adapter: tokens, the current model, and admission.
@@ -109,6 +138,26 @@ pub trait Controller: Send + Sync + 'static {
     fn tenant(&self, name: &str) -> Option<Tenant>;
     /// The endpoints of `tenant`.
     fn endpoints(&self, tenant: &str) -> Vec<WeftEndpoint>;
+    /// Creates one endpoint as weft's `POST /v1/endpoints` does (the EPG must exist, the
+    /// node be registered, the address and MAC be free), or refuses with nothing written.
+    fn create_endpoint(
+        &self,
+        spec: EndpointSpec,
+    ) -> impl Future<Output = Result<WeftEndpoint, OpenStackError>> + Send;
+    /// Deletes one endpoint of `tenant` and frees its address and MAC; false when there
+    /// was none of that name in that tenant.
+    fn delete_endpoint(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, OpenStackError>> + Send;
+    /// Replaces an endpoint's allowed address pairs (nothing else changes).
+    fn set_address_pairs(
+        &self,
+        tenant: &str,
+        name: &str,
+        pairs: Vec<AddressPair>,
+    ) -> impl Future<Output = Result<WeftEndpoint, OpenStackError>> + Send;
     /// Replaces (`Some`) or deletes (`None`) one tenant through admission: validated and
     /// compiled with the whole model, or refused with nothing written.
     fn commit(

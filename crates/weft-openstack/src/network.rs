@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -30,10 +30,10 @@ use weft_store::KvStore;
 /// The application profile, VRF and name prefix of networks made through Neutron.
 pub const APP_PROFILE: &str = "openstack";
 pub const VRF: &str = "openstack";
-const NET_PREFIX: &str = "net-";
+pub(crate) const NET_PREFIX: &str = "net-";
 
-type Adapter<S, C> = State<Arc<OpenStack<S, C>>>;
-type Answer = Result<Response, NeutronError>;
+pub(crate) type Adapter<S, C> = State<Arc<OpenStack<S, C>>>;
+pub(crate) type Answer = Result<Response, NeutronError>;
 
 pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>>> {
     Router::new()
@@ -62,10 +62,38 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
                 .put(update_subnet::<S, C>)
                 .delete(delete_subnet::<S, C>),
         )
+        .route(
+            "/v2.0/routers",
+            get(crate::router::list::<S, C>).post(crate::router::create::<S, C>),
+        )
+        .route(
+            "/v2.0/routers/{id}",
+            get(crate::router::show::<S, C>)
+                .put(crate::router::update::<S, C>)
+                .delete(crate::router::delete::<S, C>),
+        )
+        .route(
+            "/v2.0/routers/{id}/add_router_interface",
+            put(crate::router::add_interface::<S, C>),
+        )
+        .route(
+            "/v2.0/routers/{id}/remove_router_interface",
+            put(crate::router::remove_interface::<S, C>),
+        )
+        .route(
+            "/v2.0/ports",
+            get(crate::port::list::<S, C>).post(crate::port::create::<S, C>),
+        )
+        .route(
+            "/v2.0/ports/{id}",
+            get(crate::port::show::<S, C>)
+                .put(crate::port::update::<S, C>)
+                .delete(crate::port::delete::<S, C>),
+        )
         .fallback(|| async {
             NeutronError::not_found(
                 "HTTPNotFound",
-                "The resource could not be found (weft serves networks, subnets and extensions).",
+                "The resource could not be found (weft serves networks, subnets, routers, ports and extensions).",
             )
         })
 }
@@ -87,6 +115,21 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Pagination support",
         "Extension that indicates that pagination is enabled.",
     ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "Expose port bindings of a virtual port to external application",
+    ),
+    (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Provides allowed address pairs",
+    ),
 ];
 
 /// The caller a token stands for: a static token, or a weft token.
@@ -102,7 +145,7 @@ pub(crate) fn caller_of<S: KvStore + Clone, C: Controller>(
         .or_else(|| a.controller.caller(token))
 }
 
-fn caller<S: KvStore + Clone, C: Controller>(
+pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     headers: &HeaderMap,
 ) -> Result<Caller, NeutronError> {
@@ -113,7 +156,7 @@ fn caller<S: KvStore + Clone, C: Controller>(
         .ok_or_else(NeutronError::unauthorized)
 }
 
-fn network_url(public: &str) -> String {
+pub(crate) fn network_url(public: &str) -> String {
     format!("{public}/network")
 }
 
@@ -127,13 +170,18 @@ async fn versions<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) ->
 
 async fn resources<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -> Json<Value> {
     let base = format!("{}/v2.0", network_url(&a.config.public_url));
-    let resources: Vec<Value> = [("network", "networks"), ("subnet", "subnets")]
-        .iter()
-        .map(|(one, many)| {
-            json!({"name": one, "collection": many,
+    let resources: Vec<Value> = [
+        ("network", "networks"),
+        ("subnet", "subnets"),
+        ("router", "routers"),
+        ("port", "ports"),
+    ]
+    .iter()
+    .map(|(one, many)| {
+        json!({"name": one, "collection": many,
                    "links": [{"rel": "self", "href": format!("{base}/{many}")}]})
-        })
-        .collect();
+    })
+    .collect();
     Json(json!({"resources": resources}))
 }
 
@@ -178,7 +226,7 @@ async fn extension<S: KvStore + Clone, C: Controller>(
 
 /// Neutron-only attributes of a network, by ID.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct NetworkMeta {
+pub(crate) struct NetworkMeta {
     /// `tenant/app-profile/epg`.
     epg: String,
     name: String,
@@ -190,7 +238,7 @@ struct NetworkMeta {
 
 /// Neutron-only attributes of a subnet, by ID.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct SubnetMeta {
+pub(crate) struct SubnetMeta {
     network_id: String,
     name: String,
     #[serde(default)]
@@ -223,36 +271,36 @@ pub fn subnet_id(tenant: &str, bd: &str, cidr: &str) -> String {
 
 /// One network as the model has it.
 #[derive(Debug, Clone)]
-struct NetworkView {
-    id: String,
-    tenant: String,
-    ap: String,
-    epg: String,
-    bd: String,
+pub(crate) struct NetworkView {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) ap: String,
+    pub(crate) epg: String,
+    pub(crate) bd: String,
 }
 
 /// One subnet as the model has it.
 #[derive(Debug, Clone)]
-struct SubnetView {
-    id: String,
-    tenant: String,
-    bd: String,
-    cidr: IpNet,
-    gateway: IpAddr,
+pub(crate) struct SubnetView {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) bd: String,
+    pub(crate) cidr: IpNet,
+    pub(crate) gateway: IpAddr,
     /// The network it was made on, else the first whose bridge domain holds it.
-    network_id: String,
+    pub(crate) network_id: String,
 }
 
 /// Everything the caller may see, read once per request.
-struct View {
-    networks: Vec<NetworkView>,
-    subnets: Vec<SubnetView>,
-    tenants: BTreeMap<String, Tenant>,
-    network_meta: BTreeMap<String, NetworkMeta>,
-    subnet_meta: BTreeMap<String, SubnetMeta>,
+pub(crate) struct View {
+    pub(crate) networks: Vec<NetworkView>,
+    pub(crate) subnets: Vec<SubnetView>,
+    pub(crate) tenants: BTreeMap<String, Tenant>,
+    pub(crate) network_meta: BTreeMap<String, NetworkMeta>,
+    pub(crate) subnet_meta: BTreeMap<String, SubnetMeta>,
 }
 
-async fn metas<S: KvStore + Clone, T: for<'de> Deserialize<'de>>(
+pub(crate) async fn metas<S: KvStore + Clone, T: for<'de> Deserialize<'de>>(
     store: &S,
     kind: &str,
 ) -> Result<BTreeMap<String, T>, NeutronError> {
@@ -272,7 +320,7 @@ async fn metas<S: KvStore + Clone, T: for<'de> Deserialize<'de>>(
         .collect())
 }
 
-async fn view<S: KvStore + Clone, C: Controller>(
+pub(crate) async fn view<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     who: &Caller,
 ) -> Result<View, NeutronError> {
@@ -340,7 +388,7 @@ async fn view<S: KvStore + Clone, C: Controller>(
 }
 
 impl View {
-    fn network(&self, id: &str) -> Result<&NetworkView, NeutronError> {
+    pub(crate) fn network(&self, id: &str) -> Result<&NetworkView, NeutronError> {
         self.networks.iter().find(|n| n.id == id).ok_or_else(|| {
             NeutronError::not_found(
                 "NetworkNotFound",
@@ -349,7 +397,7 @@ impl View {
         })
     }
 
-    fn subnet(&self, id: &str) -> Result<&SubnetView, NeutronError> {
+    pub(crate) fn subnet(&self, id: &str) -> Result<&SubnetView, NeutronError> {
         self.subnets.iter().find(|s| s.id == id).ok_or_else(|| {
             NeutronError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
         })
@@ -485,7 +533,12 @@ fn pools(lo: u128, hi: u128, gw: u128) -> Vec<(u128, u128)> {
     out
 }
 
-fn list_answer(key: &str, items: Vec<Value>, pairs: Vec<(String, String)>, url: &str) -> Answer {
+pub(crate) fn list_answer(
+    key: &str,
+    items: Vec<Value>,
+    pairs: Vec<(String, String)>,
+    url: &str,
+) -> Answer {
     let query = ListQuery::parse(pairs)?;
     let (items, links) = query.apply(items, url);
     let mut body = Map::new();
@@ -496,7 +549,7 @@ fn list_answer(key: &str, items: Vec<Value>, pairs: Vec<(String, String)>, url: 
     Ok(Json(Value::Object(body)).into_response())
 }
 
-fn pairs_of(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, NeutronError> {
+pub(crate) fn pairs_of(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, NeutronError> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| NeutronError::bad_request(format!("invalid query: {}", e.body_text())))
@@ -552,7 +605,11 @@ async fn show_subnet<S: KvStore + Clone, C: Controller>(
 
 /// The body's one resource object (`{"network": {...}}`), with unknown attributes refused
 /// as Neutron refuses them.
-fn resource(body: &[u8], key: &str, known: &[&str]) -> Result<Map<String, Value>, NeutronError> {
+pub(crate) fn resource(
+    body: &[u8],
+    key: &str,
+    known: &[&str],
+) -> Result<Map<String, Value>, NeutronError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| NeutronError::bad_request(format!("Malformed request body: {e}")))?;
     let Some(Value::Object(object)) = value.get(key).cloned() else {
@@ -574,7 +631,7 @@ fn resource(body: &[u8], key: &str, known: &[&str]) -> Result<Map<String, Value>
     Ok(object)
 }
 
-fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, NeutronError> {
+pub(crate) fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, NeutronError> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= 255 => Ok(Some(s.clone())),
@@ -585,7 +642,11 @@ fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, Neutro
 }
 
 /// A boolean attribute weft supports with one value only.
-fn only(object: &Map<String, Value>, key: &str, supported: bool) -> Result<(), NeutronError> {
+pub(crate) fn only(
+    object: &Map<String, Value>,
+    key: &str,
+    supported: bool,
+) -> Result<(), NeutronError> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Bool(b)) if *b == supported => Ok(()),
@@ -600,7 +661,7 @@ fn only(object: &Map<String, Value>, key: &str, supported: bool) -> Result<(), N
 }
 
 /// The project a create acts in: the caller's, or for the admin the body's.
-fn target_project<S: KvStore + Clone, C: Controller>(
+pub(crate) fn target_project<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     who: &Caller,
     object: &Map<String, Value>,
@@ -628,7 +689,7 @@ fn target_project<S: KvStore + Clone, C: Controller>(
     }
 }
 
-async fn put_meta<S: KvStore + Clone, C: Controller, T: Serialize>(
+pub(crate) async fn put_meta<S: KvStore + Clone, C: Controller, T: Serialize>(
     a: &OpenStack<S, C>,
     kind: &str,
     id: &str,
@@ -643,7 +704,7 @@ async fn put_meta<S: KvStore + Clone, C: Controller, T: Serialize>(
     Ok(())
 }
 
-async fn delete_meta<S: KvStore + Clone, C: Controller>(
+pub(crate) async fn delete_meta<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     kind: &str,
     id: &str,
@@ -656,7 +717,7 @@ async fn delete_meta<S: KvStore + Clone, C: Controller>(
 }
 
 /// Commits a tenant through admission; on refusal, `undo` the metadata written first.
-async fn commit_or_undo<S: KvStore + Clone, C: Controller>(
+pub(crate) async fn commit_or_undo<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     tenant: &str,
     model: Option<Tenant>,
@@ -821,10 +882,11 @@ async fn delete_network<S: KvStore + Clone, C: Controller>(
     let v = view(&a, &who).await?;
     let n = v.network(&id)?.clone();
     let path = format!("{}/{}/{}", n.tenant, n.ap, n.epg);
-    if a.controller
-        .endpoints(&n.tenant)
-        .iter()
-        .any(|e| e.epg == path)
+    if crate::router::network_on_a_router(&v, &n)
+        || a.controller
+            .endpoints(&n.tenant)
+            .iter()
+            .any(|e| e.epg == path)
     {
         return Err(NeutronError::new(
             StatusCode::CONFLICT,
@@ -886,7 +948,10 @@ const SUBNET_ATTRS: &[&str] = &[
     "tenant_id",
 ];
 
-fn strings(object: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, NeutronError> {
+pub(crate) fn strings(
+    object: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<Vec<String>>, NeutronError> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -1174,7 +1239,11 @@ async fn delete_subnet<S: KvStore + Clone, C: Controller>(
         .controller
         .endpoints(&s.tenant)
         .into_iter()
-        .any(|e| epgs_of_bd.contains(&e.epg) && s.cidr.contains(&e.ip));
+        .any(|e| epgs_of_bd.contains(&e.epg) && s.cidr.contains(&e.ip))
+        || v.networks
+            .iter()
+            .find(|n| n.id == s.network_id)
+            .is_some_and(|n| crate::router::network_on_a_router(&v, n));
     if in_use {
         return Err(NeutronError::new(
             StatusCode::CONFLICT,

@@ -10,6 +10,7 @@ use crate::extract::ApiJson;
 use crate::keys;
 use crate::liveness::now_ms;
 use crate::server::AppState;
+use crate::state::{EndpointRecord, Stored};
 use crate::state::{TokenGrant, as_revision};
 use crate::watch::caught_up;
 use axum::extract::State;
@@ -19,9 +20,13 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use weft_model::{Model, Tenant};
-use weft_openstack::{Caller, Controller, OpenStackError, WeftEndpoint};
-use weft_store::KvStore;
+use weft_api::{EndpointRequest, EndpointState, MacAddr};
+use weft_model::{EpgPath, Model, Tenant};
+use weft_openstack::{AddressPair, Caller, Controller, EndpointSpec, OpenStackError, WeftEndpoint};
+use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
+
+/// Attempts before an endpoint write gives up on a busy store.
+const MAX_ATTEMPTS: usize = 64;
 
 /// The controller as the OpenStack adapter sees it.
 #[derive(Debug)]
@@ -110,12 +115,185 @@ impl Controller for ServerController {
             .endpoints
             .values()
             .filter(|e| e.value.epg.tenant == tenant)
-            .map(|e| WeftEndpoint {
-                name: e.value.name.clone(),
-                epg: e.value.epg.to_string(),
-                ip: e.value.ip,
-            })
+            .map(|e| self.weft_endpoint(e))
             .collect()
+    }
+
+    async fn create_endpoint(&self, spec: EndpointSpec) -> Result<WeftEndpoint, OpenStackError> {
+        let epg: EpgPath = spec.epg.parse().map_err(|e| OpenStackError::Invalid {
+            message: format!("EPG {}: {e}", spec.epg),
+            details: Vec::new(),
+        })?;
+        let name_ok = (1..=32).contains(&spec.name.len())
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(invalid(format!(
+                "endpoint name {:?} must be 1 to 32 characters of [a-z0-9-]",
+                spec.name
+            )));
+        }
+        if let Some(mac) = spec.mac
+            && !crate::ipam::mac_is_assignable(MacAddr(mac))
+        {
+            return Err(invalid(format!(
+                "{} is a multicast or zero MAC",
+                MacAddr(mac)
+            )));
+        }
+        let request = EndpointRequest {
+            name: spec.name.clone(),
+            epg,
+            node: spec.node.clone(),
+            ip: spec.ip,
+            mac: spec.mac.map(MacAddr),
+            allowed_address_pairs: spec.allowed_address_pairs.iter().map(wire_pair).collect(),
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let snapshot = self.state.snapshot();
+            let (record, _reservation) =
+                crate::routes::plan_endpoint(&self.state, &snapshot, &request)?;
+            let endpoint_key = keys::endpoint(&record.name);
+            let ip_key = keys::ip_claim(&record.vrf, record.ip);
+            let mac_key = keys::mac_claim(record.mac);
+            let node_key = keys::node(&record.node);
+            let bytes = serde_json::to_vec(&record).map_err(internal)?;
+            let txn = Txn::new()
+                .when([
+                    Compare::absent(endpoint_key.clone()),
+                    Compare::create_revision(ip_key.clone(), CompareOp::Equal, 0),
+                    Compare::create_revision(mac_key.clone(), CompareOp::Equal, 0),
+                    Compare::version(node_key.clone(), CompareOp::Greater, 0),
+                    Compare::mod_revision(
+                        keys::ALLOCATION,
+                        CompareOp::Equal,
+                        i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
+                    ),
+                ])
+                .and_then([
+                    TxnOp::put(endpoint_key.clone(), bytes),
+                    TxnOp::put(ip_key.clone(), record.name.clone()),
+                    TxnOp::put(mac_key.clone(), record.name.clone()),
+                ])
+                .or_else([
+                    TxnOp::get(endpoint_key),
+                    TxnOp::get(ip_key),
+                    TxnOp::get(mac_key),
+                    TxnOp::get(node_key),
+                ]);
+            let response = self.state.store.txn(txn).await?;
+            caught_up(&self.state, as_revision(response.revision)).await;
+            if response.succeeded {
+                tracing::info!(endpoint = %record.name, ip = %record.ip, node = %record.node, "openstack port's endpoint created");
+                let snapshot = self.state.snapshot();
+                let stored = snapshot.endpoints.get(&record.name).ok_or_else(|| {
+                    OpenStackError::Internal(format!("endpoint {} vanished", record.name))
+                })?;
+                return Ok(self.weft_endpoint(stored));
+            }
+            let taken: Vec<bool> = response
+                .responses
+                .iter()
+                .map(|r| matches!(r, TxnOpResponse::Get(get) if get.kv.is_some()))
+                .collect();
+            let [endpoint_taken, ip_taken, mac_taken, node_known] = taken[..] else {
+                return Err(OpenStackError::Internal("unexpected txn answer".into()));
+            };
+            if endpoint_taken {
+                return Err(conflict(format!(
+                    "endpoint {} already exists",
+                    request.name
+                )));
+            }
+            if ip_taken && request.ip.is_some() {
+                return Err(conflict(format!(
+                    "{} is taken in VRF {}",
+                    record.ip, record.vrf
+                )));
+            }
+            if mac_taken && request.mac.is_some() {
+                return Err(conflict(format!("MAC {} is taken", record.mac)));
+            }
+            if !node_known {
+                return Err(invalid(format!("node {} is not registered", request.node)));
+            }
+        }
+        Err(conflict(
+            "too many concurrent changes to place this endpoint; retry".into(),
+        ))
+    }
+
+    async fn delete_endpoint(&self, tenant: &str, name: &str) -> Result<bool, OpenStackError> {
+        let snapshot = self.state.snapshot();
+        let Some(stored) = snapshot
+            .endpoints
+            .get(name)
+            .filter(|e| e.value.epg.tenant == tenant)
+        else {
+            return Ok(false);
+        };
+        let record = &stored.value;
+        let endpoint_key = keys::endpoint(name);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                endpoint_key.clone(),
+                CompareOp::Equal,
+                i64::try_from(stored.revision).unwrap_or(i64::MAX),
+            )])
+            .and_then([
+                TxnOp::delete(endpoint_key),
+                TxnOp::delete(keys::ip_claim(&record.vrf, record.ip)),
+                TxnOp::delete(keys::mac_claim(record.mac)),
+            ]);
+        let response = self.state.store.txn(txn).await?;
+        caught_up(&self.state, as_revision(response.revision)).await;
+        if !response.succeeded {
+            return Err(conflict(format!(
+                "endpoint {name} changed meanwhile; retry"
+            )));
+        }
+        tracing::info!(endpoint = %name, "openstack port's endpoint deleted");
+        Ok(true)
+    }
+
+    async fn set_address_pairs(
+        &self,
+        tenant: &str,
+        name: &str,
+        pairs: Vec<AddressPair>,
+    ) -> Result<WeftEndpoint, OpenStackError> {
+        let snapshot = self.state.snapshot();
+        let stored = snapshot
+            .endpoints
+            .get(name)
+            .filter(|e| e.value.epg.tenant == tenant)
+            .ok_or_else(|| OpenStackError::NotFound(format!("endpoint {name} does not exist")))?;
+        let mut record = stored.value.clone();
+        record.allowed_address_pairs = pairs.iter().map(wire_pair).collect();
+        let endpoint_key = keys::endpoint(name);
+        let bytes = serde_json::to_vec(&record).map_err(internal)?;
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                endpoint_key.clone(),
+                CompareOp::Equal,
+                i64::try_from(stored.revision).unwrap_or(i64::MAX),
+            )])
+            .and_then([TxnOp::put(endpoint_key, bytes)]);
+        let response = self.state.store.txn(txn).await?;
+        caught_up(&self.state, as_revision(response.revision)).await;
+        if !response.succeeded {
+            return Err(conflict(format!(
+                "endpoint {name} changed meanwhile; retry"
+            )));
+        }
+        let snapshot = self.state.snapshot();
+        let stored = snapshot
+            .endpoints
+            .get(name)
+            .ok_or_else(|| OpenStackError::NotFound(format!("endpoint {name} does not exist")))?;
+        Ok(self.weft_endpoint(stored))
     }
 
     async fn commit(&self, name: &str, tenant: Option<Tenant>) -> Result<(), OpenStackError> {
@@ -130,6 +308,50 @@ impl Controller for ServerController {
         };
         admission::commit(&self.state, change).await?;
         Ok(())
+    }
+}
+
+impl ServerController {
+    fn weft_endpoint(&self, stored: &Stored<EndpointRecord>) -> WeftEndpoint {
+        let e = &stored.value;
+        WeftEndpoint {
+            name: e.name.clone(),
+            epg: e.epg.to_string(),
+            ip: e.ip,
+            node: e.node.clone(),
+            mac: e.mac.0,
+            allowed_address_pairs: e
+                .allowed_address_pairs
+                .iter()
+                .map(|p| AddressPair {
+                    ip: p.ip,
+                    mac: p.mac.map(|m| m.0),
+                })
+                .collect(),
+            ready: self.state.liveness.endpoint_status(&e.node, &e.name).state
+                == EndpointState::Ready,
+        }
+    }
+}
+
+fn wire_pair(pair: &AddressPair) -> weft_api::AddressPair {
+    weft_api::AddressPair {
+        ip: pair.ip,
+        mac: pair.mac.map(MacAddr),
+    }
+}
+
+fn invalid(message: String) -> OpenStackError {
+    OpenStackError::Invalid {
+        message,
+        details: Vec::new(),
+    }
+}
+
+fn conflict(message: String) -> OpenStackError {
+    OpenStackError::Conflict {
+        message,
+        details: Vec::new(),
     }
 }
 

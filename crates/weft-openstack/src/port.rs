@@ -1,0 +1,497 @@
+//! Neutron ports over weft's endpoints. A port is a weft endpoint (`port-<8 hex>`) in its
+//! network's EPG, placed on the node `binding:host_id` names (weft has no unbound ports:
+//! an endpoint lives on one node). `fixed_ips` (one address) is the endpoint's IP,
+//! `mac_address` its MAC, `allowed_address_pairs` its allowed address pairs; name,
+//! description, `device_id` and `device_owner` are kept under
+//! `/weft/openstack/ids/port/<id>`. Every endpoint of the project is a port (its id is
+//! derived from the endpoint's name), so endpoints made with weft's API show too.
+
+use crate::error::NeutronError;
+use crate::network::{
+    Adapter, Answer, View, caller, delete_meta, list_answer, metas, network_url, only, pairs_of,
+    put_meta, resource, target_project, text, view,
+};
+use crate::time::iso8601;
+use crate::{AddressPair, Caller, Controller, EndpointSpec, OpenStack, WeftEndpoint};
+use crate::{derived_uuid, now_ms, project_id};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use weft_store::KvStore;
+
+/// The name prefix of endpoints made as ports.
+pub const PORT_PREFIX: &str = "port-";
+/// Allowed address pairs a port may have (every input is bounded).
+const MAX_PAIRS: usize = 64;
+
+/// Neutron-only attributes of a port, by ID.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PortMeta {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    device_id: String,
+    #[serde(default)]
+    device_owner: String,
+    #[serde(default)]
+    created_ms: u64,
+}
+
+pub fn port_id(endpoint: &str) -> String {
+    derived_uuid(&format!("port:{endpoint}"))
+}
+
+fn not_found(id: &str) -> NeutronError {
+    NeutronError::not_found("PortNotFound", format!("Port {id} could not be found."))
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+fn mac_attr(value: &Value, key: &str) -> Result<[u8; 6], NeutronError> {
+    let bad = || {
+        NeutronError::invalid_input(format!(
+            "Invalid input for {key}. Reason: '{}' is not a valid MAC address.",
+            value.as_str().unwrap_or("")
+        ))
+    };
+    let mac = value.as_str().and_then(parse_mac).ok_or_else(bad)?;
+    // Multicast or all-zero MACs are no endpoint's.
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(bad());
+    }
+    Ok(mac)
+}
+
+struct Ports {
+    v: View,
+    meta: BTreeMap<String, PortMeta>,
+    /// (port id, tenant, endpoint)
+    all: Vec<(String, String, WeftEndpoint)>,
+}
+
+async fn read<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+) -> Result<Ports, NeutronError> {
+    let v = view(a, who).await?;
+    let meta: BTreeMap<String, PortMeta> = metas(&a.store, "port").await?;
+    let mut all = Vec::new();
+    for tenant in v.tenants.keys() {
+        for e in a.controller.endpoints(tenant) {
+            all.push((port_id(&e.name), tenant.clone(), e));
+        }
+    }
+    Ok(Ports { v, meta, all })
+}
+
+impl Ports {
+    fn find(&self, id: &str) -> Result<&(String, String, WeftEndpoint), NeutronError> {
+        self.all
+            .iter()
+            .find(|(p, _, _)| p == id)
+            .ok_or_else(|| not_found(id))
+    }
+
+    fn json(&self, (id, tenant, e): &(String, String, WeftEndpoint)) -> Value {
+        let meta = self.meta.get(id);
+        let project = project_id(tenant);
+        let network = self
+            .v
+            .networks
+            .iter()
+            .find(|n| format!("{}/{}/{}", n.tenant, n.ap, n.epg) == e.epg);
+        let subnet = network.and_then(|n| {
+            self.v
+                .subnets
+                .iter()
+                .find(|s| s.tenant == n.tenant && s.bd == n.bd && s.cidr.contains(&e.ip))
+        });
+        let created = iso8601(meta.map_or(0, |m| m.created_ms));
+        let pairs: Vec<Value> = e
+            .allowed_address_pairs
+            .iter()
+            .map(|p| {
+                json!({"ip_address": p.ip.to_string(),
+                       "mac_address": mac_text(p.mac.unwrap_or(e.mac))})
+            })
+            .collect();
+        json!({
+            "id": id,
+            "name": meta.map_or(e.name.as_str(), |m| m.name.as_str()),
+            "description": meta.map_or("", |m| m.description.as_str()),
+            "network_id": network.map_or("", |n| n.id.as_str()),
+            "tenant_id": project,
+            "project_id": project,
+            "mac_address": mac_text(e.mac),
+            "admin_state_up": true,
+            "status": if e.ready { "ACTIVE" } else { "DOWN" },
+            "device_id": meta.map_or("", |m| m.device_id.as_str()),
+            "device_owner": meta.map_or("", |m| m.device_owner.as_str()),
+            "fixed_ips": [{"subnet_id": subnet.map_or("", |s| s.id.as_str()),
+                           "ip_address": e.ip.to_string()}],
+            "allowed_address_pairs": pairs,
+            "security_groups": [],
+            "port_security_enabled": true,
+            "binding:host_id": e.node,
+            "binding:vif_type": "weft",
+            "binding:vnic_type": "normal",
+            "binding:profile": {},
+            "binding:vif_details": {},
+            "extra_dhcp_opts": [],
+            "tags": [],
+            "created_at": created,
+            "updated_at": created,
+            "revision_number": 0,
+            "weft:endpoint": e.name,
+        })
+    }
+}
+
+fn no_security_groups(object: &Map<String, Value>) -> Result<(), NeutronError> {
+    match object.get("security_groups") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(g)) if g.is_empty() => Ok(()),
+        Some(_) => Err(NeutronError::bad_request(
+            "security groups are not supported by weft yet: a port's policy is its network's EPG contracts (pass no security group)",
+        )),
+    }
+}
+
+fn plain_binding(object: &Map<String, Value>) -> Result<(), NeutronError> {
+    match object.get("binding:vnic_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "normal" => {}
+        Some(_) => {
+            return Err(NeutronError::bad_request(
+                "binding:vnic_type other than normal is not supported by weft",
+            ));
+        }
+    }
+    match object.get("binding:profile") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(p)) if p.is_empty() => Ok(()),
+        Some(_) => Err(NeutronError::bad_request(
+            "binding:profile is not supported by weft",
+        )),
+    }
+}
+
+fn address_pairs(object: &Map<String, Value>) -> Result<Option<Vec<AddressPair>>, NeutronError> {
+    let items = match object.get("allowed_address_pairs") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) if items.len() <= MAX_PAIRS => items,
+        Some(_) => {
+            return Err(NeutronError::invalid_input(format!(
+                "Invalid input for allowed_address_pairs. Reason: not a list of at most {MAX_PAIRS} pairs."
+            )));
+        }
+    };
+    let mut pairs = Vec::new();
+    for item in items {
+        let ip_text = item.get("ip_address").and_then(Value::as_str).unwrap_or("");
+        let ip: IpAddr = ip_text.parse().map_err(|_| {
+            NeutronError::invalid_input(format!(
+                "Invalid input for allowed_address_pairs. Reason: '{ip_text}' is not a valid IP address (weft takes single addresses, not CIDRs)."
+            ))
+        })?;
+        let mac = match item.get("mac_address") {
+            None | Some(Value::Null) => None,
+            Some(m) => Some(mac_attr(m, "allowed_address_pairs")?),
+        };
+        pairs.push(AddressPair { ip, mac });
+    }
+    Ok(Some(pairs))
+}
+
+pub(crate) async fn list<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let p = read(&a, &who).await?;
+    let items = p.all.iter().map(|x| p.json(x)).collect();
+    let url = format!("{}/v2.0/ports", network_url(&a.config.public_url));
+    list_answer("ports", items, pairs_of(&uri)?, &url)
+}
+
+pub(crate) async fn show<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let p = read(&a, &who).await?;
+    Ok(Json(json!({"port": p.json(p.find(&id)?)})).into_response())
+}
+
+const PORT_ATTRS: &[&str] = &[
+    "name",
+    "description",
+    "network_id",
+    "admin_state_up",
+    "fixed_ips",
+    "mac_address",
+    "device_id",
+    "device_owner",
+    "binding:host_id",
+    "binding:vnic_type",
+    "binding:profile",
+    "allowed_address_pairs",
+    "port_security_enabled",
+    "security_groups",
+    "project_id",
+    "tenant_id",
+];
+
+pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let object = resource(&body, "port", PORT_ATTRS)?;
+    only(&object, "admin_state_up", true)?;
+    only(&object, "port_security_enabled", true)?;
+    no_security_groups(&object)?;
+    plain_binding(&object)?;
+    let network_id = text(&object, "network_id")?.ok_or_else(|| {
+        NeutronError::bad_request(
+            "Failed to parse request. Required attribute 'network_id' not specified",
+        )
+    })?;
+    let node = text(&object, "binding:host_id")?.filter(|h| !h.is_empty()).ok_or_else(|| {
+        NeutronError::bad_request(
+            "weft needs binding:host_id to place the port: a port is a weft endpoint, which lives on one node (openstack port create --host NODE)",
+        )
+    })?;
+    let mac = match object.get("mac_address") {
+        None | Some(Value::Null) => None,
+        Some(m) => Some(mac_attr(m, "mac_address")?),
+    };
+    let pairs = address_pairs(&object)?.unwrap_or_default();
+    let fixed: Vec<Value> = match object.get("fixed_ips") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(f)) if f.len() <= 1 => f.clone(),
+        Some(Value::Array(_)) => {
+            return Err(NeutronError::bad_request(
+                "weft gives a port one address: fixed_ips takes at most one entry",
+            ));
+        }
+        Some(_) => {
+            return Err(NeutronError::invalid_input(
+                "Invalid input for fixed_ips. Reason: not a list.",
+            ));
+        }
+    };
+    let tenant_name = target_project(&a, &who, &object)?;
+    let meta = PortMeta {
+        name: text(&object, "name")?.unwrap_or_default(),
+        description: text(&object, "description")?.unwrap_or_default(),
+        device_id: text(&object, "device_id")?.unwrap_or_default(),
+        device_owner: text(&object, "device_owner")?.unwrap_or_default(),
+        created_ms: now_ms(),
+    };
+
+    let _serialised = a.writes.lock().await;
+    let v = view(&a, &who).await?;
+    let n = v.network(&network_id)?.clone();
+    if n.tenant != tenant_name {
+        return Err(NeutronError::not_found(
+            "NetworkNotFound",
+            format!("Network {network_id} could not be found."),
+        ));
+    }
+    let subnets: Vec<_> = v
+        .subnets
+        .iter()
+        .filter(|s| s.tenant == n.tenant && s.bd == n.bd)
+        .collect();
+    let mut ip = None;
+    if let Some(entry) = fixed.first() {
+        let subnet = match entry.get("subnet_id").and_then(Value::as_str) {
+            Some(sid) => Some(*subnets.iter().find(|s| s.id == sid).ok_or_else(|| {
+                NeutronError::bad_request(format!(
+                    "Invalid input for operation: subnet {sid} is not on network {network_id}."
+                ))
+            })?),
+            None => None,
+        };
+        match entry.get("ip_address") {
+            None | Some(Value::Null) => {
+                if subnets.len() > 1 {
+                    return Err(NeutronError::bad_request(
+                        "weft's IPAM picks from all of the network's subnets: name the ip_address too",
+                    ));
+                }
+            }
+            Some(value) => {
+                let text = value.as_str().unwrap_or("");
+                let addr: IpAddr = text.parse().map_err(|_| {
+                    NeutronError::invalid_input(format!(
+                        "Invalid input for ip_address. Reason: '{text}' is not a valid IP address."
+                    ))
+                })?;
+                let inside = match subnet {
+                    Some(s) => s.cidr.contains(&addr),
+                    None => subnets.iter().any(|s| s.cidr.contains(&addr)),
+                };
+                if !inside {
+                    return Err(NeutronError::bad_request(format!(
+                        "Invalid input for operation: IP address {addr} is not a valid IP for the specified subnet."
+                    )));
+                }
+                ip = Some(addr);
+            }
+        }
+    }
+    let name = format!("{PORT_PREFIX}{}", crate::random_hex(4)?);
+    let id = port_id(&name);
+    put_meta(&a, "port", &id, &meta).await?;
+    let spec = EndpointSpec {
+        name: name.clone(),
+        epg: format!("{}/{}/{}", n.tenant, n.ap, n.epg),
+        node,
+        ip,
+        mac,
+        allowed_address_pairs: pairs,
+    };
+    if let Err(err) = a.controller.create_endpoint(spec).await {
+        if let Err(e) = delete_meta(&a, "port", &id).await {
+            tracing::warn!(error = %e, "could not remove the metadata of a refused port");
+        }
+        return Err(err.into());
+    }
+    tracing::info!(port = %id, endpoint = %name, network = %network_id, "neutron port created");
+    let p = read(&a, &who).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"port": p.json(p.find(&id)?)})),
+    )
+        .into_response())
+}
+
+pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let object = resource(
+        &body,
+        "port",
+        &[
+            "name",
+            "description",
+            "admin_state_up",
+            "device_id",
+            "device_owner",
+            "allowed_address_pairs",
+            "port_security_enabled",
+            "security_groups",
+            "binding:host_id",
+            "binding:vnic_type",
+            "binding:profile",
+        ],
+    )?;
+    only(&object, "admin_state_up", true)?;
+    only(&object, "port_security_enabled", true)?;
+    no_security_groups(&object)?;
+    plain_binding(&object)?;
+    let pairs = address_pairs(&object)?;
+    let _serialised = a.writes.lock().await;
+    let p = read(&a, &who).await?;
+    let (_, tenant, e) = p.find(&id)?.clone();
+    if let Some(host) = text(&object, "binding:host_id")?
+        && host != e.node
+    {
+        return Err(NeutronError::bad_request(
+            "moving a port to another host is not supported by weft yet (delete and create it)",
+        ));
+    }
+    let mut meta = p.meta.get(&id).cloned().unwrap_or_else(|| PortMeta {
+        name: e.name.clone(),
+        ..PortMeta::default()
+    });
+    for (key, field) in [
+        ("name", &mut meta.name),
+        ("description", &mut meta.description),
+        ("device_id", &mut meta.device_id),
+        ("device_owner", &mut meta.device_owner),
+    ] {
+        if let Some(value) = text(&object, key)? {
+            *field = value;
+        }
+    }
+    if let Some(pairs) = pairs
+        && pairs != e.allowed_address_pairs
+    {
+        a.controller
+            .set_address_pairs(&tenant, &e.name, pairs)
+            .await?;
+    }
+    put_meta(&a, "port", &id, &meta).await?;
+    let p = read(&a, &who).await?;
+    Ok(Json(json!({"port": p.json(p.find(&id)?)})).into_response())
+}
+
+pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let _serialised = a.writes.lock().await;
+    let p = read(&a, &who).await?;
+    let (_, tenant, e) = p.find(&id)?.clone();
+    if !a.controller.delete_endpoint(&tenant, &e.name).await? {
+        return Err(not_found(&id));
+    }
+    delete_meta(&a, "port", &id).await?;
+    tracing::info!(port = %id, endpoint = %e.name, "neutron port deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_as_neutron_writes_them() {
+        assert_eq!(
+            parse_mac("fa:16:3e:00:00:01"),
+            Some([0xfa, 0x16, 0x3e, 0, 0, 1])
+        );
+        assert_eq!(parse_mac("fa:16:3e:00:00"), None);
+        assert_eq!(parse_mac("zz:16:3e:00:00:01"), None);
+        assert_eq!(mac_text([0xfa, 0x16, 0x3e, 0, 0, 1]), "fa:16:3e:00:00:01");
+        assert!(mac_attr(&json!("01:00:5e:00:00:01"), "mac_address").is_err());
+    }
+}

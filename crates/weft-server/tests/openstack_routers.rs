@@ -1,0 +1,314 @@
+//! Neutron routers and ports through the OpenStack listener in process: a router is a
+//! contract its networks' EPGs provide and consume, a port is a weft endpoint; every
+//! refusal (router in use, unknown ids, a bad MAC, security groups, a port without a
+//! host, a gateway) answers Neutron's code and changes nothing.
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+mod common;
+
+use common::{agent, registration};
+use reqwest::Method;
+use serde_json::{Value, json};
+use weft_server::{ServerConfig, serve};
+
+struct Os {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Os {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/network/v2.0{path}", self.base))
+            .header("x-auth-token", "t-shop");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn kind(body: &Value) -> &str {
+    body["NeutronError"]["type"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+    config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.openstack.static_tokens = vec![("t-shop".into(), "shop".into())];
+    let server = serve(config).await.unwrap();
+    let os = Os {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.openstack_addr().unwrap()),
+    };
+    agent(&server)
+        .register_node(&registration("node-1"))
+        .await
+        .unwrap();
+    let tenant_json = || async {
+        reqwest::Client::new()
+            .get(format!("{}/v1/tenants/shop", server.base_url()))
+            .bearer_auth(server.admin_token())
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+
+    // Two networks with a subnet each.
+    let mut nets = Vec::new();
+    let mut subnets = Vec::new();
+    for (name, cidr) in [("a", "10.50.0.0/24"), ("b", "10.51.0.0/24")] {
+        let (status, net) = os
+            .call(
+                Method::POST,
+                "/networks",
+                Some(json!({"network": {"name": name}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{net}");
+        let id = net["network"]["id"].as_str().unwrap().to_string();
+        let (status, sub) = os
+            .call(
+                Method::POST,
+                "/subnets",
+                Some(json!({"subnet": {"network_id": id, "cidr": cidr, "ip_version": 4}})),
+            )
+            .await;
+        assert_eq!(status, 201, "{sub}");
+        subnets.push(sub["subnet"]["id"].as_str().unwrap().to_string());
+        nets.push(id);
+    }
+
+    // A gateway is refused; nothing is made.
+    let (status, body) = os
+        .call(
+            Method::POST,
+            "/routers",
+            Some(json!({"router": {"name": "rt0",
+                "external_gateway_info": {"network_id": nets[0]}}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("north-south"), "{body}");
+    let (_, list) = os.call(Method::GET, "/routers", None).await;
+    assert_eq!(list["routers"].as_array().unwrap().len(), 0);
+
+    let (status, body) = os
+        .call(
+            Method::POST,
+            "/routers",
+            Some(json!({"router": {"name": "rt1", "admin_state_up": true}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let router = body["router"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["router"]["name"], "rt1");
+    assert_eq!(body["router"]["status"], "ACTIVE");
+    let contract = body["router"]["weft:contract"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(contract.starts_with("router-"), "{contract}");
+
+    // Interfaces: the networks' EPGs provide and consume the router's contract.
+    let iface = |add: bool, key: &str, id: &str| {
+        let verb = if add { "add" } else { "remove" };
+        (
+            format!("/routers/{router}/{verb}_router_interface"),
+            json!({ key: id }),
+        )
+    };
+    for subnet in &subnets {
+        let (path, body) = iface(true, "subnet_id", subnet);
+        let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["subnet_id"], *subnet);
+        assert_eq!(answer["id"], router);
+    }
+    let (path, body) = iface(true, "subnet_id", &subnets[0]);
+    let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("already has a port on subnet"),
+        "{answer}"
+    );
+    let model = tenant_json().await;
+    let epgs = model.to_string();
+    assert!(
+        epgs.matches(&format!("\"{contract}\"")).count() >= 5,
+        "contract, filter and two EPGs' provides and consumes: {model}"
+    );
+
+    // In use: the router, the networks, the subnets.
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/routers/{router}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (409, "RouterInUse"), "{body}");
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/networks/{}", nets[0]), None)
+        .await;
+    assert_eq!((status, kind(&body)), (409, "NetworkInUse"), "{body}");
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/subnets/{}", subnets[0]), None)
+        .await;
+    assert_eq!((status, kind(&body)), (409, "SubnetInUse"), "{body}");
+    assert_eq!(tenant_json().await, model, "a refusal changed the model");
+
+    // Unknown ids.
+    let nobody = "00000000-0000-5000-8000-000000000000";
+    let (status, body) = os
+        .call(Method::GET, &format!("/routers/{nobody}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (404, "RouterNotFound"), "{body}");
+    let (status, body) = os
+        .call(Method::GET, &format!("/ports/{nobody}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (404, "PortNotFound"), "{body}");
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/ports/{nobody}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (404, "PortNotFound"), "{body}");
+
+    // Ports: refusals first, none leaves an endpoint or metadata behind.
+    let port = |extra: Value| {
+        let mut p = json!({"network_id": nets[0], "name": "pa1", "binding:host_id": "node-1"});
+        for (k, v) in extra.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        json!({ "port": p })
+    };
+    for (extra, status, needle) in [
+        (json!({"binding:host_id": null}), 400, "binding:host_id"),
+        (json!({"mac_address": "fa:16:3e:zz:00:01"}), 400, "MAC"),
+        (json!({"mac_address": "01:00:5e:00:00:01"}), 400, "MAC"),
+        (
+            json!({"security_groups": ["default"]}),
+            400,
+            "security groups",
+        ),
+        (
+            json!({"port_security_enabled": false}),
+            400,
+            "not supported",
+        ),
+        (json!({"binding:host_id": "node-9"}), 400, "not registered"),
+        (
+            json!({"fixed_ips": [{"ip_address": "10.51.0.9"}]}),
+            400,
+            "not a valid IP",
+        ),
+    ] {
+        let (got, body) = os.call(Method::POST, "/ports", Some(port(extra))).await;
+        assert_eq!(got, status, "{body}");
+        assert!(body.to_string().contains(needle), "{needle}: {body}");
+    }
+    let (_, list) = os.call(Method::GET, "/ports", None).await;
+    assert_eq!(list["ports"], json!([]));
+
+    let (status, body) = os
+        .call(
+            Method::POST,
+            "/ports",
+            Some(port(json!({
+                "mac_address": "fa:16:3e:00:00:01",
+                "fixed_ips": [{"subnet_id": subnets[0], "ip_address": "10.50.0.10"}],
+                "device_owner": "compute:nova",
+                "security_groups": [],
+            }))),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let p = &body["port"];
+    let port_id = p["id"].as_str().unwrap().to_string();
+    assert_eq!(p["name"], "pa1");
+    assert_eq!(p["mac_address"], "fa:16:3e:00:00:01");
+    assert_eq!(p["binding:host_id"], "node-1");
+    assert_eq!(p["device_owner"], "compute:nova");
+    assert_eq!(
+        p["fixed_ips"],
+        json!([{"subnet_id": subnets[0], "ip_address": "10.50.0.10"}])
+    );
+    assert!(p["weft:endpoint"].as_str().unwrap().starts_with("port-"));
+    // The same address again is taken.
+    let (status, body) = os
+        .call(
+            Method::POST,
+            "/ports",
+            Some(port(json!({"fixed_ips": [{"ip_address": "10.50.0.10"}]}))),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    let (status, body) = os
+        .call(
+            Method::PUT,
+            &format!("/ports/{port_id}"),
+            Some(json!({"port": {"name": "pa1b",
+                "allowed_address_pairs": [{"ip_address": "10.50.0.200"}]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["port"]["name"], "pa1b");
+    assert_eq!(
+        body["port"]["allowed_address_pairs"][0]["ip_address"],
+        "10.50.0.200"
+    );
+    let (status, body) = os
+        .call(Method::GET, &format!("/ports/{port_id}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["port"]["id"], port_id);
+
+    // Clean-up in order leaves nothing.
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/ports/{port_id}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (path, body) = iface(false, "subnet_id", &subnets[0]);
+    let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (path, body) = iface(false, "subnet_id", &subnets[0]);
+    let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+    assert_eq!(
+        (status, kind(&answer)),
+        (404, "RouterInterfaceNotFoundForSubnet"),
+        "{answer}"
+    );
+    // The other by the port id its addition answered.
+    let (path, body) = iface(true, "subnet_id", &subnets[0]);
+    let (_, added) = os.call(Method::PUT, &path, Some(body)).await;
+    let (path, body) = iface(false, "port_id", added["port_id"].as_str().unwrap());
+    let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (path, body) = iface(false, "subnet_id", &subnets[1]);
+    let (status, answer) = os.call(Method::PUT, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/routers/{router}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        !tenant_json().await.to_string().contains(&contract),
+        "the router's contract and filter are gone"
+    );
+    for net in &nets {
+        let (status, body) = os
+            .call(Method::DELETE, &format!("/networks/{net}"), None)
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let (_, list) = os.call(Method::GET, "/networks", None).await;
+    assert_eq!(list["networks"], json!([]));
+}
