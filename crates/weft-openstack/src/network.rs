@@ -115,21 +115,6 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Pagination support",
         "Extension that indicates that pagination is enabled.",
     ),
-    (
-        "router",
-        "Neutron L3 Router",
-        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
-    ),
-    (
-        "binding",
-        "Port Binding",
-        "Expose port bindings of a virtual port to external application",
-    ),
-    (
-        "allowed-address-pairs",
-        "Allowed Address Pairs",
-        "Provides allowed address pairs",
-    ),
 ];
 
 /// The caller a token stands for: a static token, or a weft token.
