@@ -138,6 +138,8 @@ pub trait Controller: Send + Sync + 'static {
     fn tenant(&self, name: &str) -> Option<Tenant>;
     /// The endpoints of `tenant`.
     fn endpoints(&self, tenant: &str) -> Vec<WeftEndpoint>;
+    /// The anycast gateway MAC of bridge domain `tenant/bd` in the compiled policy.
+    fn gateway_mac(&self, tenant: &str, bd: &str) -> Option<[u8; 6]>;
     /// Creates one endpoint as weft's `POST /v1/endpoints` does (the EPG must exist, the
     /// node be registered, the address and MAC be free), or refuses with nothing written.
     fn create_endpoint(

@@ -8,9 +8,10 @@
 
 use crate::error::NeutronError;
 use crate::network::{
-    Adapter, Answer, View, caller, delete_meta, list_answer, metas, network_url, only, pairs_of,
-    put_meta, resource, target_project, text, view,
+    Adapter, Answer, SubnetView, View, caller, delete_meta, list_answer, metas, network_url, only,
+    pairs_of, put_meta, resource, target_project, text, view,
 };
+use crate::router::{RouterMeta, interface_port_id, routers};
 use crate::time::iso8601;
 use crate::{AddressPair, Caller, Controller, EndpointSpec, OpenStack, WeftEndpoint};
 use crate::{derived_uuid, now_ms, project_id};
@@ -93,6 +94,28 @@ struct Ports {
     meta: BTreeMap<String, PortMeta>,
     /// (port id, tenant, endpoint)
     all: Vec<(String, String, WeftEndpoint)>,
+    /// Router interfaces, shown as Neutron shows them: a port owned by the router
+    /// holding the subnet's gateway address (weft's anycast gateway).
+    interfaces: Vec<InterfacePort>,
+}
+
+#[derive(Debug, Clone)]
+struct InterfacePort {
+    id: String,
+    tenant: String,
+    router: String,
+    subnet: SubnetView,
+    mac: Option<[u8; 6]>,
+}
+
+fn owned_by_router(id: &str) -> NeutronError {
+    NeutronError::new(
+        StatusCode::CONFLICT,
+        "L3PortInUse",
+        format!(
+            "Port {id} has owner network:router_interface and therefore cannot be deleted directly via the port API."
+        ),
+    )
 }
 
 async fn read<S: KvStore + Clone, C: Controller>(
@@ -107,15 +130,83 @@ async fn read<S: KvStore + Clone, C: Controller>(
             all.push((port_id(&e.name), tenant.clone(), e));
         }
     }
-    Ok(Ports { v, meta, all })
+    let router_meta: BTreeMap<String, RouterMeta> = metas(&a.store, "router").await?;
+    let mut interfaces = Vec::new();
+    for r in routers(&v, &router_meta) {
+        for subnet_id in &r.interfaces {
+            if let Ok(subnet) = v.subnet(subnet_id) {
+                interfaces.push(InterfacePort {
+                    id: interface_port_id(&r.id, subnet_id),
+                    tenant: r.tenant.clone(),
+                    router: r.id.clone(),
+                    mac: a.controller.gateway_mac(&subnet.tenant, &subnet.bd),
+                    subnet: subnet.clone(),
+                });
+            }
+        }
+    }
+    Ok(Ports {
+        v,
+        meta,
+        all,
+        interfaces,
+    })
 }
 
 impl Ports {
-    fn find(&self, id: &str) -> Result<&(String, String, WeftEndpoint), NeutronError> {
+    /// An endpoint's port; a router interface's is refused with `interface`.
+    fn find(
+        &self,
+        id: &str,
+        interface: fn(&str) -> NeutronError,
+    ) -> Result<&(String, String, WeftEndpoint), NeutronError> {
+        if self.interfaces.iter().any(|i| i.id == id) {
+            return Err(interface(id));
+        }
         self.all
             .iter()
             .find(|(p, _, _)| p == id)
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Any port's JSON.
+    fn show(&self, id: &str) -> Result<Value, NeutronError> {
+        match self.interfaces.iter().find(|i| i.id == id) {
+            Some(i) => Ok(self.interface_json(i)),
+            None => Ok(self.json(self.find(id, not_found)?)),
+        }
+    }
+
+    fn interface_json(&self, i: &InterfacePort) -> Value {
+        let project = project_id(&i.tenant);
+        json!({
+            "id": i.id,
+            "name": "",
+            "description": "",
+            "network_id": i.subnet.network_id,
+            "tenant_id": project,
+            "project_id": project,
+            "mac_address": i.mac.map_or(String::new(), mac_text),
+            "admin_state_up": true,
+            "status": "ACTIVE",
+            "device_id": i.router,
+            "device_owner": "network:router_interface",
+            "fixed_ips": [{"subnet_id": i.subnet.id, "ip_address": i.subnet.gateway.to_string()}],
+            "allowed_address_pairs": [],
+            "security_groups": [],
+            "port_security_enabled": false,
+            "binding:host_id": "",
+            "binding:vif_type": "weft",
+            "binding:vnic_type": "normal",
+            "binding:profile": {},
+            "binding:vif_details": {},
+            "extra_dhcp_opts": [],
+            "tags": [],
+            "created_at": iso8601(0),
+            "updated_at": iso8601(0),
+            "revision_number": 0,
+            "weft:anycast_gateway": true,
+        })
     }
 
     fn json(&self, (id, tenant, e): &(String, String, WeftEndpoint)) -> Value {
@@ -236,7 +327,12 @@ pub(crate) async fn list<S: KvStore + Clone, C: Controller>(
 ) -> Answer {
     let who = caller(&a, &headers)?;
     let p = read(&a, &who).await?;
-    let items = p.all.iter().map(|x| p.json(x)).collect();
+    let items = p
+        .all
+        .iter()
+        .map(|x| p.json(x))
+        .chain(p.interfaces.iter().map(|i| p.interface_json(i)))
+        .collect();
     let url = format!("{}/v2.0/ports", network_url(&a.config.public_url));
     list_answer("ports", items, pairs_of(&uri)?, &url)
 }
@@ -248,7 +344,7 @@ pub(crate) async fn show<S: KvStore + Clone, C: Controller>(
 ) -> Answer {
     let who = caller(&a, &headers)?;
     let p = read(&a, &who).await?;
-    Ok(Json(json!({"port": p.json(p.find(&id)?)})).into_response())
+    Ok(Json(json!({"port": p.show(&id)?})).into_response())
 }
 
 const PORT_ATTRS: &[&str] = &[
@@ -310,7 +406,12 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
             ));
         }
     };
-    let tenant_name = target_project(&a, &who, &object)?;
+    // The network's project, which a named project must be.
+    let named = if object.contains_key("project_id") || object.contains_key("tenant_id") {
+        Some(target_project(&a, &who, &object)?)
+    } else {
+        None
+    };
     let meta = PortMeta {
         name: text(&object, "name")?.unwrap_or_default(),
         description: text(&object, "description")?.unwrap_or_default(),
@@ -322,7 +423,7 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     let _serialised = a.writes.lock().await;
     let v = view(&a, &who).await?;
     let n = v.network(&network_id)?.clone();
-    if n.tenant != tenant_name {
+    if named.is_some_and(|t| t != n.tenant) {
         return Err(NeutronError::not_found(
             "NetworkNotFound",
             format!("Network {network_id} could not be found."),
@@ -390,11 +491,7 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     }
     tracing::info!(port = %id, endpoint = %name, network = %network_id, "neutron port created");
     let p = read(&a, &who).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"port": p.json(p.find(&id)?)})),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(json!({"port": p.show(&id)?}))).into_response())
 }
 
 pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
@@ -428,7 +525,13 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
     let pairs = address_pairs(&object)?;
     let _serialised = a.writes.lock().await;
     let p = read(&a, &who).await?;
-    let (_, tenant, e) = p.find(&id)?.clone();
+    let (_, tenant, e) = p
+        .find(&id, |id| {
+            NeutronError::bad_request(format!(
+                "Port {id} is a router interface (the subnet's anycast gateway): change it through the router"
+            ))
+        })?
+        .clone();
     if let Some(host) = text(&object, "binding:host_id")?
         && host != e.node
     {
@@ -459,7 +562,7 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
     }
     put_meta(&a, "port", &id, &meta).await?;
     let p = read(&a, &who).await?;
-    Ok(Json(json!({"port": p.json(p.find(&id)?)})).into_response())
+    Ok(Json(json!({"port": p.show(&id)?})).into_response())
 }
 
 pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
@@ -470,7 +573,7 @@ pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
     let who = caller(&a, &headers)?;
     let _serialised = a.writes.lock().await;
     let p = read(&a, &who).await?;
-    let (_, tenant, e) = p.find(&id)?.clone();
+    let (_, tenant, e) = p.find(&id, owned_by_router)?.clone();
     if !a.controller.delete_endpoint(&tenant, &e.name).await? {
         return Err(not_found(&id));
     }

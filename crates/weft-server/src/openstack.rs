@@ -119,6 +119,18 @@ impl Controller for ServerController {
             .collect()
     }
 
+    fn gateway_mac(&self, tenant: &str, bd: &str) -> Option<[u8; 6]> {
+        let path = format!("{tenant}/{bd}");
+        self.state
+            .snapshot()
+            .policy
+            .vrfs
+            .values()
+            .flat_map(|vrf| &vrf.bridge_domains)
+            .find(|b| b.path.to_string() == path)
+            .map(|b| b.gateway_mac)
+    }
+
     async fn create_endpoint(&self, spec: EndpointSpec) -> Result<WeftEndpoint, OpenStackError> {
         let epg: EpgPath = spec.epg.parse().map_err(|e| OpenStackError::Invalid {
             message: format!("EPG {}: {e}", spec.epg),

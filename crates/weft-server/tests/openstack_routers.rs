@@ -144,6 +144,34 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
         answer.to_string().contains("already has a port on subnet"),
         "{answer}"
     );
+    // Each interface shows as Neutron shows it: a port the router owns, holding the
+    // subnet's gateway; it cannot be deleted through the port API.
+    let (status, list) = os
+        .call(Method::GET, &format!("/ports?device_id={router}"), None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let owned = list["ports"].as_array().unwrap();
+    assert_eq!(owned.len(), 2, "{list}");
+    assert!(
+        owned
+            .iter()
+            .all(|p| p["device_owner"] == "network:router_interface"),
+        "{list}"
+    );
+    let gateways: Vec<&str> = owned
+        .iter()
+        .map(|p| p["fixed_ips"][0]["ip_address"].as_str().unwrap())
+        .collect();
+    assert!(gateways.contains(&"10.50.0.1"), "{gateways:?}");
+    let iface_port = owned[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = os
+        .call(Method::GET, &format!("/ports/{iface_port}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/ports/{iface_port}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (409, "L3PortInUse"), "{body}");
     let model = tenant_json().await;
     let epgs = model.to_string();
     assert!(
@@ -214,8 +242,8 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
         assert_eq!(got, status, "{body}");
         assert!(body.to_string().contains(needle), "{needle}: {body}");
     }
-    let (_, list) = os.call(Method::GET, "/ports", None).await;
-    assert_eq!(list["ports"], json!([]));
+    let (_, list) = os.call(Method::GET, "/ports?device_owner=", None).await;
+    assert_eq!(list["ports"], json!([]), "a refused port left an endpoint");
 
     let (status, body) = os
         .call(

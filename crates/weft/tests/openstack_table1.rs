@@ -16,15 +16,31 @@ use std::process::Command;
 use std::time::Duration;
 use weft_fabric::probe::ping_ok;
 
-/// `openstack ARGS` against the cluster; stdout, or a panic naming stderr.
-fn os(home: &Path, openstack: &Path, args: &[&str]) -> String {
-    let out = Command::new(openstack)
+/// `openstack ARGS` against the cluster.
+fn os_output(home: &Path, openstack: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(openstack)
         .args(["--os-cloud", "weft"])
         .args(args)
         .env("OS_CLIENT_CONFIG_FILE", home.join("clouds.yaml"))
         .env("HOME", home)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `openstack ARGS` that fails: its stderr.
+fn os_fails(home: &Path, openstack: &Path, args: &[&str]) -> String {
+    let out = os_output(home, openstack, args);
+    assert!(
+        !out.status.success(),
+        "openstack {} should fail",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// `openstack ARGS` against the cluster; stdout, or a panic naming stderr.
+fn os(home: &Path, openstack: &Path, args: &[&str]) -> String {
+    let out = os_output(home, openstack, args);
     assert!(
         out.status.success(),
         "openstack {}: {}",
@@ -95,6 +111,20 @@ fn seed_table1_through_the_openstack_cli_real_packets() {
     run(&["router", "create", "rt1"]);
     run(&["router", "add", "subnet", "rt1", "SN-A"]);
     run(&["router", "add", "subnet", "rt1", "SN-B"]);
+    let fails = |args: &[&str]| os_fails(home.path(), &openstack, args);
+    // The CLI shows the router's interfaces and Neutron's refusals.
+    let shown = run(&["router", "show", "rt1", "-f", "json"]);
+    assert_eq!(shown.matches("\"subnet_id\"").count(), 2, "{shown}");
+    let stderr = fails(&["router", "delete", "rt1"]);
+    assert!(stderr.contains("still has ports"), "{stderr}");
+    let stderr = fails(&["router", "add", "subnet", "rt1", "SN-A"]);
+    assert!(stderr.contains("already has a port on subnet"), "{stderr}");
+    let stderr = fails(&["router", "create", "--external-gateway", "NW-C", "rt2"]);
+    assert!(stderr.contains("north-south"), "{stderr}");
+    let stderr = fails(&["port", "create", "--network", "NW-A", "unplaced"]);
+    assert!(stderr.contains("binding:host_id"), "{stderr}");
+    let stderr = fails(&["network", "delete", "NW-A"]);
+    assert!(stderr.contains("in use"), "{stderr}");
     let ports = [
         ("pa1", "NW-A", "com1"),
         ("pb1", "NW-B", "com2"),
@@ -140,5 +170,6 @@ fn seed_table1_through_the_openstack_cli_real_packets() {
     }
     assert_eq!(run(&["router", "list", "-f", "value"]), "");
     assert_eq!(run(&["network", "list", "-f", "value"]), "");
+    assert_eq!(run(&["port", "list", "-f", "value"]), "");
     assert!(c.rt.block_on(c.client.endpoints()).unwrap().is_empty());
 }
