@@ -108,6 +108,18 @@ struct InterfacePort {
     mac: Option<[u8; 6]>,
 }
 
+/// An endpoint made with weft's API (or a task's) is shown as a port but not changed
+/// through Neutron: weft owns it.
+fn made_with_weft(id: &str, endpoint: &str) -> NeutronError {
+    NeutronError::new(
+        StatusCode::CONFLICT,
+        "PortInUse",
+        format!(
+            "Port {id} is weft endpoint {endpoint}, made with weft's API or for a task: change it with weft"
+        ),
+    )
+}
+
 fn owned_by_router(id: &str) -> NeutronError {
     NeutronError::new(
         StatusCode::CONFLICT,
@@ -516,6 +528,8 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
             "binding:host_id",
             "binding:vnic_type",
             "binding:profile",
+            "fixed_ips",
+            "mac_address",
         ],
     )?;
     only(&object, "admin_state_up", true)?;
@@ -532,6 +546,30 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
             ))
         })?
         .clone();
+    if !e.name.starts_with(PORT_PREFIX) {
+        return Err(made_with_weft(&id, &e.name));
+    }
+    // The address and MAC stay; a client may restate them.
+    if let Some(mac) = object.get("mac_address").filter(|m| !m.is_null())
+        && mac_attr(mac, "mac_address")? != e.mac
+    {
+        return Err(NeutronError::bad_request(
+            "changing mac_address is not supported by weft yet (delete and create the port)",
+        ));
+    }
+    if let Some(fixed) = object.get("fixed_ips").filter(|f| !f.is_null()) {
+        let same = fixed.as_array().is_some_and(|f| {
+            f.len() == 1
+                && f[0]
+                    .get("ip_address")
+                    .is_none_or(|ip| ip.as_str() == Some(e.ip.to_string().as_str()))
+        });
+        if !same {
+            return Err(NeutronError::bad_request(
+                "changing fixed_ips is not supported by weft yet (a port has one address; delete and create the port)",
+            ));
+        }
+    }
     if let Some(host) = text(&object, "binding:host_id")?
         && host != e.node
     {
@@ -574,6 +612,9 @@ pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
     let _serialised = a.writes.lock().await;
     let p = read(&a, &who).await?;
     let (_, tenant, e) = p.find(&id, owned_by_router)?.clone();
+    if !e.name.starts_with(PORT_PREFIX) {
+        return Err(made_with_weft(&id, &e.name));
+    }
     if !a.controller.delete_endpoint(&tenant, &e.name).await? {
         return Err(not_found(&id));
     }

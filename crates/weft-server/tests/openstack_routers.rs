@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{agent, registration};
+use common::{admin, agent, endpoint_request, registration};
 use reqwest::Method;
 use serde_json::{Value, json};
 use weft_server::{ServerConfig, serve};
@@ -66,6 +66,7 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
     // Two networks with a subnet each.
     let mut nets = Vec::new();
     let mut subnets = Vec::new();
+    let mut net_epgs = Vec::new();
     for (name, cidr) in [("a", "10.50.0.0/24"), ("b", "10.51.0.0/24")] {
         let (status, net) = os
             .call(
@@ -76,6 +77,7 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
             .await;
         assert_eq!(status, 201, "{net}");
         let id = net["network"]["id"].as_str().unwrap().to_string();
+        net_epgs.push(net["network"]["weft:epg"].as_str().unwrap().to_string());
         let (status, sub) = os
             .call(
                 Method::POST,
@@ -298,6 +300,51 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["port"]["id"], port_id);
+
+    // The address and MAC may be restated, not changed.
+    let (status, body) = os
+        .call(
+            Method::PUT,
+            &format!("/ports/{port_id}"),
+            Some(json!({"port": {"mac_address": "fa:16:3e:00:00:01",
+                "fixed_ips": [{"subnet_id": subnets[0], "ip_address": "10.50.0.10"}]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for change in [
+        json!({"mac_address": "fa:16:3e:00:00:02"}),
+        json!({"fixed_ips": [{"ip_address": "10.50.0.11"}]}),
+        json!({"binding:host_id": "node-2"}),
+        json!({"security_groups": ["default"]}),
+    ] {
+        let (status, body) = os
+            .call(
+                Method::PUT,
+                &format!("/ports/{port_id}"),
+                Some(json!({ "port": change })),
+            )
+            .await;
+        assert_eq!(status, 400, "{change}: {body}");
+    }
+    // An endpoint made with weft's API is a port too, but weft's to change.
+    let weft_made = admin(&server)
+        .create_endpoint(&endpoint_request("ep-weft", &net_epgs[0], "node-1"))
+        .await
+        .unwrap();
+    let (_, list) = os.call(Method::GET, "/ports?name=ep-weft", None).await;
+    let ports = list["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1, "{list}");
+    assert_eq!(
+        ports[0]["fixed_ips"][0]["ip_address"],
+        weft_made.ip.to_string()
+    );
+    assert_eq!(ports[0]["network_id"], nets[0]);
+    let weft_port = ports[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = os
+        .call(Method::DELETE, &format!("/ports/{weft_port}"), None)
+        .await;
+    assert_eq!((status, kind(&body)), (409, "PortInUse"), "{body}");
+    admin(&server).delete_endpoint("ep-weft").await.unwrap();
 
     // Clean-up in order leaves nothing.
     let (status, body) = os
