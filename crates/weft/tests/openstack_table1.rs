@@ -1,9 +1,10 @@
 //! The seed's Table 1 built with the real `openstack` CLI only: three networks with a
 //! subnet each, router rt1 with interfaces on NW-A's and NW-B's subnets, and ports bound
 //! to com1 and com2 (`openstack port create --host`). Real packets between the ports'
-//! namespaces: A and B talk, C talks to neither. Then everything is deleted in order and
-//! no endpoint is left. Root (namespaces); skips loudly otherwise, and without the
-//! clients (`scripts/python-clients.sh`) skips loudly outside CI.
+//! namespaces: A and B talk, C talks to neither. openstacksdk reads the ports back as
+//! Terraform's provider would. Then everything is deleted in order and no endpoint is
+//! left. Root (namespaces); skips loudly otherwise, and without the clients
+//! (`scripts/python-clients.sh`) skips loudly outside CI.
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 #[macro_use]
@@ -136,6 +137,33 @@ fn seed_table1_through_the_openstack_cli_real_packets() {
         assert_eq!(shown, host);
     }
     c.wait_endpoints_ready();
+    // openstacksdk (what Terraform's provider does in Go): a port by id, the router's.
+    let sdk = Command::new(root.join("target/pyvenv/bin/python"))
+        .arg("-c")
+        .arg(
+            r#"
+import openstack
+conn = openstack.connect(cloud="weft")
+rt = conn.network.find_router("rt1")
+owned = list(conn.network.ports(device_id=rt.id))
+assert len(owned) == 2 and all(p.device_owner == "network:router_interface" for p in owned), owned
+pa = conn.network.find_port("pa1")
+again = conn.network.get_port(pa.id)
+assert again.binding_host_id == "com1" and again.status == "ACTIVE", again
+assert again.fixed_ips[0]["ip_address"].startswith("10.1."), again.fixed_ips
+print("sdk ok")
+"#,
+        )
+        .env("OS_CLIENT_CONFIG_FILE", home.path().join("clouds.yaml"))
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        sdk.status.success(),
+        "openstacksdk: {}{}",
+        String::from_utf8_lossy(&sdk.stdout),
+        String::from_utf8_lossy(&sdk.stderr)
+    );
     let endpoints = c.rt.block_on(c.client.endpoints()).unwrap();
     assert_eq!(endpoints.len(), 3, "{endpoints:?}");
     let find = |prefix: &str| {
