@@ -5,8 +5,9 @@
 //! is a weft tenant token with an expiry, minted and revoked by the controller
 //! ([`Controller`]), so it works on weft's own API too. A Neutron network is an EPG with
 //! its bridge domain; a subnet is a subnet of that bridge domain, its gateway weft's
-//! anycast gateway. Every network write is a whole-tenant change through the
-//! controller's admission (validated and compiled whole, or refused with nothing
+//! anycast gateway. A router is a contract the EPGs of its subnets' networks provide and
+//! consume; a port is a weft endpoint placed on its `binding:host_id`. Every network,
+//! subnet and router write is a whole-tenant change through the controller's admission (validated and compiled whole, or refused with nothing
 //! changed). What the model has no place for is kept in weft's store under
 //! `/weft/openstack/`: users (salted password hashes), token metadata (who, when), and the
 //! Neutron-only attributes of networks and subnets (name, description, DNS servers) by
