@@ -127,6 +127,8 @@ pub(crate) mod tests {
             gateway: "10.1.0.1".parse().expect("ip"),
             mac: MacAddr([2, 0, 0, 0, 1, n]),
             allowed_address_pairs: vec![],
+            port_security: true,
+            security_groups: None,
             revision: 1,
             status: EndpointStatus {
                 state: EndpointState::Pending,

@@ -57,6 +57,8 @@ fn agents_with_the_real_controller() {
                 ip: Some(ip.parse().unwrap()),
                 mac: None,
                 allowed_address_pairs: vec![],
+                port_security: true,
+                security_groups: None,
             }))
             .unwrap();
         assert_eq!(

@@ -331,6 +331,16 @@ impl Client {
         self.send(Method::POST, paths::ENDPOINTS, request).await
     }
 
+    /// Changes a live endpoint's port guard: address pairs, port security, groups.
+    pub async fn update_endpoint(
+        &self,
+        name: &str,
+        change: &EndpointUpdate,
+    ) -> Result<Endpoint, ClientError> {
+        self.send(Method::PATCH, &paths::endpoint(name), change)
+            .await
+    }
+
     pub async fn delete_endpoint(&self, name: &str) -> Result<(), ClientError> {
         self.delete(&paths::endpoint(name)).await
     }

@@ -213,6 +213,50 @@ pub struct EndpointRequest {
     pub mac: Option<MacAddr>,
     #[serde(default)]
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// On (the default), the port sends only from its own addresses and allowed
+    /// address pairs. Off, it may send from any address (with its EPG's class) and
+    /// has no security groups.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub port_security: bool,
+    /// Names of security groups of the endpoint's tenant. Absent: the port is governed
+    /// by contracts alone. Present (even empty): traffic to and from the port must
+    /// also match one of the groups' rules; replies always pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+/// `PATCH /v1/endpoints/{name}`: the fields given replace the endpoint's; the others
+/// stay. `"security_groups": null` takes the port out of security groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_address_pairs: Option<Vec<AddressPair>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_security: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_groups: Option<Option<Vec<String>>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +291,16 @@ pub struct Endpoint {
     pub mac: MacAddr,
     #[serde(default)]
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// On (the default), the port sends only from its own addresses and allowed
+    /// address pairs. Off, it may send from any address (with its EPG's class) and
+    /// has no security groups.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub port_security: bool,
+    /// Names of security groups of the endpoint's tenant. Absent: the port is governed
+    /// by contracts alone. Present (even empty): traffic to and from the port must
+    /// also match one of the groups' rules; replies always pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
     pub revision: u64,
     pub status: EndpointStatus,
 }

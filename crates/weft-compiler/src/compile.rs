@@ -43,6 +43,10 @@ pub struct CompiledPolicy {
     pub epgs: BTreeMap<EpgPath, EpgPolicy>,
     /// Feed this back into the next compile to keep numbers stable.
     pub allocation: Allocation,
+    /// Every tenant's security groups, by tenant and name, as the model states them:
+    /// the fabric expands them per member port (`weft_fabric::desired`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_groups: BTreeMap<String, BTreeMap<String, weft_model::SecurityGroup>>,
 }
 
 impl CompiledPolicy {
@@ -370,10 +374,17 @@ impl Compiler {
         self.base = base;
         self.allocation = allocation.clone();
         self.stats = stats;
+        let security_groups = model
+            .tenants
+            .iter()
+            .filter(|(_, t)| !t.security_groups.is_empty())
+            .map(|(name, t)| (name.clone(), t.security_groups.clone()))
+            .collect();
         Ok(CompiledPolicy {
             vrfs,
             epgs,
             allocation,
+            security_groups,
         })
     }
 }

@@ -123,6 +123,7 @@ fn synthetic_policy_with(
         vrfs: BTreeMap::from([(vrf, policy)]),
         epgs: epg_map,
         allocation: Default::default(),
+        security_groups: Default::default(),
     }
 }
 

@@ -171,6 +171,14 @@ impl Documents {
                         |v| &v.loc,
                         errors,
                     );
+                    merge_map(
+                        &mut have.security_groups,
+                        tenant.security_groups,
+                        &tpath,
+                        "security_group",
+                        |v| &v.loc,
+                        errors,
+                    );
                     for (aname, ap) in tenant.app_profiles {
                         match have.app_profiles.entry(aname.clone()) {
                             Entry::Vacant(v) => {
@@ -284,6 +292,15 @@ fn fill_json_derived(
                 fill.each(&mut t.subjects, k, path, "subject", |_, _, _, _| {});
             },
         );
+        fill.each(
+            &mut tenant.security_groups,
+            tkey,
+            &tpath,
+            "security_group",
+            |fill, g, k, path| {
+                fill.each(&mut g.rules, k, path, "rule", |_, _, _, _| {});
+            },
+        );
         let aps = &mut tenant.app_profiles;
         fill.each(
             aps,
@@ -344,7 +361,9 @@ placed!(
     Taboo,
     TabooSubject,
     AppProfile,
-    Epg
+    Epg,
+    SecurityGroup,
+    SecurityRule
 );
 
 /// What [`fill_json_derived`] carries through the model.
@@ -606,6 +625,10 @@ impl<'a> Reader<'a> {
                     self.named_child(b, path, &mut t.contracts, Self::contract, |v| &v.loc);
                 }
                 "taboo" => self.named_child(b, path, &mut t.taboos, Self::taboo, |v| &v.loc),
+                "security_group" => {
+                    let groups = &mut t.security_groups;
+                    self.named_child(b, path, groups, Self::security_group, |v| &v.loc);
+                }
                 "application_profile" => {
                     let aps = &mut t.app_profiles;
                     self.named_child(b, path, aps, Self::app_profile, |v| &v.loc);
@@ -956,6 +979,88 @@ impl<'a> Reader<'a> {
         e
     }
 
+    fn security_group(&mut self, block: &Block, path: &ObjectPath) -> SecurityGroup {
+        let mut g = SecurityGroup {
+            loc: self.loc(block.span()),
+            ..SecurityGroup::default()
+        };
+        for s in block.body.iter() {
+            match s {
+                Structure::Block(b) if b.ident.as_str() == "rule" => {
+                    self.named_child(b, path, &mut g.rules, Self::security_rule, |r| &r.loc);
+                }
+                other => self.unknown(other, Some(path), "security_group", &["rule"]),
+            }
+        }
+        g
+    }
+
+    fn security_rule(&mut self, block: &Block, path: &ObjectPath) -> SecurityRule {
+        const ATTRS: &[&str] = &[
+            "direction",
+            "ether_type",
+            "protocol",
+            "destination_port",
+            "remote_ip_prefix",
+            "remote_group",
+        ];
+        let mut r = SecurityRule {
+            loc: self.loc(block.span()),
+            ..SecurityRule::default()
+        };
+        let mut saw_direction = false;
+        for s in block.body.iter() {
+            let Structure::Attribute(a) = s else {
+                self.unknown(s, Some(path), "rule", ATTRS);
+                continue;
+            };
+            match a.key.as_str() {
+                "direction" => {
+                    saw_direction = true;
+                    if let Some(v) = self.keyword(a, path, Direction::NAMES, Direction::parse) {
+                        r.direction = v;
+                    }
+                }
+                "ether_type" => {
+                    if let Some(v) = self.keyword(a, path, EtherType::NAMES, EtherType::parse) {
+                        r.ether_type = v;
+                    }
+                }
+                "protocol" => {
+                    if let Some(v) = self.keyword(a, path, Protocol::NAMES, Protocol::parse) {
+                        r.protocol = v;
+                    }
+                }
+                "destination_port" => r.destination_port = self.ports(a, path).unwrap_or_default(),
+                "remote_ip_prefix" => {
+                    let Some(text) = self.string(a, path) else {
+                        continue;
+                    };
+                    match parse_cidr(&text) {
+                        Ok(net) => r.remote_ip_prefix = Some(net),
+                        Err(message) => {
+                            self.error(
+                                a.span(),
+                                Some(path),
+                                format!("remote_ip_prefix: {message}"),
+                            );
+                        }
+                    }
+                }
+                "remote_group" => r.remote_group = self.string(a, path),
+                _ => self.unknown(s, Some(path), "rule", ATTRS),
+            }
+        }
+        if !saw_direction {
+            self.error(
+                block.span(),
+                Some(path),
+                "missing attribute \"direction\" (\"ingress\" or \"egress\")".into(),
+            );
+        }
+        r
+    }
+
     // ---- typed attribute values ----
 
     fn type_error(&mut self, a: &Attribute, path: &ObjectPath, expected: &str) {
@@ -1071,4 +1176,5 @@ const TENANT_BLOCKS: &[&str] = &[
     "contract",
     "taboo",
     "application_profile",
+    "security_group",
 ];

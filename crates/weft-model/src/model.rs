@@ -58,6 +58,14 @@ pub struct Tenant {
     pub taboos: BTreeMap<String, Taboo>,
     #[serde(rename = "application_profile", default)]
     pub app_profiles: BTreeMap<String, AppProfile>,
+    /// Per-port stateful allow rules (OpenStack's security groups), applied to the
+    /// endpoints that name them, in addition to the EPG contracts: both must permit.
+    #[serde(
+        rename = "security_group",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub security_groups: BTreeMap<String, SecurityGroup>,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -239,6 +247,74 @@ pub struct Subject {
     pub action: Action,
     #[serde(skip)]
     pub loc: Location,
+}
+
+/// A security group: a set of allow rules for the ports (endpoints) that are its
+/// members. Traffic to a member must match one of its `ingress` rules, traffic from a
+/// member one of its `egress` rules; replies of an allowed connection always pass
+/// (stateful). A member with no matching rule is closed in that direction. Groups
+/// govern only endpoints that name them; endpoints without groups are governed by
+/// contracts alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroup {
+    #[serde(rename = "rule", default)]
+    pub rules: BTreeMap<String, SecurityRule>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// One allow rule of a security group. The peer is `remote_ip_prefix`, or the
+/// members of `remote_group` (of the same tenant), or anyone when neither is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRule {
+    pub direction: Direction,
+    #[serde(default)]
+    pub ether_type: EtherType,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Only with `tcp` or `udp`.
+    #[serde(default)]
+    pub destination_port: PortRange,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ip_prefix: Option<IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_group: Option<String>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+/// Which traffic of a member a security rule admits: to it, or from it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    pub const NAMES: &'static [&'static str] = &["ingress", "egress"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ingress" => Some(Self::Ingress),
+            "egress" => Some(Self::Egress),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+        })
+    }
 }
 
 /// A taboo contract: its subjects deny, and it beats every permit.

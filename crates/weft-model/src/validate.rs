@@ -177,6 +177,8 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
         }
     }
 
+    check_security_groups(c, &tpath, t);
+
     let mut provided: BTreeSet<&str> = BTreeSet::new();
     let mut consumers: Vec<(&str, &Location, ObjectPath)> = Vec::new();
     for (vname, vrf) in &t.vrfs {
@@ -300,6 +302,83 @@ fn check_tenant(c: &mut Checker, tname: &str, t: &Tenant) {
 /// Each subnet that overlaps one listed before it (bridge domains by name, then subnets
 /// by CIDR) is reported once, naming the first such subnet. CIDR blocks either nest or
 /// are disjoint, so one sorted sweep per VRF finds them in O(n log n).
+/// At most this many security groups per tenant, and rules per group: a group's rules
+/// are installed per member port, so they bound the data path's work per port.
+pub const MAX_SECURITY_GROUPS: usize = 1_000;
+pub const MAX_SECURITY_RULES: usize = 1_000;
+
+fn check_security_groups(c: &mut Checker, tpath: &ObjectPath, t: &Tenant) {
+    if t.security_groups.len() > MAX_SECURITY_GROUPS {
+        c.error(
+            &t.loc,
+            tpath,
+            format!(
+                "{} security groups; at most {MAX_SECURITY_GROUPS} per tenant",
+                t.security_groups.len()
+            ),
+        );
+    }
+    for (gname, group) in &t.security_groups {
+        let gpath = tpath.child("security_group", gname);
+        if group.rules.len() > MAX_SECURITY_RULES {
+            c.error(
+                &group.loc,
+                &gpath,
+                format!(
+                    "{} rules; at most {MAX_SECURITY_RULES} per security group",
+                    group.rules.len()
+                ),
+            );
+        }
+        for (rname, r) in &group.rules {
+            let rpath = gpath.child("rule", rname);
+            if !r.protocol.has_ports() && !r.destination_port.is_any() {
+                c.error(
+                    &r.loc,
+                    &rpath,
+                    format!(
+                        "destination_port needs protocol tcp or udp, not {}",
+                        r.protocol
+                    ),
+                );
+            }
+            if r.remote_ip_prefix.is_some() && r.remote_group.is_some() {
+                c.error(
+                    &r.loc,
+                    &rpath,
+                    "remote_ip_prefix and remote_group are alternatives; set one".into(),
+                );
+            }
+            if let Some(net) = r.remote_ip_prefix {
+                let family = if net.addr().is_ipv4() {
+                    IpFamily::V4
+                } else {
+                    IpFamily::V6
+                };
+                if !r.ether_type.matches(family) {
+                    c.error(
+                        &r.loc,
+                        &rpath,
+                        format!(
+                            "remote_ip_prefix {net} does not match ether_type {:?}",
+                            r.ether_type
+                        ),
+                    );
+                }
+            }
+            if let Some(remote) = &r.remote_group
+                && !t.security_groups.contains_key(remote)
+            {
+                c.error(
+                    &r.loc,
+                    &rpath,
+                    format!("remote_group {remote:?} is not a security group of this tenant"),
+                );
+            }
+        }
+    }
+}
+
 fn check_overlaps(c: &mut Checker, tpath: &ObjectPath, t: &Tenant) {
     let mut by_vrf: BTreeMap<&str, Vec<(&str, &Subnet)>> = BTreeMap::new();
     for (bname, bd) in &t.bridge_domains {

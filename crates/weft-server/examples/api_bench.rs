@@ -322,6 +322,8 @@ async fn writes(server: &ServerHandle, sync: &str) -> BenchResult<()> {
                         ip: None,
                         mac: None,
                         allowed_address_pairs: Vec::new(),
+                        port_security: true,
+                        security_groups: None,
                     };
                     admin.create_endpoint(&request).await?;
                 }

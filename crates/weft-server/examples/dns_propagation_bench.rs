@@ -118,6 +118,8 @@ async fn run(nodes: usize, rounds: usize) -> Vec<Duration> {
                 ip: None,
                 mac: None,
                 allowed_address_pairs: vec![],
+                port_security: true,
+                security_groups: None,
             })
             .await
             .unwrap();

@@ -162,6 +162,8 @@ impl Controller for ServerController {
             ip: spec.ip,
             mac: spec.mac.map(MacAddr),
             allowed_address_pairs: spec.allowed_address_pairs.iter().map(wire_pair).collect(),
+            port_security: true,
+            security_groups: None,
         };
         for _ in 0..MAX_ATTEMPTS {
             let snapshot = self.state.snapshot();
@@ -277,29 +279,20 @@ impl Controller for ServerController {
         pairs: Vec<AddressPair>,
     ) -> Result<WeftEndpoint, OpenStackError> {
         let snapshot = self.state.snapshot();
-        let stored = snapshot
+        if !snapshot
             .endpoints
             .get(name)
-            .filter(|e| e.value.epg.tenant == tenant)
-            .ok_or_else(|| OpenStackError::NotFound(format!("endpoint {name} does not exist")))?;
-        let mut record = stored.value.clone();
-        record.allowed_address_pairs = pairs.iter().map(wire_pair).collect();
-        let endpoint_key = keys::endpoint(name);
-        let bytes = serde_json::to_vec(&record).map_err(internal)?;
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                endpoint_key.clone(),
-                CompareOp::Equal,
-                i64::try_from(stored.revision).unwrap_or(i64::MAX),
-            )])
-            .and_then([TxnOp::put(endpoint_key, bytes)]);
-        let response = self.state.store.txn(txn).await?;
-        caught_up(&self.state, as_revision(response.revision)).await;
-        if !response.succeeded {
-            return Err(conflict(format!(
-                "endpoint {name} changed meanwhile; retry"
+            .is_some_and(|e| e.value.epg.tenant == tenant)
+        {
+            return Err(OpenStackError::NotFound(format!(
+                "endpoint {name} does not exist"
             )));
         }
+        let change = weft_api::EndpointUpdate {
+            allowed_address_pairs: Some(pairs.iter().map(wire_pair).collect()),
+            ..Default::default()
+        };
+        crate::routes::update_port(&self.state, name, &change).await?;
         let snapshot = self.state.snapshot();
         let stored = snapshot
             .endpoints

@@ -434,6 +434,8 @@ async fn create_task(
             ip: None,
             mac: None,
             allowed_address_pairs: Vec::new(),
+            port_security: true,
+            security_groups: None,
         };
         let (endpoint, _reservation) = crate::routes::plan_endpoint(state, &snapshot, &request)
             .map_err(|e| format!("cannot give task {id} an endpoint: {e}"))?;

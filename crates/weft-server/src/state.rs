@@ -33,9 +33,19 @@ pub struct EndpointRecord {
     pub mac: MacAddr,
     #[serde(default)]
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// Port security (anti-spoofing) on; see [`weft_api::Endpoint::port_security`].
+    #[serde(default = "port_security_default")]
+    pub port_security: bool,
+    /// Security groups of the endpoint's tenant; `None`: contracts alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
     /// The VRF whose address space holds `ip`: needed to free the claim even after the
     /// EPG moved or vanished.
     pub vrf: ObjectPath,
+}
+
+fn port_security_default() -> bool {
+    true
 }
 
 /// What a tenant token grants.
@@ -92,6 +102,7 @@ impl Default for Snapshot {
                 vrfs: BTreeMap::new(),
                 epgs: BTreeMap::new(),
                 allocation: Allocation::default(),
+                security_groups: BTreeMap::new(),
             }),
             nodes: Arc::default(),
             endpoints: Arc::default(),

@@ -111,6 +111,8 @@ impl Shared {
                     state: EndpointState::Pending,
                     message: None,
                 },
+                port_security: true,
+                security_groups: None,
             });
         });
     }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use weft_api::{Endpoint, EndpointRequest};
+use weft_api::{Endpoint, EndpointRequest, EndpointUpdate};
 use weft_store::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
 /// Attempts before creation gives up on a busy store.
@@ -263,9 +263,116 @@ pub(crate) fn plan(
         gateway: reservation.gateway,
         mac: request.mac.unwrap_or_else(|| state.ipam.next_mac()),
         allowed_address_pairs: request.allowed_address_pairs.clone(),
+        port_security: request.port_security,
+        security_groups: request.security_groups.clone(),
         vrf: epg.vrf.clone(),
     };
+    check_security(snapshot, &record)?;
     Ok((record, reservation))
+}
+
+/// At most this many security groups on one endpoint.
+pub const MAX_ENDPOINT_SECURITY_GROUPS: usize = 64;
+
+/// An endpoint's security groups must be groups of its tenant, and need port security.
+pub(crate) fn check_security(snapshot: &Snapshot, record: &EndpointRecord) -> ApiResult<()> {
+    let Some(groups) = &record.security_groups else {
+        return Ok(());
+    };
+    if !record.port_security && !groups.is_empty() {
+        return Err(ApiFailure::conflict(
+            format!(
+                "endpoint {} has security groups ({}): they need port security, so it cannot be off",
+                record.name,
+                groups.join(", ")
+            ),
+            Some("port_security"),
+        ));
+    }
+    if groups.len() > MAX_ENDPOINT_SECURITY_GROUPS {
+        return Err(ApiFailure::bad_request(
+            format!(
+                "{} security groups; at most {MAX_ENDPOINT_SECURITY_GROUPS} per endpoint",
+                groups.len()
+            ),
+            Some("security_groups"),
+        ));
+    }
+    let tenant = &record.epg.tenant;
+    let known = snapshot.model.tenants.get(tenant);
+    for group in groups {
+        if !known.is_some_and(|t| t.security_groups.contains_key(group)) {
+            return Err(ApiFailure::unprocessable(
+                format!("security group {group:?} does not exist in tenant {tenant}"),
+                Some("security_groups"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/endpoints/{name}`: what may change on a live endpoint, its port's guard.
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiJson(change): ApiJson<EndpointUpdate>,
+) -> ApiResult<Response> {
+    let snapshot = state.snapshot();
+    let stored = find(&snapshot, &name)?;
+    role.require_tenant_write(&stored.value.epg.tenant)?;
+    let (revision, _) = update_port(&state, &name, &change).await?;
+    let snapshot = state.snapshot();
+    Ok(indexed(revision, &wire(&state, find(&snapshot, &name)?)).into_response())
+}
+
+/// Applies `change` to endpoint `name`, guarded by the policy revision (so the groups
+/// it names still exist) and the endpoint's own revision. Returns the commit's
+/// revision and the record written.
+pub(crate) async fn update_port(
+    state: &AppState,
+    name: &str,
+    change: &EndpointUpdate,
+) -> ApiResult<(u64, EndpointRecord)> {
+    retry_txn(
+        state,
+        MAX_ATTEMPTS,
+        |snapshot| {
+            let stored = find(snapshot, name)?;
+            let mut record = stored.value.clone();
+            if let Some(pairs) = &change.allowed_address_pairs {
+                record.allowed_address_pairs = pairs.clone();
+            }
+            if let Some(on) = change.port_security {
+                record.port_security = on;
+            }
+            if let Some(groups) = &change.security_groups {
+                record.security_groups = groups.clone();
+            }
+            check_security(snapshot, &record)?;
+            let key = keys::endpoint(name);
+            let bytes =
+                serde_json::to_vec(&record).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        i64::try_from(stored.revision).unwrap_or(i64::MAX),
+                    ),
+                    Compare::mod_revision(
+                        keys::ALLOCATION,
+                        CompareOp::Equal,
+                        i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
+                    ),
+                ])
+                .and_then([TxnOp::put(key, bytes)]);
+            Ok((txn, record))
+        },
+        |_, _| Ok(()),
+        || ApiFailure::conflict(format!("endpoint {name} keeps changing; retry"), None),
+    )
+    .await
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
@@ -302,6 +409,8 @@ pub fn wire(state: &AppState, stored: &Stored<EndpointRecord>) -> Endpoint {
         gateway: record.gateway,
         mac: record.mac,
         allowed_address_pairs: record.allowed_address_pairs.clone(),
+        port_security: record.port_security,
+        security_groups: record.security_groups.clone(),
         revision: stored.revision,
         status: state.liveness.endpoint_status(&record.node, &record.name),
     }

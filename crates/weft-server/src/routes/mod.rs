@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use weft_api::paths;
 
 pub(crate) use endpoints::plan as plan_endpoint;
+pub(crate) use endpoints::update_port;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
@@ -67,7 +68,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/v1/endpoints/{name}",
-            get(endpoints::get_one).delete(endpoints::remove),
+            get(endpoints::get_one)
+                .patch(endpoints::update)
+                .delete(endpoints::remove),
         )
         .route(paths::APPS, get(apps::list).post(apps::apply))
         .route("/v1/apps/{id}", get(apps::get_one).delete(apps::remove))

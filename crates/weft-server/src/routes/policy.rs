@@ -211,6 +211,7 @@ fn tenant_view(policy: &CompiledPolicy, tenant: &str) -> CompiledPolicy {
     view.vrfs
         .retain(|path, _| path.as_str().starts_with(&prefix));
     view.epgs.retain(|path, _| path.tenant == tenant);
+    view.security_groups.retain(|name, _| name == tenant);
     view.allocation
         .classes
         .retain(|path, _| path.tenant == tenant);

@@ -79,6 +79,8 @@ pub fn endpoint_request(name: &str, epg: &str, node: &str) -> weft_api::Endpoint
         ip: None,
         mac: None,
         allowed_address_pairs: Vec::new(),
+        port_security: true,
+        security_groups: None,
     }
 }
 

@@ -219,6 +219,8 @@ async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
             ip: None,
             mac: None,
             allowed_address_pairs: Vec::new(),
+            port_security: true,
+            security_groups: None,
         };
         client
             .create_endpoint(&request)

@@ -70,6 +70,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ip,
                 mac,
                 allowed_address_pairs,
+                port_security: true,
+                security_groups: None,
             };
             let ep =
                 block_on(client.create_endpoint(&request))?.map_err(|e| anyhow!(describe(&e)))?;

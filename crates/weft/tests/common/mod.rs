@@ -221,6 +221,8 @@ impl ProcCluster {
             ip: None,
             mac: None,
             allowed_address_pairs: vec![],
+            port_security: true,
+            security_groups: None,
         };
         let ep = self
             .rt
