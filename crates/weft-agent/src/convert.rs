@@ -47,6 +47,8 @@ pub fn endpoint_spec(ep: &Endpoint) -> EndpointSpec {
                 mac: p.mac.map(|m| m.0),
             })
             .collect(),
+        port_security: ep.port_security,
+        security_groups: ep.security_groups.clone(),
     }
 }
 

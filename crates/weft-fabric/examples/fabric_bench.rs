@@ -156,6 +156,8 @@ fn endpoint_spec(
         ips: vec![ip_of(i)],
         mac: mac_of(i),
         allowed_pairs: vec![],
+        port_security: true,
+        security_groups: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::error::FabricError;
 use crate::names;
+use crate::security::{self, GovernedPort, SecurityDesired};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,14 @@ pub struct LocalEndpoint {
     pub ips: Vec<IpAddr>,
     pub mac: [u8; 6],
     pub allowed_pairs: Vec<AddressPair>,
+    /// Off: the port may send from any address (with its EPG's class) and receive for
+    /// any address; see [`EndpointSpec::port_security`].
+    #[serde(default = "yes")]
+    pub port_security: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An endpoint on another node: reached through VXLAN at `node_underlay`.
@@ -47,6 +56,9 @@ pub struct VrfDesired {
     pub policy: VrfPolicy,
     pub local: Vec<LocalEndpoint>,
     pub remote: Vec<RemoteEndpoint>,
+    /// The security groups of the local ports that have any.
+    #[serde(default)]
+    pub security: SecurityDesired,
 }
 
 /// Everything one node should look like.
@@ -74,6 +86,14 @@ pub struct EndpointSpec {
     pub ips: Vec<IpAddr>,
     pub mac: [u8; 6],
     pub allowed_pairs: Vec<AddressPair>,
+    /// Port security (OpenStack's): on, the port sends only from its addresses and
+    /// allowed pairs; off, from any address, and it has no security groups.
+    #[serde(default = "yes")]
+    pub port_security: bool,
+    /// Security groups of the endpoint's tenant that govern its port; `None`: none,
+    /// the EPG's contracts alone decide.
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
 }
 
 /// A node of the cluster as the control plane knows it.
@@ -124,6 +144,7 @@ impl DesiredNode {
                 policy: vrf.clone(),
                 local: Vec::new(),
                 remote: Vec::new(),
+                security: SecurityDesired::default(),
             });
             entry.local.push(LocalEndpoint {
                 name: ep.name.clone(),
@@ -133,6 +154,7 @@ impl DesiredNode {
                 ips: ep.ips.clone(),
                 mac: ep.mac,
                 allowed_pairs: ep.allowed_pairs.clone(),
+                port_security: ep.port_security,
             });
         }
         for ep in endpoints.iter().filter(|e| e.node != node.name) {
@@ -187,6 +209,11 @@ impl DesiredNode {
                 }
             }
         }
+        if endpoints.iter().any(|e| e.security_groups.is_some()) {
+            for (path, vrf) in &mut vrfs {
+                vrf.security = security_of(node, path, policy, endpoints);
+            }
+        }
         Ok(Self {
             node: node.name.clone(),
             node_netns: node.netns.clone(),
@@ -217,6 +244,43 @@ impl DesiredNode {
         }
         Ok(())
     }
+}
+
+/// The expanded security groups of `vrf`'s local ports on `node`: every governed port
+/// of the cluster is a group member; the local ones of this VRF get profiles.
+fn security_of(
+    node: &NodeSpec,
+    vrf: &ObjectPath,
+    policy: &CompiledPolicy,
+    endpoints: &[EndpointSpec],
+) -> SecurityDesired {
+    let addresses: Vec<Vec<IpAddr>> = endpoints
+        .iter()
+        .map(|e| {
+            e.ips
+                .iter()
+                .copied()
+                .chain(e.allowed_pairs.iter().map(|p| p.ip))
+                .collect()
+        })
+        .collect();
+    let ports: Vec<GovernedPort<'_>> = endpoints
+        .iter()
+        .zip(&addresses)
+        .filter(|(e, _)| e.port_security)
+        .filter_map(|(e, addresses)| {
+            let groups = e.security_groups.as_deref()?;
+            let local =
+                e.node == node.name && policy.epgs.get(&e.epg).is_some_and(|epg| &epg.vrf == vrf);
+            Some(GovernedPort {
+                tenant: &e.epg.tenant,
+                groups,
+                addresses,
+                local,
+            })
+        })
+        .collect();
+    security::expand(&policy.security_groups, &ports)
 }
 
 /// The subnet (and its gateway) of a bridge domain that contains `ip`.

@@ -29,6 +29,7 @@ pub mod nft;
 pub mod nl;
 pub mod probe;
 pub mod reconcile;
+pub mod security;
 mod spare;
 pub mod state;
 pub mod testbed;

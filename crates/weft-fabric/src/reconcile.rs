@@ -447,6 +447,7 @@ mod tests {
                 ips: vec![ip.parse().expect("ip")],
                 mac: [2, 0, 0, 0, 0, i as u8 + 1],
                 allowed_pairs: vec![],
+                port_security: true,
             })
             .collect();
         DesiredNode {
@@ -474,6 +475,7 @@ mod tests {
                 },
                 local,
                 remote: vec![],
+                security: Default::default(),
             }],
         }
     }

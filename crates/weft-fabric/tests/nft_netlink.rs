@@ -92,6 +92,35 @@ fn elements(n: u8) -> BTreeSet<Element> {
             &format!("2 . {class} . 0-4294967295 . 1"),
             Some("accept"),
         ),
+        // Security groups and port security: address ranges in interval sets.
+        el("bridge", "ports_open", &port, None),
+        el("bridge", "port_open", &port, Some(&class)),
+        el("inet", "sg_profile4", &ip4, Some(&class)),
+        el("inet", "sg_profile6", &ip6, Some(&class)),
+        el(
+            "inet",
+            "sg_in4",
+            &format!("10.{n}.0.0-10.{n}.255.255 . {class} . 6 . 22"),
+            None,
+        ),
+        el(
+            "inet",
+            "sg_out4",
+            &format!("{ip4} . {class} . 0-255 . 0-65535"),
+            None,
+        ),
+        el(
+            "inet",
+            "sg_in6",
+            &format!("fd0{n}::-fd0{n}::ffff . {class} . 58 . 0-65535"),
+            None,
+        ),
+        el(
+            "inet",
+            "sg_out6",
+            &format!("{ip6} . {class} . 17 . 53-54"),
+            None,
+        ),
     ]
     .into()
 }
@@ -146,6 +175,10 @@ fn netlink_batches_install_what_nft_installs_and_refusals_change_nothing() {
     assert!(
         installed.contains("0x00004007 . 0x00004002-0x00004010 . tcp"),
         "mark ranges: {installed}"
+    );
+    assert!(
+        installed.contains("10.5.0.0/16 . 0x00004007 . tcp . 22"),
+        "address ranges: {installed}"
     );
 
     // Deleting an element that is not there fails the whole batch: the addition in the

@@ -46,8 +46,16 @@ fn all_sets() -> Vec<(&'static str, &'static str, String)> {
         ("bridge", "map", "port_src6".into()),
         ("bridge", "set", "port_dst4".into()),
         ("bridge", "set", "port_dst6".into()),
+        ("bridge", "map", "port_open".into()),
+        ("bridge", "set", "ports_open".into()),
         ("inet", "map", "dst_class4".into()),
         ("inet", "map", "dst_class6".into()),
+        ("inet", "map", "sg_profile4".into()),
+        ("inet", "map", "sg_profile6".into()),
+        ("inet", "set", "sg_in4".into()),
+        ("inet", "set", "sg_out4".into()),
+        ("inet", "set", "sg_in6".into()),
+        ("inet", "set", "sg_out6".into()),
     ];
     for (_, stem) in TIERS {
         for kind in ["exact", "range", "noport"] {

@@ -20,7 +20,9 @@
 
 use super::boxes::{Disjoint, rule_boxes};
 use super::render::{Element, TIERS, el, endpoint_elements, exact_keys, key_of, verdict};
+use super::security::security_elements;
 use crate::desired::{LocalEndpoint, VrfDesired};
+use crate::security::SecurityDesired;
 use std::collections::{BTreeSet, HashMap};
 use weft_compiler::{ClassSel, Rule};
 use weft_model::{Action, PortRange, Protocol};
@@ -342,6 +344,9 @@ fn multiset_diff<'a, T: Ord + std::hash::Hash>(
 pub struct VrfRenderer {
     endpoints: HashMap<String, (LocalEndpoint, Vec<Element>)>,
     tiers: Vec<TierCache>,
+    /// The security groups rendered last and their elements: re-rendered as a whole
+    /// when they change (their cost is the groups' own, never the rule tables').
+    security: (SecurityDesired, BTreeSet<Element>),
 }
 
 impl VrfRenderer {
@@ -384,6 +389,17 @@ impl VrfRenderer {
                     delta.removed.extend(old);
                 }
             }
+        }
+
+        if vrf.security != self.security.0 {
+            let els = security_elements(&vrf.security);
+            delta
+                .removed
+                .extend(self.security.1.difference(&els).cloned());
+            delta
+                .added
+                .extend(els.difference(&self.security.1).cloned());
+            self.security = (vrf.security.clone(), els);
         }
 
         let rules = &vrf.policy.rules;
@@ -455,6 +471,7 @@ mod tests {
             } else {
                 vec![]
             },
+            port_security: true,
         }
     }
 
@@ -478,6 +495,7 @@ mod tests {
             },
             local,
             remote: vec![],
+            security: Default::default(),
         }
     }
 

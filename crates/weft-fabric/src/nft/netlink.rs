@@ -243,9 +243,9 @@ fn encode_element(e: &Element, with_value: bool) -> Option<EncodedElement> {
     for (f, text) in ty.key.iter().zip(&fields) {
         let text = text.trim();
         match key_end.as_mut() {
-            // `lo-hi` or a single value (then both bounds), numbers only.
+            // `lo-hi` or a single value (then both bounds): numbers and addresses.
             Some(end) => {
-                if matches!(f, Field::IfName | Field::Ether | Field::Ipv4 | Field::Ipv6) {
+                if matches!(f, Field::IfName | Field::Ether) {
                     return None;
                 }
                 let (lo, hi) = text.split_once('-').unwrap_or((text, text));

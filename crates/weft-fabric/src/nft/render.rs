@@ -81,7 +81,7 @@ pub(crate) fn key_of(spans: &[Span]) -> String {
 /// Names the layout of [`structure`]: an empty set of the bridge table, probed to tell
 /// the current layout from an older one. A set, because nft lists one set without
 /// loading the others' elements; listing a counter loads them all (seconds at 200k).
-pub const LAYOUT: &str = "layout_5";
+pub const LAYOUT: &str = "layout_6";
 
 /// [`structure`] after deleting whatever tables named `weft` exist (`add table` first,
 /// so the deletion never fails): in one transaction, packets see either the old
@@ -105,6 +105,7 @@ pub fn structure() -> String {
     t.push_str("  map dst_class4 { type ipv4_addr : mark; }\n");
     t.push_str("  map dst_class6 { type ipv6_addr : mark; }\n");
     t.push_str("  counter default_deny {}\n");
+    t.push_str(SECURITY_SETS);
     for (_, stem) in TIERS {
         let _ = writeln!(
             t,
@@ -164,7 +165,9 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
   set port_dst6 { type ifname . ipv6_addr; }
   counter spoofed {}
   counter misdelivered {}
-  set layout_5 { type mark; }
+  map port_open { type ifname : mark; }
+  set ports_open { type ifname; }
+  set layout_6 { type mark; }
   chain prerouting {
     type filter hook prerouting priority -200; policy drop;
     meta iifgroup UPLINK_GROUP meta mark set meta mark and 0xffff accept
@@ -172,11 +175,13 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
     ether type arp meta mark set iifname . ether saddr . arp saddr ip map @port_src4 accept
     ether type ip6 meta mark set iifname . ether saddr . ip6 saddr map @port_src6 accept
     ether type ip6 ip6 saddr { ::, fe80::/10 } iifname . ether saddr @port_mac meta mark set iifname map @port_class accept
+    meta mark set iifname map @port_open accept
     counter name spoofed drop
   }
   chain postrouting {
     type filter hook postrouting priority 0; policy drop;
     meta oifgroup UPLINK_GROUP accept
+    oifname @ports_open accept
     ether type ip oifname . ip daddr @port_dst4 accept
     oifname != @ports counter name misdelivered drop
     ether type arp accept
@@ -187,10 +192,34 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
 }
 "#;
 
+/// Security groups ([`super::security`]): a governed port's address -> its profile,
+/// and what each profile admits, by peer address, profile, protocol and port.
+const SECURITY_SETS: &str = r#"  map sg_profile4 { type ipv4_addr : mark; }
+  map sg_profile6 { type ipv6_addr : mark; }
+  set sg_in4 { type ipv4_addr . mark . inet_proto . inet_service; flags interval; }
+  set sg_out4 { type ipv4_addr . mark . inet_proto . inet_service; flags interval; }
+  set sg_in6 { type ipv6_addr . mark . inet_proto . inet_service; flags interval; }
+  set sg_out6 { type ipv6_addr . mark . inet_proto . inet_service; flags interval; }
+  counter sg_denied {}
+"#;
+
+/// New connections only (replies are accepted first: groups and contracts are
+/// stateful). The conntrack mark is scratch space until the destination class goes
+/// there: first the destination port's security profile, then the source port's.
 const INET_FORWARD: &str = r#"  chain forward {
     type filter hook forward priority 0; policy accept;
     ct state established,related accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept
+    ct mark set ip daddr map @sg_profile4
+    ct mark set ip6 daddr map @sg_profile6
+    ct mark != 0 ip saddr . ct mark . meta l4proto . th dport != @sg_in4 counter name sg_denied drop
+    ct mark != 0 ip6 saddr . ct mark . meta l4proto . th dport != @sg_in6 counter name sg_denied drop
+    ct mark set 0
+    ct mark set ip saddr map @sg_profile4
+    ct mark set ip6 saddr map @sg_profile6
+    ct mark != 0 ip daddr . ct mark . meta l4proto . th dport != @sg_out4 counter name sg_denied drop
+    ct mark != 0 ip6 daddr . ct mark . meta l4proto . th dport != @sg_out6 counter name sg_denied drop
+    ct mark set 0
     ct mark set ip daddr map @dst_class4
     ct mark set ip6 daddr map @dst_class6
     ct mark 0 accept
@@ -205,6 +234,7 @@ pub fn render_vrf(vrf: &VrfDesired) -> NftDesired {
     for ep in &vrf.local {
         out.extend(endpoint_elements(ep));
     }
+    out.extend(super::security::security_elements(&vrf.security));
     render_rules(vrf, &mut out);
     NftDesired { elements: out }
 }
@@ -216,6 +246,10 @@ pub(crate) fn endpoint_elements(ep: &LocalEndpoint) -> BTreeSet<Element> {
     let mac = names::mac_to_string(ep.mac);
     let class = ep.class.0.to_string();
     out.insert(el("bridge", "ports", port.clone(), None));
+    if !ep.port_security {
+        out.insert(el("bridge", "ports_open", port.clone(), None));
+        out.insert(el("bridge", "port_open", port.clone(), Some(class.clone())));
+    }
     out.insert(el(
         "bridge",
         "port_class",
@@ -392,8 +426,10 @@ mod tests {
                     ip: "10.1.0.99".parse().unwrap(),
                     mac: None,
                 }],
+                port_security: true,
             }],
             remote: vec![],
+            security: Default::default(),
         }
     }
 

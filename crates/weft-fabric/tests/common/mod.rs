@@ -71,6 +71,8 @@ impl Cluster {
             ips: vec![ip.parse().expect("ip")],
             mac: [0x02, 0x00, 0x00, 0x00, 0x01, n],
             allowed_pairs: vec![],
+            port_security: true,
+            security_groups: None,
         });
         netns
     }

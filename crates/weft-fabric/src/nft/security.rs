@@ -1,0 +1,342 @@
+//! Security groups as elements of the inet table's `sg_*` sets.
+//!
+//! `sg_profile4/6` map a governed local port's address to its profile. The forward
+//! chain looks the destination up, and a packet to a governed port must then be in
+//! `sg_in4/6` (keyed by source address, profile, protocol, destination port); then the
+//! source is looked up and a packet from a governed port must be in `sg_out4/6` (keyed
+//! by destination address). Only new connections get here: replies are accepted
+//! before, which makes groups stateful, and both checks come before the contract
+//! tiers, so a contract deny still wins and a contract permit alone is not enough.
+//!
+//! nftables refuses overlapping elements in an interval set, so each profile's rules
+//! are turned into disjoint boxes (address range, profile, protocol range, port
+//! range) that together cover exactly what the rules allow.
+
+use super::render::{Element, el};
+use crate::security::{Allow, SecurityDesired};
+use ipnet::IpNet;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// An inclusive range on one dimension (addresses need 128 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Range {
+    lo: u128,
+    hi: u128,
+}
+
+impl Range {
+    fn overlaps(self, o: Range) -> bool {
+        self.lo <= o.hi && o.lo <= self.hi
+    }
+
+    fn width(self) -> u128 {
+        self.hi - self.lo
+    }
+}
+
+/// Dimensions: address, protocol, destination port (the profile is fixed per call).
+type Cube = [Range; 3];
+
+fn overlaps(a: &Cube, b: &Cube) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.overlaps(*y))
+}
+
+/// `a` minus `b`, as disjoint pieces.
+fn subtract(a: &Cube, b: &Cube) -> Vec<Cube> {
+    if !overlaps(a, b) {
+        return vec![*a];
+    }
+    let mut rest = *a;
+    let mut out = Vec::new();
+    for d in 0..3 {
+        if rest[d].lo < b[d].lo {
+            let mut piece = rest;
+            piece[d].hi = b[d].lo - 1;
+            out.push(piece);
+            rest[d].lo = b[d].lo;
+        }
+        if rest[d].hi > b[d].hi {
+            let mut piece = rest;
+            piece[d].lo = b[d].hi + 1;
+            out.push(piece);
+            rest[d].hi = b[d].hi;
+        }
+    }
+    out
+}
+
+/// Disjoint cubes covering the union of `cubes`. Widest first, so that the usual case
+/// (a wide rule and addresses inside it) drops the narrow ones instead of cutting the
+/// wide one into pieces.
+fn disjoint_union(mut cubes: Vec<Cube>) -> Vec<Cube> {
+    cubes.sort_by(|a, b| {
+        let key = |c: &Cube| std::cmp::Reverse((c[0].width(), c[2].width(), c[1].width()));
+        key(a).cmp(&key(b)).then(a.cmp(b))
+    });
+    cubes.dedup();
+    let mut out: Vec<Cube> = Vec::new();
+    for cube in cubes {
+        let mut pieces = vec![cube];
+        for have in &out {
+            if pieces.is_empty() {
+                break;
+            }
+            pieces = pieces.iter().flat_map(|p| subtract(p, have)).collect();
+        }
+        out.extend(pieces);
+    }
+    out
+}
+
+fn address_range(net: &IpNet) -> Range {
+    match net {
+        IpNet::V4(n) => Range {
+            lo: u128::from(u32::from(n.network())),
+            hi: u128::from(u32::from(n.broadcast())),
+        },
+        IpNet::V6(n) => Range {
+            lo: u128::from(n.network()),
+            hi: u128::from(n.broadcast()),
+        },
+    }
+}
+
+fn cube(a: &Allow) -> Cube {
+    let proto = match a.proto {
+        Some(p) => Range {
+            lo: u128::from(p),
+            hi: u128::from(p),
+        },
+        None => Range { lo: 0, hi: 255 },
+    };
+    [
+        address_range(&a.remote),
+        proto,
+        Range {
+            lo: u128::from(a.ports.lo),
+            hi: u128::from(a.ports.hi),
+        },
+    ]
+}
+
+fn address_text(v: u128, v4: bool) -> String {
+    if v4 {
+        Ipv4Addr::from(u32::try_from(v).unwrap_or(u32::MAX)).to_string()
+    } else {
+        Ipv6Addr::from(v).to_string()
+    }
+}
+
+fn range_text(r: Range, text: impl Fn(u128) -> String) -> String {
+    if r.lo == r.hi {
+        text(r.lo)
+    } else {
+        format!("{}-{}", text(r.lo), text(r.hi))
+    }
+}
+
+/// Set key order: address first (nft 1.0.6 mis-reads interval sets that start with
+/// a `mark` when it lists them back), then profile, protocol, port.
+fn key(c: &Cube, profile: u32, v4: bool) -> String {
+    format!(
+        "{} . {profile} . {} . {}",
+        range_text(c[0], |v| address_text(v, v4)),
+        range_text(c[1], |v| v.to_string()),
+        range_text(c[2], |v| v.to_string()),
+    )
+}
+
+/// Every element of the `sg_*` sets for `security`.
+pub fn security_elements(security: &SecurityDesired) -> BTreeSet<Element> {
+    let mut out = BTreeSet::new();
+    for (addr, profile) in &security.addresses {
+        let map = if addr.is_ipv4() {
+            "sg_profile4"
+        } else {
+            "sg_profile6"
+        };
+        out.insert(el("inet", map, addr.to_string(), Some(profile.to_string())));
+    }
+    for (profile, rules) in &security.profiles {
+        for (allows, stem) in [(&rules.ingress, "sg_in"), (&rules.egress, "sg_out")] {
+            for v4 in [true, false] {
+                let cubes: Vec<Cube> = allows
+                    .iter()
+                    .filter(|a| a.remote.addr().is_ipv4() == v4)
+                    .map(cube)
+                    .collect();
+                let set = format!("{stem}{}", if v4 { 4 } else { 6 });
+                for c in disjoint_union(cubes) {
+                    out.insert(el("inet", &set, key(&c, *profile, v4), None));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `ip` is admitted, per the rendered cubes (for tests: reads the elements
+/// back rather than the rules).
+#[cfg(test)]
+use std::net::IpAddr;
+
+#[cfg(test)]
+fn admitted(
+    elements: &BTreeSet<Element>,
+    set: &str,
+    ip: IpAddr,
+    profile: u32,
+    proto: u8,
+    port: u16,
+) -> bool {
+    let v = match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let point = [v, u128::from(profile), u128::from(proto), u128::from(port)];
+    elements.iter().filter(|e| e.set == set).any(|e| {
+        key_ranges(&e.key)
+            .iter()
+            .zip(point)
+            .all(|((lo, hi), x)| *lo <= x && x <= *hi)
+    })
+}
+
+/// The element's key as ranges, one per field.
+#[cfg(test)]
+fn key_ranges(key: &str) -> Vec<(u128, u128)> {
+    let num = |s: &str| -> u128 {
+        s.parse::<u128>()
+            .ok()
+            .unwrap_or_else(|| match s.parse::<IpAddr>() {
+                Ok(IpAddr::V4(a)) => u128::from(u32::from(a)),
+                Ok(IpAddr::V6(a)) => u128::from(a),
+                Err(_) => panic!("bad field {s}"),
+            })
+    };
+    key.split(" . ")
+        .map(|t| match t.split_once('-') {
+            Some((lo, hi)) => (num(lo), num(hi)),
+            None => (num(t), num(t)),
+        })
+        .collect()
+}
+
+/// nftables refuses overlapping elements: no two elements of `set` may share a point.
+#[cfg(test)]
+fn assert_pairwise_disjoint(elements: &BTreeSet<Element>, set: &str) {
+    let keys: Vec<Vec<(u128, u128)>> = elements
+        .iter()
+        .filter(|e| e.set == set)
+        .map(|e| key_ranges(&e.key))
+        .collect();
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            let overlap = a.iter().zip(b).all(|(x, y)| x.0 <= y.1 && y.0 <= x.1);
+            assert!(!overlap, "{set}: {a:?} overlaps {b:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::ProfileRules;
+    use weft_model::PortRange;
+
+    fn allow(remote: &str, proto: Option<u8>, ports: PortRange) -> Allow {
+        Allow {
+            remote: remote.parse().unwrap_or_else(|_| unreachable!()),
+            proto,
+            ports,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn overlapping_rules_become_disjoint_elements_that_cover_the_same_space() {
+        let rules = ProfileRules {
+            ingress: [
+                allow("10.0.0.0/24", Some(6), PortRange::single(22)),
+                allow("10.0.0.5/32", None, PortRange::ANY),
+                allow("10.0.0.0/16", Some(6), PortRange { lo: 20, hi: 30 }),
+                allow("fd00::/64", Some(58), PortRange::ANY),
+            ]
+            .into(),
+            egress: [allow("0.0.0.0/0", None, PortRange::ANY)].into(),
+        };
+        let s = SecurityDesired {
+            addresses: [(ip("10.0.0.9"), 7)].into(),
+            profiles: [(7, rules)].into(),
+        };
+        let els = security_elements(&s);
+        assert_pairwise_disjoint(&els, "sg_in4");
+        assert_pairwise_disjoint(&els, "sg_in6");
+        assert!(admitted(&els, "sg_in4", ip("10.0.0.5"), 7, 17, 53));
+        assert!(admitted(&els, "sg_in4", ip("10.0.0.77"), 7, 6, 22));
+        assert!(admitted(&els, "sg_in4", ip("10.0.200.1"), 7, 6, 25));
+        assert!(!admitted(&els, "sg_in4", ip("10.0.200.1"), 7, 6, 31));
+        assert!(!admitted(&els, "sg_in4", ip("10.0.0.77"), 7, 17, 22));
+        assert!(!admitted(&els, "sg_in4", ip("10.1.0.1"), 7, 6, 22));
+        assert!(
+            !admitted(&els, "sg_in4", ip("10.0.0.5"), 8, 6, 22),
+            "other profile"
+        );
+        assert!(admitted(&els, "sg_in6", ip("fd00::1"), 7, 58, 0));
+        assert!(!admitted(&els, "sg_in6", ip("fd00::1"), 7, 6, 22));
+        assert!(admitted(&els, "sg_out4", ip("192.0.2.1"), 7, 6, 443));
+        assert!(els.iter().any(|e| e.set == "sg_profile4"
+            && e.key == "10.0.0.9"
+            && e.value.as_deref() == Some("7")));
+    }
+
+    #[test]
+    fn the_union_is_exact_on_a_grid() {
+        // Random-ish overlapping cubes; every grid point is admitted iff some rule says so.
+        let mut allows = Vec::new();
+        for i in 0..12u8 {
+            let net = format!("10.0.{}.{}/{}", i % 3, (i * 16) % 64, 26 + (i % 5));
+            let ports = PortRange {
+                lo: u16::from(i) * 3,
+                hi: u16::from(i) * 3 + 7,
+            };
+            allows.push(allow(&net, if i % 4 == 0 { None } else { Some(6) }, ports));
+        }
+        let rules = ProfileRules {
+            ingress: allows.iter().cloned().collect(),
+            egress: BTreeSet::new(),
+        };
+        let s = SecurityDesired {
+            addresses: BTreeSet::from([ip("10.9.9.9")])
+                .into_iter()
+                .map(|a| (a, 3))
+                .collect(),
+            profiles: [(3, rules)].into(),
+        };
+        let els = security_elements(&s);
+        assert_pairwise_disjoint(&els, "sg_in4");
+        for third in 0..3u8 {
+            for fourth in (0..80u8).step_by(3) {
+                let a = ip(&format!("10.0.{third}.{fourth}"));
+                for proto in [6u8, 17] {
+                    for port in 0..45u16 {
+                        let want = allows.iter().any(|r| {
+                            r.remote.contains(&a)
+                                && r.proto.is_none_or(|p| p == proto)
+                                && r.ports.contains(port)
+                        });
+                        assert_eq!(
+                            admitted(&els, "sg_in4", a, 3, proto, port),
+                            want,
+                            "{a} {proto} {port}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
