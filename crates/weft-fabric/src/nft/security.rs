@@ -15,7 +15,7 @@
 use super::render::{Element, el};
 use crate::security::{Allow, SecurityDesired};
 use ipnet::IpNet;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An inclusive range on one dimension (addresses need 128 bits).
@@ -38,18 +38,21 @@ impl Range {
 /// Dimensions: address, protocol, destination port (the profile is fixed per call).
 type Cube = [Range; 3];
 
-fn overlaps(a: &Cube, b: &Cube) -> bool {
+/// A cube without its address: protocol, destination port.
+type Service = [Range; 2];
+
+fn overlaps(a: &Service, b: &Service) -> bool {
     a.iter().zip(b).all(|(x, y)| x.overlaps(*y))
 }
 
 /// `a` minus `b`, as disjoint pieces.
-fn subtract(a: &Cube, b: &Cube) -> Vec<Cube> {
+fn subtract(a: &Service, b: &Service) -> Vec<Service> {
     if !overlaps(a, b) {
         return vec![*a];
     }
     let mut rest = *a;
     let mut out = Vec::new();
-    for d in 0..3 {
+    for d in 0..2 {
         if rest[d].lo < b[d].lo {
             let mut piece = rest;
             piece[d].hi = b[d].lo - 1;
@@ -66,25 +69,83 @@ fn subtract(a: &Cube, b: &Cube) -> Vec<Cube> {
     out
 }
 
-/// Disjoint cubes covering the union of `cubes`. Widest first, so that the usual case
-/// (a wide rule and addresses inside it) drops the narrow ones instead of cutting the
-/// wide one into pieces.
-fn disjoint_union(mut cubes: Vec<Cube>) -> Vec<Cube> {
-    cubes.sort_by(|a, b| {
-        let key = |c: &Cube| std::cmp::Reverse((c[0].width(), c[2].width(), c[1].width()));
-        key(a).cmp(&key(b)).then(a.cmp(b))
-    });
-    cubes.dedup();
-    let mut out: Vec<Cube> = Vec::new();
-    for cube in cubes {
-        let mut pieces = vec![cube];
+/// Disjoint (protocol, port) boxes covering the union of `services`. Few per address:
+/// the services of the rules that cover one address range.
+fn disjoint_services(services: &[Service]) -> Vec<Service> {
+    let mut wide_first = services.to_vec();
+    wide_first.sort_by_key(|s| std::cmp::Reverse((s[1].width(), s[0].width())));
+    let mut out: Vec<Service> = Vec::new();
+    for service in wide_first {
+        let mut pieces = vec![service];
         for have in &out {
-            if pieces.is_empty() {
-                break;
-            }
             pieces = pieces.iter().flat_map(|p| subtract(p, have)).collect();
         }
         out.extend(pieces);
+    }
+    out.sort();
+    out
+}
+
+/// Disjoint cubes covering the union of `cubes`, by a sweep along the address axis:
+/// between two consecutive range ends the same services apply, and runs of addresses
+/// with the same services become one range. Cost O(n log n) in the rules (plus the
+/// few services per range), so a group with thousands of members stays cheap, and
+/// one member more changes one or two elements.
+fn disjoint_union(cubes: Vec<Cube>) -> Vec<Cube> {
+    // (address, +1 opens / -1 closes, service); a range closes after its last address.
+    let mut events: Vec<(u128, i32, Service)> = Vec::with_capacity(cubes.len() * 2);
+    for c in &cubes {
+        let service = [c[1], c[2]];
+        events.push((c[0].lo, 1, service));
+        if let Some(after) = c[0].hi.checked_add(1) {
+            events.push((after, -1, service));
+        }
+    }
+    events.sort();
+    let mut active: BTreeMap<Service, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    // The range being built: its start and its services' disjoint cover.
+    let mut open: Option<(u128, Vec<Service>)> = None;
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].0;
+        while i < events.len() && events[i].0 == at {
+            let (_, delta, service) = events[i];
+            if delta > 0 {
+                *active.entry(service).or_default() += 1;
+            } else if let Some(n) = active.get_mut(&service) {
+                *n -= 1;
+                if *n == 0 {
+                    active.remove(&service);
+                }
+            }
+            i += 1;
+        }
+        let services: Vec<Service> = active.keys().copied().collect();
+        let cover = disjoint_services(&services);
+        match &open {
+            Some((_, have)) if *have == cover => continue,
+            Some((start, have)) => {
+                for s in have {
+                    out.push([
+                        Range {
+                            lo: *start,
+                            hi: at - 1,
+                        },
+                        s[0],
+                        s[1],
+                    ]);
+                }
+            }
+            None => {}
+        }
+        open = (!cover.is_empty()).then_some((at, cover));
+    }
+    if let Some((start, have)) = open {
+        let hi = cubes.iter().map(|c| c[0].hi).max().unwrap_or(start);
+        for s in have {
+            out.push([Range { lo: start, hi }, s[0], s[1]]);
+        }
     }
     out
 }
@@ -338,5 +399,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn one_more_member_is_one_more_element() {
+        let members = |n: u32| -> BTreeSet<Allow> {
+            (0..n)
+                .map(|i| {
+                    allow(
+                        &format!("10.2.{}.{}/32", i / 100, 2 * (i % 100)),
+                        None,
+                        PortRange::ANY,
+                    )
+                })
+                .chain([allow("10.9.0.0/16", Some(6), PortRange::single(22))])
+                .collect()
+        };
+        let with = |n: u32| SecurityDesired {
+            addresses: [(ip("10.2.0.0"), 1)].into(),
+            profiles: [(
+                1,
+                ProfileRules {
+                    ingress: members(n),
+                    egress: BTreeSet::new(),
+                },
+            )]
+            .into(),
+        };
+        let before = security_elements(&with(1000));
+        let after = security_elements(&with(1001));
+        assert_pairwise_disjoint(&after, "sg_in4");
+        let changed = before.symmetric_difference(&after).count();
+        assert_eq!(changed, 1, "one member more is one element more");
     }
 }
