@@ -30,6 +30,9 @@ pub struct DevCluster {
     pub api: String,
     /// The Consul-compatible API (`http://127.0.0.1:8500` when that port is free).
     pub consul: String,
+    /// Keystone and Neutron (`http://127.0.0.1:5000` when that port is free), when asked
+    /// for (`Services::openstack`).
+    pub openstack: Option<String>,
     pub admin_token: String,
     pub dir: PathBuf,
     testbed: Option<Testbed>,
@@ -53,6 +56,22 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
 }
 
 const CONSUL_PORT: &str = "127.0.0.1:8500";
+const OPENSTACK_PORT: &str = "127.0.0.1:5000";
+
+/// What a cluster's controller serves besides weft's own API and Consul's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Services {
+    /// OpenStack's Keystone and Neutron (`weft server --openstack-listen`).
+    pub openstack: bool,
+}
+
+/// `well_known` when it is free (clients default to it), else any free port.
+fn port_or_free(well_known: &str) -> Result<u16> {
+    std::net::TcpListener::bind(well_known)
+        .ok()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(free_port, |a| Ok(a.port()))
+}
 
 /// The tenant that Consul requests without a token act for in a dev cluster.
 pub const CONSUL_TENANT: &str = "default";
@@ -90,6 +109,16 @@ where
 impl DevCluster {
     /// Starts the controller and one agent per node; returns once every node is ready.
     pub async fn start(tag: &str, nodes: &[String], progress: &dyn Fn(&str)) -> Result<Self> {
+        Self::start_with(tag, nodes, progress, Services::default()).await
+    }
+
+    /// [`DevCluster::start`], the controller also serving `services`.
+    pub async fn start_with(
+        tag: &str,
+        nodes: &[String],
+        progress: &dyn Fn(&str),
+        services: Services,
+    ) -> Result<Self> {
         if !nix::unistd::geteuid().is_root() {
             bail!("a dev cluster needs root (network namespaces, nftables)");
         }
@@ -116,6 +145,7 @@ impl DevCluster {
             tag: tag.to_string(),
             api: String::new(),
             consul: String::new(),
+            openstack: None,
             admin_token: String::new(),
             dir: dir.clone(),
             testbed: Some(testbed),
@@ -126,11 +156,8 @@ impl DevCluster {
         progress("starting the controller");
         let port = free_port()?;
         cluster.api = format!("http://127.0.0.1:{port}");
-        // Consul's own port when it is free, as clients default to it.
-        let consul = std::net::TcpListener::bind(CONSUL_PORT)
-            .ok()
-            .and_then(|l| l.local_addr().ok())
-            .map_or_else(free_port, |a| Ok(a.port()))?;
+        // Consul's and Keystone's own ports when they are free, as clients default to them.
+        let consul = port_or_free(CONSUL_PORT)?;
         cluster.consul = format!("http://127.0.0.1:{consul}");
         let data = dir.join("server");
         let mut server = Command::new(&exe);
@@ -146,6 +173,11 @@ impl DevCluster {
                 "--data-dir",
             ])
             .arg(&data);
+        if services.openstack {
+            let openstack = port_or_free(OPENSTACK_PORT)?;
+            server.args(["--openstack-listen", &format!("127.0.0.1:{openstack}")]);
+            cluster.openstack = Some(format!("http://127.0.0.1:{openstack}"));
+        }
         cluster.server = Some(spawn_logged(&mut server, &dir.join("server.log"))?);
         let health = Client::new(&cluster.api, None);
         wait_for("the controller", Duration::from_secs(20), || {

@@ -1,9 +1,22 @@
 //! `weft dev [--nodes N]`: a whole cluster on this machine until Ctrl-C or SIGTERM.
 //! `weft dev down [--tag T]`: remove a cluster that was kept (`weft demo --keep`).
+//!
+//! The cluster also serves OpenStack (Keystone and Neutron, on 127.0.0.1:5000 when that
+//! port is free) with a user `demo` in project `demo`, and, as devstack does, names it
+//! in `~/.config/openstack/clouds.yaml` as the cloud `<tag>` (`weft-dev`), so that
+//! `openstack --os-cloud weft-dev network list` works with nothing else set. That entry,
+//! and only it, is removed again when the cluster stops.
 
-use crate::cluster::{self, DevCluster};
-use anyhow::{Context, Result};
+use crate::cluster::{self, DevCluster, Services};
+use crate::cmd::clouds::{self, Cloud, Installed, Written};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The Keystone user and project of a dev cluster (devstack's `demo` in `demo`).
+pub const OPENSTACK_USER: &str = "demo";
+pub const OPENSTACK_PROJECT: &str = "demo";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,13 +48,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.tag,
             removed.len()
         );
+        let path = clouds::default_path();
+        if clouds::remove_entry(&path, &args.tag, false)
+            .with_context(|| format!("removing the cloud {} from clouds.yaml", args.tag))?
+            != Written::Unchanged
+        {
+            println!("cloud {} removed from {}", args.tag, path.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     crate::preflight::check("dev", &crate::preflight::dev_cluster())?;
+    // A clouds.yaml that cannot take the entry stops us before anything is created.
+    let clouds_path = clouds::default_path();
+    clouds::check(&clouds_path)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let progress = |step: &str| eprintln!("==> {step}");
-        let cluster = DevCluster::start(&args.tag, &node_names(args.nodes), &progress).await?;
+        let services = Services { openstack: true };
+        let cluster =
+            DevCluster::start_with(&args.tag, &node_names(args.nodes), &progress, services)
+                .await?;
+        progress("creating the OpenStack user and the clouds.yaml entry");
+        let (entry, password) = match openstack_cloud(&cluster, &clouds_path).await {
+            Ok(made) => made,
+            Err(err) => {
+                cluster.stop()?;
+                return Err(err);
+            }
+        };
         println!(
             "weft dev cluster {} is up with {} node(s)",
             cluster.tag, args.nodes
@@ -55,19 +89,97 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!(
             "  DNS:    at every endpoint's gateway, port 53 (e.g. dig @10.1.0.1 web.service.weft), and Consul's API there on 8500"
         );
+        println!(
+            "  OpenStack: {}/v3 (Keystone; Neutron at /network), user {OPENSTACK_USER}, project {OPENSTACK_PROJECT}, password {password}",
+            cluster.openstack.as_deref().unwrap_or_default()
+        );
+        println!(
+            "             as the cloud {} in {}{} until the cluster stops",
+            entry.name,
+            entry.path.display(),
+            if entry.written == Written::Rewritten {
+                " (written again without its comments)"
+            } else {
+                ""
+            },
+        );
+        for first in clouds::shadowing(&entry.path) {
+            println!(
+                "             note: OpenStack clients read {} first, and then not this one",
+                first.display()
+            );
+        }
         println!("  token:  {}", cluster.admin_token);
         println!("  logs:   {}", cluster.dir.display());
         println!("the CLI finds both by itself; try:");
         println!("  weft apply -f examples/three-tier.hcl");
         println!("  weft endpoint create web-1 --epg shop/store/web --node com1 --wait");
         println!("  weft get endpoints");
+        println!("  openstack --os-cloud {} network list", entry.name);
         println!("Ctrl-C stops the cluster and removes everything it created.");
-        wait_for_signal().await?;
+        let waited = wait_for_signal().await;
         eprintln!("==> stopping");
+        let (path, name) = (entry.path.clone(), entry.name.clone());
+        let removed = entry.remove();
         cluster.stop()?;
+        waited?;
+        match removed.with_context(|| format!("the cloud {name} is still in {}", path.display()))? {
+            Written::Deleted => eprintln!("==> deleted {} (weft had created it)", path.display()),
+            _ => eprintln!("==> removed the cloud {name} from {}", path.display()),
+        }
         eprintln!("==> stopped; nothing left behind");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Creates the Keystone user with a new password, waits for Keystone to answer, and
+/// writes the cluster's clouds.yaml entry. Returns the entry and the password.
+async fn openstack_cloud(cluster: &DevCluster, path: &Path) -> Result<(Installed, String)> {
+    let Some(base) = cluster.openstack.clone() else {
+        bail!("the controller does not serve OpenStack");
+    };
+    let mut secret = [0u8; 16];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random password: {e}"))?;
+    let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot make an HTTP client")?;
+    let users = format!("{}/v1/openstack/users", cluster.api);
+    http.post(&users)
+        .bearer_auth(&cluster.admin_token)
+        .json(&serde_json::json!({
+            "name": OPENSTACK_USER,
+            "password": password,
+            "project": OPENSTACK_PROJECT,
+        }))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("creating the Keystone user {OPENSTACK_USER} ({users})"))?;
+    let auth_url = format!("{base}/v3");
+    let start = Instant::now();
+    loop {
+        let answer = http.get(&auth_url).send().await;
+        if answer.is_ok_and(|a| a.status().is_success()) {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "Keystone does not answer at {auth_url}; see {}",
+                cluster.dir.join("server.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cloud = Cloud {
+        auth_url,
+        username: OPENSTACK_USER.to_string(),
+        password: password.clone(),
+        project_name: OPENSTACK_PROJECT.to_string(),
+    };
+    let entry = clouds::install(path, &cluster.tag, &cloud)?;
+    Ok((entry, password))
 }
 
 /// Ctrl-C or SIGTERM.

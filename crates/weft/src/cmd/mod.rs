@@ -5,6 +5,7 @@ pub mod app;
 pub mod apply;
 pub mod bench;
 pub mod bench_tasks;
+pub mod clouds;
 pub mod compile;
 pub mod demo;
 pub mod dev;
