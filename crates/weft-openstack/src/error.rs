@@ -138,6 +138,10 @@ impl NeutronError {
         Self::new(StatusCode::NOT_FOUND, kind, message)
     }
 
+    pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, kind, message)
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -151,9 +155,7 @@ impl From<OpenStackError> for NeutronError {
     fn from(err: OpenStackError) -> Self {
         match &err {
             OpenStackError::Invalid { .. } => Self::invalid_input(err.explained()),
-            OpenStackError::Conflict { .. } => {
-                Self::new(StatusCode::CONFLICT, "Conflict", err.explained())
-            }
+            OpenStackError::Conflict { .. } => Self::conflict("Conflict", err.explained()),
             OpenStackError::NotFound(m) => Self::not_found("NotFound", m.clone()),
             OpenStackError::Store(_) | OpenStackError::Internal(_) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -480,7 +480,7 @@ fn authenticated<S: KvStore + Clone, C: Controller>(
     headers: &HeaderMap,
 ) -> Result<Caller, KeystoneError> {
     header(headers, "x-auth-token")
-        .and_then(|t| crate::network::caller_of(a, t))
+        .and_then(|t| crate::resource::caller_of(a, t))
         .ok_or_else(|| {
             KeystoneError::Unauthorized("The request you have made requires authentication.".into())
         })

@@ -20,8 +20,10 @@
 mod error;
 mod identity;
 mod network;
+mod neutron;
 mod port;
 mod query;
+mod resource;
 mod router;
 mod time;
 
@@ -218,7 +220,7 @@ pub fn router<S: KvStore + Clone, C: Controller>(adapter: Arc<OpenStack<S, C>>) 
     Router::new()
         .merge(identity::routes())
         .nest("/identity", identity::routes())
-        .nest("/network", network::routes())
+        .nest("/network", neutron::routes())
         .fallback(|| async { KeystoneError::NotFound("no such resource".into()) })
         .with_state(adapter)
 }

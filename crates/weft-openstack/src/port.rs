@@ -6,19 +6,17 @@
 //! `/weft/openstack/ids/port/<id>`. Every endpoint of the project is a port (its id is
 //! derived from the endpoint's name), so endpoints made with weft's API show too.
 
+use crate::derived_uuid;
 use crate::error::NeutronError;
-use crate::network::{
-    Adapter, Answer, SubnetView, View, caller, delete_meta, list_answer, metas, network_url, only,
-    pairs_of, put_meta, resource, target_project, text, view,
+use crate::network::{SubnetView, View, network_not_found, view};
+use crate::resource::{
+    Adapter, Answer, Collection, Standard, answer, caller, delete_meta, deleted, forget, metas,
+    only, put_meta, required, resource, target_project, text,
 };
 use crate::router::{RouterMeta, interface_port_id, routers};
-use crate::time::iso8601;
 use crate::{AddressPair, Caller, Controller, EndpointSpec, OpenStack, WeftEndpoint};
-use crate::{derived_uuid, now_ms, project_id};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -33,15 +31,12 @@ const MAX_PAIRS: usize = 64;
 /// Neutron-only attributes of a port, by ID.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct PortMeta {
-    name: String,
-    #[serde(default)]
-    description: String,
+    #[serde(flatten)]
+    std: Standard,
     #[serde(default)]
     device_id: String,
     #[serde(default)]
     device_owner: String,
-    #[serde(default)]
-    created_ms: u64,
 }
 
 pub fn port_id(endpoint: &str) -> String {
@@ -89,7 +84,9 @@ fn mac_attr(value: &Value, key: &str) -> Result<[u8; 6], NeutronError> {
     Ok(mac)
 }
 
-struct Ports {
+/// The ports collection: every endpoint of the caller's projects, and the routers'
+/// interfaces.
+pub(crate) struct Ports {
     v: View,
     meta: BTreeMap<String, PortMeta>,
     /// (port id, tenant, endpoint)
@@ -111,8 +108,7 @@ struct InterfacePort {
 /// An endpoint made with weft's API (or a task's) is shown as a port but not changed
 /// through Neutron: weft owns it.
 fn made_with_weft(id: &str, endpoint: &str) -> NeutronError {
-    NeutronError::new(
-        StatusCode::CONFLICT,
+    NeutronError::conflict(
         "PortInUse",
         format!(
             "Port {id} is weft endpoint {endpoint}, made with weft's API or for a task: change it with weft"
@@ -121,13 +117,33 @@ fn made_with_weft(id: &str, endpoint: &str) -> NeutronError {
 }
 
 fn owned_by_router(id: &str) -> NeutronError {
-    NeutronError::new(
-        StatusCode::CONFLICT,
+    NeutronError::conflict(
         "L3PortInUse",
         format!(
             "Port {id} has owner network:router_interface and therefore cannot be deleted directly via the port API."
         ),
     )
+}
+
+impl<S: KvStore + Clone, C: Controller> Collection<S, C> for Ports {
+    const ONE: &'static str = "port";
+    const PATH: &'static str = "ports";
+
+    async fn read(a: &OpenStack<S, C>, who: &Caller) -> Result<Self, NeutronError> {
+        read(a, who).await
+    }
+
+    fn items(&self) -> Vec<Value> {
+        self.all
+            .iter()
+            .map(|x| self.json(x))
+            .chain(self.interfaces.iter().map(|i| self.interface_json(i)))
+            .collect()
+    }
+
+    fn item(&self, id: &str) -> Result<Value, NeutronError> {
+        self.show(id)
+    }
 }
 
 async fn read<S: KvStore + Clone, C: Controller>(
@@ -190,14 +206,9 @@ impl Ports {
     }
 
     fn interface_json(&self, i: &InterfacePort) -> Value {
-        let project = project_id(&i.tenant);
-        json!({
+        let item = json!({
             "id": i.id,
-            "name": "",
-            "description": "",
             "network_id": i.subnet.network_id,
-            "tenant_id": project,
-            "project_id": project,
             "mac_address": i.mac.map_or(String::new(), mac_text),
             "admin_state_up": true,
             "status": "ACTIVE",
@@ -213,29 +224,20 @@ impl Ports {
             "binding:profile": {},
             "binding:vif_details": {},
             "extra_dhcp_opts": [],
-            "tags": [],
-            "created_at": iso8601(0),
-            "updated_at": iso8601(0),
-            "revision_number": 0,
             "weft:anycast_gateway": true,
-        })
+        });
+        Standard::show(None, "", &i.tenant, item)
     }
 
     fn json(&self, (id, tenant, e): &(String, String, WeftEndpoint)) -> Value {
         let meta = self.meta.get(id);
-        let project = project_id(tenant);
-        let network = self
-            .v
-            .networks
-            .iter()
-            .find(|n| format!("{}/{}/{}", n.tenant, n.ap, n.epg) == e.epg);
+        let network = self.v.networks.iter().find(|n| n.epg_path() == e.epg);
         let subnet = network.and_then(|n| {
             self.v
                 .subnets
                 .iter()
                 .find(|s| s.tenant == n.tenant && s.bd == n.bd && s.cidr.contains(&e.ip))
         });
-        let created = iso8601(meta.map_or(0, |m| m.created_ms));
         let pairs: Vec<Value> = e
             .allowed_address_pairs
             .iter()
@@ -244,13 +246,9 @@ impl Ports {
                        "mac_address": mac_text(p.mac.unwrap_or(e.mac))})
             })
             .collect();
-        json!({
+        let item = json!({
             "id": id,
-            "name": meta.map_or(e.name.as_str(), |m| m.name.as_str()),
-            "description": meta.map_or("", |m| m.description.as_str()),
             "network_id": network.map_or("", |n| n.id.as_str()),
-            "tenant_id": project,
-            "project_id": project,
             "mac_address": mac_text(e.mac),
             "admin_state_up": true,
             "status": if e.ready { "ACTIVE" } else { "DOWN" },
@@ -267,12 +265,9 @@ impl Ports {
             "binding:profile": {},
             "binding:vif_details": {},
             "extra_dhcp_opts": [],
-            "tags": [],
-            "created_at": created,
-            "updated_at": created,
-            "revision_number": 0,
             "weft:endpoint": e.name,
-        })
+        });
+        Standard::show(meta.map(|m| &m.std), &e.name, tenant, item)
     }
 }
 
@@ -332,33 +327,6 @@ fn address_pairs(object: &Map<String, Value>) -> Result<Option<Vec<AddressPair>>
     Ok(Some(pairs))
 }
 
-pub(crate) async fn list<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let p = read(&a, &who).await?;
-    let items = p
-        .all
-        .iter()
-        .map(|x| p.json(x))
-        .chain(p.interfaces.iter().map(|i| p.interface_json(i)))
-        .collect();
-    let url = format!("{}/v2.0/ports", network_url(&a.config.public_url));
-    list_answer("ports", items, pairs_of(&uri)?, &url)
-}
-
-pub(crate) async fn show<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let p = read(&a, &who).await?;
-    Ok(Json(json!({"port": p.show(&id)?})).into_response())
-}
-
 const PORT_ATTRS: &[&str] = &[
     "name",
     "description",
@@ -389,11 +357,7 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     only(&object, "port_security_enabled", true)?;
     no_security_groups(&object)?;
     plain_binding(&object)?;
-    let network_id = text(&object, "network_id")?.ok_or_else(|| {
-        NeutronError::bad_request(
-            "Failed to parse request. Required attribute 'network_id' not specified",
-        )
-    })?;
+    let network_id = required(&object, "network_id")?;
     let node = text(&object, "binding:host_id")?.filter(|h| !h.is_empty()).ok_or_else(|| {
         NeutronError::bad_request(
             "weft needs binding:host_id to place the port: a port is a weft endpoint, which lives on one node (openstack port create --host NODE)",
@@ -425,21 +389,16 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
         None
     };
     let meta = PortMeta {
-        name: text(&object, "name")?.unwrap_or_default(),
-        description: text(&object, "description")?.unwrap_or_default(),
+        std: Standard::created(&object)?,
         device_id: text(&object, "device_id")?.unwrap_or_default(),
         device_owner: text(&object, "device_owner")?.unwrap_or_default(),
-        created_ms: now_ms(),
     };
 
     let _serialised = a.writes.lock().await;
     let v = view(&a, &who).await?;
     let n = v.network(&network_id)?.clone();
     if named.is_some_and(|t| t != n.tenant) {
-        return Err(NeutronError::not_found(
-            "NetworkNotFound",
-            format!("Network {network_id} could not be found."),
-        ));
+        return Err(network_not_found(&network_id));
     }
     let subnets: Vec<_> = v
         .subnets
@@ -489,7 +448,7 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     put_meta(&a, "port", &id, &meta).await?;
     let spec = EndpointSpec {
         name: name.clone(),
-        epg: format!("{}/{}/{}", n.tenant, n.ap, n.epg),
+        epg: n.epg_path(),
         node,
         ip,
         mac,
@@ -502,8 +461,7 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
         return Err(err.into());
     }
     tracing::info!(port = %id, endpoint = %name, network = %network_id, "neutron port created");
-    let p = read(&a, &who).await?;
-    Ok((StatusCode::CREATED, Json(json!({"port": p.show(&id)?}))).into_response())
+    answer::<Ports, S, C>(&a, &who, &id, StatusCode::CREATED).await
 }
 
 pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
@@ -578,12 +536,11 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
         ));
     }
     let mut meta = p.meta.get(&id).cloned().unwrap_or_else(|| PortMeta {
-        name: e.name.clone(),
+        std: Standard::named(&e.name),
         ..PortMeta::default()
     });
+    meta.std.update(&object)?;
     for (key, field) in [
-        ("name", &mut meta.name),
-        ("description", &mut meta.description),
         ("device_id", &mut meta.device_id),
         ("device_owner", &mut meta.device_owner),
     ] {
@@ -599,8 +556,7 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
             .await?;
     }
     put_meta(&a, "port", &id, &meta).await?;
-    let p = read(&a, &who).await?;
-    Ok(Json(json!({"port": p.show(&id)?})).into_response())
+    answer::<Ports, S, C>(&a, &who, &id, StatusCode::OK).await
 }
 
 pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
@@ -618,9 +574,9 @@ pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
     if !a.controller.delete_endpoint(&tenant, &e.name).await? {
         return Err(not_found(&id));
     }
-    delete_meta(&a, "port", &id).await?;
+    forget(&a, "port", &id).await;
     tracing::info!(port = %id, endpoint = %e.name, "neutron port deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    deleted()
 }
 
 #[cfg(test)]

@@ -6,15 +6,16 @@
 //! the interfaces' subnets are kept under `/weft/openstack/ids/router/<id>`.
 
 use crate::error::NeutronError;
-use crate::network::{
-    Adapter, Answer, NetworkView, View, caller, commit_or_undo, delete_meta, list_answer, metas,
-    network_url, only, pairs_of, put_meta, resource, target_project, text, view,
+use crate::network::{NetworkView, View, network_not_found, view};
+use crate::resource::{
+    Adapter, Annotated, Answer, Collection, Standard, caller, commit_or_undo, deleted, empty_or,
+    empty_or_null, finish_create, forget, metas, only, project_tenant, put_meta, resource,
+    target_project, text,
 };
-use crate::time::iso8601;
-use crate::{Caller, Controller, OpenStack, derived_uuid, now_ms, project_id};
+use crate::{Caller, Controller, OpenStack, derived_uuid, project_id};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -30,11 +31,8 @@ const MAX_INTERFACES: usize = 256;
 /// Neutron-only attributes of a router, by ID.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct RouterMeta {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    created_ms: u64,
+    #[serde(flatten)]
+    std: Standard,
     /// The subnets with an interface on this router.
     #[serde(default)]
     interfaces: Vec<String>,
@@ -118,23 +116,74 @@ fn not_found(id: &str) -> NeutronError {
     NeutronError::not_found("RouterNotFound", format!("Router {id} could not be found"))
 }
 
-struct Routers {
+/// The routers collection.
+pub(crate) struct Routers {
     v: View,
     meta: BTreeMap<String, RouterMeta>,
     all: Vec<RouterView>,
+}
+
+impl<S: KvStore + Clone, C: Controller> Collection<S, C> for Routers {
+    const ONE: &'static str = "router";
+    const PATH: &'static str = "routers";
+
+    async fn read(a: &OpenStack<S, C>, who: &Caller) -> Result<Self, NeutronError> {
+        let v = view(a, who).await?;
+        let meta: BTreeMap<String, RouterMeta> = metas(&a.store, "router").await?;
+        let all = routers(&v, &meta);
+        Ok(Routers { v, meta, all })
+    }
+
+    fn items(&self) -> Vec<Value> {
+        self.all.iter().map(|r| self.json(r)).collect()
+    }
+
+    fn item(&self, id: &str) -> Result<Value, NeutronError> {
+        self.find(id).map(|r| self.json(r))
+    }
+}
+
+impl<S: KvStore + Clone, C: Controller> Annotated<S, C> for Routers {
+    const KIND: &'static str = "router";
+    const UPDATABLE: &'static [&'static str] = &[
+        "name",
+        "description",
+        "admin_state_up",
+        "external_gateway_info",
+        "routes",
+        "distributed",
+        "ha",
+    ];
+    type Meta = RouterMeta;
+
+    fn updated(&self, id: &str, object: &Map<String, Value>) -> Result<RouterMeta, NeutronError> {
+        router_flags(object)?;
+        no_routes(object)?;
+        let mut meta = self.meta_of(self.find(id)?);
+        meta.std.update(object)?;
+        Ok(meta)
+    }
 }
 
 async fn read<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     who: &Caller,
 ) -> Result<Routers, NeutronError> {
-    let v = view(a, who).await?;
-    let meta: BTreeMap<String, RouterMeta> = metas(&a.store, "router").await?;
-    let all = routers(&v, &meta);
-    Ok(Routers { v, meta, all })
+    <Routers as Collection<S, C>>::read(a, who).await
 }
 
 impl Routers {
+    /// A router's metadata, or what one made with weft starts from.
+    fn meta_of(&self, router: &RouterView) -> RouterMeta {
+        self.meta
+            .get(&router.id)
+            .cloned()
+            .unwrap_or_else(|| RouterMeta {
+                std: Standard::named(&router.contract),
+                interfaces: router.interfaces.clone(),
+            })
+    }
+
     fn find(&self, id: &str) -> Result<&RouterView, NeutronError> {
         self.all
             .iter()
@@ -143,15 +192,9 @@ impl Routers {
     }
 
     fn json(&self, r: &RouterView) -> Value {
-        let meta = self.meta.get(&r.id);
-        let project = project_id(&r.tenant);
-        let created = iso8601(meta.map_or(0, |m| m.created_ms));
-        json!({
+        let meta = self.meta.get(&r.id).map(|m| &m.std);
+        let item = json!({
             "id": r.id,
-            "name": meta.map_or(r.contract.as_str(), |m| m.name.as_str()),
-            "description": meta.map_or("", |m| m.description.as_str()),
-            "tenant_id": project,
-            "project_id": project,
             "admin_state_up": true,
             "status": "ACTIVE",
             "external_gateway_info": null,
@@ -161,55 +204,34 @@ impl Routers {
             "availability_zone_hints": [],
             "availability_zones": [],
             "flavor_id": null,
-            "tags": [],
-            "created_at": created,
-            "updated_at": created,
-            "revision_number": 0,
             "weft:contract": format!("{}/{}", r.tenant, r.contract),
-        })
+        });
+        Standard::show(meta, &r.contract, &r.tenant, item)
     }
+}
+
+/// What a router create or update may say besides its name: weft's one value of each.
+fn router_flags(object: &Map<String, Value>) -> Result<(), NeutronError> {
+    no_gateway(object)?;
+    only(object, "admin_state_up", true)?;
+    only(object, "distributed", false)?;
+    only(object, "ha", false)
 }
 
 fn no_gateway(object: &Map<String, Value>) -> Result<(), NeutronError> {
-    match object.get("external_gateway_info") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(o)) if o.is_empty() => Ok(()),
-        Some(_) => Err(NeutronError::bad_request(
-            "external_gateway_info is not supported yet (north-south): weft routes between its networks only",
-        )),
-    }
+    empty_or(
+        object,
+        "external_gateway_info",
+        "external_gateway_info is not supported yet (north-south): weft routes between its networks only",
+    )
 }
 
 fn no_routes(object: &Map<String, Value>) -> Result<(), NeutronError> {
-    match object.get("routes") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(r)) if r.is_empty() => Ok(()),
-        Some(_) => Err(NeutronError::bad_request(
-            "extra routes are not supported by weft yet",
-        )),
-    }
-}
-
-pub(crate) async fn list<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let r = read(&a, &who).await?;
-    let items = r.all.iter().map(|x| r.json(x)).collect();
-    let url = format!("{}/v2.0/routers", network_url(&a.config.public_url));
-    list_answer("routers", items, pairs_of(&uri)?, &url)
-}
-
-pub(crate) async fn show<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let r = read(&a, &who).await?;
-    Ok(Json(json!({"router": r.json(r.find(&id)?)})).into_response())
+    empty_or(
+        object,
+        "routes",
+        "extra routes are not supported by weft yet",
+    )
 }
 
 const ROUTER_ATTRS: &[&str] = &[
@@ -232,26 +254,14 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
 ) -> Answer {
     let who = caller(&a, &headers)?;
     let object = resource(&body, "router", ROUTER_ATTRS)?;
-    no_gateway(&object)?;
-    only(&object, "admin_state_up", true)?;
-    only(&object, "distributed", false)?;
-    only(&object, "ha", false)?;
-    if object
-        .get("availability_zone_hints")
-        .and_then(Value::as_array)
-        .is_some_and(|z| !z.is_empty())
-        || object.get("flavor_id").is_some_and(|f| !f.is_null())
-    {
-        return Err(NeutronError::bad_request(
-            "availability zones and flavors are not supported by weft",
-        ));
-    }
-    let name = text(&object, "name")?.unwrap_or_default();
-    let description = text(&object, "description")?.unwrap_or_default();
+    router_flags(&object)?;
+    empty_or_null(&object, "availability_zone_hints")?;
+    empty_or_null(&object, "flavor_id")?;
+    let std = Standard::created(&object)?;
     let tenant_name = target_project(&a, &who, &object)?;
 
     let _serialised = a.writes.lock().await;
-    let mut tenant = a.controller.tenant(&tenant_name).unwrap_or_default();
+    let mut tenant = project_tenant(&a, &tenant_name);
     let contract = loop {
         let candidate = format!("{ROUTER_PREFIX}{}", crate::random_hex(4)?);
         if !tenant.contracts.contains_key(&candidate) && !tenant.filters.contains_key(&candidate) {
@@ -279,64 +289,10 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     tenant.contracts.insert(contract.clone(), c);
     let id = router_id(&tenant_name, &contract);
     let meta = RouterMeta {
-        name,
-        description,
-        created_ms: now_ms(),
+        std,
         interfaces: Vec::new(),
     };
-    put_meta(&a, "router", &id, &meta).await?;
-    commit_or_undo(&a, &tenant_name, Some(tenant), Some(("router", &id))).await?;
-    tracing::info!(router = %id, tenant = %tenant_name, %contract, "neutron router created");
-    let r = read(&a, &who).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"router": r.json(r.find(&id)?)})),
-    )
-        .into_response())
-}
-
-pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let object = resource(
-        &body,
-        "router",
-        &[
-            "name",
-            "description",
-            "admin_state_up",
-            "external_gateway_info",
-            "routes",
-            "distributed",
-            "ha",
-        ],
-    )?;
-    no_gateway(&object)?;
-    no_routes(&object)?;
-    only(&object, "admin_state_up", true)?;
-    only(&object, "distributed", false)?;
-    only(&object, "ha", false)?;
-    let _serialised = a.writes.lock().await;
-    let r = read(&a, &who).await?;
-    let router = r.find(&id)?;
-    let mut meta = r.meta.get(&id).cloned().unwrap_or_else(|| RouterMeta {
-        name: router.contract.clone(),
-        interfaces: router.interfaces.clone(),
-        ..RouterMeta::default()
-    });
-    if let Some(name) = text(&object, "name")? {
-        meta.name = name;
-    }
-    if let Some(description) = text(&object, "description")? {
-        meta.description = description;
-    }
-    put_meta(&a, "router", &id, &meta).await?;
-    let r = read(&a, &who).await?;
-    Ok(Json(json!({"router": r.json(r.find(&id)?)})).into_response())
+    finish_create::<Routers, S, C>(&a, &who, &tenant_name, tenant, &id, &meta).await
 }
 
 pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
@@ -362,8 +318,7 @@ pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
         })
     });
     if in_use {
-        return Err(NeutronError::new(
-            StatusCode::CONFLICT,
+        return Err(NeutronError::conflict(
             "RouterInUse",
             format!("Router {id} still has ports"),
         ));
@@ -377,10 +332,10 @@ pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
     if !filter_shared {
         tenant.filters.remove(&router.contract);
     }
-    commit_or_undo(&a, &router.tenant, Some(tenant), None).await?;
-    delete_meta(&a, "router", &id).await?;
+    commit_or_undo(&a, &router.tenant, Some(tenant), &[]).await?;
+    forget(&a, "router", &id).await;
     tracing::info!(router = %id, contract = %router.contract, "neutron router deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    deleted()
 }
 
 /// `PUT /v2.0/routers/{id}/add_router_interface`.
@@ -473,11 +428,7 @@ async fn interface<S: KvStore + Clone, C: Controller>(
             .get(&router.tenant)
             .cloned()
             .ok_or_else(|| not_found(id))?;
-    let mut meta = r.meta.get(id).cloned().unwrap_or_else(|| RouterMeta {
-        name: router.contract.clone(),
-        interfaces: router.interfaces.clone(),
-        ..RouterMeta::default()
-    });
+    let mut meta = r.meta_of(&router);
     meta.interfaces.retain(|s| router.interfaces.contains(s));
     let on = router.interfaces.contains(&subnet_id);
     if add {
@@ -501,12 +452,7 @@ async fn interface<S: KvStore + Clone, C: Controller>(
             .app_profiles
             .get_mut(&network.ap)
             .and_then(|ap| ap.epgs.get_mut(&network.epg))
-            .ok_or_else(|| {
-                NeutronError::not_found(
-                    "NetworkNotFound",
-                    format!("Network {} could not be found.", network.id),
-                )
-            })?;
+            .ok_or_else(|| network_not_found(&network.id))?;
         for list in [&mut epg.provides, &mut epg.consumes] {
             if !list.contains(&router.contract) {
                 list.push(router.contract.clone());
@@ -530,7 +476,7 @@ async fn interface<S: KvStore + Clone, C: Controller>(
             epg.consumes.retain(|c| *c != router.contract);
         }
     }
-    commit_or_undo(a, &router.tenant, Some(tenant), None).await?;
+    commit_or_undo(a, &router.tenant, Some(tenant), &[]).await?;
     put_meta(a, "router", id, &meta).await?;
     tracing::info!(router = %id, subnet = %subnet_id, add, "neutron router interface changed");
     let project = project_id(&router.tenant);
