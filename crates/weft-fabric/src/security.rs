@@ -87,7 +87,7 @@ pub fn expand(
     keys.sort();
     keys.dedup();
     for key in keys {
-        let id = profile_id(&key.0, &key.1, &used);
+        let id = profile_id(key.0, &key.1, &used);
         used.insert(id);
         let rules = profile_rules(groups.get(key.0), key.0, &key.1, &members);
         out.profiles.insert(id, rules);

@@ -118,7 +118,20 @@ fn elements(n: u8) -> BTreeSet<Element> {
         el(
             "inet",
             "sg_out6",
-            &format!("{ip6} . {class} . 17 . 53-54"),
+            &format!("{ip6}-{ip6} . {class}-{class} . 17-17 . 53-54"),
+            None,
+        ),
+        el("inet", "sg_in4_any", &format!("{ip4} . {class}"), None),
+        el(
+            "inet",
+            "sg_out4_proto",
+            &format!("{ip4} . {class} . 1"),
+            None,
+        ),
+        el(
+            "inet",
+            "sg_in6_port",
+            &format!("{ip6} . {class} . 6 . 22"),
             None,
         ),
     ]

@@ -52,11 +52,12 @@ fn all_sets() -> Vec<(&'static str, &'static str, String)> {
         ("inet", "map", "dst_class6".into()),
         ("inet", "map", "sg_profile4".into()),
         ("inet", "map", "sg_profile6".into()),
-        ("inet", "set", "sg_in4".into()),
-        ("inet", "set", "sg_out4".into()),
-        ("inet", "set", "sg_in6".into()),
-        ("inet", "set", "sg_out6".into()),
     ];
+    for set in ["sg_in4", "sg_out4", "sg_in6", "sg_out6"] {
+        for kind in ["", "_any", "_proto", "_port"] {
+            v.push(("inet", "set", format!("{set}{kind}")));
+        }
+    }
     for (_, stem) in TIERS {
         for kind in ["exact", "range", "noport"] {
             v.push(("inet", "map", format!("{stem}_{kind}")));

@@ -105,7 +105,7 @@ pub fn structure() -> String {
     t.push_str("  map dst_class4 { type ipv4_addr : mark; }\n");
     t.push_str("  map dst_class6 { type ipv6_addr : mark; }\n");
     t.push_str("  counter default_deny {}\n");
-    t.push_str(SECURITY_SETS);
+    t.push_str(&security_structure());
     for (_, stem) in TIERS {
         let _ = writeln!(
             t,
@@ -193,15 +193,29 @@ const BRIDGE_TABLE: &str = r#"table bridge weft {
 "#;
 
 /// Security groups ([`super::security`]): a governed port's address -> its profile,
-/// and what each profile admits, by peer address, profile, protocol and port.
-const SECURITY_SETS: &str = r#"  map sg_profile4 { type ipv4_addr : mark; }
-  map sg_profile6 { type ipv6_addr : mark; }
-  set sg_in4 { type ipv4_addr . mark . inet_proto . inet_service; flags interval; }
-  set sg_out4 { type ipv4_addr . mark . inet_proto . inet_service; flags interval; }
-  set sg_in6 { type ipv6_addr . mark . inet_proto . inet_service; flags interval; }
-  set sg_out6 { type ipv6_addr . mark . inet_proto . inet_service; flags interval; }
-  counter sg_denied {}
-"#;
+/// what each profile admits (by peer address, profile, protocol, port: hash sets for
+/// single peer addresses, whose updates cost O(1) and which hold nearly all elements;
+/// an interval set for prefixes and port ranges), and one check chain per direction
+/// and family that returns on the first set that admits the packet.
+fn security_structure() -> String {
+    let mut t = String::from(
+        "  map sg_profile4 { type ipv4_addr : mark; }\n  map sg_profile6 { type ipv6_addr : mark; }\n  counter sg_denied {}\n",
+    );
+    for (fam, addr, ip) in [("4", "ipv4_addr", "ip"), ("6", "ipv6_addr", "ip6")] {
+        for (dir, peer) in [("in", "saddr"), ("out", "daddr")] {
+            let set = format!("sg_{dir}{fam}");
+            let _ = writeln!(
+                t,
+                "  set {set}_any {{ type {addr} . mark; }}\n  set {set}_proto {{ type {addr} . mark . inet_proto; }}\n  set {set}_port {{ type {addr} . mark . inet_proto . inet_service; }}\n  set {set} {{ type {addr} . mark . inet_proto . inet_service; flags interval; }}"
+            );
+            let _ = writeln!(
+                t,
+                "  chain sg_check_{dir}{fam} {{\n    {ip} {peer} . ct mark @{set}_any return\n    {ip} {peer} . ct mark . meta l4proto @{set}_proto return\n    {ip} {peer} . ct mark . meta l4proto . th dport @{set}_port return\n    {ip} {peer} . ct mark . meta l4proto . th dport @{set} return\n    counter name sg_denied drop\n  }}"
+            );
+        }
+    }
+    t
+}
 
 /// New connections only (replies are accepted first: groups and contracts are
 /// stateful). The conntrack mark is scratch space until the destination class goes
@@ -212,13 +226,13 @@ const INET_FORWARD: &str = r#"  chain forward {
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept
     ct mark set ip daddr map @sg_profile4
     ct mark set ip6 daddr map @sg_profile6
-    ct mark != 0 ip saddr . ct mark . meta l4proto . th dport != @sg_in4 counter name sg_denied drop
-    ct mark != 0 ip6 saddr . ct mark . meta l4proto . th dport != @sg_in6 counter name sg_denied drop
+    ct mark != 0 meta nfproto ipv4 jump sg_check_in4
+    ct mark != 0 meta nfproto ipv6 jump sg_check_in6
     ct mark set 0
     ct mark set ip saddr map @sg_profile4
     ct mark set ip6 saddr map @sg_profile6
-    ct mark != 0 ip daddr . ct mark . meta l4proto . th dport != @sg_out4 counter name sg_denied drop
-    ct mark != 0 ip6 daddr . ct mark . meta l4proto . th dport != @sg_out6 counter name sg_denied drop
+    ct mark != 0 meta nfproto ipv4 jump sg_check_out4
+    ct mark != 0 meta nfproto ipv6 jump sg_check_out6
     ct mark set 0
     ct mark set ip daddr map @dst_class4
     ct mark set ip6 daddr map @dst_class6

@@ -189,12 +189,10 @@ fn address_text(v: u128, v4: bool) -> String {
     }
 }
 
+/// Always `lo-hi`, even for one value: nft 1.0.6 cannot delete an element of a
+/// concatenated interval set written as single values (it sends no range end).
 fn range_text(r: Range, text: impl Fn(u128) -> String) -> String {
-    if r.lo == r.hi {
-        text(r.lo)
-    } else {
-        format!("{}-{}", text(r.lo), text(r.hi))
-    }
+    format!("{}-{}", text(r.lo), text(r.hi))
 }
 
 /// Set key order: address first (nft 1.0.6 mis-reads interval sets that start with
@@ -222,19 +220,44 @@ pub fn security_elements(security: &SecurityDesired) -> BTreeSet<Element> {
     for (profile, rules) in &security.profiles {
         for (allows, stem) in [(&rules.ingress, "sg_in"), (&rules.egress, "sg_out")] {
             for v4 in [true, false] {
-                let cubes: Vec<Cube> = allows
-                    .iter()
-                    .filter(|a| a.remote.addr().is_ipv4() == v4)
-                    .map(cube)
-                    .collect();
                 let set = format!("{stem}{}", if v4 { 4 } else { 6 });
-                for c in disjoint_union(cubes) {
+                let mut intervals = Vec::new();
+                for a in allows.iter().filter(|a| a.remote.addr().is_ipv4() == v4) {
+                    match hashed(a, *profile) {
+                        Some((kind, key)) => {
+                            out.insert(el("inet", &format!("{set}{kind}"), key, None));
+                        }
+                        None => intervals.push(cube(a)),
+                    }
+                }
+                for c in disjoint_union(intervals) {
                     out.insert(el("inet", &set, key(&c, *profile, v4), None));
                 }
             }
         }
     }
     out
+}
+
+/// The hash set and key for an allow whose peer is one address and whose ports are
+/// all, one or none: nearly every element (remote groups expand to addresses).
+/// Hash sets may overlap each other and the interval set (any hit admits), and their
+/// updates cost O(1); the interval set's cost grows with its size, so it keeps only
+/// prefixes and port ranges.
+fn hashed(a: &Allow, profile: u32) -> Option<(&'static str, String)> {
+    if a.remote.prefix_len() != a.remote.max_prefix_len() {
+        return None;
+    }
+    let addr = a.remote.addr();
+    match a.proto {
+        None => Some(("_any", format!("{addr} . {profile}"))),
+        Some(p) if a.ports.is_any() => Some(("_proto", format!("{addr} . {profile} . {p}"))),
+        Some(p) if a.ports.lo == a.ports.hi => Some((
+            "_port",
+            format!("{addr} . {profile} . {p} . {}", a.ports.lo),
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Whether `ip` is admitted, per the rendered cubes (for tests: reads the elements
@@ -256,7 +279,13 @@ fn admitted(
         IpAddr::V6(a) => u128::from(a),
     };
     let point = [v, u128::from(profile), u128::from(proto), u128::from(port)];
-    elements.iter().filter(|e| e.set == set).any(|e| {
+    let sets = [
+        set.to_string(),
+        format!("{set}_any"),
+        format!("{set}_proto"),
+        format!("{set}_port"),
+    ];
+    elements.iter().filter(|e| sets.contains(&e.set)).any(|e| {
         key_ranges(&e.key)
             .iter()
             .zip(point)
