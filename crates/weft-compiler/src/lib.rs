@@ -11,6 +11,7 @@ mod budget;
 mod compile;
 mod explain;
 mod rules;
+mod security;
 
 pub use alloc::{Allocation, AllocationError};
 pub use budget::{CompileBudget, ContractShare, Limit, OverBudget};
@@ -19,3 +20,4 @@ pub use compile::{
 };
 pub use explain::{Explanation, explain};
 pub use rules::*;
+pub use security::{PortView, SecurityVerdict, security_verdict};

@@ -148,33 +148,51 @@ pub async fn commit(state: &AppState, changes: Vec<TenantChange>) -> ApiResult<A
     ))
 }
 
-/// An endpoint's EPG must survive the change; delete the endpoints first.
+/// An endpoint's EPG and security groups must survive the change; take the endpoints
+/// away first (delete them, or take them out of the groups).
 fn check_endpoints_stay(state: &AppState, model: &Model) -> ApiResult<()> {
     let snapshot = state.snapshot();
-    let orphans: Vec<String> = snapshot
-        .endpoints
-        .values()
-        .filter(|ep| {
-            let epg = &ep.value.epg;
-            !model
-                .tenants
-                .get(&epg.tenant)
-                .and_then(|t| t.app_profiles.get(&epg.app_profile))
-                .is_some_and(|ap| ap.epgs.contains_key(&epg.epg))
-        })
-        .map(|ep| format!("endpoint {} is in EPG {}", ep.value.name, ep.value.epg))
-        .collect();
-    if orphans.is_empty() {
-        return Ok(());
+    let mut orphans: Vec<String> = Vec::new();
+    let mut unguarded: Vec<String> = Vec::new();
+    for ep in snapshot.endpoints.values() {
+        let epg = &ep.value.epg;
+        let tenant = model.tenants.get(&epg.tenant);
+        if !tenant
+            .and_then(|t| t.app_profiles.get(&epg.app_profile))
+            .is_some_and(|ap| ap.epgs.contains_key(&epg.epg))
+        {
+            orphans.push(format!("endpoint {} is in EPG {}", ep.value.name, epg));
+        }
+        for group in ep.value.security_groups.iter().flatten() {
+            if !tenant.is_some_and(|t| t.security_groups.contains_key(group)) {
+                unguarded.push(format!(
+                    "endpoint {} is in security group {group} of tenant {}",
+                    ep.value.name, epg.tenant
+                ));
+            }
+        }
     }
-    Err(ApiFailure::Conflict {
-        message: format!(
-            "the change removes EPGs that still have {} endpoints; delete them first",
-            orphans.len()
-        ),
-        field: None,
-        details: orphans,
-    })
+    if !orphans.is_empty() {
+        return Err(ApiFailure::Conflict {
+            message: format!(
+                "the change removes EPGs that still have {} endpoints; delete them first",
+                orphans.len()
+            ),
+            field: None,
+            details: orphans,
+        });
+    }
+    if !unguarded.is_empty() {
+        return Err(ApiFailure::Conflict {
+            message: format!(
+                "the change removes security groups that {} endpoints are in; take them out first",
+                unguarded.len()
+            ),
+            field: Some("security_group".into()),
+            details: unguarded,
+        });
+    }
+    Ok(())
 }
 
 /// Changes that upsert every tenant of `model`.

@@ -5,7 +5,7 @@ use crate::error::{ApiFailure, ApiResult};
 use crate::liveness::NodeLive;
 use crate::state::{EndpointRecord, Snapshot};
 use weft_api::{LiveExplanation, VerdictText};
-use weft_compiler::{CompiledPolicy, Flow};
+use weft_compiler::{CompiledPolicy, Flow, PortView};
 use weft_model::{Action, IpFamily, Protocol};
 
 /// Builds the flow of `proto`/`port` towards `to`.
@@ -49,11 +49,18 @@ pub fn explain(
             details: vec![why.to_string()],
         }
     })?;
-    let intent_allowed = intent.action == Action::Permit;
-    let intent = VerdictText {
-        allowed: intent_allowed,
-        text: intent.to_string(),
+    // Both contracts and security groups must permit; the groups are judged from the
+    // stored intent on both sides (nodes report their rule tables, not their groups).
+    let groups = security(policy, from, to, flow);
+    let with_groups = |allowed: bool, text: String| match &groups {
+        None => VerdictText { allowed, text },
+        Some(v) => VerdictText {
+            allowed: allowed && v.allowed,
+            text: format!("{text}; {v}"),
+        },
     };
+    let intent = with_groups(intent.action == Action::Permit, intent.to_string());
+    let intent_allowed = intent.allowed;
 
     let mut notes = Vec::new();
     let installed = match &node.report {
@@ -72,6 +79,7 @@ pub fn explain(
                 notes.push(format!("node {} reports: {error}", to.node));
             }
             installed_verdict(policy, from, to, flow, report, &mut notes)
+                .map(|v| with_groups(v.allowed, v.text))
         }
     };
     let stale = node
@@ -91,6 +99,25 @@ pub fn explain(
         differs,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
+}
+
+/// The security groups' verdict on the flow, when either endpoint has groups.
+fn security(
+    policy: &CompiledPolicy,
+    from: &EndpointRecord,
+    to: &EndpointRecord,
+    flow: &Flow,
+) -> Option<weft_compiler::SecurityVerdict> {
+    weft_compiler::security_verdict(&policy.security_groups, view(from), view(to), flow)
+}
+
+fn view(e: &EndpointRecord) -> PortView<'_> {
+    PortView {
+        name: &e.name,
+        tenant: &e.epg.tenant,
+        address: e.ip,
+        groups: e.security_groups.as_deref().filter(|_| e.port_security),
+    }
 }
 
 /// Evaluates the installed rule table of the destination's VRF the way
