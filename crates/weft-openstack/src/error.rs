@@ -138,6 +138,11 @@ impl NeutronError {
         Self::new(StatusCode::NOT_FOUND, kind, message)
     }
 
+    /// A 400 of Neutron's exception `kind`.
+    pub fn bad_input(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, message)
+    }
+
     pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, kind, message)
     }

@@ -6,13 +6,15 @@
 //! ([`Controller`]), so it works on weft's own API too. A Neutron network is an EPG with
 //! its bridge domain; a subnet is a subnet of that bridge domain, its gateway weft's
 //! anycast gateway. A router is a contract the EPGs of its subnets' networks provide and
-//! consume; a port is a weft endpoint placed on its `binding:host_id`. Every network,
-//! subnet and router write is a whole-tenant change through the controller's admission (validated and compiled whole, or refused with nothing
-//! changed). What the model has no place for is kept in weft's store under
-//! `/weft/openstack/`: users (salted password hashes), token metadata (who, when), and the
-//! Neutron-only attributes of networks and subnets (name, description, DNS servers) by
-//! their UUID. UUIDs are derived from the weft object's path, so they are stable, and a
-//! network made with `weft apply` has one too.
+//! consume; a port is a weft endpoint placed on its `binding:host_id`, with its port
+//! security and security groups; a security group (and its rules) is a security group of
+//! the project's tenant. Every network, subnet, router and security group write is a
+//! whole-tenant change through the controller's admission (validated and compiled whole,
+//! or refused with nothing changed). What the model has no place for is kept in weft's
+//! store under `/weft/openstack/`: users (salted password hashes), token metadata (who,
+//! when), and the Neutron-only attributes of each object (name, description, DNS
+//! servers) by its UUID. UUIDs are derived from the weft object's path, so they are
+//! stable, and an object made with `weft apply` has one too.
 //!
 //! One listener serves every service under a path prefix: identity at `/` and
 //! `/identity`, networking at `/network`; the catalog points there.
@@ -25,9 +27,11 @@ mod port;
 mod query;
 mod resource;
 mod router;
+mod security_group;
 mod time;
 
 pub use error::{KeystoneError, NeutronError, OpenStackError};
+pub use security_group::{security_group_id, security_group_rule_id};
 
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -95,6 +99,10 @@ pub struct WeftEndpoint {
     pub node: String,
     pub mac: [u8; 6],
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// Anti-spoofing on (Neutron's `port_security_enabled`).
+    pub port_security: bool,
+    /// Names of security groups of its tenant; `None`: contracts alone.
+    pub security_groups: Option<Vec<String>>,
     /// Its port and policy are installed on its node (Neutron's `ACTIVE`).
     pub ready: bool,
 }
@@ -118,6 +126,26 @@ pub struct EndpointSpec {
     pub ip: Option<IpAddr>,
     pub mac: Option<[u8; 6]>,
     pub allowed_address_pairs: Vec<AddressPair>,
+    /// Anti-spoofing on.
+    pub port_security: bool,
+    /// Names of security groups of the EPG's tenant; `None`: contracts alone, `Some`
+    /// (even empty): the groups' rules must admit traffic too.
+    pub security_groups: Option<Vec<String>>,
+}
+
+/// What may change on a live endpoint; the fields given replace its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortUpdate {
+    pub allowed_address_pairs: Option<Vec<AddressPair>>,
+    pub port_security: Option<bool>,
+    /// `Some(None)` takes the endpoint out of security groups.
+    pub security_groups: Option<Option<Vec<String>>>,
+}
+
+impl PortUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// What the controller does for the adapter: tokens, the current model, and admission.
@@ -156,12 +184,14 @@ pub trait Controller: Send + Sync + 'static {
         tenant: &str,
         name: &str,
     ) -> impl Future<Output = Result<bool, OpenStackError>> + Send;
-    /// Replaces an endpoint's allowed address pairs (nothing else changes).
-    fn set_address_pairs(
+    /// Changes an endpoint's allowed address pairs, port security or security groups as
+    /// weft's `PATCH /v1/endpoints/{name}` does (the groups must exist in its tenant, and
+    /// need port security), or refuses with nothing written.
+    fn update_port(
         &self,
         tenant: &str,
         name: &str,
-        pairs: Vec<AddressPair>,
+        change: PortUpdate,
     ) -> impl Future<Output = Result<WeftEndpoint, OpenStackError>> + Send;
     /// Replaces (`Some`) or deletes (`None`) one tenant through admission: validated and
     /// compiled with the whole model, or refused with nothing written.

@@ -10,12 +10,12 @@
 
 use crate::error::NeutronError;
 use crate::resource::{
-    APP_PROFILE, Adapter, Annotated, Answer, Collection, Standard, VRF, caller, commit_or_undo,
-    deleted, empty_or_null, finish_create, forget, metas, only, project_tenant, required, resource,
-    strings, target_project, text, visible_tenants,
+    APP_PROFILE, Adapter, Annotated, Answer, Collection, Removable, Removal, Standard, VRF, caller,
+    empty_or_null, finish_create, metas, only, project_tenant, required, resource, strings,
+    target_project, text, visible_tenants,
 };
 use crate::{Caller, Controller, OpenStack, derived_uuid};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,50 @@ impl<S: KvStore + Clone, C: Controller> Annotated<S, C> for Networks {
     }
 }
 
+impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Networks {
+    fn removal(&self, a: &OpenStack<S, C>, id: &str) -> Result<Removal, NeutronError> {
+        let v = &self.0;
+        let n = v.network(id)?;
+        let path = n.epg_path();
+        if crate::router::network_on_a_router(v, n)
+            || a.controller
+                .endpoints(&n.tenant)
+                .iter()
+                .any(|e| e.epg == path)
+        {
+            return Err(NeutronError::conflict(
+                "NetworkInUse",
+                format!(
+                    "Unable to complete operation on network {id}. There are one or more ports still in use on the network."
+                ),
+            ));
+        }
+        let mut tenant = v.tenant(&n.tenant, network_not_found(id))?;
+        if let Some(ap) = tenant.app_profiles.get_mut(&n.ap) {
+            ap.epgs.remove(&n.epg);
+        }
+        let bd_used = tenant
+            .app_profiles
+            .values()
+            .any(|ap| ap.epgs.values().any(|e| e.bridge_domain == n.bd));
+        let also = if bd_used {
+            Vec::new()
+        } else {
+            tenant.bridge_domains.remove(&n.bd);
+            v.subnets
+                .iter()
+                .filter(|s| s.tenant == n.tenant && s.bd == n.bd)
+                .map(|s| ("subnet", s.id.clone()))
+                .collect()
+        };
+        Ok(Removal {
+            tenant_name: n.tenant.clone(),
+            tenant,
+            also,
+        })
+    }
+}
+
 /// The subnets collection.
 pub(crate) struct Subnets(View);
 
@@ -371,6 +415,45 @@ impl<S: KvStore + Clone, C: Controller> Annotated<S, C> for Subnets {
             meta.enable_dhcp = dhcp;
         }
         Ok(meta)
+    }
+}
+
+impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Subnets {
+    fn removal(&self, a: &OpenStack<S, C>, id: &str) -> Result<Removal, NeutronError> {
+        let v = &self.0;
+        let s = v.subnet(id)?;
+        let mut tenant = v.tenant(&s.tenant, subnet_not_found(id))?;
+        let epgs_of_bd: Vec<String> = v
+            .networks
+            .iter()
+            .filter(|n| n.tenant == s.tenant && n.bd == s.bd)
+            .map(NetworkView::epg_path)
+            .collect();
+        let in_use = a
+            .controller
+            .endpoints(&s.tenant)
+            .into_iter()
+            .any(|e| epgs_of_bd.contains(&e.epg) && s.cidr.contains(&e.ip))
+            || v.networks
+                .iter()
+                .find(|n| n.id == s.network_id)
+                .is_some_and(|n| crate::router::network_on_a_router(v, n));
+        if in_use {
+            return Err(NeutronError::conflict(
+                "SubnetInUse",
+                format!(
+                    "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+                ),
+            ));
+        }
+        if let Some(bd) = tenant.bridge_domains.get_mut(&s.bd) {
+            bd.subnets.retain(|_, sub| sub.cidr != s.cidr);
+        }
+        Ok(Removal {
+            tenant_name: s.tenant.clone(),
+            tenant,
+            also: Vec::new(),
+        })
     }
 }
 
@@ -510,56 +593,6 @@ pub(crate) async fn create_network<S: KvStore + Clone, C: Controller>(
         std,
     };
     finish_create::<Networks, S, C>(&a, &who, &tenant_name, tenant, &id, &meta).await
-}
-
-pub(crate) async fn delete_network<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let _serialised = a.writes.lock().await;
-    let v = view(&a, &who).await?;
-    let n = v.network(&id)?.clone();
-    let path = n.epg_path();
-    if crate::router::network_on_a_router(&v, &n)
-        || a.controller
-            .endpoints(&n.tenant)
-            .iter()
-            .any(|e| e.epg == path)
-    {
-        return Err(NeutronError::conflict(
-            "NetworkInUse",
-            format!(
-                "Unable to complete operation on network {id}. There are one or more ports still in use on the network."
-            ),
-        ));
-    }
-    let mut tenant = v.tenant(&n.tenant, network_not_found(&id))?;
-    if let Some(ap) = tenant.app_profiles.get_mut(&n.ap) {
-        ap.epgs.remove(&n.epg);
-    }
-    let bd_used = tenant
-        .app_profiles
-        .values()
-        .any(|ap| ap.epgs.values().any(|e| e.bridge_domain == n.bd));
-    let gone_subnets: Vec<String> = if bd_used {
-        Vec::new()
-    } else {
-        tenant.bridge_domains.remove(&n.bd);
-        v.subnets
-            .iter()
-            .filter(|s| s.tenant == n.tenant && s.bd == n.bd)
-            .map(|s| s.id.clone())
-            .collect()
-    };
-    commit_or_undo(&a, &n.tenant, Some(tenant), &[]).await?;
-    forget(&a, "network", &id).await;
-    for subnet in gone_subnets {
-        forget(&a, "subnet", &subnet).await;
-    }
-    tracing::info!(network = %id, epg = %path, "neutron network deleted");
-    deleted()
 }
 
 const SUBNET_ATTRS: &[&str] = &[
@@ -740,48 +773,6 @@ pub(crate) async fn create_subnet<S: KvStore + Clone, C: Controller>(
 
 fn overlaps(a: IpNet, b: IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
-}
-
-pub(crate) async fn delete_subnet<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let _serialised = a.writes.lock().await;
-    let v = view(&a, &who).await?;
-    let s = v.subnet(&id)?.clone();
-    let mut tenant = v.tenant(&s.tenant, subnet_not_found(&id))?;
-    let epgs_of_bd: Vec<String> = v
-        .networks
-        .iter()
-        .filter(|n| n.tenant == s.tenant && n.bd == s.bd)
-        .map(NetworkView::epg_path)
-        .collect();
-    let in_use = a
-        .controller
-        .endpoints(&s.tenant)
-        .into_iter()
-        .any(|e| epgs_of_bd.contains(&e.epg) && s.cidr.contains(&e.ip))
-        || v.networks
-            .iter()
-            .find(|n| n.id == s.network_id)
-            .is_some_and(|n| crate::router::network_on_a_router(&v, n));
-    if in_use {
-        return Err(NeutronError::conflict(
-            "SubnetInUse",
-            format!(
-                "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
-            ),
-        ));
-    }
-    if let Some(bd) = tenant.bridge_domains.get_mut(&s.bd) {
-        bd.subnets.retain(|_, sub| sub.cidr != s.cidr);
-    }
-    commit_or_undo(&a, &s.tenant, Some(tenant), &[]).await?;
-    forget(&a, "subnet", &id).await;
-    tracing::info!(subnet = %id, cidr = %s.cidr, "neutron subnet deleted");
-    deleted()
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use crate::error::NeutronError;
 use crate::network::{Networks, Subnets};
 use crate::port::Ports;
-use crate::resource::{Adapter, Answer, caller, list, network_url, show, update};
+use crate::resource::{Adapter, Answer, caller, delete, list, network_url, show, update};
 use crate::router::Routers;
+use crate::security_group::{Groups, Rules};
 use crate::{Controller, OpenStack};
 use axum::Json;
 use axum::Router;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use weft_store::KvStore;
 
 pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>>> {
-    use crate::{network as n, port as p, router as r};
+    use crate::{network as n, port as p, router as r, security_group as sg};
     Router::new()
         .route("/", get(versions::<S, C>))
         .route("/v2.0", get(resources::<S, C>))
@@ -34,7 +35,7 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2.0/networks/{id}",
             get(show::<Networks, S, C>)
                 .put(update::<Networks, S, C>)
-                .delete(n::delete_network::<S, C>),
+                .delete(delete::<Networks, S, C>),
         )
         .route(
             "/v2.0/subnets",
@@ -44,7 +45,7 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2.0/subnets/{id}",
             get(show::<Subnets, S, C>)
                 .put(update::<Subnets, S, C>)
-                .delete(n::delete_subnet::<S, C>),
+                .delete(delete::<Subnets, S, C>),
         )
         .route(
             "/v2.0/routers",
@@ -54,7 +55,7 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2.0/routers/{id}",
             get(show::<Routers, S, C>)
                 .put(update::<Routers, S, C>)
-                .delete(r::delete::<S, C>),
+                .delete(delete::<Routers, S, C>),
         )
         .route(
             "/v2.0/routers/{id}/add_router_interface",
@@ -73,6 +74,26 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             get(show::<Ports, S, C>)
                 .put(p::update::<S, C>)
                 .delete(p::delete::<S, C>),
+        )
+        .route(
+            "/v2.0/security-groups",
+            get(list::<Groups, S, C>).post(sg::create_group::<S, C>),
+        )
+        .route(
+            "/v2.0/security-groups/{id}",
+            get(show::<Groups, S, C>)
+                .put(update::<Groups, S, C>)
+                .delete(delete::<Groups, S, C>),
+        )
+        .route(
+            "/v2.0/security-group-rules",
+            get(list::<Rules, S, C>).post(sg::create_rule::<S, C>),
+        )
+        .route(
+            "/v2.0/security-group-rules/{id}",
+            get(show::<Rules, S, C>)
+                .put(update::<Rules, S, C>)
+                .delete(delete::<Rules, S, C>),
         )
         .route("/v2.0/floatingips", any(floating_ips))
         .route("/v2.0/floatingips/{id}", any(floating_ips))
@@ -102,6 +123,27 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Pagination support",
         "Extension that indicates that pagination is enabled.",
     ),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for L3 forwarding between L2 Neutron networks (weft: a contract between their EPGs; no external gateway or floating IPs).",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "Expose port bindings of a virtual port to external application",
+    ),
+    (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Provides allowed address pairs",
+    ),
+    (
+        "security-group",
+        "security-group",
+        "The security groups extension.",
+    ),
+    ("port-security", "Port Security", "Provides port security"),
 ];
 
 async fn versions<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -> Json<Value> {
@@ -119,6 +161,8 @@ async fn resources<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -
         ("subnet", "subnets"),
         ("router", "routers"),
         ("port", "ports"),
+        ("security_group", "security-groups"),
+        ("security_group_rule", "security-group-rules"),
     ]
     .iter()
     .map(|(one, many)| {

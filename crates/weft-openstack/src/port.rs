@@ -5,16 +5,21 @@
 //! description, `device_id` and `device_owner` are kept under
 //! `/weft/openstack/ids/port/<id>`. Every endpoint of the project is a port (its id is
 //! derived from the endpoint's name), so endpoints made with weft's API show too.
+//! `port_security_enabled` is the endpoint's port security and `security_groups` its
+//! security groups (by their ids; the project's `default` group when the field is absent
+//! and port security is on, as Neutron does); a port without port security has no groups
+//! and is governed by its EPG's contracts alone.
 
 use crate::derived_uuid;
 use crate::error::NeutronError;
 use crate::network::{SubnetView, View, network_not_found, view};
 use crate::resource::{
-    Adapter, Answer, Collection, Standard, answer, caller, delete_meta, deleted, forget, metas,
-    only, put_meta, required, resource, target_project, text,
+    Adapter, Answer, Collection, Standard, answer, boolean, caller, delete_meta, deleted, forget,
+    metas, only, put_meta, required, resource, strings, target_project, text,
 };
 use crate::router::{RouterMeta, interface_port_id, routers};
-use crate::{AddressPair, Caller, Controller, EndpointSpec, OpenStack, WeftEndpoint};
+use crate::security_group::{DEFAULT, group_names, security_group_id, undo_default, with_default};
+use crate::{AddressPair, Caller, Controller, EndpointSpec, OpenStack, PortUpdate, WeftEndpoint};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -25,8 +30,9 @@ use weft_store::KvStore;
 
 /// The name prefix of endpoints made as ports.
 pub const PORT_PREFIX: &str = "port-";
-/// Allowed address pairs a port may have (every input is bounded).
+/// Allowed address pairs and security groups a port may have (every input is bounded).
 const MAX_PAIRS: usize = 64;
+const MAX_GROUPS: usize = 64;
 
 /// Neutron-only attributes of a port, by ID.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -257,8 +263,9 @@ impl Ports {
             "fixed_ips": [{"subnet_id": subnet.map_or("", |s| s.id.as_str()),
                            "ip_address": e.ip.to_string()}],
             "allowed_address_pairs": pairs,
-            "security_groups": [],
-            "port_security_enabled": true,
+            "security_groups": e.security_groups.iter().flatten()
+                .map(|g| security_group_id(tenant, g)).collect::<Vec<_>>(),
+            "port_security_enabled": e.port_security,
             "binding:host_id": e.node,
             "binding:vif_type": "weft",
             "binding:vnic_type": "normal",
@@ -271,14 +278,53 @@ impl Ports {
     }
 }
 
-fn no_security_groups(object: &Map<String, Value>) -> Result<(), NeutronError> {
-    match object.get("security_groups") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(g)) if g.is_empty() => Ok(()),
-        Some(_) => Err(NeutronError::bad_request(
-            "security groups are not supported by weft yet: a port's policy is its network's EPG contracts (pass no security group)",
-        )),
+/// A port's security as a body asks for it.
+struct AskedSecurity {
+    port_security: Option<bool>,
+    /// Group ids.
+    groups: Option<Vec<String>>,
+}
+
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+fn asked_security(object: &Map<String, Value>) -> Result<AskedSecurity, NeutronError> {
+    let groups = strings(object, "security_groups", MAX_GROUPS)?;
+    if let Some(bad) = groups.iter().flatten().find(|id| !uuid_like(id)) {
+        return Err(NeutronError::invalid_input(format!(
+            "Invalid input for security_groups. Reason: '{bad}' is not an integer or uuid."
+        )));
     }
+    let asked = AskedSecurity {
+        port_security: boolean(object, "port_security_enabled")?,
+        groups,
+    };
+    if asked.port_security == Some(false) && asked.groups.as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(security_needs_port_security());
+    }
+    Ok(asked)
+}
+
+fn security_needs_port_security() -> NeutronError {
+    NeutronError::bad_input(
+        "PortSecurityAndIPRequiredForSecurityGroups",
+        "Port security must be enabled and port must have an IP address in order to use security groups.",
+    )
+}
+
+fn pairs_need_port_security() -> NeutronError {
+    NeutronError::conflict(
+        "AddressPairAndPortSecurityRequired",
+        "Port Security must be enabled in order to have allowed address pairs on a port.",
+    )
 }
 
 fn plain_binding(object: &Map<String, Value>) -> Result<(), NeutronError> {
@@ -354,9 +400,9 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
     let who = caller(&a, &headers)?;
     let object = resource(&body, "port", PORT_ATTRS)?;
     only(&object, "admin_state_up", true)?;
-    only(&object, "port_security_enabled", true)?;
-    no_security_groups(&object)?;
     plain_binding(&object)?;
+    let security = asked_security(&object)?;
+    let port_security = security.port_security.unwrap_or(true);
     let network_id = required(&object, "network_id")?;
     let node = text(&object, "binding:host_id")?.filter(|h| !h.is_empty()).ok_or_else(|| {
         NeutronError::bad_request(
@@ -368,6 +414,9 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
         Some(m) => Some(mac_attr(m, "mac_address")?),
     };
     let pairs = address_pairs(&object)?.unwrap_or_default();
+    if !port_security && !pairs.is_empty() {
+        return Err(pairs_need_port_security());
+    }
     let fixed: Vec<Value> = match object.get("fixed_ips") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(f)) if f.len() <= 1 => f.clone(),
@@ -443,6 +492,26 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
             }
         }
     }
+    // Port security on: the groups asked for, else the project's default group (made
+    // now if the project has none, and taken back if the endpoint is refused).
+    let mut tenant = v
+        .tenants
+        .get(&n.tenant)
+        .cloned()
+        .ok_or_else(|| network_not_found(&network_id))?;
+    let security_groups = match (port_security, security.groups) {
+        (false, _) => None,
+        (true, Some(ids)) => Some(group_names(&n.tenant, &tenant, &ids)?),
+        (true, None) => Some(vec![DEFAULT.to_string()]),
+    };
+    let made_default = port_security
+        && security_groups
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g == DEFAULT))
+        && with_default(&mut tenant);
+    if made_default {
+        a.controller.commit(&n.tenant, Some(tenant)).await?;
+    }
     let name = format!("{PORT_PREFIX}{}", crate::random_hex(4)?);
     let id = port_id(&name);
     put_meta(&a, "port", &id, &meta).await?;
@@ -453,10 +522,15 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
         ip,
         mac,
         allowed_address_pairs: pairs,
+        port_security,
+        security_groups,
     };
     if let Err(err) = a.controller.create_endpoint(spec).await {
         if let Err(e) = delete_meta(&a, "port", &id).await {
             tracing::warn!(error = %e, "could not remove the metadata of a refused port");
+        }
+        if made_default {
+            undo_default(&a, &n.tenant).await;
         }
         return Err(err.into());
     }
@@ -491,9 +565,8 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
         ],
     )?;
     only(&object, "admin_state_up", true)?;
-    only(&object, "port_security_enabled", true)?;
-    no_security_groups(&object)?;
     plain_binding(&object)?;
+    let security = asked_security(&object)?;
     let pairs = address_pairs(&object)?;
     let _serialised = a.writes.lock().await;
     let p = read(&a, &who).await?;
@@ -548,15 +621,66 @@ pub(crate) async fn update<S: KvStore + Clone, C: Controller>(
             *field = value;
         }
     }
-    if let Some(pairs) = pairs
-        && pairs != e.allowed_address_pairs
-    {
-        a.controller
-            .set_address_pairs(&tenant, &e.name, pairs)
-            .await?;
+    let change = security_change(&p, &tenant, &e, security, pairs)?;
+    if !change.is_empty() {
+        a.controller.update_port(&tenant, &e.name, change).await?;
     }
     put_meta(&a, "port", &id, &meta).await?;
     answer::<Ports, S, C>(&a, &who, &id, StatusCode::OK).await
+}
+
+/// What an update changes on the endpoint, refused as Neutron refuses it: groups need
+/// port security (400 when asked for together, 409 when the port has them), and so do
+/// allowed address pairs.
+fn security_change(
+    p: &Ports,
+    tenant: &str,
+    e: &WeftEndpoint,
+    security: AskedSecurity,
+    pairs: Option<Vec<AddressPair>>,
+) -> Result<PortUpdate, NeutronError> {
+    let port_security = security.port_security.unwrap_or(e.port_security);
+    let asked_groups = match security.groups {
+        Some(ids) => {
+            let model =
+                p.v.tenants
+                    .get(tenant)
+                    .ok_or_else(|| not_found(&port_id(&e.name)))?;
+            Some(group_names(tenant, model, &ids)?)
+        }
+        None => None,
+    };
+    if !port_security && asked_groups.as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(security_needs_port_security());
+    }
+    let groups_changed = asked_groups.is_some() || port_security != e.port_security;
+    let names = asked_groups
+        .or_else(|| e.security_groups.clone())
+        .unwrap_or_default();
+    if !port_security && !names.is_empty() {
+        return Err(NeutronError::conflict(
+            "PortSecurityPortHasSecurityGroup",
+            "Port has security group associated. Cannot disable port security or IP address until security group is removed",
+        ));
+    }
+    if !port_security
+        && !pairs
+            .as_ref()
+            .unwrap_or(&e.allowed_address_pairs)
+            .is_empty()
+    {
+        return Err(pairs_need_port_security());
+    }
+    let groups = if groups_changed {
+        port_security.then_some(names)
+    } else {
+        e.security_groups.clone()
+    };
+    Ok(PortUpdate {
+        allowed_address_pairs: pairs.filter(|p| *p != e.allowed_address_pairs),
+        port_security: (port_security != e.port_security).then_some(port_security),
+        security_groups: (groups != e.security_groups).then_some(groups),
+    })
 }
 
 pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(

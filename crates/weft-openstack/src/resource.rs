@@ -513,6 +513,40 @@ pub(crate) async fn update<K: Annotated<S, C>, S: KvStore + Clone, C: Controller
     answer::<K, S, C>(&a, &who, &id, StatusCode::OK).await
 }
 
+/// What deleting an object leaves: its tenant without it, and the metadata of what goes
+/// with it (a network's subnets, a group's rules).
+pub(crate) struct Removal {
+    pub(crate) tenant_name: String,
+    pub(crate) tenant: Tenant,
+    pub(crate) also: Vec<(&'static str, String)>,
+}
+
+/// A collection whose objects are deleted from their tenant's model.
+pub(crate) trait Removable<S: KvStore + Clone, C: Controller>: Annotated<S, C> {
+    /// Object `id`'s tenant without it, or why it may not go (in use: 409).
+    fn removal(&self, a: &OpenStack<S, C>, id: &str) -> Result<Removal, NeutronError>;
+}
+
+/// `DELETE /v2.0/<collection>/{id}`: one admission of the tenant without the object,
+/// then its metadata goes.
+pub(crate) async fn delete<K: Removable<S, C>, S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let _serialised = a.writes.lock().await;
+    let removal = K::read(&a, &who).await?.removal(&a, &id)?;
+    let tenant_name = removal.tenant_name;
+    commit_or_undo(&a, &tenant_name, Some(removal.tenant), &[]).await?;
+    forget(&a, K::KIND, &id).await;
+    for (kind, other) in &removal.also {
+        forget(&a, kind, other).await;
+    }
+    tracing::info!(kind = K::KIND, %id, tenant = %tenant_name, "neutron object deleted");
+    deleted()
+}
+
 /// The end of a create: the new object's metadata, then its tenant through admission
 /// (the metadata removed again on refusal), then the object as it is now (201).
 pub(crate) async fn finish_create<K: Annotated<S, C>, S: KvStore + Clone, C: Controller>(

@@ -8,8 +8,8 @@
 use crate::error::NeutronError;
 use crate::network::{NetworkView, View, network_not_found, view};
 use crate::resource::{
-    Adapter, Annotated, Answer, Collection, Standard, caller, commit_or_undo, deleted, empty_or,
-    empty_or_null, finish_create, forget, metas, only, project_tenant, put_meta, resource,
+    Adapter, Annotated, Answer, Collection, Removable, Removal, Standard, caller, commit_or_undo,
+    empty_or, empty_or_null, finish_create, metas, only, project_tenant, put_meta, resource,
     target_project, text,
 };
 use crate::{Caller, Controller, OpenStack, derived_uuid, project_id};
@@ -165,6 +165,46 @@ impl<S: KvStore + Clone, C: Controller> Annotated<S, C> for Routers {
     }
 }
 
+impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Routers {
+    fn removal(&self, _a: &OpenStack<S, C>, id: &str) -> Result<Removal, NeutronError> {
+        let router = self.find(id)?;
+        let mut tenant = self
+            .v
+            .tenants
+            .get(&router.tenant)
+            .cloned()
+            .ok_or_else(|| not_found(id))?;
+        let in_use = tenant.app_profiles.values().any(|ap| {
+            ap.epgs.values().any(|e| {
+                e.provides
+                    .iter()
+                    .chain(&e.consumes)
+                    .any(|c| *c == router.contract)
+            })
+        });
+        if in_use {
+            return Err(NeutronError::conflict(
+                "RouterInUse",
+                format!("Router {id} still has ports"),
+            ));
+        }
+        tenant.contracts.remove(&router.contract);
+        let filter_shared = tenant.contracts.values().any(|c| {
+            c.subjects
+                .values()
+                .any(|s| s.filters.contains(&router.contract))
+        });
+        if !filter_shared {
+            tenant.filters.remove(&router.contract);
+        }
+        Ok(Removal {
+            tenant_name: router.tenant.clone(),
+            tenant,
+            also: Vec::new(),
+        })
+    }
+}
+
 async fn read<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     who: &Caller,
@@ -293,49 +333,6 @@ pub(crate) async fn create<S: KvStore + Clone, C: Controller>(
         interfaces: Vec::new(),
     };
     finish_create::<Routers, S, C>(&a, &who, &tenant_name, tenant, &id, &meta).await
-}
-
-pub(crate) async fn delete<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    let who = caller(&a, &headers)?;
-    let _serialised = a.writes.lock().await;
-    let r = read(&a, &who).await?;
-    let router = r.find(&id)?.clone();
-    let mut tenant =
-        r.v.tenants
-            .get(&router.tenant)
-            .cloned()
-            .ok_or_else(|| not_found(&id))?;
-    let in_use = tenant.app_profiles.values().any(|ap| {
-        ap.epgs.values().any(|e| {
-            e.provides
-                .iter()
-                .chain(&e.consumes)
-                .any(|c| *c == router.contract)
-        })
-    });
-    if in_use {
-        return Err(NeutronError::conflict(
-            "RouterInUse",
-            format!("Router {id} still has ports"),
-        ));
-    }
-    tenant.contracts.remove(&router.contract);
-    let filter_shared = tenant.contracts.values().any(|c| {
-        c.subjects
-            .values()
-            .any(|s| s.filters.contains(&router.contract))
-    });
-    if !filter_shared {
-        tenant.filters.remove(&router.contract);
-    }
-    commit_or_undo(&a, &router.tenant, Some(tenant), &[]).await?;
-    forget(&a, "router", &id).await;
-    tracing::info!(router = %id, contract = %router.contract, "neutron router deleted");
-    deleted()
 }
 
 /// `PUT /v2.0/routers/{id}/add_router_interface`.

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use weft_api::{EndpointRequest, EndpointState, MacAddr};
 use weft_model::{EpgPath, Model, Tenant};
-use weft_openstack::{AddressPair, Caller, Controller, EndpointSpec, OpenStackError, WeftEndpoint};
+use weft_openstack::{
+    AddressPair, Caller, Controller, EndpointSpec, OpenStackError, PortUpdate, WeftEndpoint,
+};
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
 
 /// Attempts before an endpoint write gives up on a busy store.
@@ -162,8 +164,8 @@ impl Controller for ServerController {
             ip: spec.ip,
             mac: spec.mac.map(MacAddr),
             allowed_address_pairs: spec.allowed_address_pairs.iter().map(wire_pair).collect(),
-            port_security: true,
-            security_groups: None,
+            port_security: spec.port_security,
+            security_groups: spec.security_groups.clone(),
         };
         for _ in 0..MAX_ATTEMPTS {
             let snapshot = self.state.snapshot();
@@ -272,25 +274,28 @@ impl Controller for ServerController {
         Ok(true)
     }
 
-    async fn set_address_pairs(
+    async fn update_port(
         &self,
         tenant: &str,
         name: &str,
-        pairs: Vec<AddressPair>,
+        change: PortUpdate,
     ) -> Result<WeftEndpoint, OpenStackError> {
         let snapshot = self.state.snapshot();
-        if !snapshot
+        if snapshot
             .endpoints
             .get(name)
-            .is_some_and(|e| e.value.epg.tenant == tenant)
+            .is_none_or(|e| e.value.epg.tenant != tenant)
         {
             return Err(OpenStackError::NotFound(format!(
                 "endpoint {name} does not exist"
             )));
         }
         let change = weft_api::EndpointUpdate {
-            allowed_address_pairs: Some(pairs.iter().map(wire_pair).collect()),
-            ..Default::default()
+            allowed_address_pairs: change
+                .allowed_address_pairs
+                .map(|pairs| pairs.iter().map(wire_pair).collect()),
+            port_security: change.port_security,
+            security_groups: change.security_groups,
         };
         crate::routes::update_port(&self.state, name, &change).await?;
         let snapshot = self.state.snapshot();
@@ -333,6 +338,8 @@ impl ServerController {
                     mac: p.mac.map(|m| m.0),
                 })
                 .collect(),
+            port_security: e.port_security,
+            security_groups: e.security_groups.clone(),
             ready: self.state.liveness.endpoint_status(&e.node, &e.name).state
                 == EndpointState::Ready,
         }

@@ -1,7 +1,8 @@
 //! Neutron routers and ports through the OpenStack listener in process: a router is a
 //! contract its networks' EPGs provide and consume, a port is a weft endpoint; every
-//! refusal (router in use, unknown ids, a bad MAC, security groups, a port without a
-//! host, a gateway) answers Neutron's code and changes nothing.
+//! refusal (router in use, unknown ids, a bad MAC, a security group that is no id, address
+//! pairs without port security, a port without a host, a gateway) answers Neutron's code
+//! and changes nothing. Security groups: `openstack_security_groups.rs`.
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 mod common;
@@ -226,12 +227,13 @@ async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing()
         (
             json!({"security_groups": ["default"]}),
             400,
-            "security groups",
+            "is not an integer or uuid",
         ),
         (
-            json!({"port_security_enabled": false}),
-            400,
-            "not supported",
+            json!({"port_security_enabled": false,
+                   "allowed_address_pairs": [{"ip_address": "10.50.0.200"}]}),
+            409,
+            "AddressPairAndPortSecurityRequired",
         ),
         (json!({"binding:host_id": "node-9"}), 400, "not registered"),
         (

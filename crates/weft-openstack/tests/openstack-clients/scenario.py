@@ -169,7 +169,16 @@ neutron_error(neutron("DELETE", "/subnets/" + unknown, tok), 404, "SubnetNotFoun
 cli("network", "show", unknown, fail=True)
 neutron_error(neutron("GET", "/extensions/dns-integration", tok), 404, "ExtensionNotFound")
 aliases = {e["alias"] for e in neutron("GET", "/extensions", tok).json()["extensions"]}
-check(aliases == {"project-id", "standard-attr-description", "pagination"}, f"{aliases}")
+check(aliases == {"project-id", "standard-attr-description", "pagination", "router", "binding",
+                  "allowed-address-pairs", "security-group", "port-security"}, f"{aliases}")
+# Floating IPs are not served: Neutron's 404 for a resource whose extension is not loaded.
+# The CLI reads that 404 as no floating IPs on a list, and prints it on anything else.
+neutron_error(neutron("GET", "/floatingips", tok), 404, "HTTPNotFound")
+neutron_error(neutron("POST", "/floatingips", tok, {"floatingip": {}}), 404, "HTTPNotFound")
+check(cli("floating", "ip", "list", "-f", "json") == [], "floating ip list")
+err = cli("floating", "ip", "show", unknown, fail=True)
+check("NotFoundException: 404" in err and "Floating IPs are not supported by weft" in err,
+      f"floating ip show: {err}")
 r = neutron("POST", "/networks", tok, {"network": {"name": "x", "bogus": 1}})
 neutron_error(r, 400, "HTTPBadRequest")
 check(state(tok) == before, "refusals changed nothing")
