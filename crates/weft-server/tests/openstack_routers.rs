@@ -6,32 +6,12 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 mod common;
+mod openstack_common;
 
-use common::{admin, agent, endpoint_request, registration};
+use common::{admin, endpoint_request};
+use openstack_common::Os;
 use reqwest::Method;
 use serde_json::{Value, json};
-use weft_server::{ServerConfig, serve};
-
-struct Os {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Os {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}/network/v2.0{path}", self.base))
-            .header("x-auth-token", "t-shop");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
 
 fn kind(body: &Value) -> &str {
     body["NeutronError"]["type"].as_str().unwrap_or("")
@@ -40,29 +20,8 @@ fn kind(body: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routers_join_networks_and_ports_are_endpoints_refusals_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
-    config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
-    config.openstack.static_tokens = vec![("t-shop".into(), "shop".into())];
-    let server = serve(config).await.unwrap();
-    let os = Os {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", server.openstack_addr().unwrap()),
-    };
-    agent(&server)
-        .register_node(&registration("node-1"))
-        .await
-        .unwrap();
-    let tenant_json = || async {
-        reqwest::Client::new()
-            .get(format!("{}/v1/tenants/shop", server.base_url()))
-            .bearer_auth(server.admin_token())
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let (server, os) = Os::start(dir.path()).await;
+    let tenant_json = || os.tenant();
 
     // Two networks with a subnet each.
     let mut nets = Vec::new();

@@ -1,5 +1,6 @@
 """Real OpenStack clients against weft: python-openstackclient (the `openstack` CLI) and
-openstacksdk, through Keystone v3 (and raw v2.0), on Neutron networks and subnets.
+openstacksdk, through Keystone v3 (and raw v2.0), on Neutron networks and subnets,
+security groups and their rules, and ports' security groups and port security.
 
 Usage: scenario.py API_URL ADMIN_TOKEN OPENSTACK_URL OPENSTACK_BIN
 Every check is an assert; the last line printed is "openstack scenario: N checks passed".
@@ -197,6 +198,74 @@ err = cli("network", "delete", "net1", fail=True)
 check("in use" in err, f"network delete in use via CLI: {err}")
 check(state(tok) == before, "in-use refusals changed nothing")
 api("DELETE", "/v1/endpoints/vm-1")
+
+# ---- security groups and port security with the CLI -------------------------------------
+groups = cli("security", "group", "list", "-f", "json")
+check([g["Name"] for g in groups] == ["default"], f"the default group: {groups}")
+default = cli("security", "group", "show", "default", "-f", "json")
+check(len(default["rules"]) == 4, f"default rules: {default}")
+web = cli("security", "group", "create", "web", "--description", "front", "-f", "json")
+check(web["name"] == "web" and web["description"] == "front" and len(web["rules"]) == 2,
+      f"security group create: {web}")
+ssh = cli("security", "group", "rule", "create", "--ingress", "--protocol", "tcp",
+          "--dst-port", "22", "--remote-ip", "10.8.0.0/16", "web", "-f", "json")
+check(ssh["port_range_min"] == 22 and ssh["port_range_max"] == 22
+      and ssh["remote_ip_prefix"] == "10.8.0.0/16" and ssh["protocol"] == "tcp",
+      f"rule create: {ssh}")
+ping = cli("security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
+           "--remote-group", "default", "web", "-f", "json")
+check(ping["remote_group_id"] == default["id"] and ping["protocol"] == "icmp", f"{ping}")
+rules = cli("security", "group", "rule", "list", "web", "-f", "json")
+check(len(rules) == 4 and {r["ID"] for r in rules} >= {ssh["id"], ping["id"]},
+      f"rule list: {rules}")
+tenant = api("GET", "/v1/tenants/demo").json()
+web_name = [g for g in tenant["security_group"] if g.startswith("sg-")]
+check(len(web_name) == 1 and len(tenant["security_group"][web_name[0]]["rule"]) == 4,
+      f"weft's tenant holds the group and its rules: {tenant.get('security_group')}")
+web_name = web_name[0]
+before = state(tok)
+err = cli("security", "group", "rule", "create", "--ingress", "--protocol", "tcp",
+          "--dst-port", "22", "--remote-ip", "10.8.0.0/16", "web", fail=True)
+check("already exists" in err, f"duplicate rule via CLI: {err}")
+err = cli("security", "group", "rule", "create", "--ingress", "--protocol", "icmp",
+          "--icmp-type", "8", "web", fail=True)
+check("ICMP type/code matching is not supported" in err, f"icmp type via CLI: {err}")
+err = cli("security", "group", "delete", "default", fail=True)
+check("default security group" in err, f"default group delete via CLI: {err}")
+check(state(tok) == before, "security group refusals changed nothing")
+cli("security", "group", "rule", "delete", ping["id"])
+check(len(cli("security", "group", "rule", "list", "web", "-f", "json")) == 3, "rule deleted")
+
+# Ports: the default group unless told, groups only with port security.
+p0 = cli("port", "create", "--network", "net1", "--host", "com1", "p0", "-f", "json")
+check(p0["security_group_ids"] == [default["id"]] and p0["port_security_enabled"] is True,
+      f"port with the default group: {p0}")
+p1 = cli("port", "create", "--network", "net1", "--host", "com1", "--security-group", "web",
+         "p1", "-f", "json")
+check(p1["security_group_ids"] == [web["id"]], f"port create --security-group: {p1}")
+p1_endpoint = "/v1/endpoints/" + neutron("GET", "/ports/" + p1["id"], tok).json()["port"][
+    "weft:endpoint"]
+ep = api("GET", p1_endpoint).json()
+check(ep["security_groups"] == [web_name] and ep.get("port_security", True), f"endpoint: {ep}")
+err = cli("security", "group", "delete", "web", fail=True)
+check("in use" in err, f"group on a port via CLI: {err}")
+before = state(tok)
+err = cli("port", "set", "--disable-port-security", "p1", fail=True)
+check("security group associated" in err, f"disable port security with groups: {err}")
+check(state(tok) == before and api("GET", p1_endpoint).json() == ep,
+      "refused port set changed nothing")
+cli("port", "set", "--no-security-group", "--disable-port-security", "p1")
+p1 = cli("port", "show", "p1", "-f", "json")
+check(p1["security_group_ids"] == [] and p1["port_security_enabled"] is False,
+      f"port set --no-security-group --disable-port-security: {p1}")
+ep = api("GET", p1_endpoint).json()
+check(ep["port_security"] is False and "security_groups" not in ep, f"endpoint: {ep}")
+cli("port", "delete", "p0", "p1")
+cli("security", "group", "delete", "web")
+check([g["Name"] for g in cli("security", "group", "list", "-f", "json")] == ["default"],
+      "security group deleted")
+check(web_name not in api("GET", "/v1/tenants/demo").json()["security_group"],
+      "and gone from weft's tenant")
 
 # A network made with weft's own API shows up in Neutron, with a stable id.
 tenant = api("GET", "/v1/tenants/demo").json()
