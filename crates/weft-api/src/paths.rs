@@ -1,6 +1,9 @@
 //! Route paths. The server mounts exactly these; the client calls exactly these.
 
 pub const HEALTH: &str = "/v1/health";
+/// `GET` [`crate::ControllersStatus`]: who leads the loops, since when, and every
+/// controller serving this store.
+pub const LEADER: &str = "/v1/status/leader";
 pub const OPENAPI: &str = "/v1/openapi.json";
 /// `POST` a [`crate::ApplyRequest`]: upsert whole tenants, validated as one model.
 pub const APPLY: &str = "/v1/apply";

@@ -360,3 +360,32 @@ pub struct VerdictText {
     pub allowed: bool,
     pub text: String,
 }
+
+/// One controller serving the cluster's store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerInfo {
+    pub id: String,
+    /// Its API address.
+    pub url: String,
+    /// Unix milliseconds when it started.
+    pub started_ms: u64,
+    pub leader: bool,
+}
+
+/// `GET /v1/status/leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllersStatus {
+    /// The controller holding the leader key, if any.
+    pub leader: Option<String>,
+    pub leader_url: Option<String>,
+    /// Unix milliseconds when it took the lead.
+    pub leader_since_ms: Option<u64>,
+    /// The controller that answered.
+    pub this: String,
+    /// Loop writes this controller had refused because it did not lead (any more).
+    pub refused_loop_writes: u64,
+    /// Every controller registered in the store (each bound to its lease).
+    pub controllers: Vec<ControllerInfo>,
+}

@@ -109,6 +109,67 @@ impl BootstrapTokens {
     }
 }
 
+/// The admin and join tokens as the cluster shares them (`/weft/cluster/bootstrap`):
+/// the first controller to start stores its own; every other adopts the stored ones
+/// and writes them to its token files, so that controllers over one store accept the
+/// same tokens.
+pub async fn shared_tokens<S: weft_store::KvStore>(
+    store: &S,
+    local: BootstrapTokens,
+    data_dir: &Path,
+) -> Result<BootstrapTokens, ServerError> {
+    use weft_store::{Compare, Txn, TxnOp, TxnOpResponse};
+    let mine = format!("{}\n{}", local.admin, local.join);
+    let response = store
+        .txn(
+            Txn::new()
+                .when([Compare::absent(crate::keys::BOOTSTRAP)])
+                .and_then([TxnOp::put(crate::keys::BOOTSTRAP, mine.clone())])
+                .or_else([TxnOp::get(crate::keys::BOOTSTRAP)]),
+        )
+        .await?;
+    if response.succeeded {
+        return Ok(local);
+    }
+    let stored = match response.responses.first() {
+        Some(TxnOpResponse::Get(get)) => get
+            .kv
+            .as_ref()
+            .map(|kv| String::from_utf8_lossy(&kv.value).to_string()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let Some((admin, join)) = stored.split_once('\n') else {
+        return Err(ServerError::Random(format!(
+            "{} in the store is malformed",
+            crate::keys::BOOTSTRAP
+        )));
+    };
+    if stored == mine {
+        return Ok(local);
+    }
+    for (file, token) in [(ADMIN_TOKEN_FILE, admin), (JOIN_TOKEN_FILE, join)] {
+        let path = data_dir.join(file);
+        std::fs::write(&path, format!("{token}\n")).map_err(|source| ServerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    tracing::info!("adopted the cluster's admin and join tokens from the store");
+    Ok(BootstrapTokens {
+        admin_hash: hash(admin),
+        join_hash: hash(join),
+        admin: admin.to_string(),
+        join: join.to_string(),
+    })
+}
+
+/// This controller's persistent id (`controller.id`), created on first start.
+pub fn controller_id(data_dir: &Path) -> Result<String, ServerError> {
+    let token = load_or_create(&data_dir.join("controller.id"))?;
+    Ok(format!("c-{}", &token[..token.len().min(12)]))
+}
+
 fn load_or_create(path: &Path) -> Result<String, ServerError> {
     let io = |source| ServerError::Io {
         path: path.to_path_buf(),

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub task_lost_deadline: Duration,
     /// The scheduler runs at least this often (and on every change).
     pub schedule_interval: Duration,
+    /// The leader's lease: a controller that stops leads no more after this long, and
+    /// another takes over ([`crate::leader`]).
+    pub leader_ttl: Duration,
     /// A deployment that makes no progress (an old task gone or a new one healthy) for
     /// this long fails.
     pub deployment_progress_deadline: Duration,
@@ -115,6 +118,7 @@ impl ServerConfig {
             store_connect_timeout: Duration::from_secs(30),
             task_lost_deadline: Duration::from_secs(15),
             schedule_interval: Duration::from_secs(1),
+            leader_ttl: Duration::from_secs(3),
             deployment_progress_deadline: Duration::from_secs(600),
             task_log_dir: "/var/lib/weft/tasks".to_string(),
             compile_budget: CompileBudget::default(),

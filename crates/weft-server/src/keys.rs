@@ -23,6 +23,19 @@ pub const APP_INSTANCES: &str = "/weft/app-instances/";
 /// The last deployment of each app.
 pub const DEPLOYMENTS: &str = "/weft/deployments/";
 pub const TASKS: &str = "/weft/tasks/";
+/// The controllers' own coordination (leader key, controller registry): never part of
+/// the snapshot, never an event.
+pub const CLUSTER: &str = "/weft/cluster/";
+/// The cluster's admin and join tokens, shared by every controller.
+pub const BOOTSTRAP: &str = "/weft/cluster/bootstrap";
+/// Held by the leading controller, bound to its lease ([`crate::leader`]).
+pub const LEADER: &str = "/weft/cluster/leader";
+/// Every running controller, bound to its lease.
+pub const CONTROLLERS: &str = "/weft/cluster/controllers/";
+
+pub fn controller(id: &str) -> String {
+    format!("{CONTROLLERS}{id}")
+}
 
 pub fn app(id: &str) -> String {
     format!("{APPS}{id}")

@@ -20,6 +20,7 @@ mod explain;
 mod extract;
 mod ipam;
 mod keys;
+mod leader;
 mod liveness;
 mod openapi;
 mod openstack;

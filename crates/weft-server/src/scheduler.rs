@@ -94,6 +94,10 @@ pub async fn run(state: Arc<AppState>) {
 
 /// One pass over every app.
 pub async fn pass(state: &AppState) -> ApiResult<()> {
+    // Only the leader schedules; its writes are fenced (`Leadership::commit`).
+    if state.leadership.fence().is_none() {
+        return Ok(());
+    }
     let _guard = state.apps_lock.lock().await;
     // Tasks of apps that are gone.
     let snapshot = state.snapshot();
@@ -272,7 +276,7 @@ async fn pass_app(state: &AppState, app: &str) -> ApiResult<()> {
             }
         }
         if record != deployment.value {
-            put_deployment(state, app, &record, Some(deployment.revision)).await?;
+            put_deployment(state, app, &record, Some(deployment.revision), true).await?;
         }
     } else {
         let view: Vec<weft_scheduler::Task> = tasks.iter().map(|t| sched_task(state, t)).collect();
@@ -352,16 +356,19 @@ async fn put_task(state: &AppState, record: &TaskRecord, revision: u64) -> ApiRe
             i64::try_from(revision).unwrap_or(i64::MAX),
         )])
         .and_then([TxnOp::put(key, bytes)]);
-    let response = state.store.txn(txn).await?;
+    let response = state.leadership.commit(&state.store, txn).await?;
     caught_up(state, as_revision(response.revision)).await;
     Ok(())
 }
 
+/// Writes a deployment record: fenced when the scheduler writes it (`fenced`), not
+/// when the API does (any controller serves API writes).
 pub async fn put_deployment(
     state: &AppState,
     app: &str,
     record: &DeploymentRecord,
     revision: Option<u64>,
+    fenced: bool,
 ) -> ApiResult<()> {
     let key = keys::deployment(app);
     let bytes = serde_json::to_vec(record).map_err(|e| ApiFailure::Internal(e.to_string()))?;
@@ -374,7 +381,11 @@ pub async fn put_deployment(
         None => Compare::absent(key.clone()),
     };
     let txn = Txn::new().when([guard]).and_then([TxnOp::put(key, bytes)]);
-    let response = state.store.txn(txn).await?;
+    let response = if fenced {
+        state.leadership.commit(&state.store, txn).await?
+    } else {
+        state.store.txn(txn).await?
+    };
     caught_up(state, as_revision(response.revision)).await;
     Ok(())
 }
@@ -397,8 +408,8 @@ pub async fn remove_task(state: &AppState, id: &str) -> ApiResult<()> {
         return Ok(());
     }
     let response = state
-        .store
-        .txn(Txn::new().and_then(remove_ops(&snapshot, id)))
+        .leadership
+        .commit(&state.store, Txn::new().and_then(remove_ops(&snapshot, id)))
         .await?;
     caught_up(state, as_revision(response.revision)).await;
     tracing::debug!(task = %id, "task removed");
@@ -482,7 +493,11 @@ async fn create_task(
                 TxnOp::put(ip_key, id.clone()),
                 TxnOp::put(mac_key, id.clone()),
             ]);
-        let response = state.store.txn(txn).await.map_err(|e| e.to_string())?;
+        let response = state
+            .leadership
+            .commit(&state.store, txn)
+            .await
+            .map_err(|e| e.to_string())?;
         caught_up(state, as_revision(response.revision)).await;
         if response.succeeded {
             tracing::info!(task = %id, %node, ip = %endpoint.ip, "task placed");

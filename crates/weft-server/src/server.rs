@@ -48,6 +48,8 @@ pub struct AppState {
     pub dns_source: std::sync::OnceLock<Arc<dyn weft_consul::DnsSource>>,
     /// The Consul API's advertised address, once it runs.
     pub consul_addr: std::sync::OnceLock<SocketAddr>,
+    /// Whether this controller leads the loops, and its fence ([`crate::leader`]).
+    pub leadership: crate::leader::Leadership,
 }
 
 impl AppState {
@@ -76,6 +78,8 @@ pub struct ServerHandle {
     server: JoinHandle<()>,
     follower: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    leader: JoinHandle<()>,
+    registry: JoinHandle<()>,
     consul: Option<ConsulTasks>,
     openstack: Option<crate::openstack::OpenStackTasks>,
 }
@@ -118,6 +122,14 @@ impl ServerHandle {
         }
         if let Err(err) = self.scheduler.await {
             tracing::error!(error = %err, "scheduler task failed");
+        }
+        for (what, task) in [
+            ("leader election", self.leader),
+            ("registry", self.registry),
+        ] {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "{what} task failed");
+            }
         }
         if let Err(err) = self.follower.await {
             tracing::error!(error = %err, "store follower task failed");
@@ -169,6 +181,8 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     )
     .await?;
     tracing::info!(backend = store.backend_name(), "store opened");
+    let tokens = crate::auth::shared_tokens(&store, tokens, &config.data_dir).await?;
+    let controller_id = crate::auth::controller_id(&config.data_dir)?;
     let loaded = store.range(keys::ROOT.as_bytes(), None).await?;
     let snapshot = Snapshot::load(&loaded.kvs, as_revision(loaded.revision));
     // Watch from right after the read, so nothing between the two is missed.
@@ -217,7 +231,24 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         shutdown: shutdown.clone(),
         dns_source: std::sync::OnceLock::new(),
         consul_addr: std::sync::OnceLock::new(),
+        leadership: crate::leader::Leadership::new(crate::leader::LeaderRecord {
+            id: controller_id,
+            url: format!("http://{addr}"),
+            since_ms: 0,
+        }),
     });
+    // Register and campaign before answering: a controller that starts alone leads
+    // from its first request on.
+    let ttl = state.config.leader_ttl;
+    let registered = crate::leader::register_once(&state, ttl).await;
+    let term = crate::leader::campaign(&state, ttl)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "leader election");
+            None
+        });
+    let leader = tokio::spawn(crate::leader::run(Arc::clone(&state), ttl, term));
+    let registry = tokio::spawn(crate::leader::register(Arc::clone(&state), ttl, registered));
     let follower = tokio::spawn(watch::follow_store(Arc::clone(&state), stream));
     let scheduler = tokio::spawn(crate::scheduler::run(Arc::clone(&state)));
     let consul = start_consul(&state, addr).await?;
@@ -243,6 +274,8 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         server,
         follower,
         scheduler,
+        leader,
+        registry,
         consul,
         openstack,
     })

@@ -58,6 +58,8 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
         batch.retain(|e| !e.kv.key.starts_with(weft_consul::KEY_ROOT.as_bytes()));
         // Nor are the OpenStack adapter's (users, token metadata, Neutron-only attributes).
         batch.retain(|e| !e.kv.key.starts_with(weft_openstack::KEY_ROOT.as_bytes()));
+        // Nor are the controllers' leader key and registry.
+        batch.retain(|e| !e.kv.key.starts_with(keys::CLUSTER.as_bytes()));
         if batch.is_empty() {
             continue;
         }

@@ -402,7 +402,7 @@ pub async fn cancel_deployment(
     record.plan = record.plan.cancel();
     record.state = DeploymentState::Cancelled;
     record.message = Some("cancelled; tasks are left as they are".into());
-    crate::scheduler::put_deployment(&state, &id, &record, Some(stored.revision)).await?;
+    crate::scheduler::put_deployment(&state, &id, &record, Some(stored.revision), false).await?;
     let snapshot = state.snapshot();
     let deployment = crate::apps::wire_deployment(&state, &id, version, &record);
     Ok(indexed(snapshot.revision, &Some(deployment)))

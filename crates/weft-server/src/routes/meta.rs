@@ -23,3 +23,10 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 pub async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::document())
 }
+
+/// `GET /v1/status/leader`: read from the store, so any controller answers the same.
+pub async fn leader(
+    State(state): State<Arc<AppState>>,
+) -> crate::error::ApiResult<Json<weft_api::ControllersStatus>> {
+    Ok(Json(crate::leader::status(&state).await?))
+}

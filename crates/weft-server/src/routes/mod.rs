@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
     Router::new()
         .route(paths::HEALTH, get(meta::health))
+        .route(paths::LEADER, get(meta::leader))
         .route(paths::OPENAPI, get(meta::openapi))
         .route(paths::APPLY, post(policy::apply))
         .route(paths::TENANTS, get(policy::list_tenants))
