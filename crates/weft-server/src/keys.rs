@@ -33,6 +33,14 @@ pub const LEADER: &str = "/weft/cluster/leader";
 /// Every running controller, bound to its lease.
 pub const CONTROLLERS: &str = "/weft/cluster/controllers/";
 
+/// Per node: its last report, bound to a lease its heartbeats keep alive
+/// ([`crate::live_share`]).
+pub const LIVE: &str = "/weft/cluster/live/";
+
+pub fn live(node: &str) -> String {
+    format!("{LIVE}{node}")
+}
+
 pub fn controller(id: &str) -> String {
     format!("{CONTROLLERS}{id}")
 }

@@ -21,6 +21,7 @@ mod extract;
 mod ipam;
 mod keys;
 mod leader;
+mod live_share;
 mod liveness;
 mod openapi;
 mod openstack;

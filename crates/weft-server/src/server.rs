@@ -50,6 +50,8 @@ pub struct AppState {
     pub consul_addr: std::sync::OnceLock<SocketAddr>,
     /// Whether this controller leads the loops, and its fence ([`crate::leader`]).
     pub leadership: crate::leader::Leadership,
+    /// The live keys of the nodes this controller hears ([`crate::live_share`]).
+    pub live_share: crate::live_share::LiveShare,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ pub struct ServerHandle {
     scheduler: JoinHandle<()>,
     leader: JoinHandle<()>,
     registry: JoinHandle<()>,
+    live: JoinHandle<()>,
     consul: Option<ConsulTasks>,
     openstack: Option<crate::openstack::OpenStackTasks>,
 }
@@ -126,6 +129,7 @@ impl ServerHandle {
         for (what, task) in [
             ("leader election", self.leader),
             ("registry", self.registry),
+            ("liveness follower", self.live),
         ] {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "{what} task failed");
@@ -236,7 +240,9 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             url: format!("http://{addr}"),
             since_ms: 0,
         }),
+        live_share: crate::live_share::LiveShare::default(),
     });
+    let live = tokio::spawn(crate::live_share::follow(Arc::clone(&state)));
     // Register and campaign before answering: a controller that starts alone leads
     // from its first request on.
     let ttl = state.config.leader_ttl;
@@ -276,6 +282,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         scheduler,
         leader,
         registry,
+        live,
         consul,
         openstack,
     })

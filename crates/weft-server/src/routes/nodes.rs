@@ -108,6 +108,7 @@ pub async fn heartbeat(
     let snapshot = state.snapshot();
     registered(&snapshot, &name)?;
     state.liveness.heartbeat(&name);
+    crate::live_share::heard(&state, &name, None).await;
     Ok(indexed(snapshot.revision, &serde_json::json!({})))
 }
 
@@ -122,6 +123,7 @@ pub async fn report(
     registered(&snapshot, &name)?;
     // A report is a sign of life too.
     state.liveness.heartbeat(&name);
+    crate::live_share::heard(&state, &name, Some(&report)).await;
     state.liveness.report(&name, report);
     state.scheduler_wake.notify_one();
     // Task states and health come with reports: the Consul catalog shows them.
