@@ -205,8 +205,10 @@ pub async fn campaign(state: &AppState, ttl: Duration) -> ApiResult<Option<Term>
         let ours = stale.as_ref().is_some_and(|kv| {
             serde_json::from_slice::<LeaderRecord>(&kv.value).is_ok_and(|r| r.id == me.id)
         });
+        // Our own key from before a restart: delete it (etcd refuses a delete and a
+        // put of one key in one txn), then campaign once more.
         let taken = match stale {
-            Some(kv) if ours => Some(
+            Some(kv) if ours => {
                 store
                     .txn(
                         Txn::new()
@@ -215,13 +217,19 @@ pub async fn campaign(state: &AppState, ttl: Duration) -> ApiResult<Option<Term>
                                 CompareOp::Equal,
                                 kv.mod_revision,
                             )])
-                            .and_then([
-                                TxnOp::delete(keys::LEADER),
-                                TxnOp::put_with_lease(keys::LEADER, bytes, lease.id),
-                            ]),
+                            .and_then([TxnOp::delete(keys::LEADER)]),
                     )
-                    .await?,
-            ),
+                    .await?;
+                Some(
+                    store
+                        .txn(
+                            Txn::new()
+                                .when([Compare::absent(keys::LEADER)])
+                                .and_then([TxnOp::put_with_lease(keys::LEADER, bytes, lease.id)]),
+                        )
+                        .await?,
+                )
+            }
             _ => None,
         };
         match taken {
@@ -232,9 +240,7 @@ pub async fn campaign(state: &AppState, ttl: Duration) -> ApiResult<Option<Term>
             }
         }
     };
-    let fence = Fence {
-        revision,
-    };
+    let fence = Fence { revision };
     tracing::info!(id = %me.id, fence = fence.revision, "this controller leads");
     state.leadership.set(Some(fence));
     state.scheduler_wake.notify_one();

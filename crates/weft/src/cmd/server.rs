@@ -18,6 +18,10 @@ pub struct Args {
     /// Seconds without a heartbeat after which a node is not ready.
     #[arg(long, default_value_t = 10)]
     node_deadline: u64,
+    /// Milliseconds of the leader's lease: when the leading controller stops (crash,
+    /// pause, partition), another leads the loops after at most this long.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    leader_ttl_ms: u64,
     #[command(flatten)]
     budget: BudgetArgs,
     #[command(flatten)]
@@ -201,6 +205,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     rt.block_on(async {
         let mut config = ServerConfig::new(args.listen, &args.data_dir);
         config.node_deadline = std::time::Duration::from_secs(args.node_deadline);
+        config.leader_ttl = std::time::Duration::from_millis(args.leader_ttl_ms);
         config.compile_budget = args.budget.budget();
         config.consul = args.consul.settings();
         config.openstack = args.openstack.settings();
