@@ -235,6 +235,40 @@ impl DevCluster {
         Client::new(&self.api, Some(self.admin_token.clone()))
     }
 
+    /// Creates (or replaces) the Keystone user `name` of `project` through weft's API
+    /// (`POST /v1/openstack/users`) and waits until Keystone answers; returns its
+    /// `auth_url` (`http://127.0.0.1:5000/v3`).
+    pub async fn openstack_user(
+        &self,
+        name: &str,
+        password: &str,
+        project: &str,
+    ) -> Result<String> {
+        let Some(base) = &self.openstack else {
+            bail!("the controller does not serve OpenStack");
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot make an HTTP client")?;
+        let users = format!("{}/v1/openstack/users", self.api);
+        http.post(&users)
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({ "name": name, "password": password, "project": project }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("creating the Keystone user {name} ({users})"))?;
+        let auth_url = format!("{base}/v3");
+        wait_for("Keystone", Duration::from_secs(20), || {
+            let (http, url) = (http.clone(), auth_url.clone());
+            async move { Ok(http.get(&url).send().await?.status().is_success()) }
+        })
+        .await
+        .with_context(|| format!("see {}", self.dir.join("server.log").display()))?;
+        Ok(auth_url)
+    }
+
     fn write_files(&self) -> Result<()> {
         let mut pids: Vec<u32> = self.agents.iter().map(|(_, c)| c.id()).collect();
         pids.extend(self.server.as_ref().map(Child::id));

@@ -44,6 +44,12 @@ enum What {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// Port create (bound to a node) to the port passing traffic on a two-node dev
+    /// cluster: through Neutron's API against weft's own endpoint API, alternating.
+    Ports {
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -59,6 +65,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             None => compile_bench(epgs, relations, entries, runs.max(1)),
         },
         What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
+        What::Ports { runs } => crate::cmd::bench_ports::run(runs.max(1)),
     }
 }
 

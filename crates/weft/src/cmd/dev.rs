@@ -9,10 +9,9 @@
 
 use crate::cluster::{self, DevCluster, Services};
 use crate::cmd::clouds::{self, Cloud, Installed, Written};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// The Keystone user and project of a dev cluster (devstack's `demo` in `demo`).
 pub const OPENSTACK_USER: &str = "demo";
@@ -132,46 +131,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-/// Creates the Keystone user with a new password, waits for Keystone to answer, and
-/// writes the cluster's clouds.yaml entry. Returns the entry and the password.
+/// Creates the Keystone user with a new password and writes the cluster's clouds.yaml
+/// entry. Returns the entry and the password.
 async fn openstack_cloud(cluster: &DevCluster, path: &Path) -> Result<(Installed, String)> {
-    let Some(base) = cluster.openstack.clone() else {
-        bail!("the controller does not serve OpenStack");
-    };
     let mut secret = [0u8; 16];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no random password: {e}"))?;
     let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .context("cannot make an HTTP client")?;
-    let users = format!("{}/v1/openstack/users", cluster.api);
-    http.post(&users)
-        .bearer_auth(&cluster.admin_token)
-        .json(&serde_json::json!({
-            "name": OPENSTACK_USER,
-            "password": password,
-            "project": OPENSTACK_PROJECT,
-        }))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("creating the Keystone user {OPENSTACK_USER} ({users})"))?;
-    let auth_url = format!("{base}/v3");
-    let start = Instant::now();
-    loop {
-        let answer = http.get(&auth_url).send().await;
-        if answer.is_ok_and(|a| a.status().is_success()) {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            bail!(
-                "Keystone does not answer at {auth_url}; see {}",
-                cluster.dir.join("server.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let auth_url = cluster
+        .openstack_user(OPENSTACK_USER, &password, OPENSTACK_PROJECT)
+        .await?;
     let cloud = Cloud {
         auth_url,
         username: OPENSTACK_USER.to_string(),
