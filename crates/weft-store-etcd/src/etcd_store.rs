@@ -262,6 +262,52 @@ impl EtcdStore {
         }
     }
 
+    /// Like [`Self::rpc`], but a request that etcd refused because its leader changed
+    /// or it has none yet (an election after a member was lost), or that could not
+    /// connect to a lost member, is sent again, with
+    /// backoff, until the request timeout: losing one member of three is invisible to
+    /// callers. Only those answers are retried: etcd gives them for proposals it did
+    /// not apply, and every weft write that matters is a compare-and-swap, so a
+    /// repeated one fails its compare rather than applying twice.
+    pub(crate) async fn rpc_retry<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut request: F,
+        map: impl FnOnce(Failure) -> StoreError,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.options.request_timeout;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let failure = match tokio::time::timeout(left, request()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => classify(&err),
+                Err(_) => {
+                    return Err(self.unavailable(format!(
+                        "{what}: no answer within {:?}",
+                        self.inner.options.request_timeout
+                    )));
+                }
+            };
+            // A refused connection to a lost member: the request was never sent, and
+            // the channel picks another member next time.
+            let electing = matches!(&failure, Failure::Unavailable(m)
+                if m.contains("leader changed") || m.contains("no leader")
+                    || m.contains("connect error") || m.contains("onnection refused"));
+            if !electing || tokio::time::Instant::now() + backoff >= deadline {
+                tracing::debug!(what, ?failure, "etcd request failed");
+                return Err(map(failure));
+            }
+            tracing::debug!(what, retry_in = ?backoff, "etcd is electing a leader; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
     pub(crate) fn unavailable(&self, reason: String) -> StoreError {
         StoreError::Unavailable {
             endpoints: self.inner.endpoints.clone(),
@@ -558,9 +604,18 @@ impl EtcdStore {
 impl KvStore for EtcdStore {
     async fn get(&self, key: &[u8]) -> Result<GetResponse> {
         check_key(key)?;
-        let mut kv = self.inner.kv.clone();
+        let kv = &self.inner.kv;
+        let full = self.full_key(key);
         let response = self
-            .rpc("get", kv.get(self.full_key(key), None), |f| self.error(f))
+            .rpc_retry(
+                "get",
+                || {
+                    let mut kv = kv.clone();
+                    let full = full.clone();
+                    async move { kv.get(full, None).await }
+                },
+                |f| self.error(f),
+            )
             .await?;
         Ok(GetResponse {
             revision: header_revision(response.header()),
@@ -572,9 +627,17 @@ impl KvStore for EtcdStore {
         check_prefix(prefix)?;
         let (start, end) = self.prefix_range(prefix);
         let options = GetOptions::new().with_range(end).with_limit(limit(max));
-        let mut kv = self.inner.kv.clone();
+        let kv = &self.inner.kv;
         let response = self
-            .rpc("range", kv.get(start, Some(options)), |f| self.error(f))
+            .rpc_retry(
+                "range",
+                || {
+                    let mut kv = kv.clone();
+                    let (start, options) = (start.clone(), options.clone());
+                    async move { kv.get(start, Some(options)).await }
+                },
+                |f| self.error(f),
+            )
             .await?;
         Ok(RangeResponse {
             revision: header_revision(response.header()),
@@ -692,9 +755,17 @@ impl KvStore for EtcdStore {
                     .map(|op| self.txn_op(op))
                     .collect::<Vec<_>>(),
             );
-        let mut kv = self.inner.kv.clone();
+        let kv = &self.inner.kv;
         let response = self
-            .rpc("txn", kv.txn(request), |f| self.error_with_lease(f, lease))
+            .rpc_retry(
+                "txn",
+                || {
+                    let mut kv = kv.clone();
+                    let request = request.clone();
+                    async move { kv.txn(request).await }
+                },
+                |f| self.error_with_lease(f, lease),
+            )
             .await?;
         let succeeded = response.succeeded();
         let revision = header_revision(response.header());
