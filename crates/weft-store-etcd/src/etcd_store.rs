@@ -68,6 +68,21 @@ pub(crate) struct Inner {
     pub(crate) endpoints: Vec<String>,
     pub(crate) prefix: Vec<u8>,
     pub(crate) options: EtcdOptions,
+    /// Fault injection for the linearizability test only (`WEFT_STORE_FAULT=split-cas`):
+    /// a guarded transaction is decided by one request and written by another, so it
+    /// is no longer atomic. The test shows the checker catches it.
+    pub(crate) split_cas: bool,
+}
+
+/// Whether the environment asks for the broken, non-atomic transactions.
+fn split_cas_requested() -> bool {
+    let on = std::env::var("WEFT_STORE_FAULT").is_ok_and(|v| v == "split-cas");
+    if on {
+        tracing::error!(
+            "WEFT_STORE_FAULT=split-cas: transactions are NOT atomic (fault injection for tests)"
+        );
+    }
+    on
 }
 
 impl fmt::Debug for EtcdStore {
@@ -189,6 +204,7 @@ impl EtcdStore {
                             endpoints,
                             prefix,
                             options,
+                            split_cas: split_cas_requested(),
                         }),
                     });
                 }
@@ -719,116 +735,27 @@ impl KvStore for EtcdStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        for compare in &txn.compares {
-            check_key(&compare.key)?;
+        if self.inner.split_cas && !txn.compares.is_empty() {
+            let decided = self
+                .txn_atomic(Txn {
+                    compares: txn.compares,
+                    success: Vec::new(),
+                    failure: txn.failure,
+                })
+                .await?;
+            if !decided.succeeded {
+                return Ok(decided);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return self
+                .txn_atomic(Txn {
+                    compares: Vec::new(),
+                    success: txn.success,
+                    failure: Vec::new(),
+                })
+                .await;
         }
-        check_ops(&txn.success)?;
-        check_ops(&txn.failure)?;
-        // The lease a "lease not found" refers to: etcd does not say which; name the first.
-        let lease = txn
-            .success
-            .iter()
-            .chain(&txn.failure)
-            .find_map(|op| match op {
-                TxnOp::Put {
-                    lease: Some(lease), ..
-                } => Some(*lease),
-                _ => None,
-            })
-            .unwrap_or(0);
-        let request = etcd_client::Txn::new()
-            .when(
-                txn.compares
-                    .iter()
-                    .map(|c| self.compare(c))
-                    .collect::<Vec<_>>(),
-            )
-            .and_then(
-                txn.success
-                    .iter()
-                    .map(|op| self.txn_op(op))
-                    .collect::<Vec<_>>(),
-            )
-            .or_else(
-                txn.failure
-                    .iter()
-                    .map(|op| self.txn_op(op))
-                    .collect::<Vec<_>>(),
-            );
-        let kv = &self.inner.kv;
-        let response = self
-            .rpc_retry(
-                "txn",
-                || {
-                    let mut kv = kv.clone();
-                    let request = request.clone();
-                    async move { kv.txn(request).await }
-                },
-                |f| self.error_with_lease(f, lease),
-            )
-            .await?;
-        let succeeded = response.succeeded();
-        let revision = header_revision(response.header());
-        let branch = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let results = response.op_responses();
-        if results.len() != branch.len() {
-            return Err(StoreError::Remote(format!(
-                "etcd answered {} op results for {} ops",
-                results.len(),
-                branch.len()
-            )));
-        }
-        let mut responses = Vec::with_capacity(branch.len());
-        // Every op of a transaction reports the transaction's revision, as RedbStore does.
-        for (op, result) in branch.iter().zip(results) {
-            let response = match (op, result) {
-                (TxnOp::Put { .. }, etcd_client::TxnOpResponse::Put(put)) => {
-                    TxnOpResponse::Put(PutResponse {
-                        revision,
-                        prev_kv: put.prev_key().map(|kv| self.convert_kv(kv)),
-                    })
-                }
-                (
-                    TxnOp::Delete { .. } | TxnOp::DeletePrefix { .. },
-                    etcd_client::TxnOpResponse::Delete(delete),
-                ) => TxnOpResponse::Delete(DeleteResponse {
-                    revision,
-                    prev_kvs: delete
-                        .prev_kvs()
-                        .iter()
-                        .map(|kv| self.convert_kv(kv))
-                        .collect(),
-                }),
-                (TxnOp::Get { .. }, etcd_client::TxnOpResponse::Get(get)) => {
-                    TxnOpResponse::Get(GetResponse {
-                        revision,
-                        kv: get.kvs().first().map(|kv| self.convert_kv(kv)),
-                    })
-                }
-                (TxnOp::Range { .. }, etcd_client::TxnOpResponse::Get(get)) => {
-                    TxnOpResponse::Range(RangeResponse {
-                        revision,
-                        kvs: get.kvs().iter().map(|kv| self.convert_kv(kv)).collect(),
-                        more: get.more(),
-                    })
-                }
-                (op, result) => {
-                    return Err(StoreError::Remote(format!(
-                        "etcd answered {result:?} to {op:?}"
-                    )));
-                }
-            };
-            responses.push(response);
-        }
-        Ok(TxnResponse {
-            succeeded,
-            revision,
-            responses,
-        })
+        self.txn_atomic(txn).await
     }
 
     async fn watch(&self, prefix: &[u8], start_revision: Option<Revision>) -> Result<WatchStream> {
@@ -976,6 +903,122 @@ impl KvStore for EtcdStore {
             remaining: seconds(response.ttl()),
             keys,
         }))
+    }
+}
+
+impl EtcdStore {
+    /// One etcd transaction: compares and both branches in one request, atomic.
+    async fn txn_atomic(&self, txn: Txn) -> Result<TxnResponse> {
+        for compare in &txn.compares {
+            check_key(&compare.key)?;
+        }
+        check_ops(&txn.success)?;
+        check_ops(&txn.failure)?;
+        // The lease a "lease not found" refers to: etcd does not say which; name the first.
+        let lease = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .find_map(|op| match op {
+                TxnOp::Put {
+                    lease: Some(lease), ..
+                } => Some(*lease),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let request = etcd_client::Txn::new()
+            .when(
+                txn.compares
+                    .iter()
+                    .map(|c| self.compare(c))
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                txn.success
+                    .iter()
+                    .map(|op| self.txn_op(op))
+                    .collect::<Vec<_>>(),
+            )
+            .or_else(
+                txn.failure
+                    .iter()
+                    .map(|op| self.txn_op(op))
+                    .collect::<Vec<_>>(),
+            );
+        let kv = &self.inner.kv;
+        let response = self
+            .rpc_retry(
+                "txn",
+                || {
+                    let mut kv = kv.clone();
+                    let request = request.clone();
+                    async move { kv.txn(request).await }
+                },
+                |f| self.error_with_lease(f, lease),
+            )
+            .await?;
+        let succeeded = response.succeeded();
+        let revision = header_revision(response.header());
+        let branch = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let results = response.op_responses();
+        if results.len() != branch.len() {
+            return Err(StoreError::Remote(format!(
+                "etcd answered {} op results for {} ops",
+                results.len(),
+                branch.len()
+            )));
+        }
+        let mut responses = Vec::with_capacity(branch.len());
+        // Every op of a transaction reports the transaction's revision, as RedbStore does.
+        for (op, result) in branch.iter().zip(results) {
+            let response = match (op, result) {
+                (TxnOp::Put { .. }, etcd_client::TxnOpResponse::Put(put)) => {
+                    TxnOpResponse::Put(PutResponse {
+                        revision,
+                        prev_kv: put.prev_key().map(|kv| self.convert_kv(kv)),
+                    })
+                }
+                (
+                    TxnOp::Delete { .. } | TxnOp::DeletePrefix { .. },
+                    etcd_client::TxnOpResponse::Delete(delete),
+                ) => TxnOpResponse::Delete(DeleteResponse {
+                    revision,
+                    prev_kvs: delete
+                        .prev_kvs()
+                        .iter()
+                        .map(|kv| self.convert_kv(kv))
+                        .collect(),
+                }),
+                (TxnOp::Get { .. }, etcd_client::TxnOpResponse::Get(get)) => {
+                    TxnOpResponse::Get(GetResponse {
+                        revision,
+                        kv: get.kvs().first().map(|kv| self.convert_kv(kv)),
+                    })
+                }
+                (TxnOp::Range { .. }, etcd_client::TxnOpResponse::Get(get)) => {
+                    TxnOpResponse::Range(RangeResponse {
+                        revision,
+                        kvs: get.kvs().iter().map(|kv| self.convert_kv(kv)).collect(),
+                        more: get.more(),
+                    })
+                }
+                (op, result) => {
+                    return Err(StoreError::Remote(format!(
+                        "etcd answered {result:?} to {op:?}"
+                    )));
+                }
+            };
+            responses.push(response);
+        }
+        Ok(TxnResponse {
+            succeeded,
+            revision,
+            responses,
+        })
     }
 }
 

@@ -11,84 +11,12 @@
 #[allow(unused_macros)]
 mod common;
 
-use common::{runtime, wait_until, weft};
+use common::ha::{Controller, leader_status, signal, start_controller};
+use common::{runtime, wait_until};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use weft_api::{Client, ControllersStatus, NodeRegistration, Resources};
 use weft_store_etcd::cluster::{ClusterOptions, EtcdCluster, etcd_available_for_test};
-
-const LEADER_TTL_MS: &str = "1000";
-
-struct Controller {
-    url: String,
-    child: Option<Child>,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGCONT,
-            );
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_controller(dir: &PathBuf, endpoints: &str, log: &str) -> Controller {
-    std::fs::create_dir_all(dir).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(log)).unwrap();
-    let child = weft()
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--store", "etcd", "--etcd-endpoints", endpoints])
-        .args([
-            "--etcd-prefix",
-            "weft-ha/",
-            "--leader-ttl-ms",
-            LEADER_TTL_MS,
-        ])
-        .args(["--node-deadline", "5"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Controller {
-        url: format!("http://127.0.0.1:{port}"),
-        child: Some(child),
-    }
-}
-
-/// `GET /v1/status/leader` (open, like health), with a short timeout.
-async fn leader_status(url: &str) -> Option<ControllersStatus> {
-    let response = reqwest::Client::new()
-        .get(format!("{url}{}", weft_api::paths::LEADER))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?;
-    response.json().await.ok()
-}
-
-fn signal(c: &Controller, sig: nix::sys::signal::Signal) {
-    let pid = c.child.as_ref().unwrap().id();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
-}
 
 #[test]
 fn one_leader_schedules_and_another_takes_over_after_a_kill_and_a_pause() {
@@ -103,7 +31,7 @@ fn one_leader_schedules_and_another_takes_over_after_a_kill_and_a_pause() {
     let base = std::env::temp_dir().join(format!("weft-t{}-ha", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let mut controllers: Vec<Controller> = (0..3)
-        .map(|i| start_controller(&base.join(format!("c{i}")), &endpoints, "server.log"))
+        .map(|i| start_controller(&base.join(format!("c{i}")), &endpoints, &[]))
         .collect();
     let admin_token = |i: usize| {
         std::fs::read_to_string(base.join(format!("c{i}/admin.token")))
@@ -204,9 +132,7 @@ fn one_leader_schedules_and_another_takes_over_after_a_kill_and_a_pause() {
     // kill -9 the leader: another leads within the bound, and schedules.
     let first = leader_index(&[0, 1, 2]).unwrap();
     let killed_at = Instant::now();
-    controllers[first].child.as_mut().unwrap().kill().unwrap();
-    controllers[first].child.as_mut().unwrap().wait().unwrap();
-    controllers[first].child = None;
+    controllers[first].kill();
     let alive: Vec<usize> = (0..3).filter(|i| *i != first).collect();
     wait_until("a new leader", Duration::from_secs(10), || {
         leader_index(&alive).is_some_and(|l| l != first)

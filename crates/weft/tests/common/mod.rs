@@ -2,6 +2,7 @@
 //! testbed, one `weft server`, one `weft agent` per node.
 #![allow(clippy::unwrap_used, dead_code)] // tests fail loudly; not every test uses all
 
+pub mod ha;
 pub mod openstack;
 
 use std::net::IpAddr;
