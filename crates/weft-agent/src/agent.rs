@@ -44,11 +44,17 @@ pub enum AgentEvent {
     Reported { applied_revision: u64 },
 }
 
-/// Runs the agent against the controller at `config.server` and the real fabric until
-/// `shutdown` completes. Returns an error only for an invalid configuration.
+/// Runs the agent against the controllers at `config.server` (one URL, or several of one
+/// store separated by commas) and the real fabric until `shutdown` completes. Returns an
+/// error only for an invalid configuration.
 pub async fn run(config: AgentConfig, shutdown: impl Future) -> Result<(), AgentError> {
     config.validate()?;
-    let controller = Client::new(&config.server, Some(config.join_token.clone()));
+    // `config.server` may name several controllers of one store (comma-separated): the
+    // client moves to the next on a connection error or a 5xx and keeps every watch's
+    // index (see `weft_api::Client`).
+    let servers = weft_api::client::split_servers(&config.server);
+    let controller = Client::with_servers(&servers, Some(config.join_token.clone()));
+    tracing::info!(controllers = ?controller.servers(), "agent starting");
     let node = SystemNode::new(&config.fabric_state_dir);
     let (stop_gateways, stopped) = watch::channel(false);
     if let Some(gateway) = config.gateway.clone() {

@@ -2,6 +2,9 @@
 //!
 //! Resolution order: command-line flag, environment (`WEFT_SERVER`, `WEFT_TOKEN`), then
 //! the CLI file that `weft dev` writes (`$WEFT_CONFIG`, default `~/.config/weft/cli.json`).
+//! Each may name several controllers of one store: `--server URL1,URL2,URL3`, the same in
+//! `WEFT_SERVER`, and in the file `"server"` as that string or a list of URLs. The client
+//! moves to the next controller when one fails (see [`weft_api::Client`]).
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -12,8 +15,9 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RemoteArgs {
-    /// Controller URL (default: $WEFT_SERVER, the dev cluster's, or http://127.0.0.1:7070).
-    #[arg(long, global = true)]
+    /// Controller URL, or several of one cluster separated by commas (default:
+    /// $WEFT_SERVER, the dev cluster's, or http://127.0.0.1:7070).
+    #[arg(long, global = true, value_name = "URL[,URL...]")]
     pub server: Option<String>,
     /// API token (default: $WEFT_TOKEN, or the dev cluster's admin token).
     #[arg(long, global = true)]
@@ -23,11 +27,27 @@ pub struct RemoteArgs {
 /// What `weft dev` leaves for the CLI to find.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CliConfig {
+    /// One controller URL, or several separated by commas (a JSON list is read too).
+    #[serde(deserialize_with = "one_or_many")]
     pub server: String,
     pub token: String,
     /// The dev cluster's Consul-compatible API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consul: Option<String>,
+}
+
+/// `"http://a"`, `"http://a,http://b"` or `["http://a", "http://b"]`, as one string.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Servers {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Servers::deserialize(d)? {
+        Servers::One(s) => s,
+        Servers::Many(list) => list.join(","),
+    })
 }
 
 pub fn config_path() -> PathBuf {
@@ -54,6 +74,7 @@ pub fn write_config(config: &CliConfig) -> Result<PathBuf> {
 }
 
 impl RemoteArgs {
+    /// A client of every controller named (see the module's documentation).
     pub fn client(&self) -> Client {
         let file = read_config();
         let server = self
@@ -67,7 +88,7 @@ impl RemoteArgs {
             .clone()
             .or_else(|| std::env::var("WEFT_TOKEN").ok())
             .or_else(|| file.map(|f| f.token));
-        Client::new(&server, token)
+        Client::with_servers(&weft_api::client::split_servers(&server), token)
     }
 }
 
@@ -87,5 +108,45 @@ pub fn describe(e: &weft_api::ClientError) -> String {
             format!("{e}\n  {}", body.details.join("\n  "))
         }
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_file_names_one_or_several_controllers() {
+        let read = |text: &str| serde_json::from_str::<CliConfig>(text).map(|c| c.server);
+        assert_eq!(
+            read(r#"{"server": "http://a:1", "token": "t"}"#)
+                .ok()
+                .as_deref(),
+            Some("http://a:1")
+        );
+        assert_eq!(
+            read(r#"{"server": "http://a:1,http://b:2", "token": "t"}"#)
+                .ok()
+                .as_deref(),
+            Some("http://a:1,http://b:2")
+        );
+        assert_eq!(
+            read(r#"{"server": ["http://a:1", "http://b:2"], "token": "t"}"#)
+                .ok()
+                .as_deref(),
+            Some("http://a:1,http://b:2")
+        );
+        assert!(read(r#"{"server": 7, "token": "t"}"#).is_err());
+    }
+
+    #[test]
+    fn a_server_flag_with_commas_is_several_controllers() {
+        let args = RemoteArgs {
+            server: Some("http://a:1, http://b:2/".into()),
+            token: Some("t".into()),
+        };
+        let client = args.client();
+        assert_eq!(client.servers(), ["http://a:1", "http://b:2"]);
+        assert_eq!(client.base(), "http://a:1");
     }
 }

@@ -1,4 +1,4 @@
-//! `weft agent --server URL --join-token T --node NAME`: the node agent.
+//! `weft agent --server URL[,URL...] --join-token T --node NAME`: the node agent.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -9,8 +9,10 @@ use weft_agent::AgentConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The controller's URL.
-    #[arg(long, env = "WEFT_SERVER")]
+    /// The controller's URL, or the URLs of several controllers of one cluster separated
+    /// by commas: the agent moves to the next when one is unreachable or fails (5xx), and
+    /// its watches resume there from the index they hold.
+    #[arg(long, env = "WEFT_SERVER", value_name = "URL[,URL...]")]
     server: String,
     /// The join token (in the controller's data directory, `join.token`).
     #[arg(long, env = "WEFT_JOIN_TOKEN")]
