@@ -142,7 +142,16 @@ pub async fn run(state: Arc<AppState>, ttl: Duration, first: Option<Term>) {
         if *shutdown.borrow() {
             break;
         }
-        if term.is_none() {
+        // Following: a read of the key (cheap) every TTL/10, and a campaign (a lease
+        // and a transaction) only once it is free or this controller's own.
+        let free = match state.store.get(keys::LEADER.as_bytes()).await {
+            Ok(got) => got.kv.is_none_or(|kv| {
+                serde_json::from_slice::<LeaderRecord>(&kv.value)
+                    .is_ok_and(|r| r.id == state.leadership.me.id)
+            }),
+            Err(_) => false,
+        };
+        if term.is_none() && free {
             term = match campaign(&state, ttl).await {
                 Ok(term) => term,
                 Err(err) => {
@@ -158,7 +167,7 @@ pub async fn run(state: Arc<AppState>, ttl: Duration, first: Option<Term>) {
         }
         state.leadership.set(None);
         tokio::select! {
-            () = tokio::time::sleep(ttl / 3) => {}
+            () = tokio::time::sleep((ttl / 10).max(Duration::from_millis(50))) => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }

@@ -26,6 +26,9 @@ pub struct AppState {
     snapshot: RwLock<Arc<Snapshot>>,
     /// The snapshot's revision, published after the snapshot is swapped in.
     pub revisions: tokio_watch::Sender<u64>,
+    /// The newest store revision the watch delivered, including keys the snapshot
+    /// ignores (for [`crate::watch::write_barrier`]).
+    pub observed: tokio_watch::Sender<u64>,
     pub changes: broadcast::Sender<ChangeEvent>,
     pub liveness: Liveness,
     pub ipam: Ipam,
@@ -189,6 +192,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let controller_id = crate::auth::controller_id(&config.data_dir)?;
     let loaded = store.range(keys::ROOT.as_bytes(), None).await?;
     let snapshot = Snapshot::load(&loaded.kvs, as_revision(loaded.revision));
+    let loaded_revision = as_revision(loaded.revision);
     // Watch from right after the read, so nothing between the two is missed.
     let stream = store
         .watch(keys::ROOT.as_bytes(), Some(loaded.revision + 1))
@@ -223,6 +227,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         tokens,
         snapshot: RwLock::new(Arc::new(snapshot)),
         revisions,
+        observed: tokio_watch::channel(loaded_revision).0,
         changes,
         liveness: Liveness::default(),
         ipam,

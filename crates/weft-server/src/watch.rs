@@ -47,6 +47,7 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
                 tokio::task::yield_now().await;
             }
         }
+        let seen = batch.iter().map(WatchEvent::revision).max().unwrap_or(0);
         // The Consul adapter's keys (KV, sessions, registrations) are none of the
         // snapshot's business: they must not wake agents' blocking queries. Its
         // registrations and checks do change what discovery at the gateways answers.
@@ -60,11 +61,46 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
         batch.retain(|e| !e.kv.key.starts_with(weft_openstack::KEY_ROOT.as_bytes()));
         // Nor are the controllers' leader key and registry.
         batch.retain(|e| !e.kv.key.starts_with(keys::CLUSTER.as_bytes()));
-        if batch.is_empty() {
-            continue;
+        if !batch.is_empty() {
+            publish(&state, &batch);
         }
-        publish(&state, &batch);
+        state.observed.send_replace(as_revision(seen));
     }
+}
+
+/// Before a write is decided: waits until this controller has seen everything the store
+/// had committed when the request arrived, so a client that wrote through another
+/// controller (or failed over) never has its next write judged against older state.
+/// One cheap store read (etcd: a count-only range; redb: memory).
+pub async fn write_barrier(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !matches!(
+        request.method(),
+        &axum::http::Method::GET | &axum::http::Method::HEAD
+    ) {
+        match weft_store::KvStore::current_revision(&state.store).await {
+            Ok(revision) => {
+                let revision = as_revision(revision);
+                let mut observed = state.observed.subscribe();
+                tokio::select! {
+                    _ = observed.wait_for(|seen| *seen >= revision) => {}
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {
+                        tracing::warn!(
+                            revision,
+                            observed = *state.observed.borrow(),
+                            "the store watch lags more than 5 s; deciding on what it has"
+                        );
+                    }
+                }
+            }
+            Err(err) => return ApiFailure::from(err).into_response(),
+        }
+    }
+    next.run(request).await
 }
 
 fn publish(state: &AppState, batch: &[WatchEvent]) {
@@ -125,7 +161,10 @@ pub async fn block(state: &AppState, params: &BlockingParams) -> ApiResult<()> {
 
 /// Waits until the snapshot includes `revision` (read-your-writes after a commit).
 pub async fn caught_up(state: &AppState, revision: u64) {
-    let mut revisions = state.revisions.subscribe();
+    // `observed`, not the snapshot's revision: the store's newest revision may be a key
+    // the snapshot ignores (a controller's lease, a Consul key), and the snapshot has
+    // everything up to `observed` once it is there.
+    let mut revisions = state.observed.subscribe();
     let mut shutdown = state.shutdown.clone();
     tokio::select! {
         _ = revisions.wait_for(|rev| *rev >= revision) => {}

@@ -806,12 +806,19 @@ impl KvStore for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let mut kv = self.inner.kv.clone();
+        let kv = &self.inner.kv;
         let (probe, _) = self.prefix_range(b"");
         let response = self
-            .rpc(
+            .rpc_retry(
                 "get",
-                kv.get(probe, Some(GetOptions::new().with_count_only())),
+                || {
+                    let mut kv = kv.clone();
+                    let probe = probe.clone();
+                    async move {
+                        kv.get(probe, Some(GetOptions::new().with_count_only()))
+                            .await
+                    }
+                },
                 |f| self.error(f),
             )
             .await?;

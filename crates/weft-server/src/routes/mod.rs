@@ -82,6 +82,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tasks/{id}", get(apps::get_task))
         .route(paths::EVENTS, get(events::stream))
         .route(paths::EXPLAIN, get(explain::live))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::watch::write_barrier,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(DefaultBodyLimit::max(limit))

@@ -50,6 +50,13 @@ enum What {
         #[arg(long, default_value_t = 50)]
         runs: usize,
     },
+    /// Leader kills on three controllers over a local three-member etcd: from `kill -9`
+    /// to the first acknowledged write through a survivor and to the new leader's first
+    /// scheduling decision.
+    Failover {
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -66,6 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
         What::Ports { runs } => crate::cmd::bench_ports::run(runs.max(1)),
+        What::Failover { rounds } => crate::cmd::bench_failover::run(rounds.max(1)),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod app;
 pub mod apply;
 pub mod bench;
+pub mod bench_failover;
 pub mod bench_ports;
 pub mod bench_tasks;
 pub mod clouds;
