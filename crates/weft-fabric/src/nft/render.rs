@@ -219,11 +219,14 @@ fn security_structure() -> String {
 
 /// New connections only (replies are accepted first: groups and contracts are
 /// stateful). The conntrack mark is scratch space until the destination class goes
-/// there: first the destination port's security profile, then the source port's.
+/// there: first the destination port's security profile, then the source port's. It is
+/// cleared first: a retransmitted SYN of an unanswered connection is still "new" but its
+/// conntrack entry already holds the destination class from the first pass.
 const INET_FORWARD: &str = r#"  chain forward {
     type filter hook forward priority 0; policy accept;
     ct state established,related accept
     icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept
+    ct mark set 0
     ct mark set ip daddr map @sg_profile4
     ct mark set ip6 daddr map @sg_profile6
     ct mark != 0 meta nfproto ipv4 jump sg_check_in4
