@@ -57,6 +57,22 @@ enum What {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// Write rate through the API (endpoint creates/s, policy applies/s) with 1 and 8
+    /// clients: three controllers over a local three-member etcd against one on redb.
+    Writes {
+        /// Seconds per measurement (8 measurements).
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+    },
+    /// Simulated agents long-polling their desired state: from a policy apply's
+    /// acknowledgement to every agent holding it, over three controllers on a local
+    /// three-member etcd, then over one controller on redb.
+    Propagation {
+        #[arg(long, default_value_t = 1_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 20)]
+        applies: usize,
+    },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -74,6 +90,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
         What::Ports { runs } => crate::cmd::bench_ports::run(runs.max(1)),
         What::Failover { rounds } => crate::cmd::bench_failover::run(rounds.max(1)),
+        What::Writes { secs } => crate::cmd::bench_writes::run(secs.max(1)),
+        What::Propagation { agents, applies } => {
+            crate::cmd::bench_propagation::run(agents, applies)
+        }
     }
 }
 

@@ -6,93 +6,16 @@
 //! new task's record (the new leader's first scheduling decision). The killed controller
 //! is restarted (same data dir) before the next round. Needs no root (no data path).
 
+use crate::cmd::bench_cluster::{
+    Backend, Cluster, LIMIT, fake_node, heartbeats, percentile, wait_for,
+};
 use anyhow::{Context, Result, anyhow, bail};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use weft_api::{Client, EndpointRequest, NodeRegistration, Resources};
-use weft_store_etcd::cluster::{ClusterOptions, EtcdCluster};
+use weft_api::{Client, EndpointRequest};
+use weft_store_etcd::cluster::ClusterOptions;
 
 const LEADER_TTL_MS: u64 = 1000;
-const LIMIT: Duration = Duration::from_secs(30);
-
-struct Controller {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Controller {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self, endpoints: &str) -> Result<()> {
-        let log = std::fs::File::create(self.dir.join("server.log"))
-            .with_context(|| format!("cannot create a log in {}", self.dir.display()))?;
-        let child = Command::new(std::env::current_exe().context("cannot find weft")?)
-            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--store", "etcd", "--etcd-endpoints", endpoints])
-            .args(["--etcd-prefix", "weft-bench/"])
-            .args(["--leader-ttl-ms", &LEADER_TTL_MS.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start weft server")?;
-        self.child = Some(child);
-        Ok(())
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let rank = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[rank.min(samples.len() - 1)]
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        if start.elapsed() > LIMIT {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
-}
-
-async fn leader_url(url: &str) -> Option<String> {
-    let status: weft_api::ControllersStatus =
-        reqwest::get(format!("{url}{}", weft_api::paths::LEADER))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-    status.leader_url
-}
 
 pub fn run(rounds: usize) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -101,40 +24,23 @@ pub fn run(rounds: usize) -> Result<ExitCode> {
 
 async fn measure(rounds: usize) -> Result<ExitCode> {
     let progress = |s: &str| eprintln!("==> {s}");
-    progress("starting a three-member etcd (election timeout 500 ms)");
-    let etcd = EtcdCluster::start(ClusterOptions {
-        election_timeout: Duration::from_millis(500),
-        heartbeat: Duration::from_millis(50),
-        ..ClusterOptions::members(3)
-    })
-    .await
-    .map_err(|e| anyhow!("{e}"))?;
-    let endpoints = etcd.endpoints().join(",");
-    let base = tempdir()?;
-    let mut controllers = Vec::new();
-    for i in 0..3 {
-        let dir = base.join(format!("c{i}"));
-        std::fs::create_dir_all(&dir)?;
-        let mut c = Controller {
-            dir,
-            port: free_port()?,
-            child: None,
-        };
-        c.start(&endpoints)?;
-        controllers.push(c);
-    }
-    progress("starting three controllers");
-    for c in &controllers {
-        let client = Client::new(&c.url(), None);
-        wait_for("a controller", || {
-            let client = client.clone();
-            async move { client.health().await.is_ok() }
-        })
-        .await?;
-    }
-    let token = read(&controllers[0].dir.join("admin.token"))?;
-    let join = read(&controllers[0].dir.join("join.token"))?;
-    let admin = Client::new(&controllers[0].url(), Some(token.clone()));
+    progress("starting a three-member etcd (election timeout 500 ms) and three controllers");
+    let mut cluster = Cluster::start(
+        "failover",
+        Backend::Etcd {
+            controllers: 3,
+            options: ClusterOptions {
+                election_timeout: Duration::from_millis(500),
+                heartbeat: Duration::from_millis(50),
+                ..ClusterOptions::members(3)
+            },
+            leader_ttl_ms: LEADER_TTL_MS,
+        },
+        &[],
+    )
+    .await?;
+    let token = cluster.admin_token.clone();
+    let admin = Client::new(&cluster.controllers[0].url(), Some(token.clone()));
     admin
         .apply(&weft_model::parse_hcl(
             "bench.hcl",
@@ -150,34 +56,12 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
 }"#,
         )?)
         .await?;
-    Client::new(&controllers[0].url(), Some(join.clone()))
-        .register_node(&NodeRegistration {
-            name: "n1".into(),
-            underlay_ip: "192.0.2.10".parse()?,
-            netns: None,
-            netns_prefix: "weft-bench-n1".into(),
-            resources: Resources {
-                cpus: 1000.0,
-                mem_mb: 1_000_000,
-                disk_mb: 1_000_000,
-            },
-            labels: Default::default(),
-        })
+    cluster
+        .agent(0)
+        .register_node(&fake_node("n1", "192.0.2.10".parse()?))
         .await?;
     // The node's heartbeats, to whichever controller answers.
-    let urls: Vec<String> = controllers.iter().map(Controller::url).collect();
-    let beats = tokio::spawn(async move {
-        loop {
-            for url in &urls {
-                let agent = Client::new(url, Some(join.clone()));
-                let beat = tokio::time::timeout(Duration::from_millis(300), agent.heartbeat("n1"));
-                if matches!(beat.await, Ok(Ok(()))) {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
+    let beats = heartbeats(cluster.urls(), cluster.join_token.clone(), "n1".into());
     let mut instances = 1u32;
     admin
         .apply_apps(serde_json::json!({"app": {"web": {
@@ -188,12 +72,10 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
 
     let (mut writes, mut schedules) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let urls: Vec<String> = controllers.iter().map(Controller::url).collect();
+        let urls = cluster.urls();
         let started = Instant::now();
         let leader = loop {
-            if let Some(u) = leader_url(&urls[0]).await
-                && let Some(i) = urls.iter().position(|x| *x == u)
-            {
+            if let Some(i) = cluster.leader().await {
                 break i;
             }
             if started.elapsed() > LIMIT {
@@ -207,10 +89,7 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
         let tasks_before = survivor.tasks(Some("web")).await?.len();
 
         let killed = Instant::now();
-        if let Some(mut child) = controllers[leader].child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
+        cluster.controllers[leader].kill();
         let request = EndpointRequest {
             name: format!("fo-{round}"),
             epg: "bench/app/web".parse()?,
@@ -246,13 +125,8 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
             "round {round}: write acknowledged after {:?}, scheduled after {:?}",
             writes[round], schedules[round]
         );
-        controllers[leader].start(&endpoints)?;
-        let back = Client::new(&controllers[leader].url(), None);
-        wait_for("the restarted controller", || {
-            let back = back.clone();
-            async move { back.health().await.is_ok() }
-        })
-        .await?;
+        cluster.controllers[leader].start()?;
+        cluster.controllers[leader].wait_healthy().await?;
     }
     let (w50, w99) = (percentile(&mut writes, 0.5), percentile(&mut writes, 0.99));
     let (s50, s99) = (
@@ -267,23 +141,6 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
         "  kill -9 -> first scheduling decision of the new leader: p50 {s50:.2?}, p99 {s99:.2?}"
     );
     beats.abort();
-    drop(controllers);
-    drop(etcd);
-    if std::env::var_os("WEFT_BENCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&base);
-    }
+    drop(cluster);
     Ok(ExitCode::SUCCESS)
-}
-
-fn read(path: &Path) -> Result<String> {
-    Ok(std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .trim()
-        .to_string())
-}
-
-fn tempdir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("weft-bench-failover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }
