@@ -58,6 +58,9 @@ pub enum ApiFailure {
         field: Option<String>,
         details: Vec<String>,
     },
+    /// What was asked for is no longer kept (an event history that was compacted).
+    #[error("{0}")]
+    Gone(String),
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("server is shutting down")]
@@ -111,6 +114,7 @@ impl ApiFailure {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Gone(_) => StatusCode::GONE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

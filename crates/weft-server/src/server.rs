@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{broadcast, watch as tokio_watch};
 use tokio::task::JoinHandle;
-use weft_api::ChangeEvent;
 use weft_store::{KvStore, StoreOptions};
 use weft_store_etcd::{AnyStore, EtcdOptions, OpenOptions};
 
@@ -29,7 +28,7 @@ pub struct AppState {
     /// The newest store revision the watch delivered, including keys the snapshot
     /// ignores (for [`crate::watch::write_barrier`]).
     pub observed: tokio_watch::Sender<u64>,
-    pub changes: broadcast::Sender<ChangeEvent>,
+    pub changes: broadcast::Sender<crate::watch::OrderedChange>,
     pub liveness: Liveness,
     pub ipam: Ipam,
     pub desired_cache: DesiredCache,

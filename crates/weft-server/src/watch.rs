@@ -20,9 +20,64 @@ pub struct BlockingParams {
     pub wait: Option<String>,
 }
 
+/// A change as `/v1/events` streams it: the change and its place among the public
+/// changes of its revision (a transaction changes several keys in one revision), so a
+/// client can resume after exactly the change it saw last ([`crate::routes::events`]).
+#[derive(Debug, Clone)]
+pub struct OrderedChange {
+    pub change: ChangeEvent,
+    pub ordinal: u32,
+}
+
+/// Numbers the public changes of each revision 0, 1, 2, ... in the store's order, which
+/// is the same for every watch of the store (etcd's sub-revisions, redb's event table).
+#[derive(Debug, Default)]
+pub struct ChangeOrder {
+    revision: u64,
+    next: u32,
+}
+
+impl ChangeOrder {
+    pub fn number(&mut self, revision: u64) -> u32 {
+        if revision != self.revision {
+            self.revision = revision;
+            self.next = 0;
+        }
+        let ordinal = self.next;
+        self.next = self.next.saturating_add(1);
+        ordinal
+    }
+}
+
+/// The change event a store event makes, or `None` for keys that are not weft's public
+/// state: the Consul and OpenStack adapters' keys, the controllers' cluster keys and
+/// internal bookkeeping.
+pub fn public_change(event: &WatchEvent) -> Option<ChangeEvent> {
+    let raw = &event.kv.key;
+    if raw.starts_with(weft_consul::KEY_ROOT.as_bytes())
+        || raw.starts_with(weft_openstack::KEY_ROOT.as_bytes())
+        || raw.starts_with(keys::CLUSTER.as_bytes())
+    {
+        return None;
+    }
+    let key = String::from_utf8_lossy(raw);
+    if keys::is_internal(&key) {
+        return None;
+    }
+    Some(ChangeEvent {
+        revision: as_revision(event.revision()),
+        kind: match event.kind {
+            EventKind::Put => ChangeKind::Put,
+            EventKind::Delete => ChangeKind::Delete,
+        },
+        key: keys::public_name(&key).to_string(),
+    })
+}
+
 /// Follows the store until it closes or the server shuts down.
 pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
     let mut shutdown = state.shutdown.clone();
+    let mut order = ChangeOrder::default();
     loop {
         let first = tokio::select! {
             item = stream.next() => item,
@@ -62,7 +117,7 @@ pub async fn follow_store(state: Arc<AppState>, mut stream: WatchStream) {
         // Nor are the controllers' leader key and registry.
         batch.retain(|e| !e.kv.key.starts_with(keys::CLUSTER.as_bytes()));
         if !batch.is_empty() {
-            publish(&state, &batch);
+            publish(&state, &batch, &mut order);
         }
         state.observed.send_replace(as_revision(seen));
     }
@@ -103,7 +158,7 @@ pub async fn write_barrier(
     next.run(request).await
 }
 
-fn publish(state: &AppState, batch: &[WatchEvent]) {
+fn publish(state: &AppState, batch: &[WatchEvent], order: &mut ChangeOrder) {
     let mut snapshot: Snapshot = (*state.snapshot()).clone();
     let mut recompile = false;
     for event in batch {
@@ -114,20 +169,10 @@ fn publish(state: &AppState, batch: &[WatchEvent]) {
     }
     let revision = snapshot.revision;
     state.replace_snapshot(snapshot);
-    for event in batch {
-        let key = String::from_utf8_lossy(&event.kv.key);
-        if keys::is_internal(&key) {
-            continue;
-        }
+    for change in batch.iter().filter_map(public_change) {
+        let ordinal = order.number(change.revision);
         // No subscriber is fine: nobody follows /v1/events right now.
-        let _ = state.changes.send(ChangeEvent {
-            revision: as_revision(event.revision()),
-            kind: match event.kind {
-                EventKind::Put => ChangeKind::Put,
-                EventKind::Delete => ChangeKind::Delete,
-            },
-            key: keys::public_name(&key).to_string(),
-        });
+        let _ = state.changes.send(OrderedChange { change, ordinal });
     }
     state.revisions.send_replace(revision);
     state.catalog_changes.send_modify(|n| *n += 1);
