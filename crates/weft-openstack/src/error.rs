@@ -184,3 +184,151 @@ impl IntoResponse for NeutronError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// A Nova error response: `{"<kind>": {"message", "code"}}` (`badRequest`, `itemNotFound`,
+/// `conflictingRequest`, `forbidden`, `computeFault`), or keystonemiddleware's 401.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct NovaError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl NovaError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "badRequest", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "itemNotFound", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflictingRequest", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "The request you have made requires authentication.",
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "computeFault", message)
+    }
+}
+
+impl From<OpenStackError> for NovaError {
+    fn from(err: OpenStackError) -> Self {
+        match &err {
+            OpenStackError::Invalid { .. } => Self::bad_request(err.explained()),
+            OpenStackError::Conflict { .. } => Self::conflict(err.explained()),
+            OpenStackError::NotFound(m) => Self::not_found(m.clone()),
+            OpenStackError::Store(_) | OpenStackError::Internal(_) => {
+                Self::internal(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<NeutronError> for NovaError {
+    fn from(err: NeutronError) -> Self {
+        let kind = match err.status {
+            StatusCode::BAD_REQUEST => "badRequest",
+            StatusCode::NOT_FOUND => "itemNotFound",
+            StatusCode::CONFLICT => "conflictingRequest",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            _ => "computeFault",
+        };
+        Self::new(err.status, kind, err.message)
+    }
+}
+
+impl IntoResponse for NovaError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(error = %self, "compute API request failed");
+        }
+        let body = if self.status == StatusCode::UNAUTHORIZED {
+            serde_json::json!({"error": {
+                "code": 401, "title": "Unauthorized", "message": self.message,
+            }})
+        } else {
+            serde_json::json!({self.kind: {
+                "message": self.message,
+                "code": self.status.as_u16(),
+            }})
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A Glance error response, as Glance's WSGI layer answers JSON clients:
+/// `{"code", "title", "message"}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct GlanceError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl GlanceError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<OpenStackError> for GlanceError {
+    fn from(err: OpenStackError) -> Self {
+        let status = match &err {
+            OpenStackError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            OpenStackError::Conflict { .. } => StatusCode::CONFLICT,
+            OpenStackError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpenStackError::Store(_) | OpenStackError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Self::new(status, err.explained())
+    }
+}
+
+impl IntoResponse for GlanceError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(error = %self, "image API request failed");
+        }
+        let body = serde_json::json!({
+            "code": self.status.as_u16(),
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "message": self.message,
+        });
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -19,8 +19,11 @@
 //! One listener serves every service under a path prefix: identity at `/` and
 //! `/identity`, networking at `/network`; the catalog points there.
 
+mod compute;
 mod error;
+mod flavor;
 mod identity;
+mod image;
 mod network;
 mod neutron;
 mod port;
@@ -30,7 +33,8 @@ mod router;
 mod security_group;
 mod time;
 
-pub use error::{KeystoneError, NeutronError, OpenStackError};
+pub use error::{GlanceError, KeystoneError, NeutronError, NovaError, OpenStackError};
+pub use flavor::{FLAVORS, Flavor};
 pub use security_group::{security_group_id, security_group_rule_id};
 
 use axum::Router;
@@ -148,6 +152,44 @@ impl PortUpdate {
     }
 }
 
+/// Where a task is in its life, as its node reported it (or the controller says while
+/// the node has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskPhase {
+    /// Placed; waiting for its endpoint's policy or for its node to start it.
+    Pending,
+    Starting,
+    Running,
+    /// Exited or could not start; its agent tries again after a backoff.
+    Failed,
+    Stopping,
+}
+
+/// A task of an app, as a Nova server sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeftTask {
+    /// Also its endpoint's name.
+    pub id: String,
+    pub node: String,
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    pub phase: TaskPhase,
+    /// Why it is pending or failed.
+    pub message: Option<String>,
+    pub restarts: u32,
+    pub started_ms: Option<u64>,
+}
+
+/// An app of weft's model with its tasks (Nova's server is an app with one task).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeftApp {
+    /// The spec, its id set.
+    pub spec: weft_app::AppSpec,
+    pub tasks: Vec<WeftTask>,
+    /// Why tasks are not placed or not started (the scheduler's explanation).
+    pub pending: Vec<String>,
+}
+
 /// What the controller does for the adapter: tokens, the current model, and admission.
 pub trait Controller: Send + Sync + 'static {
     /// The caller a weft token stands for (an expired one stands for nobody).
@@ -193,6 +235,23 @@ pub trait Controller: Send + Sync + 'static {
         name: &str,
         change: PortUpdate,
     ) -> impl Future<Output = Result<WeftEndpoint, OpenStackError>> + Send;
+    /// The registered nodes' names.
+    fn nodes(&self) -> Vec<String>;
+    /// The apps whose EPG is in `tenant`, with their tasks.
+    fn apps(&self, tenant: &str) -> Vec<WeftApp>;
+    /// Creates an app as `weft app apply` does (validated with every stored app; its EPG
+    /// must exist); 409 when an app of that id exists.
+    fn create_app(
+        &self,
+        spec: weft_app::AppSpec,
+    ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
+    /// Deletes an app of `tenant` with its tasks and their endpoints in one transaction,
+    /// as `weft app delete` does; false when there was none.
+    fn delete_app(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, OpenStackError>> + Send;
     /// Replaces (`Some`) or deletes (`None`) one tenant through admission: validated and
     /// compiled with the whole model, or refused with nothing written.
     fn commit(
@@ -251,6 +310,18 @@ pub fn router<S: KvStore + Clone, C: Controller>(adapter: Arc<OpenStack<S, C>>) 
         .merge(identity::routes())
         .nest("/identity", identity::routes())
         .nest("/network", neutron::routes())
+        .nest("/compute", compute::routes())
+        .nest("/image", image::routes())
+        // The unversioned roots with a trailing slash, as clients strip a version off.
+        .route(
+            "/compute/",
+            axum::routing::get(compute::versions::<S, C>)
+                .layer(axum::middleware::from_fn(compute::microversion)),
+        )
+        .route(
+            "/image/",
+            axum::routing::get(image::versions_multiple::<S, C>),
+        )
         .fallback(|| async { KeystoneError::NotFound("no such resource".into()) })
         .with_state(adapter)
 }

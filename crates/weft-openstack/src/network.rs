@@ -199,6 +199,13 @@ impl View {
         self.tenants.get(name).cloned().ok_or(missing)
     }
 
+    /// A network's name as Neutron shows it (a Nova server's `addresses` key).
+    pub(crate) fn network_name(&self, n: &NetworkView) -> String {
+        self.network_meta
+            .get(&n.id)
+            .map_or_else(|| n.epg.clone(), |m| m.std.name.clone())
+    }
+
     fn network_json(&self, n: &NetworkView) -> Value {
         let meta = self.network_meta.get(&n.id).map(|m| &m.std);
         let subnets: Vec<&str> = self
@@ -311,6 +318,10 @@ impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Networks {
                 .endpoints(&n.tenant)
                 .iter()
                 .any(|e| e.epg == path)
+            || a.controller
+                .apps(&n.tenant)
+                .iter()
+                .any(|app| app.spec.epg.to_string() == path)
         {
             return Err(NeutronError::conflict(
                 "NetworkInUse",

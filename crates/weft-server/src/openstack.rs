@@ -20,10 +20,11 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use weft_api::{EndpointRequest, EndpointState, MacAddr};
+use weft_api::{AppsRequest, EndpointRequest, EndpointState, MacAddr, TaskState};
 use weft_model::{EpgPath, Model, Tenant};
 use weft_openstack::{
-    AddressPair, Caller, Controller, EndpointSpec, OpenStackError, PortUpdate, WeftEndpoint,
+    AddressPair, Caller, Controller, EndpointSpec, OpenStackError, PortUpdate, TaskPhase, WeftApp,
+    WeftEndpoint, WeftTask,
 };
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
 
@@ -304,6 +305,80 @@ impl Controller for ServerController {
             .get(name)
             .ok_or_else(|| OpenStackError::NotFound(format!("endpoint {name} does not exist")))?;
         Ok(self.weft_endpoint(stored))
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.state.snapshot().nodes.keys().cloned().collect()
+    }
+
+    fn apps(&self, tenant: &str) -> Vec<WeftApp> {
+        let snapshot = self.state.snapshot();
+        snapshot
+            .apps
+            .keys()
+            .filter_map(|id| {
+                let (mut spec, _) = crate::apps::effective_spec(&snapshot, id)?;
+                if spec.epg.tenant != tenant {
+                    return None;
+                }
+                spec.id.clone_from(id);
+                let tasks = crate::apps::app_tasks(&snapshot, id)
+                    .into_iter()
+                    .map(|t| {
+                        let status = crate::apps::task_status(&self.state, t);
+                        WeftTask {
+                            id: t.value.id.clone(),
+                            node: t.value.node.clone(),
+                            ip: t.value.ip,
+                            mac: t.value.mac.0,
+                            phase: match status.state {
+                                TaskState::Pending => TaskPhase::Pending,
+                                TaskState::Starting => TaskPhase::Starting,
+                                TaskState::Running => TaskPhase::Running,
+                                TaskState::Failed => TaskPhase::Failed,
+                                TaskState::Stopping => TaskPhase::Stopping,
+                            },
+                            message: status.message,
+                            restarts: status.restarts,
+                            started_ms: status.started_ms,
+                        }
+                    })
+                    .collect();
+                Some(WeftApp {
+                    spec,
+                    tasks,
+                    pending: self.state.scheduler.pending(id),
+                })
+            })
+            .collect()
+    }
+
+    async fn create_app(&self, spec: weft_app::AppSpec) -> Result<(), OpenStackError> {
+        if self.state.snapshot().apps.contains_key(&spec.id) {
+            return Err(conflict(format!("app {} already exists", spec.id)));
+        }
+        let mut apps = weft_app::Apps::default();
+        apps.apps.insert(spec.id.clone(), spec);
+        let request = AppsRequest {
+            apps: serde_json::to_value(&apps).map_err(internal)?,
+        };
+        // The adapter has checked the caller's right to the app's tenant.
+        crate::routes::apply_apps(&self.state, &Role::Admin, &request).await?;
+        Ok(())
+    }
+
+    async fn delete_app(&self, tenant: &str, id: &str) -> Result<bool, OpenStackError> {
+        let known = self
+            .state
+            .snapshot()
+            .apps
+            .get(id)
+            .is_some_and(|a| a.value.epg.tenant == tenant);
+        if !known {
+            return Ok(false);
+        }
+        crate::routes::remove_app(&self.state, &Role::Admin, id).await?;
+        Ok(true)
     }
 
     async fn commit(&self, name: &str, tenant: Option<Tenant>) -> Result<(), OpenStackError> {

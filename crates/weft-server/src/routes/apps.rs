@@ -136,6 +136,18 @@ pub async fn apply(
     role: Role,
     ApiJson(request): ApiJson<AppsRequest>,
 ) -> ApiResult<Response> {
+    let response = apply_request(&state, &role, &request).await?;
+    Ok(indexed(response.revision, &response))
+}
+
+/// `weft app apply`'s whole work (parse, validate with every stored app, commit), for the
+/// route and for the OpenStack adapter's servers.
+pub(crate) async fn apply_request(
+    state: &Arc<AppState>,
+    role: &Role,
+    request: &AppsRequest,
+) -> ApiResult<AppsResponse> {
+    let state = Arc::clone(state);
     let text = to_bytes(&request.apps)?;
     // Structure first, for the path of the field at fault (`apps.app.web.bogus`).
     if let Err(failure) = parse_json::<Apps>(&text) {
@@ -227,26 +239,24 @@ pub async fn apply(
     }
     let ids: Vec<String> = apps.apps.keys().cloned().collect();
     if ops.is_empty() {
-        let response = AppsResponse {
+        return Ok(AppsResponse {
             revision: snapshot.revision,
             apps: ids,
             deployments: Vec::new(),
-        };
-        return Ok(indexed(snapshot.revision, &response));
+        });
     }
     let txn = Txn::new().when(compares).and_then(ops);
     let revision = commit_guarded(&state, txn, "an app").await?;
     state.scheduler_wake.notify_one();
     tracing::info!(apps = ?ids, revision, "apps applied");
-    let response = AppsResponse {
+    Ok(AppsResponse {
         revision,
         apps: ids,
         deployments: deployed
             .iter()
             .map(|id| format!("{id}-v{revision}"))
             .collect(),
-    };
-    Ok(indexed(revision, &response))
+    })
 }
 
 pub async fn list(
@@ -347,7 +357,15 @@ pub async fn remove(
     role: Role,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_guard, snapshot, _, version) = writable_app(&state, &role, &id).await?;
+    let revision = remove_app(&state, &role, &id).await?;
+    Ok(indexed(revision, &serde_json::json!({ "deleted": id })))
+}
+
+/// Deletes an app with its tasks and their endpoints in one transaction (the agents stop
+/// the tasks); the commit's revision.
+pub(crate) async fn remove_app(state: &AppState, role: &Role, id: &str) -> ApiResult<u64> {
+    let id = id.to_string();
+    let (_guard, snapshot, _, version) = writable_app(state, role, &id).await?;
     let dependents: Vec<String> = snapshot
         .apps
         .iter()
@@ -376,8 +394,7 @@ pub async fn remove(
             rev(version),
         )])
         .and_then(ops);
-    let revision = commit_guarded(&state, txn, format!("app {id}")).await?;
-    Ok(indexed(revision, &serde_json::json!({ "deleted": id })))
+    commit_guarded(state, txn, format!("app {id}")).await
 }
 
 pub async fn cancel_deployment(

@@ -1,0 +1,1029 @@
+//! Nova v2.1: version discovery with microversion 2.1 (the only one served), flavors
+//! (`crate::flavor`), and servers.
+//!
+//! A server is a weft app with exactly one task, run by the Docker runtime from the
+//! image's Docker reference and placed by weft's scheduler; its endpoint is in the EPG of
+//! the network it is attached to. Its status is read live from the app and its task:
+//! BUILD until the task runs, ACTIVE while it does, ERROR with a `fault` when the
+//! scheduler finds no node for it or the runtime fails. `metadata` is the task's
+//! environment (as Nova-Docker passed it), `availability_zone` `nova:HOST` a constraint
+//! on `hostname`. What Nova has and the model does not (name, image and flavor ids, the
+//! network asked for, creation time) is a record under `/weft/openstack/ids/server/<id>`;
+//! the app id is `server-<10 hex>` and the server id is derived from it.
+
+use crate::error::NovaError;
+use crate::flavor::{self, Flavor};
+use crate::image::{self, ImageRecord};
+use crate::network::{self, NetworkView};
+use crate::resource::{caller_of, delete_meta, metas, put_meta};
+use crate::time::iso8601;
+use crate::{
+    Caller, Controller, OpenStack, TaskPhase, WeftApp, derived_uuid, now_ms, project_id,
+    random_hex, sha256_hex,
+};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef};
+use weft_model::EpgPath;
+use weft_store::KvStore;
+
+/// The one microversion served.
+pub const MICROVERSION: &str = "2.1";
+/// Nova's default quota of metadata items, and its key and value lengths.
+pub const MAX_METADATA_ITEMS: usize = 128;
+pub const MAX_METADATA_LENGTH: usize = 255;
+/// Servers one project may have.
+const MAX_SERVERS_PER_PROJECT: usize = 1000;
+/// The prefix of a server's app id.
+pub const APP_PREFIX: &str = "server-";
+
+type Adapter<S, C> = State<Arc<OpenStack<S, C>>>;
+type Answer = Result<Response, NovaError>;
+
+pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>>> {
+    Router::new()
+        .route("/", get(versions::<S, C>))
+        .route("/v2.1", get(version::<S, C>))
+        .route("/v2.1/", get(version::<S, C>))
+        .route("/v2.1/flavors", get(flavor::list::<S, C>))
+        .route("/v2.1/flavors/detail", get(flavor::list_detail::<S, C>))
+        .route("/v2.1/flavors/{id}", get(flavor::show::<S, C>))
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs",
+            get(flavor::extra_specs::<S, C>),
+        )
+        .route("/v2.1/servers", get(list::<S, C>).post(create::<S, C>))
+        .route("/v2.1/servers/detail", get(list_detail::<S, C>))
+        .route(
+            "/v2.1/servers/{id}",
+            get(show::<S, C>).delete(remove::<S, C>),
+        )
+        .fallback(|| async {
+            NovaError::not_found(
+                "The resource could not be found. weft's compute service serves servers (create, list, detail, show, delete) and flavors.",
+            )
+        })
+        .layer(axum::middleware::from_fn(microversion))
+}
+
+// ---- versions and microversions ---------------------------------------------------------
+
+pub(crate) fn compute_url(public: &str) -> String {
+    format!("{public}/compute/v2.1")
+}
+
+/// `self` and `bookmark` links of one object.
+pub(crate) fn links(base: &str, collection: &str, id: &str) -> Value {
+    let bookmark = base.strip_suffix("/v2.1").unwrap_or(base);
+    json!([
+        {"rel": "self", "href": format!("{base}/{collection}/{id}")},
+        {"rel": "bookmark", "href": format!("{bookmark}/{collection}/{id}")},
+    ])
+}
+
+fn version_doc(public: &str) -> Value {
+    json!({
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MICROVERSION,
+        "min_version": MICROVERSION,
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": format!("{}/", compute_url(public))}],
+        "media-types": [{"base": "application/json",
+                         "type": "application/vnd.openstack.compute+json;version=2.1"}],
+    })
+}
+
+pub(crate) async fn versions<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+) -> Json<Value> {
+    Json(json!({"versions": [version_doc(&a.config.public_url)]}))
+}
+
+async fn version<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -> Json<Value> {
+    Json(json!({"version": version_doc(&a.config.public_url)}))
+}
+
+/// The microversion a request asks for: `OpenStack-API-Version: compute X` first, then
+/// `X-OpenStack-Nova-API-Version: X`.
+fn asked_version(headers: &HeaderMap) -> Option<String> {
+    let modern = headers
+        .get_all("openstack-api-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|part| {
+            let mut words = part.split_whitespace();
+            (words.next()?.eq_ignore_ascii_case("compute"))
+                .then(|| words.next().map(String::from))?
+        });
+    modern.or_else(|| {
+        headers
+            .get("x-openstack-nova-api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// Checks the microversion asked for (2.1 or `latest`) and names it on every answer.
+pub(crate) async fn microversion(request: Request, next: Next) -> Response {
+    if let Some(asked) = asked_version(request.headers()) {
+        let valid = asked.eq_ignore_ascii_case("latest")
+            || asked.split_once('.').is_some_and(|(major, minor)| {
+                major.parse::<u32>().is_ok() && minor.parse::<u32>().is_ok()
+            });
+        if !valid {
+            return NovaError::bad_request(format!(
+                "API Version String {asked:.40} is of invalid format. Must be of format MajorNum.MinorNum."
+            ))
+            .into_response();
+        }
+        if !asked.eq_ignore_ascii_case("latest") && asked != MICROVERSION {
+            return NovaError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "computeFault",
+                format!(
+                    "Version {asked:.40} is not supported by the API. Minimum is {MICROVERSION} and maximum is {MICROVERSION}."
+                ),
+            )
+            .into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        "openstack-api-version",
+        HeaderValue::from_static("compute 2.1"),
+    );
+    headers.insert(
+        "x-openstack-nova-api-version",
+        HeaderValue::from_static("2.1"),
+    );
+    headers.insert(
+        "vary",
+        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+    );
+    response
+}
+
+pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    headers: &HeaderMap,
+) -> Result<Caller, NovaError> {
+    headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| caller_of(a, t))
+        .ok_or_else(NovaError::unauthorized)
+}
+
+// ---- servers: the record and the live view ----------------------------------------------
+
+/// What Nova has and weft's model does not, by server id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ServerRecord {
+    pub(crate) id: String,
+    /// The weft app (`server-<10 hex>`).
+    pub(crate) app: String,
+    pub(crate) tenant: String,
+    pub(crate) name: String,
+    pub(crate) image_id: String,
+    pub(crate) flavor_id: String,
+    pub(crate) network_id: String,
+    #[serde(default)]
+    pub(crate) key_name: Option<String>,
+    /// As asked (`nova`, `nova:com1`).
+    #[serde(default)]
+    pub(crate) availability_zone: Option<String>,
+    pub(crate) created_ms: u64,
+}
+
+/// The id of the server that is app `app`.
+pub fn server_id(app: &str) -> String {
+    derived_uuid(&format!("server:{app}"))
+}
+
+/// Every server the caller may see, with its app and the network names, read once.
+struct Servers {
+    servers: Vec<(ServerRecord, Option<WeftApp>)>,
+    network_names: BTreeMap<String, String>,
+}
+
+async fn servers<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+) -> Result<Servers, NovaError> {
+    let records: BTreeMap<String, ServerRecord> = metas(&a.store, "server").await?;
+    let mut apps: BTreeMap<String, Vec<WeftApp>> = BTreeMap::new();
+    let mut servers = Vec::new();
+    for record in records.into_values().filter(|r| who.may(&r.tenant)) {
+        let of_tenant = apps
+            .entry(record.tenant.clone())
+            .or_insert_with(|| a.controller.apps(&record.tenant));
+        let app = of_tenant.iter().find(|x| x.spec.id == record.app).cloned();
+        servers.push((record, app));
+    }
+    // Newest first, as Nova lists.
+    servers.sort_by(|(x, _), (y, _)| {
+        y.created_ms
+            .cmp(&x.created_ms)
+            .then_with(|| x.id.cmp(&y.id))
+    });
+    let view = network::view(a, who).await?;
+    let network_names = view
+        .networks
+        .iter()
+        .map(|n| (n.epg_path(), view.network_name(n)))
+        .collect();
+    Ok(Servers {
+        servers,
+        network_names,
+    })
+}
+
+/// A server's state: (status, vm_state, task_state, power_state, fault).
+fn state(app: Option<&WeftApp>) -> (&'static str, &'static str, Value, u8, Option<String>) {
+    let Some(app) = app else {
+        return (
+            "ERROR",
+            "error",
+            Value::Null,
+            0,
+            Some("the server's weft app is gone (deleted outside OpenStack)".into()),
+        );
+    };
+    let Some(task) = app.tasks.first() else {
+        if app.pending.is_empty() {
+            return ("BUILD", "building", json!("scheduling"), 0, None);
+        }
+        return (
+            "ERROR",
+            "error",
+            Value::Null,
+            0,
+            Some(format!(
+                "No valid host was found. {}",
+                app.pending.join("; ")
+            )),
+        );
+    };
+    let failure = |message: Option<&String>| {
+        let why = message.map_or("the container exited", String::as_str);
+        if why.contains("is not present on this node") {
+            format!("image not found on node {}: {why}", task.node)
+        } else {
+            format!("runtime failure on node {}: {why}", task.node)
+        }
+    };
+    match task.phase {
+        TaskPhase::Running => ("ACTIVE", "active", Value::Null, 1, None),
+        TaskPhase::Stopping => ("ACTIVE", "active", json!("deleting"), 1, None),
+        TaskPhase::Failed => (
+            "ERROR",
+            "error",
+            Value::Null,
+            0,
+            Some(failure(task.message.as_ref())),
+        ),
+        // Started again after a failure: still in error until it runs.
+        TaskPhase::Pending | TaskPhase::Starting if task.restarts > 0 => (
+            "ERROR",
+            "error",
+            Value::Null,
+            0,
+            Some(failure(task.message.as_ref())),
+        ),
+        TaskPhase::Pending | TaskPhase::Starting => {
+            ("BUILD", "building", json!("spawning"), 0, None)
+        }
+    }
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Servers {
+    fn detail(&self, base: &str, record: &ServerRecord, app: Option<&WeftApp>) -> Value {
+        let (status, vm_state, task_state, power_state, fault) = state(app);
+        let task = app.and_then(|a| a.tasks.first());
+        let project = project_id(&record.tenant);
+        let mut addresses = Map::new();
+        let (mut v4, mut v6) = (String::new(), String::new());
+        if let (Some(app), Some(task)) = (app, task) {
+            let epg = app.spec.epg.to_string();
+            let name = self
+                .network_names
+                .get(&epg)
+                .cloned()
+                .unwrap_or_else(|| app.spec.epg.epg.clone());
+            let version = if task.ip.is_ipv4() {
+                v4 = task.ip.to_string();
+                4
+            } else {
+                v6 = task.ip.to_string();
+                6
+            };
+            addresses.insert(
+                name,
+                json!([{
+                    "version": version,
+                    "addr": task.ip.to_string(),
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": mac_text(task.mac),
+                }]),
+            );
+        }
+        let metadata: Map<String, Value> = app
+            .map(|a| {
+                a.spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v.to_string().replace("$${", "${"))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let bookmark = base.strip_suffix("/v2.1").unwrap_or(base);
+        let created = iso8601(record.created_ms);
+        let mut server = json!({
+            "id": record.id,
+            "name": record.name,
+            "status": status,
+            "tenant_id": project,
+            "user_id": "",
+            "metadata": metadata,
+            "hostId": task.map_or(String::new(), |t| {
+                sha256_hex(&[project.as_bytes(), t.node.as_bytes()])[..56].to_string()
+            }),
+            "image": {"id": record.image_id, "links": [
+                {"rel": "bookmark", "href": format!("{bookmark}/images/{}", record.image_id)}]},
+            "flavor": {"id": record.flavor_id, "links": [
+                {"rel": "bookmark", "href": format!("{bookmark}/flavors/{}", record.flavor_id)}]},
+            "created": created,
+            "updated": task.and_then(|t| t.started_ms).map_or(created.clone(), iso8601),
+            "addresses": addresses,
+            "accessIPv4": v4,
+            "accessIPv6": v6,
+            "links": links(base, "servers", &record.id),
+            "key_name": record.key_name,
+            "progress": 0,
+            "config_drive": "",
+            "OS-DCF:diskConfig": "MANUAL",
+            "OS-EXT-AZ:availability_zone": "nova",
+            "OS-EXT-STS:vm_state": vm_state,
+            "OS-EXT-STS:task_state": task_state,
+            "OS-EXT-STS:power_state": power_state,
+            "OS-SRV-USG:launched_at": task.and_then(|t| t.started_ms).map(iso8601),
+            "OS-SRV-USG:terminated_at": null,
+            "OS-EXT-SRV-ATTR:host": task.map(|t| t.node.clone()),
+            "OS-EXT-SRV-ATTR:hypervisor_hostname": task.map(|t| t.node.clone()),
+            // The Docker runtime's container name (`weft_runtime::docker::container_name`).
+            "OS-EXT-SRV-ATTR:instance_name": task.map_or(String::new(), |t| format!("weft-{}", t.id)),
+            "os-extended-volumes:volumes_attached": [],
+            "weft:app": record.app,
+            "weft:task": task.map(|t| t.id.clone()),
+        });
+        if let Some(message) = fault {
+            server["fault"] = json!({"code": 500, "message": message, "created": created});
+        }
+        server
+    }
+
+    fn find(&self, id: &str) -> Result<&(ServerRecord, Option<WeftApp>), NovaError> {
+        self.servers
+            .iter()
+            .find(|(r, _)| r.id == id)
+            .ok_or_else(|| NovaError::not_found(format!("Instance {id:.64} could not be found.")))
+    }
+}
+
+// ---- servers: handlers ------------------------------------------------------------------
+
+async fn list<S: KvStore + Clone, C: Controller>(
+    a: Adapter<S, C>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Answer {
+    listing(a, headers, uri, false).await
+}
+
+async fn list_detail<S: KvStore + Clone, C: Controller>(
+    a: Adapter<S, C>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Answer {
+    listing(a, headers, uri, true).await
+}
+
+/// `GET /servers` and `/servers/detail`: filters `name` (a substring; Nova's is a
+/// regular expression), `status`, `image`, `flavor`, `host`; `limit` and `marker`
+/// pages with a `next` link. Other parameters are ignored, as Nova ignores them for a
+/// project.
+async fn listing<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    uri: Uri,
+    detailed: bool,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| NovaError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let all = servers(&a, &who).await?;
+    let base = compute_url(&a.config.public_url);
+    let mut items: Vec<Value> = all
+        .servers
+        .iter()
+        .map(|(r, app)| all.detail(&base, r, app.as_ref()))
+        .collect();
+    let mut limit = None;
+    let mut marker = None;
+    for (key, value) in &pairs {
+        let field = |s: &Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
+        match key.as_str() {
+            "name" => items.retain(|s| field(s, "name").contains(value.as_str())),
+            "status" => items.retain(|s| field(s, "status").eq_ignore_ascii_case(value)),
+            "image" => items.retain(|s| s["image"]["id"] == json!(value)),
+            "flavor" => items.retain(|s| s["flavor"]["id"] == json!(value)),
+            "host" => items.retain(|s| s["OS-EXT-SRV-ATTR:host"] == json!(value)),
+            "limit" => {
+                limit = Some(value.parse::<usize>().map_err(|_| {
+                    NovaError::bad_request(format!("limit {value:.20} is not a number"))
+                })?);
+            }
+            "marker" => marker = Some(value.clone()),
+            _ => {}
+        }
+    }
+    if let Some(marker) = marker {
+        let at = items
+            .iter()
+            .position(|s| s["id"] == json!(marker))
+            .ok_or_else(|| NovaError::bad_request(format!("marker [{marker:.64}] not found")))?;
+        items.drain(..=at);
+    }
+    let mut body = Map::new();
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        items.truncate(limit);
+        if let Some(last) = items.last().and_then(|s| s["id"].as_str()) {
+            let path = if detailed {
+                "servers/detail"
+            } else {
+                "servers"
+            };
+            body.insert(
+                "servers_links".into(),
+                json!([{"rel": "next", "href": format!("{base}/{path}?limit={limit}&marker={last}")}]),
+            );
+        }
+    }
+    if !detailed {
+        items = items
+            .into_iter()
+            .map(|s| json!({"id": s["id"], "name": s["name"], "links": s["links"]}))
+            .collect();
+    }
+    body.insert("servers".into(), Value::Array(items));
+    Ok(Json(Value::Object(body)).into_response())
+}
+
+async fn show<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let all = servers(&a, &who).await?;
+    let (record, app) = all.find(&id)?;
+    let base = compute_url(&a.config.public_url);
+    Ok(Json(json!({"server": all.detail(&base, record, app.as_ref())})).into_response())
+}
+
+/// `DELETE /servers/{id}`: the app goes with its task and endpoint in one transaction
+/// (the node's agent then stops and removes the container), then the record.
+async fn remove<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let _serialised = a.writes.lock().await;
+    let all = servers(&a, &who).await?;
+    let (record, app) = all.find(&id)?;
+    if app.is_some() {
+        a.controller.delete_app(&record.tenant, &record.app).await?;
+    }
+    delete_meta(&a, "server", &record.id).await?;
+    tracing::info!(server = %record.id, app = %record.app, "server deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// What `POST /servers` may name; anything else is refused as Nova's schema refuses it.
+const CREATE_KEYS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "networks",
+    "metadata",
+    "availability_zone",
+    "min_count",
+    "max_count",
+    "key_name",
+    "block_device_mapping_v2",
+    "return_reservation_id",
+    "config_drive",
+    "OS-DCF:diskConfig",
+    "security_groups",
+    "user_data",
+    "accessIPv4",
+    "accessIPv6",
+    "adminPass",
+    "personality",
+    "block_device_mapping",
+];
+
+fn bad(message: impl Into<String>) -> NovaError {
+    NovaError::bad_request(message)
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The server's name: 1 to 255 characters, no leading or trailing whitespace.
+fn server_name(object: &Map<String, Value>) -> Result<String, NovaError> {
+    let Some(name) = object.get("name") else {
+        return Err(bad(
+            "Invalid input for field/attribute server. Value: 'name' is a required property",
+        ));
+    };
+    let Some(name) = name.as_str() else {
+        return Err(bad(
+            "Invalid input for field/attribute name. Value: not a string",
+        ));
+    };
+    if name.is_empty() || name.chars().count() > 255 || name.trim() != name {
+        return Err(bad(format!(
+            "Invalid input for field/attribute name. Value: {name:.64}. 1 to 255 characters without leading or trailing whitespace"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// `metadata`: at most 128 items (403, Nova's quota), keys 1 to 255 characters, values
+/// at most 255; they become environment variables, so a key has no `=` or NUL and does
+/// not start with `WEFT_` (weft's own variables).
+fn metadata(object: &Map<String, Value>) -> Result<BTreeMap<String, String>, NovaError> {
+    let items = match object.get("metadata") {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(items)) => items,
+        Some(_) => {
+            return Err(bad(
+                "Invalid input for field/attribute metadata. Value: not an object",
+            ));
+        }
+    };
+    if items.len() > MAX_METADATA_ITEMS {
+        return Err(NovaError::forbidden(format!(
+            "Quota exceeded for metadata_items: Requested {}, but already used 0 of {MAX_METADATA_ITEMS} metadata_items",
+            items.len()
+        )));
+    }
+    let mut env = BTreeMap::new();
+    for (key, value) in items {
+        let Some(value) = value.as_str() else {
+            return Err(bad(format!(
+                "Invalid input for field/attribute metadata. Value of {key:.64} is not a string"
+            )));
+        };
+        if key.is_empty() || key.chars().count() > MAX_METADATA_LENGTH {
+            return Err(bad(format!(
+                "Invalid input for field/attribute metadata. Keys are 1 to {MAX_METADATA_LENGTH} characters: {key:.64}"
+            )));
+        }
+        if value.chars().count() > MAX_METADATA_LENGTH {
+            return Err(bad(format!(
+                "Invalid input for field/attribute metadata. The value of {key:.64} is longer than {MAX_METADATA_LENGTH} characters"
+            )));
+        }
+        if key.contains(['=', '\0']) || value.contains('\0') {
+            return Err(bad(format!(
+                "metadata {key:.64}: weft passes metadata as environment variables; a key has no '=' or NUL, a value no NUL"
+            )));
+        }
+        if key.to_ascii_uppercase().starts_with("WEFT_") {
+            return Err(bad(format!(
+                "metadata {key:.64}: names starting with WEFT_ are weft's own environment variables"
+            )));
+        }
+        env.insert(key.clone(), value.to_string());
+    }
+    Ok(env)
+}
+
+/// The one network: `networks: [{"uuid"}]`, or the project's only network.
+fn network<'v>(
+    object: &Map<String, Value>,
+    view: &'v network::View,
+    who: &Caller,
+) -> Result<&'v NetworkView, NovaError> {
+    let entries = match object.get("networks") {
+        None | Some(Value::Null) => {
+            let own: Vec<&NetworkView> = view
+                .networks
+                .iter()
+                .filter(|n| matches!(who, Caller::Tenant(t) if *t == n.tenant))
+                .collect();
+            return match own[..] {
+                [one] => Ok(one),
+                [] => Err(bad(
+                    "No network is available: create one and name it in networks [{uuid}]",
+                )),
+                _ => Err(NovaError::conflict(
+                    "Multiple possible networks found, use a Network ID to be more specific.",
+                )),
+            };
+        }
+        Some(Value::Array(entries)) => entries,
+        Some(Value::String(s)) => {
+            return Err(bad(format!(
+                "networks {s:.20}: auto and none need microversion 2.37; weft serves 2.1"
+            )));
+        }
+        Some(_) => return Err(bad("Bad networks format: a list of {uuid} or {port}")),
+    };
+    let [entry] = &entries[..] else {
+        return Err(bad(format!(
+            "weft attaches a server to exactly one network ({} given)",
+            entries.len()
+        )));
+    };
+    let Some(entry) = entry.as_object() else {
+        return Err(bad("Bad networks format: a list of {uuid} or {port}"));
+    };
+    if let Some(unknown) = entry
+        .keys()
+        .find(|k| !matches!(k.as_str(), "uuid" | "port" | "fixed_ip" | "tag"))
+    {
+        return Err(bad(format!(
+            "Invalid input for field/attribute networks. Additional properties are not allowed ('{unknown:.40}' was unexpected)"
+        )));
+    }
+    if entry.get("port").is_some_and(|p| !p.is_null()) {
+        return Err(bad(
+            "weft does not attach a server to an existing port yet: name its network by uuid (the server gets its own port)",
+        ));
+    }
+    if entry.get("fixed_ip").is_some_and(|p| !p.is_null()) {
+        return Err(bad(
+            "weft does not take a server's fixed_ip yet: its address comes from weft's IPAM",
+        ));
+    }
+    let Some(uuid) = entry.get("uuid").and_then(Value::as_str) else {
+        return Err(bad("Bad networks format: each network needs a uuid"));
+    };
+    if !is_uuid(uuid) {
+        return Err(bad(format!(
+            "Bad networks format: network uuid is not in proper format ({uuid:.64})"
+        )));
+    }
+    view.network(uuid)
+        .map_err(|_| bad(format!("Network {uuid} could not be found.")))
+}
+
+/// The node `availability_zone` pins (`nova:HOST` or `nova:HOST:NODE`), if any.
+fn pinned_node(
+    object: &Map<String, Value>,
+    nodes: &[String],
+) -> Result<(Option<String>, Option<String>), NovaError> {
+    let zone = match object.get("availability_zone") {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::String(z)) if z.len() <= 255 => z.clone(),
+        Some(_) => {
+            return Err(bad(
+                "Invalid input for field/attribute availability_zone. Value: not a string of at most 255 characters",
+            ));
+        }
+    };
+    let mut parts = zone.splitn(3, ':');
+    let name = parts.next().unwrap_or_default();
+    if !name.is_empty() && name != "nova" {
+        return Err(bad(format!(
+            "The requested availability zone is not available: weft has one zone, nova ({name:.64} asked)"
+        )));
+    }
+    let host = parts.next().filter(|h| !h.is_empty());
+    let Some(host) = host else {
+        return Ok((None, Some(zone)));
+    };
+    if !nodes.iter().any(|n| n == host) {
+        return Err(bad(format!("Compute host {host:.64} could not be found.")));
+    }
+    Ok((Some(host.to_string()), Some(zone.clone())))
+}
+
+/// The image a reference names (an id or a URL ending in one) that the caller may use.
+async fn image_of<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+    object: &Map<String, Value>,
+) -> Result<ImageRecord, NovaError> {
+    let reference = match object.get("imageRef") {
+        Some(Value::String(r)) if r.len() <= 2048 => r.clone(),
+        None | Some(Value::Null) => {
+            return Err(bad(
+                "weft boots servers from an image only: imageRef is required",
+            ));
+        }
+        Some(_) => return Err(bad("Invalid imageRef provided.")),
+    };
+    let id = reference.rsplit('/').next().unwrap_or_default();
+    if !is_uuid(id) {
+        return Err(bad("Invalid imageRef provided."));
+    }
+    image::find(&a.store, who, id)
+        .await?
+        .ok_or_else(|| bad(format!("Image {id} could not be found.")))
+}
+
+fn flavor_of(object: &Map<String, Value>) -> Result<&'static Flavor, NovaError> {
+    let reference = match object.get("flavorRef") {
+        Some(Value::String(r)) if r.len() <= 2048 => r.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        None | Some(Value::Null) => {
+            return Err(bad(
+                "Invalid input for field/attribute server. Value: 'flavorRef' is a required property",
+            ));
+        }
+        Some(_) => return Err(bad("Invalid flavorRef provided.")),
+    };
+    flavor::find(&reference).ok_or_else(|| {
+        bad(format!(
+            "Flavor {:.64} could not be found.",
+            reference.rsplit('/').next().unwrap_or_default()
+        ))
+    })
+}
+
+/// What the create accepts without doing anything with it, or refuses as not served.
+fn unsupported(object: &Map<String, Value>, image_id: &str) -> Result<(), NovaError> {
+    for key in ["min_count", "max_count"] {
+        match object.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) if v.as_u64() == Some(1) || v.as_str() == Some("1") => {}
+            Some(_) => {
+                return Err(bad(format!("{key}: weft creates one server per request")));
+            }
+        }
+    }
+    let off = |key: &str| match object.get(key) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => true,
+        Some(Value::String(s)) => s.is_empty() || s == "False" || s == "false",
+        Some(Value::Array(v)) => v.is_empty(),
+        Some(_) => false,
+    };
+    for (key, why) in [
+        ("return_reservation_id", "reservation ids are not served"),
+        (
+            "config_drive",
+            "there is no config drive (metadata is the environment)",
+        ),
+        (
+            "user_data",
+            "user_data is not served yet (metadata becomes the environment)",
+        ),
+        (
+            "security_groups",
+            "a server's port has its network's contracts alone for now; security groups on servers are not served yet",
+        ),
+        ("accessIPv4", "a server's address is its port's"),
+        ("accessIPv6", "a server's address is its port's"),
+        ("adminPass", "containers have no admin password"),
+        ("personality", "personality files are not served"),
+        ("block_device_mapping", "volumes are not served"),
+    ] {
+        if !off(key) {
+            return Err(bad(format!("{key}: {why}")));
+        }
+    }
+    // The CLI's and SDK's boot-from-image mapping is accepted; volumes are not.
+    if let Some(Value::Array(mappings)) = object.get("block_device_mapping_v2") {
+        for m in mappings {
+            let source = m.get("source_type").and_then(Value::as_str);
+            let destination = m.get("destination_type").and_then(Value::as_str);
+            let uuid = m.get("uuid").and_then(Value::as_str);
+            let image_boot = source == Some("image")
+                && destination.is_none_or(|d| d == "local")
+                && uuid.is_none_or(|u| u == image_id);
+            if !image_boot {
+                return Err(bad(
+                    "block_device_mapping_v2: weft boots from the image alone; volumes are not served",
+                ));
+            }
+        }
+    } else if !off("block_device_mapping_v2") {
+        return Err(bad("block_device_mapping_v2 must be a list"));
+    }
+    Ok(())
+}
+
+/// `POST /servers`: checks everything the request names, keeps the record, then creates
+/// the app (one task) through weft's app admission; 202 with the server's id.
+async fn create<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("Malformed request body: {e}")))?;
+    let Some(Value::Object(object)) = value.get("server").cloned() else {
+        return Err(bad(
+            "Invalid input for field/attribute server. Value: 'server' is a required property",
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "Invalid input for field/attribute server. Additional properties are not allowed ('{unknown:.64}' was unexpected)"
+        )));
+    }
+    if let Some(hints) = value
+        .get("os:scheduler_hints")
+        .or_else(|| value.get("OS-SCH-HNT:scheduler_hints"))
+        && hints.as_object().is_some_and(|h| !h.is_empty())
+    {
+        return Err(bad(
+            "scheduler hints are not served: pin a host with availability_zone nova:HOST",
+        ));
+    }
+    let name = server_name(&object)?;
+    let env = metadata(&object)?;
+    let flavor = flavor_of(&object)?;
+    let image = image_of(&a, &who, &object).await?;
+    unsupported(&object, &image.id)?;
+    if image.min_ram > flavor.ram {
+        return Err(bad("Flavor's memory is too small for requested image."));
+    }
+    let key_name = match object.get("key_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if k.len() <= 255 => {
+            tracing::warn!(key_name = %k, "key_name is accepted and ignored: containers get no SSH key");
+            Some(k.clone())
+        }
+        Some(_) => return Err(bad("Invalid input for field/attribute key_name.")),
+    };
+    let (node, zone) = pinned_node(&object, &a.controller.nodes())?;
+    let view = network::view(&a, &who).await?;
+    let net = network(&object, &view, &who)?.clone();
+    let docker: ImageRef = image
+        .docker_ref
+        .parse()
+        .map_err(|e| NovaError::internal(format!("image {}: {e}", image.id)))?;
+    let epg: EpgPath = net
+        .epg_path()
+        .parse()
+        .map_err(|e| NovaError::internal(format!("network {}: {e}", net.id)))?;
+
+    let _serialised = a.writes.lock().await;
+    let existing: BTreeMap<String, ServerRecord> = metas(&a.store, "server").await?;
+    if existing.values().filter(|r| r.tenant == net.tenant).count() >= MAX_SERVERS_PER_PROJECT {
+        return Err(NovaError::forbidden(format!(
+            "Quota exceeded for instances: at most {MAX_SERVERS_PER_PROJECT} per project"
+        )));
+    }
+    let app = format!("{APP_PREFIX}{}", random_hex(5)?);
+    let id = server_id(&app);
+    let mut spec = AppSpec::new(&app, epg, flavor.cpus(), flavor.ram);
+    spec.cmd = None;
+    spec.image = Some(docker);
+    spec.env = env
+        .iter()
+        .map(|(k, v)| (k.clone(), EnvTemplate::literal(v)))
+        .collect();
+    if let Some(node) = &node {
+        spec.constraints.push(Constraint::Equal {
+            attribute: "hostname".into(),
+            value: node.clone(),
+        });
+    }
+    let record = ServerRecord {
+        id: id.clone(),
+        app: app.clone(),
+        tenant: net.tenant.clone(),
+        name,
+        image_id: image.id.clone(),
+        flavor_id: flavor.id.to_string(),
+        network_id: net.id.clone(),
+        key_name,
+        availability_zone: zone,
+        created_ms: now_ms(),
+    };
+    put_meta(&a, "server", &id, &record).await?;
+    if let Err(err) = a.controller.create_app(spec).await {
+        if let Err(e) = delete_meta(&a, "server", &id).await {
+            tracing::warn!(error = %e, "could not remove the record of a refused server");
+        }
+        return Err(err.into());
+    }
+    tracing::info!(server = %id, %app, image = %image.docker_ref, flavor = flavor.name, node = ?node, "server created");
+    let base = compute_url(&a.config.public_url);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"server": {
+            "id": id,
+            "links": links(&base, "servers", &id),
+            "OS-DCF:diskConfig": "MANUAL",
+        }})),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn metadata_is_bounded_as_nova_bounds_it() {
+        let ok = metadata(&obj(json!({"metadata": {"master": "10.0.0.5"}}))).unwrap();
+        assert_eq!(ok["master"], "10.0.0.5");
+        let many: Map<String, Value> = (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let err = metadata(&obj(json!({ "metadata": many }))).unwrap_err();
+        assert_eq!(err.status, StatusCode::FORBIDDEN);
+        for bad in [
+            json!({"metadata": {"": "v"}}),
+            json!({"metadata": {"k".repeat(256): "v"}}),
+            json!({"metadata": {"k": "v".repeat(256)}}),
+            json!({"metadata": {"k": 1}}),
+            json!({"metadata": {"a=b": "v"}}),
+            json!({"metadata": {"WEFT_TASK": "v"}}),
+            json!({"metadata": []}),
+        ] {
+            let err = metadata(&obj(bad.clone())).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_zones() {
+        assert!(server_name(&obj(json!({"name": "vm1"}))).is_ok());
+        for bad in [
+            json!({}),
+            json!({"name": ""}),
+            json!({"name": " x"}),
+            json!({"name": "x".repeat(256)}),
+        ] {
+            assert!(server_name(&obj(bad)).is_err());
+        }
+        let nodes = vec!["com1".to_string(), "com2".to_string()];
+        let pin = |z: &str| pinned_node(&obj(json!({ "availability_zone": z })), &nodes);
+        assert_eq!(pin("nova:com2").unwrap().0.as_deref(), Some("com2"));
+        assert_eq!(pin("nova:com1:com1").unwrap().0.as_deref(), Some("com1"));
+        assert_eq!(pin("nova").unwrap().0, None);
+        assert!(pin("nova:com9").is_err());
+        assert!(pin("az2").is_err());
+    }
+
+    #[test]
+    fn microversions_asked_either_way() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "openstack-api-version",
+            HeaderValue::from_static("compute 2.1"),
+        );
+        assert_eq!(asked_version(&h).as_deref(), Some("2.1"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-openstack-nova-api-version",
+            HeaderValue::from_static("2.79"),
+        );
+        assert_eq!(asked_version(&h).as_deref(), Some("2.79"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "openstack-api-version",
+            HeaderValue::from_static("network 2.0"),
+        );
+        assert_eq!(asked_version(&h), None);
+    }
+}

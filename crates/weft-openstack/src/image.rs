@@ -1,0 +1,591 @@
+//! Glance v2: version discovery, and images that are Docker references registered
+//! through the API (`POST /v2/images` with the property `weft_docker_ref`). An image is
+//! a record under `/weft/openstack/ids/image/<uuid>` (name, reference, owner,
+//! visibility, properties); it is `active` at once, as there is nothing to upload: the
+//! nodes' Docker engines hold the image itself. The id may be given at registration
+//! (so files naming an `image_id` keep working once it is registered), else it is random.
+
+use crate::error::GlanceError;
+use crate::resource::{caller_of, metas};
+use crate::time::iso8601;
+use crate::{Caller, Controller, KEY_ROOT, OpenStack, OpenStackError, now_ms, project_id};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_app::ImageRef;
+use weft_store::KvStore;
+
+/// The property naming an image's Docker reference.
+pub const DOCKER_REF: &str = "weft_docker_ref";
+/// Images one project (or the admin) may register.
+const MAX_IMAGES_PER_OWNER: usize = 1000;
+/// Extra properties of one image, as Glance's default `image_property_quota`.
+const MAX_PROPERTIES: usize = 128;
+const MAX_TAGS: usize = 128;
+
+type Adapter<S, C> = State<Arc<OpenStack<S, C>>>;
+type Answer = Result<Response, GlanceError>;
+
+pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>>> {
+    Router::new()
+        .route("/", get(versions_multiple::<S, C>))
+        .route("/versions", get(versions::<S, C>))
+        .route("/v2", get(versions_multiple::<S, C>))
+        .route("/v2/", get(versions_multiple::<S, C>))
+        .route(
+            "/v2/images",
+            get(list::<S, C>).post(create::<S, C>),
+        )
+        .route(
+            "/v2/images/{id}",
+            get(show::<S, C>).delete(remove::<S, C>),
+        )
+        .fallback(|| async {
+            GlanceError::not_found(
+                "The resource could not be found. weft's image service serves /v2/images (list, show, create, delete).",
+            )
+        })
+}
+
+/// An image as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ImageRecord {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) docker_ref: String,
+    /// The owning tenant; `None` for an admin's image without an owner.
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
+    pub(crate) visibility: String,
+    pub(crate) container_format: String,
+    pub(crate) disk_format: String,
+    #[serde(default)]
+    pub(crate) min_ram: u64,
+    #[serde(default)]
+    pub(crate) min_disk: u64,
+    #[serde(default)]
+    pub(crate) protected: bool,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default)]
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) created_ms: u64,
+}
+
+impl ImageRecord {
+    /// Public and community images are everyone's; the others their owner's.
+    pub(crate) fn visible_to(&self, who: &Caller) -> bool {
+        matches!(self.visibility.as_str(), "public" | "community")
+            || match (&self.owner, who) {
+                (_, Caller::Admin) => true,
+                (Some(owner), Caller::Tenant(t)) => owner == t,
+                (None, Caller::Tenant(_)) => false,
+            }
+    }
+
+    fn json(&self) -> Value {
+        let mut item = Map::new();
+        // Extra properties first: the standard attributes win over a same-named one.
+        for (k, v) in &self.properties {
+            item.insert(k.clone(), json!(v));
+        }
+        let created = iso8601(self.created_ms);
+        let standard = json!({
+            "id": self.id,
+            "name": self.name,
+            "status": "active",
+            "visibility": self.visibility,
+            "protected": self.protected,
+            "os_hidden": false,
+            "owner": self.owner.as_deref().map(project_id),
+            "container_format": self.container_format,
+            "disk_format": self.disk_format,
+            "min_ram": self.min_ram,
+            "min_disk": self.min_disk,
+            "size": null,
+            "virtual_size": null,
+            "checksum": null,
+            "os_hash_algo": null,
+            "os_hash_value": null,
+            "tags": self.tags,
+            "created_at": created,
+            "updated_at": created,
+            DOCKER_REF: self.docker_ref,
+            "self": format!("/v2/images/{}", self.id),
+            "file": format!("/v2/images/{}/file", self.id),
+            "schema": "/v2/schemas/image",
+        });
+        if let Value::Object(map) = standard {
+            item.extend(map);
+        }
+        Value::Object(item)
+    }
+}
+
+pub(crate) fn image_url(public: &str) -> String {
+    format!("{public}/image")
+}
+
+fn versions_doc(public: &str) -> Value {
+    let href = format!("{}/v2/", image_url(public));
+    let values: Vec<Value> = [
+        ("v2.9", "CURRENT"),
+        ("v2.8", "SUPPORTED"),
+        ("v2.7", "SUPPORTED"),
+        ("v2.6", "SUPPORTED"),
+        ("v2.5", "SUPPORTED"),
+        ("v2.4", "SUPPORTED"),
+        ("v2.3", "SUPPORTED"),
+        ("v2.2", "SUPPORTED"),
+        ("v2.1", "SUPPORTED"),
+        ("v2.0", "SUPPORTED"),
+    ]
+    .iter()
+    .map(|(id, status)| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]}))
+    .collect();
+    json!({"versions": values})
+}
+
+/// `GET /`: Glance answers 300 with its versions.
+pub(crate) async fn versions_multiple<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+) -> Response {
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(versions_doc(&a.config.public_url)),
+    )
+        .into_response()
+}
+
+async fn versions<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -> Response {
+    Json(versions_doc(&a.config.public_url)).into_response()
+}
+
+fn caller<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    headers: &HeaderMap,
+) -> Result<Caller, GlanceError> {
+    headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| caller_of(a, t))
+        .ok_or_else(|| {
+            GlanceError::new(
+                StatusCode::UNAUTHORIZED,
+                "The request you have made requires authentication.",
+            )
+        })
+}
+
+/// Every image record, by id.
+pub(crate) async fn records<S: KvStore + Clone>(
+    store: &S,
+) -> Result<BTreeMap<String, ImageRecord>, OpenStackError> {
+    metas(store, "image")
+        .await
+        .map_err(|e| OpenStackError::Internal(e.message))
+}
+
+/// The image `id` as `who` may see it.
+pub(crate) async fn find<S: KvStore + Clone>(
+    store: &S,
+    who: &Caller,
+    id: &str,
+) -> Result<Option<ImageRecord>, OpenStackError> {
+    Ok(records(store)
+        .await?
+        .remove(id)
+        .filter(|r| r.visible_to(who)))
+}
+
+fn not_found(id: &str) -> GlanceError {
+    GlanceError::not_found(format!("No image found with ID {id}"))
+}
+
+async fn list<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| GlanceError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let mut images: Vec<ImageRecord> = records(&a.store)
+        .await?
+        .into_values()
+        .filter(|r| r.visible_to(&who))
+        .collect();
+    // Newest first, as Glance sorts by default; ties by id.
+    images.sort_by(|x, y| {
+        y.created_ms
+            .cmp(&x.created_ms)
+            .then_with(|| x.id.cmp(&y.id))
+    });
+    let mut limit = None;
+    let mut marker = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "limit" => {
+                limit = Some(value.parse::<usize>().map_err(|_| {
+                    GlanceError::bad_request(format!("limit {value:?} is not a number"))
+                })?);
+            }
+            "marker" => marker = Some(value.clone()),
+            "name" => images.retain(|r| r.name == *value),
+            "id" => images.retain(|r| r.id == *value),
+            "status" => images.retain(|_| value.eq_ignore_ascii_case("active")),
+            "visibility" if value != "all" => images.retain(|r| r.visibility == *value),
+            "owner" => {
+                images.retain(|r| r.owner.as_deref().is_some_and(|o| project_id(o) == *value))
+            }
+            "tag" => images.retain(|r| r.tags.contains(value)),
+            // Sorting and other filters are not served: the default order stands.
+            _ => {}
+        }
+    }
+    if let Some(marker) = marker {
+        let at = images
+            .iter()
+            .position(|r| r.id == marker)
+            .ok_or_else(|| GlanceError::bad_request(format!("marker {marker} not found")))?;
+        images.drain(..=at);
+    }
+    let mut body = json!({"schema": "/v2/schemas/images", "first": "/v2/images"});
+    if let Some(limit) = limit
+        && images.len() > limit
+    {
+        images.truncate(limit);
+        if let Some(last) = images.last() {
+            body["next"] = json!(format!("/v2/images?marker={}&limit={limit}", last.id));
+        }
+    }
+    body["images"] = Value::Array(images.iter().map(ImageRecord::json).collect());
+    Ok(Json(body).into_response())
+}
+
+async fn show<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let image = find(&a.store, &who, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(image.json()).into_response())
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn short_text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, GlanceError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= 255 => Ok(Some(s.clone())),
+        Some(_) => Err(GlanceError::bad_request(format!(
+            "Provided object does not match schema 'image': {key} is not a string of at most 255 characters"
+        ))),
+    }
+}
+
+fn number(object: &Map<String, Value>, key: &str) -> Result<u64, GlanceError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().filter(|n| *n <= 1 << 40).ok_or_else(|| {
+            GlanceError::bad_request(format!(
+                "Provided object does not match schema 'image': {key} is not a non-negative integer"
+            ))
+        }),
+    }
+}
+
+/// Reads a registration body into a record (without an id when none was given).
+fn registration(who: &Caller, body: &[u8], tenants: &[String]) -> Result<ImageRecord, GlanceError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GlanceError::bad_request(format!("Malformed JSON in request body: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(GlanceError::bad_request(
+            "the body must be a JSON object of the image's attributes",
+        ));
+    };
+    let id = match short_text(&object, "id")? {
+        Some(id) if is_uuid(&id) => id.to_ascii_lowercase(),
+        Some(id) => {
+            return Err(GlanceError::bad_request(format!(
+                "Provided object does not match schema 'image': {id:?} is not a 'uuid'"
+            )));
+        }
+        None => String::new(),
+    };
+    let name = short_text(&object, "name")?.unwrap_or_default();
+    let docker_ref = short_text(&object, DOCKER_REF)?.ok_or_else(|| {
+        GlanceError::bad_request(format!(
+            "weft needs the property {DOCKER_REF} (a Docker image reference the nodes hold, e.g. busybox:latest): images are not uploaded"
+        ))
+    })?;
+    docker_ref
+        .parse::<ImageRef>()
+        .map_err(|e| GlanceError::bad_request(format!("{DOCKER_REF}: {e}")))?;
+    let container_format = short_text(&object, "container_format")?.unwrap_or("docker".into());
+    if !matches!(container_format.as_str(), "docker" | "bare") {
+        return Err(GlanceError::bad_request(format!(
+            "container_format {container_format:?}: weft's images are Docker images (docker or bare)"
+        )));
+    }
+    let disk_format = short_text(&object, "disk_format")?.unwrap_or("raw".into());
+    let visibility = short_text(&object, "visibility")?.unwrap_or(match who {
+        Caller::Admin => "public".into(),
+        Caller::Tenant(_) => "shared".into(),
+    });
+    match (visibility.as_str(), who) {
+        ("private" | "shared", _) | ("public" | "community", Caller::Admin) => {}
+        ("public" | "community", Caller::Tenant(_)) => {
+            return Err(GlanceError::new(
+                StatusCode::FORBIDDEN,
+                format!("You are not authorized to create {visibility} images: only the admin is"),
+            ));
+        }
+        (other, _) => {
+            return Err(GlanceError::bad_request(format!(
+                "Provided object does not match schema 'image': visibility {other:?} is not one of public, community, shared, private"
+            )));
+        }
+    }
+    let owner = match who {
+        Caller::Tenant(t) => Some(t.clone()),
+        Caller::Admin => match short_text(&object, "owner")? {
+            None => None,
+            Some(p) => Some(
+                tenants
+                    .iter()
+                    .find(|t| project_id(t) == p || **t == p)
+                    .cloned()
+                    .ok_or_else(|| {
+                        GlanceError::bad_request(format!("owner {p} is not a weft tenant"))
+                    })?,
+            ),
+        },
+    };
+    let protected = match object.get("protected") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(GlanceError::bad_request("protected must be a boolean")),
+    };
+    let tags = match object.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_TAGS => items
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .filter(|s| s.len() <= 255)
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        GlanceError::bad_request("tags are strings of at most 255 characters")
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(GlanceError::bad_request(format!(
+                "tags must be a list of at most {MAX_TAGS} strings"
+            )));
+        }
+    };
+    const STANDARD: &[&str] = &[
+        "id",
+        "name",
+        DOCKER_REF,
+        "container_format",
+        "disk_format",
+        "visibility",
+        "owner",
+        "protected",
+        "tags",
+        "min_ram",
+        "min_disk",
+    ];
+    const READ_ONLY: &[&str] = &[
+        "status",
+        "created_at",
+        "updated_at",
+        "size",
+        "virtual_size",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "self",
+        "file",
+        "schema",
+        "direct_url",
+        "locations",
+    ];
+    let mut properties = BTreeMap::new();
+    for (key, value) in &object {
+        if STANDARD.contains(&key.as_str()) {
+            continue;
+        }
+        if READ_ONLY.contains(&key.as_str()) {
+            return Err(GlanceError::new(
+                StatusCode::FORBIDDEN,
+                format!("Attribute '{key}' is read-only."),
+            ));
+        }
+        let Some(text) = value.as_str() else {
+            return Err(GlanceError::bad_request(format!(
+                "property {key} must be a string"
+            )));
+        };
+        if key.is_empty() || key.len() > 255 || text.len() > 255 {
+            return Err(GlanceError::bad_request(format!(
+                "property {key:.40}: names are 1 to 255 characters, values at most 255"
+            )));
+        }
+        properties.insert(key.clone(), text.to_string());
+    }
+    if properties.len() > MAX_PROPERTIES {
+        return Err(GlanceError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Maximum number of image properties ({MAX_PROPERTIES}) exceeded"),
+        ));
+    }
+    Ok(ImageRecord {
+        id,
+        name,
+        docker_ref,
+        owner,
+        visibility,
+        container_format,
+        disk_format,
+        min_ram: number(&object, "min_ram")?,
+        min_disk: number(&object, "min_disk")?,
+        protected,
+        tags,
+        properties,
+        created_ms: now_ms(),
+    })
+}
+
+fn image_key(id: &str) -> String {
+    format!("{KEY_ROOT}ids/image/{id}")
+}
+
+/// `POST /v2/images`: registers a Docker reference as an image (201).
+async fn create<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let mut record = registration(&who, &body, &a.controller.tenants())?;
+    let _serialised = a.writes.lock().await;
+    let all = records(&a.store).await?;
+    if all.values().filter(|r| r.owner == record.owner).count() >= MAX_IMAGES_PER_OWNER {
+        return Err(GlanceError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_IMAGES_PER_OWNER} images per project"),
+        ));
+    }
+    if record.id.is_empty() {
+        let hex = crate::random_hex(16)?;
+        record.id = format!(
+            "{}-{}-4{}-a{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        );
+    } else if all.contains_key(&record.id) {
+        return Err(GlanceError::new(
+            StatusCode::CONFLICT,
+            format!("Image with identifier {} already exists!", record.id),
+        ));
+    }
+    let bytes = serde_json::to_vec(&record).map_err(|e| OpenStackError::Internal(e.to_string()))?;
+    a.store
+        .put(image_key(&record.id).as_bytes(), &bytes, None)
+        .await
+        .map_err(OpenStackError::from)?;
+    tracing::info!(image = %record.id, name = %record.name, docker = %record.docker_ref, "image registered");
+    Ok((StatusCode::CREATED, Json(record.json())).into_response())
+}
+
+/// `DELETE /v2/images/{id}`: the owner or the admin (204); servers that run it keep
+/// running.
+async fn remove<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    let _serialised = a.writes.lock().await;
+    let image = find(&a.store, &who, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let owns = match (&who, &image.owner) {
+        (Caller::Admin, _) => true,
+        (Caller::Tenant(t), Some(owner)) => t == owner,
+        (Caller::Tenant(_), None) => false,
+    };
+    if !owns {
+        return Err(GlanceError::new(
+            StatusCode::FORBIDDEN,
+            format!("You are not permitted to delete image {id}"),
+        ));
+    }
+    if image.protected {
+        return Err(GlanceError::new(
+            StatusCode::FORBIDDEN,
+            format!("Image {id} is protected and cannot be deleted."),
+        ));
+    }
+    a.store
+        .delete(image_key(&id).as_bytes())
+        .await
+        .map_err(OpenStackError::from)?;
+    tracing::info!(image = %id, "image deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_reads_and_bounds() {
+        let who = Caller::Tenant("lab".into());
+        let ok = registration(
+            &who,
+            br#"{"name":"busybox","weft_docker_ref":"weft-test/busybox:1","id":"6F1B4C7E-0000-4000-8000-000000000001","os_distro":"busybox"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.id, "6f1b4c7e-0000-4000-8000-000000000001");
+        assert_eq!(ok.visibility, "shared");
+        assert_eq!(ok.owner.as_deref(), Some("lab"));
+        assert_eq!(ok.properties["os_distro"], "busybox");
+        for bad in [
+            r#"{"name":"x"}"#,
+            r#"{"weft_docker_ref":"UPPER/Case"}"#,
+            r#"{"weft_docker_ref":"a","id":"nope"}"#,
+            r#"{"weft_docker_ref":"a","visibility":"public"}"#,
+            r#"{"weft_docker_ref":"a","status":"active"}"#,
+            r#"{"weft_docker_ref":"a","container_format":"ovf"}"#,
+            r#"[1]"#,
+        ] {
+            assert!(registration(&who, bad.as_bytes(), &[]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! Nova and Glance through the OpenStack listener in process, with fake agents that
+//! report tasks running: version documents and microversion headers, the catalog,
+//! flavors, image registration and visibility, a server's life (BUILD → ACTIVE with its
+//! address, metadata as the task's environment, pinned by its zone, delete takes app,
+//! task and endpoint), ERROR with a fault when no node can take it, a network with a
+//! server is in use, and every refusal in Nova's body with nothing changed.
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+mod common;
+
+use common::fake_agent::FakeAgent;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use weft_server::{ServerConfig, ServerHandle, serve};
+
+const IMAGE_ID: &str = "6f1b4c7e-5d2a-4c3b-9a8e-0b1c2d3e4f50";
+
+struct Cloud {
+    http: reqwest::Client,
+    os: String,
+    weft: String,
+    admin: String,
+}
+
+impl Cloud {
+    async fn start(dir: &std::path::Path) -> (ServerHandle, Cloud) {
+        let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
+        config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.openstack.static_tokens = vec![
+            ("t-shop".into(), "shop".into()),
+            ("t-other".into(), "other".into()),
+        ];
+        config.schedule_interval = Duration::from_millis(200);
+        let server = serve(config).await.unwrap();
+        let cloud = Cloud {
+            http: reqwest::Client::new(),
+            os: format!("http://{}", server.openstack_addr().unwrap()),
+            weft: server.base_url().to_string(),
+            admin: server.admin_token().to_string(),
+        };
+        (server, cloud)
+    }
+
+    /// A request to the OpenStack listener: status, headers and JSON body.
+    async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.os))
+            .header("x-auth-token", token);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, _, body) = self.call_as("t-shop", method, path, body, &[]).await;
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn weft(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.weft))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}: {response:?}");
+        response.json().await.unwrap()
+    }
+
+    /// What a refused server create must leave as it was.
+    async fn state(&self) -> Vec<Value> {
+        vec![
+            self.weft("/v1/apps").await,
+            self.weft("/v1/endpoints").await,
+            self.get("/compute/v2.1/servers/detail").await,
+        ]
+    }
+
+    /// A refused create: Nova's status and error kind, a message, nothing changed.
+    async fn refused(&self, server: Value, want: (u16, &str)) {
+        let before = self.state().await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/compute/v2.1/servers",
+                Some(json!({ "server": server })),
+            )
+            .await;
+        assert_eq!(status, want.0, "{server}: {body}");
+        let error = &body[want.1];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty())
+                && error["code"] == json!(want.0),
+            "{server}: want {want:?} in Nova's body, got {body}"
+        );
+        assert_eq!(self.state().await, before, "{server} changed something");
+    }
+
+    async fn server(&self, id: &str) -> Value {
+        self.get(&format!("/compute/v2.1/servers/{id}")).await["server"].clone()
+    }
+
+    async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let server = self.server(id).await;
+            if server["status"] == status {
+                return server;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "server {id} never {status}: {server}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = Cloud::start(dir.path()).await;
+    let com1 = FakeAgent::start(&server, "com1", &[]).await;
+    let com2 = FakeAgent::start(&server, "com2", &[]).await;
+
+    // ---- discovery -----------------------------------------------------------------
+    let (status, headers, root) = c.call_as("", Method::GET, "/compute/", None, &[]).await;
+    assert_eq!(status, 200, "{root}");
+    assert_eq!(root["versions"][0]["id"], "v2.1");
+    assert_eq!(root["versions"][0]["min_version"], "2.1");
+    assert_eq!(headers["openstack-api-version"], "compute 2.1");
+    let (status, headers, doc) = c
+        .call_as(
+            "",
+            Method::GET,
+            "/compute/v2.1",
+            None,
+            &[("openstack-api-version", "compute latest")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["version"]["version"], "2.1");
+    assert_eq!(headers["x-openstack-nova-api-version"], "2.1");
+    let (status, _, body) = c
+        .call_as(
+            "t-shop",
+            Method::GET,
+            "/compute/v2.1/flavors",
+            None,
+            &[("x-openstack-nova-api-version", "2.79")],
+        )
+        .await;
+    assert_eq!(status, 406, "{body}");
+    let (status, _, body) = c
+        .call_as(
+            "t-shop",
+            Method::GET,
+            "/compute/v2.1/flavors",
+            None,
+            &[("openstack-api-version", "compute two")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["badRequest"]["code"].clone()),
+        (400, json!(400))
+    );
+    let (status, _, glance) = c.call_as("", Method::GET, "/image/", None, &[]).await;
+    assert_eq!(status, 300);
+    assert_eq!(glance["versions"][0]["status"], "CURRENT");
+    assert!(
+        glance["versions"][0]["links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with("/image/v2/")
+    );
+    // Unauthenticated calls are 401 on both.
+    let (status, _, _) = c
+        .call_as("nope", Method::GET, "/compute/v2.1/servers", None, &[])
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = c
+        .call_as("nope", Method::GET, "/image/v2/images", None, &[])
+        .await;
+    assert_eq!(status, 401);
+
+    // The catalog names compute and image where they are served.
+    let created = c
+        .http
+        .post(format!("{}/v1/openstack/users", c.weft))
+        .bearer_auth(&c.admin)
+        .json(&json!({"name": "lab", "password": "pw", "project": "shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let token: Value = c
+        .http
+        .post(format!("{}/v3/auth/tokens", c.os))
+        .json(
+            &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "lab", "domain": {"id": "default"}, "password": "pw"}}}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let catalog = token["token"]["catalog"].as_array().unwrap();
+    for (kind, suffix) in [("compute", "/compute/v2.1"), ("image", "/image")] {
+        let entry = catalog.iter().find(|e| e["type"] == kind).unwrap();
+        let url = entry["endpoints"][0]["url"].as_str().unwrap();
+        assert_eq!(url, format!("{}{suffix}", c.os));
+    }
+
+    // ---- flavors -------------------------------------------------------------------
+    let flavors = c.get("/compute/v2.1/flavors/detail").await;
+    let names: Vec<&str> = flavors["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["m1.tiny", "m1.small", "m1.medium", "m1.large"]);
+    let tiny = c.get("/compute/v2.1/flavors/1").await;
+    assert_eq!(
+        (&tiny["flavor"]["vcpus"], &tiny["flavor"]["ram"]),
+        (&json!(1), &json!(512))
+    );
+    let (status, body) = c
+        .call(Method::GET, "/compute/v2.1/flavors/m1.tiny", None)
+        .await;
+    assert_eq!(
+        (status, body["itemNotFound"]["code"].clone()),
+        (404, json!(404))
+    );
+    let brief = c.get("/compute/v2.1/flavors").await;
+    assert!(brief["flavors"][0].get("ram").is_none());
+
+    // ---- images --------------------------------------------------------------------
+    let (status, image) = c
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(
+                json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
+                        "disk_format": "raw", "weft_docker_ref": "weft-test/busybox:latest"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{image}");
+    assert_eq!(image["id"], IMAGE_ID);
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["weft_docker_ref"], "weft-test/busybox:latest");
+    let listed = c.get("/image/v2/images?name=busybox").await;
+    assert_eq!(listed["images"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        c.get(&format!("/image/v2/images/{IMAGE_ID}")).await["name"],
+        "busybox"
+    );
+    for (body, want) in [
+        (
+            json!({"name": "x", "id": IMAGE_ID, "weft_docker_ref": "a"}),
+            409,
+        ),
+        (json!({"name": "x"}), 400),
+        (json!({"name": "x", "weft_docker_ref": "Not A Ref"}), 400),
+        (
+            json!({"name": "x", "weft_docker_ref": "a", "id": "12"}),
+            400,
+        ),
+        (
+            json!({"name": "x", "weft_docker_ref": "a", "visibility": "public"}),
+            403,
+        ),
+    ] {
+        let (status, answer) = c
+            .call(Method::POST, "/image/v2/images", Some(body.clone()))
+            .await;
+        assert_eq!(status, want, "{body}: {answer}");
+        assert!(answer["message"].is_string(), "{answer}");
+    }
+    assert_eq!(
+        c.get("/image/v2/images").await["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Another project does not see a project's image.
+    let (status, _, other) = c
+        .call_as("t-other", Method::GET, "/image/v2/images", None, &[])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(other["images"], json!([]));
+    let (status, _, _) = c
+        .call_as(
+            "t-other",
+            Method::GET,
+            &format!("/image/v2/images/{IMAGE_ID}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // ---- a network -----------------------------------------------------------------
+    let (status, net) = c
+        .call(
+            Method::POST,
+            "/network/v2.0/networks",
+            Some(json!({"network": {"name": "nw-a"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{net}");
+    let net_id = net["network"]["id"].as_str().unwrap().to_string();
+    let (status, sub) = c
+        .call(
+            Method::POST,
+            "/network/v2.0/subnets",
+            Some(
+                json!({"subnet": {"network_id": net_id, "cidr": "10.70.0.0/24", "ip_version": 4}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+
+    // ---- refusals, in Nova's body, changing nothing ----------------------------------
+    let good = json!({"name": "vm1", "imageRef": IMAGE_ID, "flavorRef": "1",
+                      "networks": [{"uuid": net_id}]});
+    let with = |key: &str, value: Value| {
+        let mut s = good.clone();
+        s[key] = value;
+        s
+    };
+    let unknown_uuid = "00000000-0000-4000-8000-000000000000";
+    let many: serde_json::Map<String, Value> =
+        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for (server, want) in [
+        (with("imageRef", json!(unknown_uuid)), (400, "badRequest")),
+        (with("imageRef", json!("busybox")), (400, "badRequest")),
+        (with("flavorRef", json!("99")), (400, "badRequest")),
+        (
+            with("networks", json!([{"uuid": "not-a-uuid"}])),
+            (400, "badRequest"),
+        ),
+        (
+            with("networks", json!([{"uuid": unknown_uuid}])),
+            (400, "badRequest"),
+        ),
+        (
+            with("networks", json!([{"uuid": net_id}, {"uuid": net_id}])),
+            (400, "badRequest"),
+        ),
+        (
+            with("networks", json!([{"port": unknown_uuid}])),
+            (400, "badRequest"),
+        ),
+        (with("metadata", Value::Object(many)), (403, "forbidden")),
+        (
+            with("metadata", json!({"k": "v".repeat(256)})),
+            (400, "badRequest"),
+        ),
+        (
+            with("metadata", json!({"k".repeat(256): "v"})),
+            (400, "badRequest"),
+        ),
+        (
+            with("metadata", json!({"WEFT_GATEWAY": "x"})),
+            (400, "badRequest"),
+        ),
+        (with("name", json!("")), (400, "badRequest")),
+        (with("name", json!("n".repeat(256))), (400, "badRequest")),
+        (
+            with("availability_zone", json!("nova:com9")),
+            (400, "badRequest"),
+        ),
+        (
+            with("availability_zone", json!("elsewhere")),
+            (400, "badRequest"),
+        ),
+        (with("bogus", json!(1)), (400, "badRequest")),
+        (with("max_count", json!(3)), (400, "badRequest")),
+        (
+            with("user_data", json!("IyEvYmluL3NoCg==")),
+            (400, "badRequest"),
+        ),
+    ] {
+        c.refused(server, want).await;
+    }
+    // Another project cannot boot on this project's network.
+    let (status, _, body) = c
+        .call_as(
+            "t-other",
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({ "server": good })),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // ---- a server's life -------------------------------------------------------------
+    let mut boot = good.clone();
+    boot["metadata"] = json!({"master": "10.0.0.5", "tmpl": "${app.x.address}"});
+    boot["availability_zone"] = json!("nova:com2");
+    boot["key_name"] = json!("mykey");
+    let (status, created) = c
+        .call(
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({ "server": boot })),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let id = created["server"]["id"].as_str().unwrap().to_string();
+    assert!(
+        created["server"]["links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&id)
+    );
+    let active = c.wait_status(&id, "ACTIVE").await;
+    let addr = &active["addresses"]["nw-a"][0];
+    assert_eq!(addr["version"], json!(4), "{active}");
+    assert_eq!(addr["OS-EXT-IPS:type"], "fixed");
+    let ip = addr["addr"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.70.0."), "{ip}");
+    assert_eq!(active["accessIPv4"], json!(ip));
+    assert_eq!(active["OS-EXT-SRV-ATTR:host"], "com2");
+    assert_eq!(active["metadata"]["master"], "10.0.0.5");
+    assert_eq!(active["metadata"]["tmpl"], "${app.x.address}");
+    assert_eq!(active["flavor"]["id"], "1");
+    assert_eq!(active["image"]["id"], IMAGE_ID);
+    assert_eq!(active["key_name"], "mykey");
+    assert!(active.get("fault").is_none());
+    let task = active["weft:task"].as_str().unwrap().to_string();
+    assert_eq!(
+        active["OS-EXT-SRV-ATTR:instance_name"],
+        json!(format!("weft-{task}"))
+    );
+    // The task: the image's reference, the flavor's limits, metadata as its environment
+    // (literally: no template), its endpoint in the network's EPG.
+    let weft_task = c.weft(&format!("/v1/tasks/{task}")).await;
+    assert_eq!(weft_task["node"], "com2");
+    assert_eq!(weft_task["env"]["master"], "10.0.0.5");
+    assert_eq!(weft_task["env"]["tmpl"], "${app.x.address}");
+    let app = c
+        .weft(&format!(
+            "/v1/apps/{}",
+            active["weft:app"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(app["spec"]["image"], "weft-test/busybox:latest");
+    assert_eq!(
+        (&app["spec"]["cpus"], &app["spec"]["mem"]),
+        (&json!(1.0), &json!(512))
+    );
+    let endpoint = c.weft(&format!("/v1/endpoints/{task}")).await;
+    assert_eq!(endpoint["ip"], json!(ip));
+    assert_eq!(endpoint["epg"], net["network"]["weft:epg"]);
+    // Lists: brief and detailed, filtered, and the other project sees nothing.
+    let brief = c.get("/compute/v2.1/servers").await;
+    assert_eq!(brief["servers"][0]["name"], "vm1");
+    assert!(brief["servers"][0].get("status").is_none());
+    assert_eq!(
+        c.get("/compute/v2.1/servers/detail?status=ACTIVE&name=vm")
+            .await["servers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        c.get("/compute/v2.1/servers/detail?status=ERROR").await["servers"],
+        json!([])
+    );
+    let (status, _, body) = c
+        .call_as(
+            "t-other",
+            Method::GET,
+            &format!("/compute/v2.1/servers/{id}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["itemNotFound"]["code"].clone()),
+        (404, json!(404))
+    );
+    let (status, body) = c.call(Method::GET, "/compute/v2.1/servers/vm1", None).await;
+    assert_eq!(
+        (status, body["itemNotFound"]["code"].clone()),
+        (404, json!(404))
+    );
+
+    // No node can take m1.medium (4 GiB; the fake nodes have 2): ERROR with the reason.
+    let mut big = good.clone();
+    big["name"] = json!("big");
+    big["flavorRef"] = json!("3");
+    let (status, created) = c
+        .call(
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({ "server": big })),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let big_id = created["server"]["id"].as_str().unwrap().to_string();
+    let failed = c.wait_status(&big_id, "ERROR").await;
+    let fault = failed["fault"]["message"].as_str().unwrap();
+    assert!(fault.starts_with("No valid host was found."), "{failed}");
+    assert_eq!(failed["fault"]["code"], 500);
+
+    // A network with servers is in use.
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/networks/{net_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["NeutronError"]["type"], "NetworkInUse");
+
+    // Delete: the app, its task and endpoint go at once; then the record.
+    for server in [&id, &big_id] {
+        let (status, _) = c
+            .call(
+                Method::DELETE,
+                &format!("/compute/v2.1/servers/{server}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        let (status, body) = c
+            .call(
+                Method::GET,
+                &format!("/compute/v2.1/servers/{server}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["itemNotFound"]["code"].clone()),
+            (404, json!(404))
+        );
+    }
+    assert_eq!(c.weft("/v1/apps").await, json!([]));
+    assert_eq!(c.weft("/v1/endpoints").await, json!([]));
+    assert_eq!(c.weft("/v1/tasks").await, json!([]));
+    assert_eq!(c.get("/compute/v2.1/servers").await["servers"], json!([]));
+    // Then the network may go.
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/networks/{net_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    com1.stop().await;
+    com2.stop().await;
+    server.shutdown().await;
+}
