@@ -22,10 +22,8 @@ const PREFIX: &str = "weft-fence/";
 const LEADER_KEY: &str = "/weft/cluster/leader";
 
 async fn status(url: &str) -> ControllersStatus {
-    reqwest::get(format!("{url}{}", weft_api::paths::LEADER))
-        .await
-        .unwrap()
-        .json()
+    weft_api::Client::new(url, None)
+        .controllers()
         .await
         .unwrap()
 }

@@ -14,14 +14,11 @@ use weft_server::{ServerConfig, serve};
 use weft_store_etcd::cluster::{ClusterOptions, EtcdCluster, etcd_available_for_test};
 
 async fn leader(url: &str) -> Option<String> {
-    let status: weft_api::ControllersStatus =
-        reqwest::get(format!("{url}{}", weft_api::paths::LEADER))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-    status.leader
+    weft_api::Client::new(url, None)
+        .controllers()
+        .await
+        .ok()?
+        .leader
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,12 @@
-//! Local etcd clusters: real `etcd` processes on loopback, for tests, benchmarks and (later)
+//! Local etcd clusters: real `etcd` processes on loopback, for tests, benchmarks and
 //! `weft dev --ha 3`.
 //!
-//! [`EtcdCluster::start`] picks free ports, starts one process per member with its data
-//! directory in a temporary directory, and waits until every member serves linearizable
-//! reads. Members can be stopped (SIGKILL) and restarted on the same ports and data to
-//! exercise failover and reconnection. Dropping the cluster kills every process and removes
-//! the data.
+//! [`EtcdCluster::start`] picks free loopback ports, starts one process per member with its
+//! data directory in a temporary directory (or under [`ClusterOptions::dir`]), and waits
+//! until every member serves linearizable reads. Members can be stopped (SIGKILL) and
+//! restarted on the same ports and data to exercise failover and reconnection. Dropping the
+//! cluster kills every process and removes a temporary directory; [`EtcdCluster::keep`]
+//! leaves the members running instead.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
@@ -101,6 +102,12 @@ pub struct ClusterOptions {
     pub election_timeout: Duration,
     /// How long [`EtcdCluster::start`] waits for every member to serve.
     pub ready_timeout: Duration,
+    /// Where the members' data and logs live. `None`: a new temporary directory, removed
+    /// when the cluster is dropped. `Some(dir)`: this directory, emptied at start and left
+    /// in place on drop (its owner removes it); each member then also runs in its own
+    /// process group, so that a terminal's Ctrl-C reaches only the owner, which stops the
+    /// members in its own order (`weft dev --ha 3` keeps them in `/run/weft/<tag>/etcd`).
+    pub dir: Option<PathBuf>,
 }
 
 impl ClusterOptions {
@@ -112,6 +119,7 @@ impl ClusterOptions {
             heartbeat: Duration::from_millis(50),
             election_timeout: Duration::from_millis(500),
             ready_timeout: Duration::from_secs(30),
+            dir: None,
         }
     }
 
@@ -122,6 +130,31 @@ impl ClusterOptions {
             heartbeat: Duration::from_millis(100),
             election_timeout: Duration::from_millis(1000),
             ready_timeout: Duration::from_secs(60),
+            dir: None,
+        }
+    }
+
+    /// The same cluster with its data and logs in `dir` (see [`ClusterOptions::dir`]).
+    pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+}
+
+/// Where a cluster's members keep their data and logs.
+#[derive(Debug)]
+enum ClusterDir {
+    /// Removed on drop.
+    Temp(tempfile::TempDir),
+    /// The owner's.
+    Given(PathBuf),
+}
+
+impl ClusterDir {
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temp(dir) => dir.path(),
+            ClusterDir::Given(dir) => dir,
         }
     }
 }
@@ -167,7 +200,7 @@ pub struct EtcdCluster {
     token: String,
     members: Vec<Member>,
     // Last: removed after the processes are killed.
-    dir: tempfile::TempDir,
+    dir: ClusterDir,
 }
 
 impl EtcdCluster {
@@ -190,13 +223,26 @@ impl EtcdCluster {
     }
 
     async fn start_once(binary: &Path, options: &ClusterOptions) -> Result<Self, ClusterError> {
-        let dir = tempfile::Builder::new()
-            .prefix("weft-etcd-")
-            .tempdir()
-            .map_err(|source| ClusterError::Io {
-                what: "creating the cluster's temporary directory".to_string(),
-                source,
-            })?;
+        let dir = match &options.dir {
+            None => ClusterDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("weft-etcd-")
+                    .tempdir()
+                    .map_err(|source| ClusterError::Io {
+                        what: "creating the cluster's temporary directory".to_string(),
+                        source,
+                    })?,
+            ),
+            Some(given) => {
+                // A new cluster: data of an earlier one would be reused by etcd.
+                let _ = std::fs::remove_dir_all(given);
+                std::fs::create_dir_all(given).map_err(|source| ClusterError::Io {
+                    what: format!("creating {}", given.display()),
+                    source,
+                })?;
+                ClusterDir::Given(given.clone())
+            }
+        };
         let ports = free_ports(options.members * 2)?;
         let members = (0..options.members)
             .map(|i| Member {
@@ -251,7 +297,11 @@ impl EtcdCluster {
         let log_err = log.try_clone().map_err(|e| io("opening the log", e))?;
         // Room for weft's largest value plus its key, and for large txns.
         let max_request = MAX_VALUE_LEN + MAX_KEY_LEN + 64 * 1024;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if matches!(self.dir, ClusterDir::Given(_)) {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command
             .arg("--name")
             .arg(&member.name)
             .arg("--data-dir")
@@ -355,6 +405,26 @@ impl EtcdCluster {
     /// Where the members' data and logs live.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Process ids of the running members.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.child.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// Leaves the members running, and their data in place, when the cluster is dropped;
+    /// whoever stops them later finds them by [`EtcdCluster::pids`].
+    pub fn keep(mut self) {
+        for member in &mut self.members {
+            member.child = None;
+        }
+        let dir = std::mem::replace(&mut self.dir, ClusterDir::Given(PathBuf::new()));
+        if let ClusterDir::Temp(temp) = dir {
+            let _ = temp.keep();
+        }
     }
 
     /// Kills member `i` (SIGKILL, like a crash) and waits for it to exit.

@@ -43,6 +43,12 @@ pub const BUSYBOX: Program = Program {
     package: "busybox-static",
     essential: false,
 };
+/// The etcd members of an HA dev cluster (`weft dev --ha 3`, `weft demo --ha`).
+pub const ETCD: Program = Program {
+    name: "etcd",
+    package: "etcd-server",
+    essential: false,
+};
 
 /// Every program weft knows the package of.
 pub const PROGRAMS: &[Program] = &[
@@ -50,6 +56,7 @@ pub const PROGRAMS: &[Program] = &[
     IP,
     BRIDGE,
     BUSYBOX,
+    ETCD,
     Program {
         name: "docker",
         package: "docker.io",
@@ -156,6 +163,19 @@ pub fn dev_cluster() -> Vec<Need> {
         needs.push(Need::own(
             IP,
             "it makes the node namespaces and the underlay",
+        ));
+    }
+    needs
+}
+
+/// [`dev_cluster`] with its control plane on etcd (`--ha`): also `etcd`, unless
+/// `$WEFT_ETCD_BIN` names the binary.
+pub fn dev_cluster_ha() -> Vec<Need> {
+    let mut needs = dev_cluster();
+    if std::env::var_os(weft_store_etcd::cluster::ETCD_BIN_ENV).is_none() {
+        needs.push(Need::own(
+            ETCD,
+            "the controllers of an HA cluster share a three-member etcd cluster",
         ));
     }
     needs

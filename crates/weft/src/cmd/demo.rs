@@ -1,8 +1,13 @@
 //! `weft demo`: a fresh dev cluster, the seed's Table 1 and the three-tier example,
 //! every pair probed with real packets, expected against observed, with the reason.
 //! Exits 0 only if every row matches.
+//!
+//! `weft demo --ha` runs it on an HA dev cluster (three controllers over a three-member
+//! etcd cluster, as `weft dev --ha 3`) and, halfway (after the packet table, before the
+//! apps), `kill -9`s the leading controller: it prints who took over and how long that
+//! took, and the second half (apps scheduled by the new leader) must pass all the same.
 
-use crate::cluster::DevCluster;
+use crate::cluster::{DevCluster, Services};
 use crate::documents::parse_embedded;
 use crate::preflight::{self, Need};
 use crate::remote::describe;
@@ -22,7 +27,15 @@ pub struct Args {
     /// Leave the cluster running afterwards (remove it with `weft dev down --tag weft-demo`).
     #[arg(long)]
     keep: bool,
+    /// Three controllers over a three-member etcd cluster; the leader is killed halfway.
+    #[arg(long)]
+    ha: bool,
 }
+
+/// How many controllers `weft demo --ha` runs.
+const HA_CONTROLLERS: usize = 3;
+/// How long `weft demo --ha` waits for another controller to lead after the kill.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(15);
 
 /// (name, node, EPG)
 const ENDPOINTS: &[(&str, &str, &str)] = &[
@@ -165,20 +178,30 @@ fn app_programs() -> Result<Vec<String>> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    preflight::check("demo", &needs()?)?;
+    let mut needs = needs()?;
+    if args.ha {
+        needs.extend(
+            preflight::dev_cluster_ha()
+                .into_iter()
+                .filter(|n| n.name == preflight::ETCD.name),
+        );
+    }
+    preflight::check("demo", &needs)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let started = Instant::now();
     let progress = |step: &str| eprintln!("==> [{:>5.1}s] {step}", started.elapsed().as_secs_f64());
-    let cluster = rt.block_on(DevCluster::start(
+    let cluster = rt.block_on(DevCluster::start_ha(
         "weft-demo",
         &["com1".to_string(), "com2".to_string()],
         &progress,
+        Services::default(),
+        args.ha.then_some(HA_CONTROLLERS),
     ))?;
     let outcome = rt.block_on(demo(&cluster, &progress));
     if args.keep {
         println!(
             "cluster kept: API {} (the CLI finds it); remove it with `weft dev down --tag weft-demo`",
-            cluster.api
+            cluster.servers.join(",")
         );
         cluster.keep();
     } else {
@@ -198,6 +221,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
     let client = cluster.client();
+    if cluster.is_ha() {
+        let status = client
+            .controllers()
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+        progress(&format!(
+            "{} controllers over etcd ({}); {} leads",
+            cluster.servers.len(),
+            cluster.servers.join(", "),
+            status.leader_url.as_deref().unwrap_or("none yet")
+        ));
+    }
     progress("applying the seed's Table 1 (tenant lab) and the three-tier example (tenant shop)");
     for (name, text) in [("seed-table1.hcl", TABLE1), ("three-tier.hcl", THREE_TIER)] {
         let model = parse_embedded(name, text)?;
@@ -300,6 +335,18 @@ async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
         );
     }
     drop(servers);
+    if cluster.is_ha() {
+        println!();
+        progress("halfway: kill -9 of the leading controller");
+        let takeover = cluster.kill_leader(TAKEOVER_LIMIT).await?;
+        progress(&format!(
+            "killed {}; {} took over after {:.2}s (leader lease {} ms, which etcd rounds up to 2 s)",
+            takeover.killed,
+            takeover.leader,
+            takeover.after.as_secs_f64(),
+            crate::cluster::HA_LEADER_TTL_MS
+        ));
+    }
     failures += apps(&client, progress).await?;
     Ok(failures)
 }

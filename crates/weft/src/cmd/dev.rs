@@ -1,5 +1,10 @@
-//! `weft dev [--nodes N]`: a whole cluster on this machine until Ctrl-C or SIGTERM.
-//! `weft dev down [--tag T]`: remove a cluster that was kept (`weft demo --keep`).
+//! `weft dev [--nodes N] [--ha 3]`: a whole cluster on this machine until Ctrl-C or
+//! SIGTERM. `weft dev down [--tag T]`: remove a cluster that was kept (`weft demo --keep`).
+//!
+//! With `--ha N` the control plane is N controllers over a three-member etcd cluster
+//! (Debian's `etcd-server`, on loopback ports, its data in `/run/weft/<tag>/etcd`); the
+//! agents and the CLI know every controller and move on when one fails (see
+//! [`crate::cluster`]).
 //!
 //! The cluster also serves OpenStack (Keystone and Neutron, on 127.0.0.1:5000 when that
 //! port is free) with a user `demo` in project `demo`, and, as devstack does, names it
@@ -24,6 +29,10 @@ pub struct Args {
     /// Number of nodes (named com1, com2, ...).
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// Run N controllers over a three-member etcd cluster (high availability; needs
+    /// etcd from Debian's etcd-server) instead of one on its embedded store.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
+    ha: Option<u8>,
     /// Prefix of everything the cluster creates.
     #[arg(long, default_value = "weft-dev", global = true)]
     tag: String,
@@ -56,7 +65,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    crate::preflight::check("dev", &crate::preflight::dev_cluster())?;
+    let needs = if args.ha.is_some() {
+        crate::preflight::dev_cluster_ha()
+    } else {
+        crate::preflight::dev_cluster()
+    };
+    crate::preflight::check("dev", &needs)?;
     // A clouds.yaml that cannot take the entry stops us before anything is created.
     let clouds_path = clouds::default_path();
     clouds::check(&clouds_path)?;
@@ -64,9 +78,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     rt.block_on(async {
         let progress = |step: &str| eprintln!("==> {step}");
         let services = Services { openstack: true };
-        let cluster =
-            DevCluster::start_with(&args.tag, &node_names(args.nodes), &progress, services)
-                .await?;
+        let cluster = DevCluster::start_ha(
+            &args.tag,
+            &node_names(args.nodes),
+            &progress,
+            services,
+            args.ha.map(usize::from),
+        )
+        .await?;
         progress("creating the OpenStack user and the clouds.yaml entry");
         let (entry, password) = match openstack_cloud(&cluster, &clouds_path).await {
             Ok(made) => made,
@@ -79,7 +98,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "weft dev cluster {} is up with {} node(s)",
             cluster.tag, args.nodes
         );
-        println!("  API:    {}", cluster.api);
+        if cluster.is_ha() {
+            print_controllers(&cluster).await;
+        } else {
+            println!("  API:    {}", cluster.api);
+        }
         println!(
             "  Consul: {} (without a token, requests act for tenant {}; X-Consul-Token takes a tenant token)",
             cluster.consul,
@@ -129,6 +152,43 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("==> stopped; nothing left behind");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// An HA cluster's controllers: their APIs (and Consul's and Keystone's, which each
+/// serves on its own port), who leads, and where etcd runs.
+async fn print_controllers(cluster: &DevCluster) {
+    let status = cluster.client().controllers().await;
+    let leader = status.as_ref().ok().and_then(|s| s.leader_url.clone());
+    println!(
+        "  controllers: {} over a {}-member etcd cluster (data and logs in {})",
+        cluster.controllers.len(),
+        cluster::HA_ETCD_MEMBERS,
+        cluster.dir.join("etcd").display()
+    );
+    for (i, c) in cluster.controllers.iter().enumerate() {
+        let leads = if leader.as_deref() == Some(c.url.as_str()) {
+            "  (leader)"
+        } else {
+            ""
+        };
+        let openstack = c
+            .openstack
+            .as_deref()
+            .map(|o| format!(", Keystone {o}/v3"))
+            .unwrap_or_default();
+        println!(
+            "    {}. API {}, Consul {}{openstack}{leads}",
+            i + 1,
+            c.url,
+            c.consul
+        );
+    }
+    match status {
+        Ok(s) if s.leader_url.is_none() => println!("    no leader yet"),
+        Ok(_) => {}
+        Err(e) => println!("    who leads is unknown: {e}"),
+    }
+    println!("    weft get controllers shows the leader; kill -9 it and another leads within ~3 s");
 }
 
 /// Creates the Keystone user with a new password and writes the cluster's clouds.yaml
