@@ -72,6 +72,10 @@ enum What {
         agents: usize,
         #[arg(long, default_value_t = 20)]
         applies: usize,
+        /// Agents read each answer's index header and body without decoding the body
+        /// (what the controllers deliver, without 1,000 decodes on the same cores).
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -91,9 +95,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         What::Ports { runs } => crate::cmd::bench_ports::run(runs.max(1)),
         What::Failover { rounds } => crate::cmd::bench_failover::run(rounds.max(1)),
         What::Writes { secs } => crate::cmd::bench_writes::run(secs.max(1)),
-        What::Propagation { agents, applies } => {
-            crate::cmd::bench_propagation::run(agents, applies)
-        }
+        What::Propagation {
+            agents,
+            applies,
+            raw,
+        } => crate::cmd::bench_propagation::run(agents, applies, raw),
     }
 }
 

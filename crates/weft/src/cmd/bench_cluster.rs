@@ -59,6 +59,12 @@ impl Controller {
         }
     }
 
+    /// CPU time (user + system) the running process has used so far.
+    pub fn cpu(&self) -> Option<Duration> {
+        let pid = self.child.as_ref()?.id();
+        cpu_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
     /// Waits until it answers `GET /v1/health`.
     pub async fn wait_healthy(&self) -> Result<()> {
         let client = Client::new(&self.url(), None);
@@ -270,6 +276,22 @@ pub fn tenant(name: &str, n: usize, port: u16) -> Result<weft_model::Model> {
     Ok(weft_model::parse_hcl(&format!("{name}.hcl"), &text)?)
 }
 
+/// CPU time (user + system) of this process so far.
+pub fn own_cpu() -> Option<Duration> {
+    cpu_of(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User + system time from a `/proc/<pid>/stat` line (fields 14 and 15, in clock ticks of
+/// 1/100 s, Linux's `USER_HZ` on every architecture weft runs on).
+fn cpu_of(stat: &str) -> Option<Duration> {
+    // The command name (field 2) may hold spaces and parentheses: count after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // `rest` starts at field 3 (the state).
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -324,5 +346,14 @@ mod tests {
         assert_eq!(percentile(&mut samples, 2.0), ms(100));
         assert_eq!(percentile(&mut [ms(7)], 0.99), ms(7));
         assert_eq!(percentile(&mut [], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn cpu_time_from_proc_stat() {
+        let stat =
+            "4242 (weft (x) y) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(cpu_of(stat), Some(Duration::from_millis(3250)));
+        assert_eq!(cpu_of("4242 (weft) S 1"), None);
+        assert!(own_cpu().is_some());
     }
 }

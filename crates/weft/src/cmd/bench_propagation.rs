@@ -13,7 +13,7 @@
 //! over three controllers on a three-member etcd, and over one controller on redb (the
 //! baseline).
 
-use crate::cmd::bench_cluster::{Backend, Cluster, LIMIT, fake_node, percentile, tenant};
+use crate::cmd::bench_cluster::{Backend, Cluster, LIMIT, fake_node, own_cpu, percentile, tenant};
 use anyhow::{Context, Result, bail};
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -27,9 +27,9 @@ use weft_store_etcd::cluster::ClusterOptions;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const WATCH_WAIT: Duration = Duration::from_secs(30);
 
-pub fn run(agents: usize, applies: usize) -> Result<ExitCode> {
+pub fn run(agents: usize, applies: usize, raw: bool) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(measure(agents.max(1), applies.max(1)))
+    rt.block_on(measure(agents.max(1), applies.max(1), raw))
 }
 
 /// What the simulated agents saw: the newest index each holds, and every new desired
@@ -60,19 +60,21 @@ impl Tracker {
     }
 }
 
-/// One apply: the revision it returned and when its answer arrived.
+/// One apply: the revision it returned, when it was sent and when its answer arrived.
 #[derive(Debug, Clone, Copy)]
 struct Apply {
     revision: u64,
+    sent: Instant,
     acked: Instant,
 }
 
-/// Per apply, the delay from its acknowledgement to the last agent holding it (`None` if
-/// some agent never did), and every agent's own delay (zero when an agent was woken
-/// before the writer got its answer). `received` is (agent, index, when).
+/// Per apply, the delay from `from` (its acknowledgement or its sending) to the last agent
+/// holding it (`None` if some agent never did), and every agent's own delay (zero when an
+/// agent was woken before the writer got its answer). `received` is (agent, index, when).
 fn delays(
     agents: usize,
     applies: &[Apply],
+    from: fn(&Apply) -> Instant,
     received: &[(usize, u64, Instant)],
 ) -> (Vec<Option<Duration>>, Vec<Duration>) {
     let mut all = Vec::new();
@@ -91,7 +93,7 @@ fn delays(
         for at in first {
             match at {
                 Some(at) => {
-                    let d = at.saturating_duration_since(apply.acked);
+                    let d = at.saturating_duration_since(from(apply));
                     each.push(d);
                     last = last.map(|l| l.max(d));
                 }
@@ -108,8 +110,17 @@ struct Outcome {
     label: String,
     all: Vec<Duration>,
     each: Vec<Duration>,
+    /// From sending the apply to the last agent holding it.
+    all_from_send: Vec<Duration>,
     incomplete: usize,
     body_bytes: usize,
+    /// Median time to decode one answer into a `NodeDesired` here.
+    decode: Duration,
+    /// CPU used during the measured applies: this process (the agents), the controllers.
+    cpu_agents: Duration,
+    cpu_controllers: Duration,
+    /// How long the measured applies took, wall clock.
+    measured: Duration,
     ready: usize,
     poll_errors: usize,
     heartbeat_errors: usize,
@@ -120,7 +131,13 @@ fn underlay(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + u32::try_from(i).unwrap_or(0))
 }
 
-async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> Result<Outcome> {
+async fn phase(
+    label: &str,
+    backend: Backend,
+    agents: usize,
+    applies: usize,
+    raw: bool,
+) -> Result<Outcome> {
     let progress = |s: String| eprintln!("==> {label}: {s}");
     let tag = format!(
         "propagation-{}",
@@ -160,6 +177,7 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
         heartbeat_errors: AtomicUsize::new(0),
         first_error: Mutex::new(None),
     });
+    let started = Instant::now();
     let mut loops = Vec::new();
     for (i, client) in clients.iter().enumerate() {
         let node = format!("a{i}");
@@ -177,6 +195,20 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
         }));
         // The watch, as the agent's: index 0 first, then the index it holds.
         let (poll, t) = (client.clone(), tracker.clone());
+        if raw {
+            let url = format!(
+                "{}{}",
+                cluster.controllers[i % count].url(),
+                weft_api::paths::node_desired(&node)
+            );
+            loops.push(tokio::spawn(raw_watch(
+                url,
+                cluster.join_token.clone(),
+                i,
+                t,
+            )));
+            continue;
+        }
         loops.push(tokio::spawn(async move {
             let mut index = 0;
             loop {
@@ -215,6 +247,10 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
             true
         }
     };
+    // Steady state first: every agent's first heartbeat writes its node's live key (a
+    // store write each, 1,000 in the first interval); a running cluster is past that.
+    let first_beats = HEARTBEAT_EVERY + Duration::from_secs(1);
+    tokio::time::sleep(first_beats.saturating_sub(started.elapsed())).await;
     // A first change everyone must see before the measured ones.
     port += 1;
     let warm = admin.apply(&tenant("bench", 100, port)?).await?;
@@ -231,13 +267,21 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
         );
     }
 
+    let cpu = |cluster: &Cluster| -> (Duration, Duration) {
+        let controllers = cluster.controllers.iter().filter_map(|c| c.cpu()).sum();
+        (own_cpu().unwrap_or_default(), controllers)
+    };
+    let (agents_before, controllers_before) = cpu(&cluster);
+    let measure_start = Instant::now();
     let mut done = Vec::new();
     for k in 0..applies {
         port += 1;
         let model = tenant("bench", 100, port)?;
+        let sent = Instant::now();
         let answer = admin.apply(&model).await?;
         let apply = Apply {
             revision: answer.revision,
+            sent,
             acked: Instant::now(),
         };
         done.push(apply);
@@ -264,8 +308,10 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let measured = measure_start.elapsed();
+    let (agents_after, controllers_after) = cpu(&cluster);
     // The size of what each agent receives, and whether the nodes stayed alive.
-    let body_bytes = raw_desired_len(&cluster, "a0").await.unwrap_or(0);
+    let (body_bytes, decode) = desired_size(&cluster, "a0").await?;
     let ready = admin
         .nodes()
         .await?
@@ -281,7 +327,8 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
             .lock()
             .unwrap_or_else(PoisonError::into_inner),
     );
-    let (all, each) = delays(agents, &done, &received);
+    let (all, each) = delays(agents, &done, |a| a.acked, &received);
+    let (all_from_send, _) = delays(agents, &done, |a| a.sent, &received);
     let incomplete = all.iter().filter(|a| a.is_none()).count();
     let first_error = tracker
         .first_error
@@ -294,8 +341,13 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
         label: label.to_string(),
         all: all.into_iter().flatten().collect(),
         each,
+        all_from_send: all_from_send.into_iter().flatten().collect(),
         incomplete,
         body_bytes,
+        decode,
+        cpu_agents: agents_after.saturating_sub(agents_before),
+        cpu_controllers: controllers_after.saturating_sub(controllers_before),
+        measured,
         ready,
         poll_errors: tracker.poll_errors.load(Ordering::Relaxed),
         heartbeat_errors: tracker.heartbeat_errors.load(Ordering::Relaxed),
@@ -303,8 +355,65 @@ async fn phase(label: &str, backend: Backend, agents: usize, applies: usize) -> 
     })
 }
 
-/// The byte length of one node's desired state as it goes over the wire.
-async fn raw_desired_len(cluster: &Cluster, node: &str) -> Result<usize> {
+/// `--raw`: the same blocking query with a plain HTTP client of its own (one controller,
+/// no failover), taking the index from the answer's header and reading the body without
+/// decoding it: what the controllers deliver, without the agents' decoding, which on this
+/// one machine shares the controllers' cores.
+async fn raw_watch(url: String, token: String, i: usize, t: Arc<Tracker>) {
+    let http = reqwest::Client::new();
+    let mut index = 0u64;
+    loop {
+        let answer = http
+            .get(&url)
+            .query(&[("index", index.to_string()), ("wait", "30s".to_string())])
+            .bearer_auth(&token)
+            .timeout(WATCH_WAIT + Duration::from_secs(10))
+            .send()
+            .await;
+        let read = match answer {
+            Ok(resp) if resp.status().is_success() => {
+                let header = resp
+                    .headers()
+                    .get(weft_api::client::INDEX_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                resp.bytes().await.map(|_| header)
+            }
+            Ok(resp) => {
+                t.error(&t.poll_errors, format!("{url}: {}", resp.status()));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(err) => Err(err),
+        };
+        match read {
+            Ok(Some(next)) => {
+                let at = Instant::now();
+                if next != index {
+                    t.received
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((i, next, at));
+                    t.held[i].store(next, Ordering::Relaxed);
+                }
+                index = next;
+            }
+            Ok(None) => {
+                t.error(&t.poll_errors, format!("{url}: no index header"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => {
+                t.error(&t.poll_errors, err);
+                index = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The byte length of one node's desired state as it goes over the wire, and the median
+/// time of decoding it into a `NodeDesired` (of 21).
+async fn desired_size(cluster: &Cluster, node: &str) -> Result<(usize, Duration)> {
     let url = format!(
         "{}{}",
         cluster.controllers[0].url(),
@@ -317,10 +426,17 @@ async fn raw_desired_len(cluster: &Cluster, node: &str) -> Result<usize> {
         .await?
         .bytes()
         .await?;
-    Ok(body.len())
+    let mut decodes = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        serde_json::from_slice::<weft_api::NodeDesired>(&body)
+            .context("decoding a desired state")?;
+        decodes.push(start.elapsed());
+    }
+    Ok((body.len(), percentile(&mut decodes, 0.5)))
 }
 
-async fn measure(agents: usize, applies: usize) -> Result<ExitCode> {
+async fn measure(agents: usize, applies: usize, raw: bool) -> Result<ExitCode> {
     let ha = phase(
         "etcd (3 controllers, 3 members)",
         Backend::Etcd {
@@ -330,17 +446,27 @@ async fn measure(agents: usize, applies: usize) -> Result<ExitCode> {
         },
         agents,
         applies,
+        raw,
     )
     .await?;
-    let single = phase("redb (1 controller)", Backend::Redb, agents, applies).await?;
+    let single = phase("redb (1 controller)", Backend::Redb, agents, applies, raw).await?;
     println!(
-        "propagation: {agents} simulated agents, {applies} policy applies; from the apply's acknowledgement"
+        "propagation: {agents} simulated agents{}, {applies} policy applies; from the apply's acknowledgement",
+        if raw {
+            " (--raw: bodies read, not decoded)"
+        } else {
+            ""
+        }
     );
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut p99s = Vec::new();
     for mut o in [ha, single] {
         let (a50, a99) = (percentile(&mut o.all, 0.5), percentile(&mut o.all, 0.99));
         let (e50, e99) = (percentile(&mut o.each, 0.5), percentile(&mut o.each, 0.99));
+        let (s50, s99) = (
+            percentile(&mut o.all_from_send, 0.5),
+            percentile(&mut o.all_from_send, 0.99),
+        );
         p99s.push(a99);
         println!(
             "  {:32} all agents: p50 {:7.1} ms, p99 {:7.1} ms | per agent: p50 {:7.1} ms, p99 {:7.1} ms",
@@ -349,6 +475,20 @@ async fn measure(agents: usize, applies: usize) -> Result<ExitCode> {
             ms(a99),
             ms(e50),
             ms(e99)
+        );
+        println!(
+            "  {:32} all agents from sending the apply: p50 {:7.1} ms, p99 {:7.1} ms",
+            "",
+            ms(s50),
+            ms(s99)
+        );
+        println!(
+            "  {:32} CPU during the {:.1} s of applies: agents (this process) {:.1} s, controllers {:.1} s; one answer decodes in {:.2} ms",
+            "",
+            o.measured.as_secs_f64(),
+            o.cpu_agents.as_secs_f64(),
+            o.cpu_controllers.as_secs_f64(),
+            ms(o.decode)
         );
         println!(
             "  {:32} desired state {} KiB per answer; {} of {agents} nodes ready at the end; {} applies not everywhere within {LIMIT:?}; {} poll errors, {} heartbeat errors{}",
@@ -381,10 +521,12 @@ mod tests {
         let applies = [
             Apply {
                 revision: 10,
+                sent: t0 + ms(50),
                 acked: t0 + ms(100),
             },
             Apply {
                 revision: 12,
+                sent: t0 + ms(990),
                 acked: t0 + ms(1000),
             },
         ];
@@ -396,8 +538,11 @@ mod tests {
             (0, 12, t0 + ms(1010)),
             // Agent 1 never gets 12.
         ];
-        let (all, each) = delays(2, &applies, &received);
+        let (all, each) = delays(2, &applies, |a| a.acked, &received);
         assert_eq!(all, vec![Some(ms(30)), None]);
         assert_eq!(each, vec![ms(0), ms(30), ms(10)]);
+        let (all, each) = delays(2, &applies, |a| a.sent, &received);
+        assert_eq!(all, vec![Some(ms(80)), None]);
+        assert_eq!(each, vec![ms(40), ms(80), ms(20)]);
     }
 }

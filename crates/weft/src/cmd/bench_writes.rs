@@ -9,6 +9,9 @@
 //! - policy applies (`POST /v1/apply`), each a real change: every client owns a tenant
 //!   whose one contract filter's port flips between two values (merge, validate, compile,
 //!   CAS txn).
+//!
+//! With several clients, etcd is measured a second time with every client at one
+//! controller, which shows what spreading them over the controllers costs.
 
 use crate::cmd::bench_cluster::{Backend, Cluster, fake_node, heartbeats, percentile, tenant};
 use anyhow::{Context, Result, bail};
@@ -86,12 +89,14 @@ async fn rate(
     label: &str,
     op: Op,
     clients: usize,
+    spread: bool,
     secs: Duration,
 ) -> Result<Rate> {
     let mut tasks = Vec::new();
     let start = Instant::now();
     for c in 0..clients {
-        let client: Client = cluster.admin(c);
+        // Client `c` starts at controller `c` (or all at the first).
+        let client: Client = cluster.admin(if spread { c } else { 0 });
         let models = [
             tenant(&format!("w{c}"), 101 + c, apply_port(0))?,
             tenant(&format!("w{c}"), 101 + c, apply_port(1))?,
@@ -204,8 +209,8 @@ async fn measure(secs: Duration) -> Result<ExitCode> {
         for clients in CLIENTS {
             progress(&format!("{} x {clients} client(s)", op.name()));
             let tag = format!("{}{clients}", if op == Op::Create { "ep" } else { "ap" });
-            let mut on_redb = rate(&redb, &format!("r{tag}"), op, clients, secs).await?;
-            let mut on_etcd = rate(&etcd, &format!("e{tag}"), op, clients, secs).await?;
+            let mut on_redb = rate(&redb, &format!("r{tag}"), op, clients, true, secs).await?;
+            let mut on_etcd = rate(&etcd, &format!("e{tag}"), op, clients, true, secs).await?;
             println!(
                 "  {:15} {clients} client(s): redb {} | etcd {} | etcd/redb {:.2}",
                 op.name(),
@@ -213,6 +218,18 @@ async fn measure(secs: Duration) -> Result<ExitCode> {
                 cell(&mut on_etcd),
                 on_etcd.per_sec() / on_redb.per_sec()
             );
+            if clients > 1 {
+                // The same clients all at one controller: what the spread over
+                // controllers costs (their IPAM reservations and the policy's
+                // serialization are each controller's own).
+                let mut one = rate(&etcd, &format!("o{tag}"), op, clients, false, secs).await?;
+                println!(
+                    "  {:15} {clients} client(s): etcd, all clients at one controller {} | /redb {:.2}",
+                    op.name(),
+                    cell(&mut one),
+                    one.per_sec() / on_redb.per_sec()
+                );
+            }
         }
     }
     for b in beats {
