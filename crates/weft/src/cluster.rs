@@ -386,6 +386,14 @@ impl DevCluster {
         self.etcd.is_some()
     }
 
+    /// The etcd members' client URLs (HA only).
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.etcd
+            .as_ref()
+            .map(EtcdCluster::endpoints)
+            .unwrap_or_default()
+    }
+
     /// `kill -9` of the leading controller, then waits (up to `limit`) until another
     /// leads, asking the survivors (`GET /v1/status/leader`).
     pub async fn kill_leader(&self, limit: Duration) -> Result<Takeover> {
@@ -637,4 +645,21 @@ pub fn down(tag: &str) -> Result<Vec<String>> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `weft dev down` of a cluster kept by an older weft, whose file names no
+    /// controllers or etcd members.
+    #[test]
+    fn an_older_cluster_file_is_read() {
+        let file: ClusterFile = serde_json::from_str(
+            r#"{"tag": "weft-dev", "api": "http://127.0.0.1:1", "pids": [7, 8]}"#,
+        )
+        .expect("parse");
+        assert_eq!(file.pids, [7, 8]);
+        assert!(file.controllers.is_empty() && file.etcd.is_empty());
+    }
 }

@@ -183,6 +183,7 @@ async fn print_controllers(cluster: &DevCluster) {
             c.consul
         );
     }
+    println!("    etcd: {}", cluster.etcd_endpoints().join(","));
     match status {
         Ok(s) if s.leader_url.is_none() => println!("    no leader yet"),
         Ok(_) => {}
