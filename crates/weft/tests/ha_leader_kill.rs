@@ -15,8 +15,8 @@ use common::ha::{HaDev, leader_of};
 use common::{THREE_TIER, wait_until};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use weft_api::{Client, EndpointRequest, EndpointState, TaskState};
 use weft_fabric::probe::{self, EchoServer};
@@ -74,12 +74,21 @@ fn stream_gaps(
     (longest, echoes, None)
 }
 
+/// One HA dev cluster at a time: the timing bounds assume a machine not shared with
+/// another one of this file.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn leader_kill_under_load_keeps_writes_tasks_addresses_and_streams() {
     require_root!();
     if !etcd_available_for_test("leader_kill_under_load") {
         return;
     }
+    let _one = serial();
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -259,4 +268,19 @@ fn leader_kill_under_load_keeps_writes_tasks_addresses_and_streams() {
         "leader-kill test done in {:.1}s (cluster removed)",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A kept HA cluster (its `weft dev` gone, as after `weft demo --ha --keep`) is removed
+/// by `weft dev down`: agents, controllers, etcd members, namespaces and files.
+#[test]
+fn dev_down_removes_a_kept_ha_cluster_with_its_etcd() {
+    require_root!();
+    if !etcd_available_for_test("dev_down_removes_a_kept_ha_cluster") {
+        return;
+    }
+    let _one = serial();
+    let mut dev = HaDev::start(&format!("weft-hd{}", std::process::id() % 100_000));
+    let said = dev.keep_then_down();
+    assert!(said.contains("removed"), "{said}");
+    dev.assert_gone();
 }

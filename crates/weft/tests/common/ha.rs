@@ -104,6 +104,8 @@ pub struct HaDev {
     pub controllers: Vec<(String, u32)>,
     /// The etcd members' process ids.
     pub etcd: Vec<u32>,
+    /// Every process of the cluster (agents, controllers, etcd members).
+    pub pids: Vec<u32>,
     pub admin_token: String,
     /// `/run/weft/<tag>`: the controllers' and agents' logs, `etcd/` for the members'.
     pub run_dir: PathBuf,
@@ -129,6 +131,7 @@ impl HaDev {
             tag: tag.to_string(),
             controllers: Vec::new(),
             etcd: Vec::new(),
+            pids: Vec::new(),
             admin_token: String::new(),
             run_dir: PathBuf::from("/run/weft").join(tag),
             home,
@@ -152,6 +155,12 @@ impl HaDev {
                 let pid = c["pid"].as_u64().unwrap();
                 (c["url"].as_str().unwrap().to_string(), pid as u32)
             })
+            .collect();
+        dev.pids = file["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap() as u32)
             .collect();
         dev.etcd = file["etcd"]
             .as_array()
@@ -193,6 +202,65 @@ impl HaDev {
         .unwrap();
     }
 
+    /// `weft dev down --tag <tag>` (with the same `HOME` and `WEFT_CONFIG`).
+    fn dev_down(&self) -> std::process::Output {
+        weft()
+            .args(["dev", "down", "--tag", &self.tag])
+            .env("HOME", self.home.path())
+            .env("WEFT_CONFIG", self.home.path().join("cli.json"))
+            .output()
+            .unwrap()
+    }
+
+    /// Leaves the cluster as `weft demo --keep` would (`kill -9` of `weft dev`: its
+    /// processes, each in its own process group, go on), then removes it with
+    /// `weft dev down`; returns what that printed.
+    pub fn keep_then_down(&mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            self.pids.iter().all(|p| self.is_ours(*p)),
+            "the cluster's processes outlive weft dev"
+        );
+        let out = self.dev_down();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "weft dev down: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// A process of this cluster still runs (a zombie's command line is empty; a reused
+    /// pid's names no tag of ours).
+    fn is_ours(&self, pid: u32) -> bool {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.tag))
+    }
+
+    /// No namespace, process or directory of the cluster is left.
+    pub fn assert_gone(&self) {
+        let namespaces = weft_fabric::netns::list_with_prefix(&format!("{}-", self.tag));
+        assert!(
+            namespaces.is_empty(),
+            "namespaces left behind: {namespaces:?}"
+        );
+        let alive: Vec<u32> = self
+            .pids
+            .iter()
+            .copied()
+            .filter(|p| self.is_ours(*p))
+            .collect();
+        assert!(alive.is_empty(), "processes left behind: {alive:?}");
+        assert!(
+            !self.run_dir.exists(),
+            "{} left behind",
+            self.run_dir.display()
+        );
+    }
+
     /// What `weft dev` printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.home.path().join("dev.log")).unwrap_or_default()
@@ -228,54 +296,35 @@ impl Drop for HaDev {
         if std::thread::panicking() {
             self.print_logs();
         }
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let stopped = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break Some(status);
+        let mut stopped = None;
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            stopped = Some(loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            });
+            if stopped == Some(None) {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = self.dev_down();
             }
-            if std::time::Instant::now() > deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        if stopped.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = weft().args(["dev", "down", "--tag", &self.tag]).status();
         }
-        let namespaces = weft_fabric::netns::list_with_prefix(&format!("{}-", self.tag));
-        let alive: Vec<u32> = self
-            .etcd
-            .iter()
-            .chain(self.controllers.iter().map(|(_, p)| p))
-            .copied()
-            // A zombie's command line is empty; a reused pid's names no tag of ours.
-            .filter(|p| {
-                std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.tag))
-            })
-            .collect();
         if !std::thread::panicking() {
-            assert!(
-                stopped.is_some_and(|s| s.success()),
-                "weft dev: {stopped:?}\n{}",
-                self.log()
-            );
-            assert!(
-                namespaces.is_empty(),
-                "namespaces left behind: {namespaces:?}"
-            );
-            assert!(alive.is_empty(), "processes left behind: {alive:?}");
-            assert!(
-                !self.run_dir.exists(),
-                "{} left behind",
-                self.run_dir.display()
-            );
+            if let Some(status) = stopped {
+                assert!(
+                    status.is_some_and(|s| s.success()),
+                    "weft dev after SIGTERM: {status:?}\n{}",
+                    self.log()
+                );
+            }
+            self.assert_gone();
         }
     }
 }
