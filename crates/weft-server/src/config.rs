@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub store: StoreBackend,
     /// How long the server keeps retrying an unreachable etcd at startup before it fails.
     pub store_connect_timeout: Duration,
+    /// TLS to etcd (`https://` endpoints), as etcdctl's `--cacert --cert --key`.
+    pub etcd_tls: Option<weft_store_etcd::EtcdTls>,
     /// A node whose last heartbeat is older than this is lost: the scheduler replaces its
     /// tasks on other nodes, within this plus one `schedule_interval`.
     pub task_lost_deadline: Duration,
@@ -116,6 +118,7 @@ impl ServerConfig {
             sync: SyncPolicy::EveryCommit,
             store: StoreBackend::Redb,
             store_connect_timeout: Duration::from_secs(30),
+            etcd_tls: None,
             task_lost_deadline: Duration::from_secs(15),
             schedule_interval: Duration::from_secs(1),
             leader_ttl: Duration::from_secs(3),

@@ -181,6 +181,7 @@ pub async fn serve(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             },
             etcd: EtcdOptions {
                 connect_timeout: config.store_connect_timeout,
+                tls: config.etcd_tls.clone(),
                 ..EtcdOptions::default()
             },
         },

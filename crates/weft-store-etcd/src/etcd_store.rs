@@ -9,12 +9,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, ConnectOptions, DeleteOptions, GetOptions, KvClient, LeaseClient,
-    LeaseTimeToLiveOptions, PutOptions, WatchClient, WatchOptions,
+    Certificate, Client, ConnectOptions, DeleteOptions, GetOptions, Identity, KvClient,
+    LeaseClient, LeaseTimeToLiveOptions, PutOptions, TlsOptions, WatchClient, WatchOptions,
 };
 use weft_store::{
     CompareOp, CompareTarget, DeleteResponse, EventKind, GetResponse, KeyValue, KvStore,
@@ -39,6 +40,8 @@ pub struct EtcdOptions {
     /// failed attempt up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// TLS to etcd (`https://` endpoints); `None` speaks plaintext (`http://`).
+    pub tls: Option<EtcdTls>,
 }
 
 impl Default for EtcdOptions {
@@ -48,8 +51,149 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(10),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            tls: None,
         }
     }
+}
+
+/// PEM files for TLS to etcd, named like etcdctl's flags (`weft server --etcd-cacert
+/// --etcd-cert --etcd-key`). The CA is required: weft trusts no system roots for its
+/// store. A client certificate and key are given together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub cacert: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl EtcdTls {
+    /// Reads the files; an error names the flag and the file.
+    fn load(&self) -> Result<TlsOptions> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| StoreError::InvalidArgument(format!("{flag} {}: {e}", path.display())))
+        };
+        let pem = read("--etcd-cacert", &self.cacert)?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(StoreError::InvalidArgument(format!(
+                "--etcd-cacert {}: not a PEM certificate",
+                self.cacert.display()
+            )));
+        }
+        let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(pem));
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let identity =
+                    Identity::from_pem(read("--etcd-cert", cert)?, read("--etcd-key", key)?);
+                tls = tls.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(StoreError::InvalidArgument(
+                    "--etcd-cert and --etcd-key go together".to_string(),
+                ));
+            }
+        }
+        Ok(tls)
+    }
+}
+
+/// Refuses endpoints whose scheme does not match the TLS settings, before any attempt:
+/// `https://` needs the CA file, and TLS files need `https://` (or no scheme).
+fn check_endpoints(endpoints: &[String], tls: bool) -> Result<()> {
+    for endpoint in endpoints {
+        let scheme = endpoint.split_once("://").map(|(scheme, _)| scheme);
+        let wrong = match (scheme, tls) {
+            (None, _) | (Some("http"), false) | (Some("https"), true) => None,
+            (Some("http"), true) => Some(
+                "is plaintext (http://) but TLS files were given: use https:// or drop --etcd-cacert",
+            ),
+            (Some("https"), false) => Some(
+                "uses TLS (https://): give the CA that signed etcd's certificate with --etcd-cacert",
+            ),
+            (Some(_), _) => Some("must be http://host:port, https://host:port or host:port"),
+        };
+        if let Some(why) = wrong {
+            return Err(StoreError::InvalidArgument(format!(
+                "etcd endpoint {endpoint} {why}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How many connect attempts in a row must meet the same mismatch before it is final.
+const MISMATCH_ATTEMPTS: u32 = 3;
+
+/// The mismatch the last connect attempts met, and how many in a row.
+#[derive(Debug, Default)]
+struct Mismatches {
+    hint: Option<&'static str>,
+    count: u32,
+}
+
+impl Mismatches {
+    fn record(&mut self, hint: &'static str) -> u32 {
+        if self.hint == Some(hint) {
+            self.count += 1;
+        } else {
+            *self = Mismatches {
+                hint: Some(hint),
+                count: 1,
+            };
+        }
+        self.count
+    }
+}
+
+/// Connect failures that waiting does not cure, with what to do about them: a TLS
+/// handshake refused either way, or something that answers but is not etcd's gRPC.
+fn permanent_connect_failure(reason: &str, tls: bool) -> Option<&'static str> {
+    let lower = reason.to_ascii_lowercase();
+    // TLS 1.3 finishes the client's side of the handshake before the server checks the
+    // client's certificate: a refusal comes as an alert or as the connection closed.
+    let alerted = lower.contains("alert")
+        && [
+            "certificaterequired",
+            "badcertificate",
+            "unknownca",
+            "handshakefailure",
+        ]
+        .iter()
+        .any(|alert| lower.contains(alert));
+    if alerted || (tls && lower.contains("canceled") && lower.contains("connection closed")) {
+        return Some(
+            "etcd refused this client: it checks client certificates (give --etcd-cert and --etcd-key, signed by a CA that etcd trusts)",
+        );
+    }
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return Some(
+            "etcd's certificate is not accepted (not signed by --etcd-cacert, expired, or issued for another host name or address)",
+        );
+    }
+    // A connection accepted and then closed, or answered with something else than
+    // TLS or HTTP/2: the two sides disagree on TLS, or this is not etcd.
+    let closed = lower.contains("connection reset")
+        || lower.contains("broken pipe")
+        || lower.contains("handshake eof");
+    if tls && (closed || lower.contains("corrupt message") || lower.contains("invalidcontenttype"))
+    {
+        return Some(
+            "the endpoint does not speak TLS: use http:// endpoints without --etcd-cacert",
+        );
+    }
+    if !tls
+        && (closed
+            || lower.contains("frame with invalid size")
+            || lower.contains("h2 protocol error")
+            || lower.contains("http2 error")
+            || lower.contains("invalid http version"))
+    {
+        return Some(
+            "the endpoint answers, but not as plaintext etcd: it may require TLS (https:// with --etcd-cacert), or it is not an etcd client URL",
+        );
+    }
+    None
 }
 
 /// weft's store on an etcd cluster. Cheap to clone; clones share one gRPC channel.
@@ -173,17 +317,20 @@ impl EtcdStore {
         }
         let prefix = prefix.into();
         check_prefix(&prefix)?;
+        check_endpoints(&endpoints, options.tls.is_some())?;
+        let tls = options.tls.as_ref().map(EtcdTls::load).transpose()?;
         let joined = endpoints.join(",");
         let deadline = Instant::now() + options.connect_timeout;
         let mut backoff = options.initial_backoff;
         let mut attempt = 0u32;
         let mut last_failure: Option<String> = None;
+        let mut mismatches = Mismatches::default();
         loop {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let tried = tokio::time::timeout(
                 remaining.min(options.request_timeout),
-                try_connect(&endpoints, &options),
+                try_connect(&endpoints, &options, tls.clone()),
             )
             .await;
             let reason = match tried {
@@ -209,7 +356,23 @@ impl EtcdStore {
                     });
                 }
                 Ok(Err(err)) => match classify(&err) {
-                    Failure::Unavailable(reason) | Failure::Other(reason) => reason,
+                    Failure::Unavailable(reason) | Failure::Other(reason) => {
+                        let detail = error_chain(&err);
+                        match permanent_connect_failure(&detail, tls.is_some()) {
+                            // The same refusal three times in a row is not a member
+                            // that is starting or restarting.
+                            Some(hint) if mismatches.record(hint) >= MISMATCH_ATTEMPTS => {
+                                tracing::error!(endpoints = %joined, error = %detail, "etcd refused");
+                                return Err(StoreError::Unavailable {
+                                    endpoints,
+                                    reason: format!("{hint} ({detail})"),
+                                });
+                            }
+                            Some(_) => {}
+                            None => mismatches = Mismatches::default(),
+                        }
+                        reason
+                    }
                     // A bad URL does not get better by waiting.
                     Failure::InvalidArgument(reason) => {
                         return Err(StoreError::Unavailable {
@@ -478,8 +641,9 @@ impl EtcdStore {
 async fn try_connect(
     endpoints: &[String],
     options: &EtcdOptions,
+    tls: Option<TlsOptions>,
 ) -> Result<Client, etcd_client::Error> {
-    let connect = ConnectOptions::new()
+    let mut connect = ConnectOptions::new()
         .with_connect_timeout(options.request_timeout.min(Duration::from_secs(5)))
         .with_timeout(options.request_timeout)
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
@@ -487,12 +651,28 @@ async fn try_connect(
         // A member cut off from its leader answers with an error instead of stale data or
         // a watch that never fires.
         .with_require_leader(true);
+    if let Some(tls) = tls {
+        connect = connect.with_tls(tls);
+    }
     let mut client = Client::connect(endpoints, Some(connect)).await?;
     // The channel connects lazily: a linearizable read proves a member answers with a leader.
     client
         .get(vec![0], Some(GetOptions::new().with_count_only()))
         .await?;
     Ok(client)
+}
+
+/// An error with its sources: tonic's transport errors keep the TLS or HTTP/2 cause
+/// (what tells a TLS mismatch from a refused connection) in the chain.
+fn error_chain(err: &etcd_client::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The smallest key greater than every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).

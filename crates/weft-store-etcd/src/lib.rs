@@ -23,4 +23,4 @@ mod etcd_store;
 mod watch;
 
 pub use any::{AnyStore, OpenOptions, StoreBackend, open};
-pub use etcd_store::{EtcdOptions, EtcdStore};
+pub use etcd_store::{EtcdOptions, EtcdStore, EtcdTls};

@@ -42,7 +42,7 @@ enum Command {
     /// Run a command in an endpoint's network namespace.
     Exec(cmd::exec::Args),
     /// The controller: REST API, store, IPAM.
-    Server(cmd::server::Args),
+    Server(Box<cmd::server::Args>),
     /// The node agent: registers, watches its desired state, programs the fabric.
     Agent(cmd::agent::Args),
     /// A whole cluster on this machine: controller and one agent per node namespace.
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::get::run(args),
         Command::Endpoint(args) => cmd::endpoint::run(args),
         Command::Exec(args) => cmd::exec::run(args),
-        Command::Server(args) => cmd::server::run(args),
+        Command::Server(args) => cmd::server::run(*args),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Dev(args) => cmd::dev::run(args),
         Command::Demo(args) => cmd::demo::run(args),

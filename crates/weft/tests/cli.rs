@@ -263,3 +263,58 @@ fn a_bad_tenant_name_hides_no_other_error() {
     );
     assert!(err.contains("3 error(s) in the documents"), "{err}");
 }
+
+/// TLS to etcd is checked before anything starts: an https:// endpoint without the CA,
+/// TLS files with an http:// endpoint, and a client certificate without its key are
+/// refused at once with the flag to give (nothing listens on port 9; no etcd needed).
+#[test]
+fn etcd_tls_flags_that_disagree_with_the_endpoints_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let ca = ca.to_str().unwrap();
+    let listen = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--store",
+        "etcd",
+    ];
+    for (extra, expected) in [
+        (
+            vec!["--etcd-endpoints", "https://127.0.0.1:9"],
+            "--etcd-cacert",
+        ),
+        (
+            vec![
+                "--etcd-endpoints",
+                "http://127.0.0.1:9",
+                "--etcd-cacert",
+                ca,
+            ],
+            "https://",
+        ),
+        (
+            vec!["--etcd-endpoints", "https://127.0.0.1:9", "--etcd-cert", ca],
+            "--etcd-key",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["server"];
+        args.extend(listen);
+        args.extend(extra.iter().copied());
+        let out = weft(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "refused at once, not after the connect timeout"
+        );
+    }
+}

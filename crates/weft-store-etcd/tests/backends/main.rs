@@ -1,7 +1,8 @@
 //! weft-store's behaviour tests, run against both backends: every test in `kv`, `lease` and
 //! `watch` is instantiated once on a RedbStore in a temp dir and once on an EtcdStore on a
 //! fresh, real single-member etcd (see `harness`). `etcd_only` covers what only etcd has:
-//! reconnecting watches, connection failures, a 3-member cluster.
+//! reconnecting watches, connection failures, a 3-member cluster; `tls` covers TLS to etcd
+//! and wrong endpoints.
 //!
 //! redb-only behaviour (injected clock, crash safety, the watcher's read chunks) stays in
 //! crates/weft-store/tests.
@@ -14,4 +15,5 @@ mod harness;
 mod etcd_only;
 mod kv;
 mod lease;
+mod tls;
 mod watch;

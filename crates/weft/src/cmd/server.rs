@@ -175,6 +175,15 @@ pub struct StoreArgs {
     /// Seconds to keep retrying an unreachable etcd at startup.
     #[arg(long, default_value_t = 30)]
     etcd_connect_timeout: u64,
+    /// TLS to etcd: the CA that signed etcd's certificate (PEM), for https:// endpoints.
+    #[arg(long, value_name = "FILE")]
+    etcd_cacert: Option<std::path::PathBuf>,
+    /// TLS client certificate (PEM), when etcd checks clients (--client-cert-auth).
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    etcd_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<std::path::PathBuf>,
 }
 
 impl StoreArgs {
@@ -183,6 +192,9 @@ impl StoreArgs {
             StoreKind::Redb => {
                 if !self.etcd_endpoints.is_empty() {
                     anyhow::bail!("--etcd-endpoints needs --store etcd");
+                }
+                if self.etcd_cacert.is_some() || self.etcd_cert.is_some() {
+                    anyhow::bail!("--etcd-cacert, --etcd-cert and --etcd-key need --store etcd");
                 }
                 Ok(config)
             }
@@ -194,6 +206,19 @@ impl StoreArgs {
                     config.with_etcd(self.etcd_endpoints.clone(), self.etcd_prefix.clone());
                 config.store_connect_timeout =
                     std::time::Duration::from_secs(self.etcd_connect_timeout);
+                config.etcd_tls = match (&self.etcd_cacert, &self.etcd_cert) {
+                    (Some(cacert), _) => Some(weft_store_etcd::EtcdTls {
+                        cacert: cacert.clone(),
+                        cert: self.etcd_cert.clone(),
+                        key: self.etcd_key.clone(),
+                    }),
+                    (None, Some(_)) => {
+                        anyhow::bail!(
+                            "--etcd-cert needs --etcd-cacert (the CA of etcd's certificate)"
+                        )
+                    }
+                    (None, None) => None,
+                };
                 Ok(config)
             }
         }
