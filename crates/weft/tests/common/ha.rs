@@ -156,18 +156,12 @@ impl HaDev {
                 (c["url"].as_str().unwrap().to_string(), pid as u32)
             })
             .collect();
-        dev.pids = file["pids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap() as u32)
-            .collect();
-        dev.etcd = file["etcd"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap() as u32)
-            .collect();
+        let pids = |key: &str| -> Vec<u32> {
+            let list = file[key].as_array().unwrap();
+            list.iter().map(|p| p.as_u64().unwrap() as u32).collect()
+        };
+        dev.pids = pids("pids");
+        dev.etcd = pids("etcd");
         let cli: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dev.home.path().join("cli.json")).unwrap(),
         )
