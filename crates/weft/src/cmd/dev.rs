@@ -4,7 +4,9 @@
 //! With `--ha N` the control plane is N controllers over a three-member etcd cluster
 //! (Debian's `etcd-server`, on loopback ports, its data in `/run/weft/<tag>/etcd`); the
 //! agents and the CLI know every controller and move on when one fails (see
-//! [`crate::cluster`]).
+//! [`crate::cluster`]). Each controller then serves Consul's API and OpenStack on ports of
+//! its own (the first on 8500 and 5000 when they are free; the summary lists them all);
+//! the clouds.yaml entry names the first controller's Keystone.
 //!
 //! The cluster also serves OpenStack (Keystone and Neutron, on 127.0.0.1:5000 when that
 //! port is free) with a user `demo` in project `demo`, and, as devstack does, names it
