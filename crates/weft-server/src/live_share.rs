@@ -6,7 +6,9 @@
 //! [`keys::LIVE`]`<node>` bound to a lease of TTL `node_deadline`:
 //! - a heartbeat keeps the lease alive (no write, no revision);
 //! - a report that changed is written to the key (the report without its installed rule
-//!   tables, which can be megabytes and serve only this controller's live explain);
+//!   tables, which can be megabytes), with the URL of the controller that heard it: that
+//!   controller holds the tables, and live explain on any other is forwarded to it
+//!   ([`crate::routes::explain`]);
 //! - when no controller hears the node any more, the lease runs out and the key goes:
 //!   every controller then sees the node as silent.
 //!
@@ -14,6 +16,7 @@
 
 use crate::keys;
 use crate::server::AppState;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use weft_api::NodeReport;
@@ -47,6 +50,15 @@ impl LiveShare {
             None => nodes.remove(node),
         };
     }
+}
+
+/// What a node's live key holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct LiveRecord {
+    /// The node's last report, without its rule tables.
+    report: Option<NodeReport>,
+    /// The API URL of the controller that hears the node and holds its rule tables.
+    heard_by: String,
 }
 
 /// What goes into the shared key: the report without its rule tables.
@@ -85,7 +97,11 @@ pub async fn heard(state: &AppState, node: &str, report: Option<&NodeReport>) {
         },
     };
     let written = report.or_else(|| state.liveness.get(node).report.as_ref().map(shareable));
-    let bytes = match serde_json::to_vec(&written) {
+    let record = LiveRecord {
+        report: written,
+        heard_by: state.leadership.me.url.clone(),
+    };
+    let bytes = match serde_json::to_vec(&record) {
         Ok(bytes) => bytes,
         Err(err) => {
             tracing::warn!(%node, error = %err, "cannot encode the node's report");
@@ -94,7 +110,13 @@ pub async fn heard(state: &AppState, node: &str, report: Option<&NodeReport>) {
     };
     let put = TxnOp::put_with_lease(keys::live(node), bytes, lease);
     match state.store.txn(Txn::new().and_then([put])).await {
-        Ok(_) => state.live_share.set(node, Some(Shared { lease, written })),
+        Ok(_) => state.live_share.set(
+            node,
+            Some(Shared {
+                lease,
+                written: record.report,
+            }),
+        ),
         Err(err) => {
             tracing::warn!(%node, error = %err, "cannot share the node's liveness");
             state.live_share.set(node, None);
@@ -158,10 +180,15 @@ fn apply(state: &AppState, key: &[u8], value: Option<&[u8]>) {
         return;
     };
     match value {
-        Some(bytes) => {
-            let report: Option<NodeReport> = serde_json::from_slice(bytes).unwrap_or(None);
-            state.liveness.remote_put(node, report);
-        }
+        Some(bytes) => match serde_json::from_slice::<LiveRecord>(bytes) {
+            Ok(record) => state
+                .liveness
+                .remote_put(node, record.report, Some(record.heard_by)),
+            Err(err) => {
+                tracing::warn!(%node, error = %err, "unreadable live key; the node counts as alive without a report");
+                state.liveness.remote_put(node, None, None);
+            }
+        },
         None => state
             .liveness
             .remote_delete(node, state.config.node_deadline),

@@ -21,6 +21,8 @@ pub struct Liveness {
 #[derive(Debug, Clone)]
 struct Remote {
     live: NodeLive,
+    /// The API URL of the controller that hears the node (and holds its rule tables).
+    heard_by: Option<String>,
     /// The key exists (its lease is alive); else it expired at about
     /// `live.last_heartbeat_ms` + the node deadline.
     alive: bool,
@@ -75,7 +77,7 @@ impl Liveness {
     }
 
     /// The node's live key as another controller wrote it (or this one).
-    pub fn remote_put(&self, node: &str, report: Option<NodeReport>) {
+    pub fn remote_put(&self, node: &str, report: Option<NodeReport>, heard_by: Option<String>) {
         self.with_remote(|r| {
             r.insert(
                 node.to_string(),
@@ -84,10 +86,22 @@ impl Liveness {
                         last_heartbeat_ms: now_ms(),
                         report,
                     },
+                    heard_by,
                     alive: true,
                 },
             )
         });
+    }
+
+    /// The URL of the controller that hears `node` now, when that is not `me`: it holds
+    /// the node's installed rule tables, which the store does not.
+    pub fn heard_elsewhere(&self, node: &str, me: &str) -> Option<String> {
+        self.with_remote(|r| {
+            r.get(node)
+                .filter(|remote| remote.alive)
+                .and_then(|remote| remote.heard_by.clone())
+        })
+        .filter(|url| url != me)
     }
 
     /// The node's live key is gone: its lease ran out, so no controller has heard the
