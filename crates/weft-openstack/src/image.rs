@@ -47,9 +47,13 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2/images/{id}",
             get(show::<S, C>).delete(remove::<S, C>),
         )
+        .route(
+            "/v2/images/{id}/file",
+            axum::routing::put(upload::<S, C>).get(download::<S, C>),
+        )
         .fallback(|| async {
             GlanceError::not_found(
-                "The resource could not be found. weft's image service serves /v2/images (list, show, create, delete).",
+                "The resource could not be found. weft's image service serves /v2/images (list, show, create, delete)",
             )
         })
 }
@@ -239,8 +243,9 @@ async fn list<S: KvStore + Clone, C: Controller>(
                 })?);
             }
             "marker" => marker = Some(value.clone()),
-            "name" => images.retain(|r| r.name == *value),
-            "id" => images.retain(|r| r.id == *value),
+            // `in:a,b` is any of them (the CLI's `server list` asks `id=in:...`).
+            "name" => images.retain(|r| one_of(value, &r.name)),
+            "id" => images.retain(|r| one_of(value, &r.id)),
             "status" => images.retain(|_| value.eq_ignore_ascii_case("active")),
             "visibility" if value != "all" => images.retain(|r| r.visibility == *value),
             "owner" => {
@@ -269,6 +274,17 @@ async fn list<S: KvStore + Clone, C: Controller>(
     }
     body["images"] = Value::Array(images.iter().map(ImageRecord::json).collect());
     Ok(Json(body).into_response())
+}
+
+/// Whether `actual` is what a filter value names: itself, or one of `in:a,b,...`
+/// (values may be quoted).
+fn one_of(filter: &str, actual: &str) -> bool {
+    match filter.strip_prefix("in:") {
+        Some(list) => list
+            .split(',')
+            .any(|v| v.trim().trim_matches('"') == actual),
+        None => filter == actual,
+    }
 }
 
 async fn show<S: KvStore + Clone, C: Controller>(
@@ -520,6 +536,40 @@ async fn create<S: KvStore + Clone, C: Controller>(
         .map_err(OpenStackError::from)?;
     tracing::info!(image = %record.id, name = %record.name, docker = %record.docker_ref, "image registered");
     Ok((StatusCode::CREATED, Json(record.json())).into_response())
+}
+
+/// `PUT /v2/images/{id}/file`: there is nothing to upload (the nodes' Docker engines
+/// hold the image); the empty upload the CLI sends after a create without `--file` is
+/// answered 204, any data 400.
+async fn upload<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    find(&a.store, &who, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if !body.is_empty() {
+        return Err(GlanceError::bad_request(format!(
+            "weft's images are Docker references ({DOCKER_REF}); image data is not uploaded: load the image into the nodes' Docker engines"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v2/images/{id}/file`: no data (204), as Glance answers for an image without.
+async fn download<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = caller(&a, &headers)?;
+    find(&a.store, &who, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `DELETE /v2/images/{id}`: the owner or the admin (204); servers that run it keep

@@ -1,0 +1,420 @@
+//! Nova and Glance end to end with the real clients on a process cluster (com1, com2)
+//! and real containers: the `openstack` CLI registers a busybox image (a local image
+//! built FROM scratch with Debian's static busybox; no registry is reachable) and lists
+//! it, builds the seed's networks (NW-A and NW-B on router rt1, NW-C alone), and
+//! `server create --image busybox --flavor m1.tiny --network nw-a --availability-zone
+//! nova:com2 --property master=10.0.0.5 --wait` reaches ACTIVE with its address; `env`
+//! in the container shows `master=10.0.0.5`; with real TCP the server reaches a port of
+//! NW-B and is reached from it, and nothing of NW-C either way; `network delete` of its
+//! network is refused while it runs; `server delete --wait` removes the container, the
+//! endpoint and its namespace. openstacksdk's Python API sees an unknown image and an
+//! unknown flavor refused with Nova's messages, and boots and deletes a server too.
+//! Root (namespaces) and Docker; without the clients (`scripts/python-clients.sh`) it
+//! skips loudly outside CI and fails in CI.
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+#[macro_use]
+mod common;
+
+use common::openstack::{OpenStackCluster, clients};
+use common::wait_until;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use weft_fabric::probe::{EchoServer, tcp_ok};
+
+const IMAGE: &str = "weft-test/os-busybox:latest";
+/// The port every echo server listens on: the image's command, and the ports' probes.
+const ECHO: u16 = 7007;
+
+/// `FROM scratch` plus the static busybox, listening as a TCP echo server on [`ECHO`].
+fn build_image() {
+    let dir = std::env::temp_dir().join(format!("weft-os-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"nc\", \"-ll\", \"-p\", \"{ECHO}\", \"-e\", \"/bin/cat\"]\n"
+        ),
+    )
+    .unwrap();
+    let status = Command::new("docker")
+        .args(["build", "-q", "-t", IMAGE])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        status.success(),
+        "docker build failed (is dockerd running?)"
+    );
+}
+
+/// Removes this test's containers (those of its image) when the test ends, passed or
+/// not: an agent killed with its cluster leaves a stopped container behind.
+struct Containers;
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={IMAGE}")]);
+        for id in ids.split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+struct Cli<'a> {
+    os: &'a OpenStackCluster,
+    openstack: PathBuf,
+}
+
+impl Cli<'_> {
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        self.os
+            .command(&self.openstack)
+            .args(["--os-cloud", "weft"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "openstack {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["-f", "json"]);
+        let out = self.run(&args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// A command that must fail: its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            !out.status.success(),
+            "openstack {} succeeded: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+}
+
+/// `docker ARGS`: success and stdout.
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+/// Whether a TCP echo through `nc` from inside `container` to `ip` comes back.
+fn container_reaches(container: &str, ip: IpAddr) -> bool {
+    let (ok, out) = docker(&[
+        "exec",
+        container,
+        "sh",
+        "-c",
+        &format!("echo weft-probe | nc -w 2 {ip} {ECHO}"),
+    ]);
+    ok && out.contains("weft-probe")
+}
+
+/// The address of the server's port on `network` in `openstack server show -f json`
+/// (`addresses` is `{"nw-a": ["10.1.0.5"]}` in the CLI's JSON).
+fn address(server: &Value, network: &str) -> IpAddr {
+    let addresses = &server["addresses"];
+    let text = addresses[network]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| {
+            // Older CLIs print "nw-a=10.1.0.5".
+            addresses
+                .as_str()
+                .and_then(|s| s.split_once('=').map(|(_, ip)| ip.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no address on {network}: {server}"));
+    text.parse().unwrap()
+}
+
+/// `python -c SCRIPT` against the cluster: stdout, or panics with stderr.
+fn sdk(os: &OpenStackCluster, python: &Path, script: &str) -> String {
+    let out = os.command(python).args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openstacksdk script failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
+    require_root!();
+    let Some((openstack, python)) = clients("nova_servers_are_docker_tasks") else {
+        return;
+    };
+    build_image();
+    let _containers = Containers;
+    let os = OpenStackCluster::new("osnova");
+    let cli = Cli { os: &os, openstack };
+
+    // The image: registered through Glance with its Docker reference, then listed.
+    let image = cli.json(&[
+        "image",
+        "create",
+        "busybox",
+        "--container-format",
+        "docker",
+        "--disk-format",
+        "raw",
+        "--property",
+        &format!("weft_docker_ref={IMAGE}"),
+    ]);
+    let image_id = image["id"].as_str().unwrap().to_string();
+    let images = cli.json(&["image", "list"]);
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["Name"] == "busybox" && i["ID"] == image_id.as_str()),
+        "{images}"
+    );
+    let flavors = cli.json(&["flavor", "list"]);
+    assert!(
+        flavors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["Name"] == "m1.tiny"),
+        "{flavors}"
+    );
+
+    // The seed's networks: NW-A and NW-B on router rt1, NW-C alone.
+    for (net, cidr) in [
+        ("nw-a", "10.1.0.0/24"),
+        ("nw-b", "10.2.0.0/24"),
+        ("nw-c", "10.3.0.0/24"),
+    ] {
+        cli.run(&["network", "create", net]);
+        cli.run(&[
+            "subnet",
+            "create",
+            "--network",
+            net,
+            "--subnet-range",
+            cidr,
+            &format!("sn-{net}"),
+        ]);
+    }
+    cli.run(&["router", "create", "rt1"]);
+    cli.run(&["router", "add", "subnet", "rt1", "sn-nw-a"]);
+    cli.run(&["router", "add", "subnet", "rt1", "sn-nw-b"]);
+    // A port on NW-B (reachable through the router) and one on NW-C (not), on com1,
+    // each with an echo server in its namespace. Their port security is off, so their
+    // networks' contracts alone decide (a server's port is in no security group yet, so
+    // the project's default group would not admit it).
+    let mut probes = Vec::new();
+    for (port, net) in [("pb", "nw-b"), ("pc", "nw-c")] {
+        let created = cli.json(&[
+            "port",
+            "create",
+            "--network",
+            net,
+            "--host",
+            "com1",
+            "--disable-port-security",
+            port,
+        ]);
+        let ip: IpAddr = created["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        probes.push((port, ip));
+    }
+    os.c.wait_endpoints_ready();
+    let endpoints = os.c.rt.block_on(os.c.client.endpoints()).unwrap();
+    let netns_of = |ip: IpAddr| {
+        endpoints
+            .iter()
+            .find(|e| e.ip == ip)
+            .map(|e| e.netns.clone())
+            .unwrap()
+    };
+    let (pb_ip, pc_ip) = (probes[0].1, probes[1].1);
+    let (pb_ns, pc_ns) = (netns_of(pb_ip), netns_of(pc_ip));
+    let _echo_b = EchoServer::start(&pb_ns, ECHO).unwrap();
+    let _echo_c = EchoServer::start(&pc_ns, ECHO).unwrap();
+
+    // The server.
+    let started = Instant::now();
+    let server = cli.json(&[
+        "server",
+        "create",
+        "--image",
+        "busybox",
+        "--flavor",
+        "m1.tiny",
+        "--network",
+        "nw-a",
+        "--availability-zone",
+        "nova:com2",
+        "--property",
+        "master=10.0.0.5",
+        "--wait",
+        "vm1",
+    ]);
+    eprintln!(
+        "server create --wait: ACTIVE after {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let shown = cli.json(&["server", "show", "vm1"]);
+    assert_eq!(shown["status"], "ACTIVE", "{shown}");
+    let ip = address(&shown, "nw-a");
+    assert!(ip.to_string().starts_with("10.1.0."), "{shown}");
+    assert_eq!(shown["accessIPv4"], ip.to_string(), "{shown}");
+    assert_eq!(shown["OS-EXT-SRV-ATTR:host"], "com2", "{shown}");
+    let container = shown["OS-EXT-SRV-ATTR:instance_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(container.starts_with("weft-server-"), "{shown}");
+    let listed = cli.json(&["server", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["Name"] == "vm1" && s["Status"] == "ACTIVE" && s["Image"] == "busybox"),
+        "{listed}"
+    );
+
+    // Its container: metadata as environment variables.
+    let (ok, env) = docker(&["exec", &container, "env"]);
+    assert!(ok, "docker exec {container} env failed");
+    assert!(
+        env.lines().any(|l| l == "master=10.0.0.5"),
+        "no master=10.0.0.5 in {container}'s environment:\n{env}"
+    );
+    // Its endpoint, in NW-A's EPG, on com2, with the server's address.
+    let task =
+        os.c.rt
+            .block_on(os.c.client.endpoints())
+            .unwrap()
+            .into_iter()
+            .find(|e| e.ip == ip)
+            .unwrap();
+    assert_eq!(task.node, "com2");
+    assert_eq!(format!("weft-{}", task.name), container);
+
+    // What NW-A's EPG may reach, with real TCP both ways: NW-B (router) yes, NW-C no.
+    wait_until(
+        "the server reaches NW-B's port and is reached from it",
+        Duration::from_secs(30),
+        || container_reaches(&container, pb_ip) && tcp_ok(&pb_ns, ip, ECHO),
+    );
+    assert!(
+        !container_reaches(&container, pc_ip),
+        "the server reached NW-C's port"
+    );
+    assert!(!tcp_ok(&pc_ns, ip, ECHO), "NW-C's port reached the server");
+    eprintln!("server vm1 ({ip}): NW-B reachable both ways, NW-C refused both ways");
+
+    // Its network is in use while it runs.
+    let refused = cli.fails(&["network", "delete", "nw-a"]);
+    assert!(
+        refused.contains("in use") || refused.contains("409"),
+        "{refused}"
+    );
+
+    // openstacksdk: unknown image and flavor refused with Nova's messages; a server of
+    // its own booted and deleted.
+    let networks = cli.json(&["network", "show", "nw-a"]);
+    let net_id = networks["id"].as_str().unwrap();
+    let script = format!(
+        r#"
+import openstack
+from openstack import exceptions
+conn = openstack.connect(cloud="weft")
+net = "{net_id}"
+for image, flavor in (("00000000-0000-4000-8000-000000000000", "1"), ("{image_id}", "99")):
+    try:
+        conn.compute.create_server(name="bad", image_id=image, flavor_id=flavor, networks=[{{"uuid": net}}])
+        raise SystemExit("created a server with image %s flavor %s" % (image, flavor))
+    except exceptions.BadRequestException as e:
+        print("refused:", e.status_code, e.details)
+s = conn.compute.create_server(name="vm2", image_id="{image_id}", flavor_id="1", networks=[{{"uuid": net}}], metadata={{"role": "agent"}})
+s = conn.compute.wait_for_server(s, status="ACTIVE", wait=120)
+print("active:", s.status, s.access_ipv4, sorted(s.addresses))
+conn.compute.delete_server(s)
+conn.compute.wait_for_delete(s, wait=60)
+print("deleted")
+"#
+    );
+    let out = sdk(&os, &python, &script);
+    eprintln!("openstacksdk:\n{out}");
+    assert!(
+        out.contains("refused: 400") && out.contains("could not be found"),
+        "{out}"
+    );
+    assert_eq!(out.matches("refused: 400").count(), 2, "{out}");
+    assert!(
+        out.contains("active: ACTIVE 10.1.0.") && out.contains("['nw-a']"),
+        "{out}"
+    );
+    assert!(out.ends_with("deleted"), "{out}");
+
+    // Delete: the container, the endpoint and its namespace go.
+    cli.run(&["server", "delete", "--wait", "vm1"]);
+    let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    wait_until("the container is removed", Duration::from_secs(30), || {
+        let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+        !names.lines().any(|n| n == container)
+    });
+    drop(names);
+    wait_until(
+        "the endpoint and its namespace are gone",
+        Duration::from_secs(30),
+        || {
+            let endpoints = os.c.rt.block_on(os.c.client.endpoints()).unwrap();
+            !endpoints.iter().any(|e| e.name == task.name)
+                && !weft_fabric::netns::list_with_prefix("weft").contains(&task.netns)
+        },
+    );
+    assert_eq!(cli.json(&["server", "list"]), serde_json::json!([]));
+
+    // Everything else goes, in order.
+    for port in ["pb", "pc"] {
+        cli.run(&["port", "delete", port]);
+    }
+    cli.run(&["router", "remove", "subnet", "rt1", "sn-nw-a"]);
+    cli.run(&["router", "remove", "subnet", "rt1", "sn-nw-b"]);
+    cli.run(&["router", "delete", "rt1"]);
+    for net in ["nw-a", "nw-b", "nw-c"] {
+        cli.run(&["network", "delete", net]);
+    }
+    cli.run(&["image", "delete", "busybox"]);
+    assert_eq!(cli.json(&["image", "list"]), serde_json::json!([]));
+}
