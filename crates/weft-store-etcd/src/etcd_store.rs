@@ -607,33 +607,48 @@ impl EtcdStore {
     /// Fails with `Compacted` if a watch from `start` could not replay its history.
     async fn check_history_from(&self, start: Revision, probe: Vec<u8>) -> Result<()> {
         let mut kv = self.inner.kv.clone();
-        let probed = self
-            .rpc(
-                "get",
-                kv.get(
-                    probe,
-                    Some(GetOptions::new().with_revision(start).with_count_only()),
-                ),
-                |f| match f {
-                    Failure::Compacted => StoreError::Compacted {
-                        requested: start,
-                        compact_revision: 0,
-                    },
-                    Failure::FutureRevision => StoreError::FutureRevision {
-                        requested: start,
-                        current: 0,
-                    },
-                    other => self.error(other),
-                },
-            )
-            .await;
-        match probed {
+        let options = GetOptions::new().with_revision(start).with_count_only();
+        match self
+            .rpc_at_revision("get", start, kv.get(probe, Some(options)))
+            .await
+        {
             Ok(_) | Err(StoreError::FutureRevision { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One request at (or up to) revision `requested`: when etcd answers that it is
+    /// compacted or in the future, the error carries the compaction point or the current
+    /// revision, read back from etcd.
+    async fn rpc_at_revision<T>(
+        &self,
+        what: &'static str,
+        requested: Revision,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        let answered = self
+            .rpc(what, request, |failure| match failure {
+                Failure::Compacted => StoreError::Compacted {
+                    requested,
+                    compact_revision: 0,
+                },
+                Failure::FutureRevision => StoreError::FutureRevision {
+                    requested,
+                    current: 0,
+                },
+                other => self.error(other),
+            })
+            .await;
+        match answered {
             Err(StoreError::Compacted { .. }) => Err(StoreError::Compacted {
-                requested: start,
+                requested,
                 compact_revision: self.compact_revision().await?,
             }),
-            Err(err) => Err(err),
+            Err(StoreError::FutureRevision { .. }) => Err(StoreError::FutureRevision {
+                requested,
+                current: self.current_revision().await?,
+            }),
+            other => other,
         }
     }
 }
@@ -955,34 +970,10 @@ impl KvStore for EtcdStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut kv = self.inner.kv.clone();
-        let compacted = self
-            .rpc("compact", kv.compact(revision, None), |f| match f {
-                Failure::Compacted => StoreError::Compacted {
-                    requested: revision,
-                    compact_revision: 0,
-                },
-                Failure::FutureRevision => StoreError::FutureRevision {
-                    requested: revision,
-                    current: 0,
-                },
-                other => self.error(other),
-            })
-            .await;
-        match compacted {
-            Ok(_) => {
-                tracing::info!(revision, "etcd history compacted");
-                Ok(())
-            }
-            Err(StoreError::Compacted { .. }) => Err(StoreError::Compacted {
-                requested: revision,
-                compact_revision: self.compact_revision().await?,
-            }),
-            Err(StoreError::FutureRevision { .. }) => Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.current_revision().await?,
-            }),
-            Err(err) => Err(err),
-        }
+        self.rpc_at_revision("compact", revision, kv.compact(revision, None))
+            .await?;
+        tracing::info!(revision, "etcd history compacted");
+        Ok(())
     }
 
     async fn current_revision(&self) -> Result<Revision> {
