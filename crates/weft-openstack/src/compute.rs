@@ -272,7 +272,12 @@ fn state(app: Option<&WeftApp>) -> (&'static str, &'static str, Value, u8, Optio
             0,
             Some(format!(
                 "No valid host was found. {}",
-                app.pending.join("; ")
+                app.pending
+                    .iter()
+                    .map(|line| line.trim())
+                    .filter(|line| !line.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )),
         );
     };
