@@ -51,14 +51,8 @@ fn agents_with_the_real_controller() {
     ] {
         let ep = rt
             .block_on(admin.create_endpoint(&EndpointRequest {
-                name: name.into(),
-                epg: epg.parse().unwrap(),
-                node: node.into(),
                 ip: Some(ip.parse().unwrap()),
-                mac: None,
-                allowed_address_pairs: vec![],
-                port_security: true,
-                security_groups: None,
+                ..EndpointRequest::new(name, epg.parse().unwrap(), node)
             }))
             .unwrap();
         assert_eq!(

@@ -225,6 +225,23 @@ pub struct EndpointRequest {
     pub security_groups: Option<Vec<String>>,
 }
 
+impl EndpointRequest {
+    /// An endpoint in `epg` on `node`, with its address and MAC chosen by the
+    /// controller, port security on and no security groups (contracts alone).
+    pub fn new(name: impl Into<String>, epg: EpgPath, node: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            epg,
+            node: node.into(),
+            ip: None,
+            mac: None,
+            allowed_address_pairs: Vec::new(),
+            port_security: true,
+            security_groups: None,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -315,16 +315,11 @@ async fn writes(server: &ServerHandle, sync: &str) -> BenchResult<()> {
             let admin = admin.clone();
             tasks.push(tokio::spawn(async move {
                 for n in 0..per_client {
-                    let request = EndpointRequest {
-                        name: format!("ep{clients}-{c}-{n}"),
-                        epg: weft_model::EpgPath::new("w", "store", "web"),
-                        node: "wnode".into(),
-                        ip: None,
-                        mac: None,
-                        allowed_address_pairs: Vec::new(),
-                        port_security: true,
-                        security_groups: None,
-                    };
+                    let request = EndpointRequest::new(
+                        format!("ep{clients}-{c}-{n}"),
+                        weft_model::EpgPath::new("w", "store", "web"),
+                        "wnode",
+                    );
                     admin.create_endpoint(&request).await?;
                 }
                 Ok::<(), weft_api::ClientError>(())

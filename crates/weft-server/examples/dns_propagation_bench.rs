@@ -111,16 +111,11 @@ async fn run(nodes: usize, rounds: usize) -> Vec<Duration> {
         .await
         .unwrap();
         let ep = admin
-            .create_endpoint(&EndpointRequest {
-                name: format!("web-{i}"),
-                epg: "shop/store/web".parse().unwrap(),
-                node: name.clone(),
-                ip: None,
-                mac: None,
-                allowed_address_pairs: vec![],
-                port_security: true,
-                security_groups: None,
-            })
+            .create_endpoint(&EndpointRequest::new(
+                format!("web-{i}"),
+                "shop/store/web".parse().unwrap(),
+                name.clone(),
+            ))
             .await
             .unwrap();
         tokio::spawn(node(

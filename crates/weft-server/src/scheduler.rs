@@ -438,16 +438,7 @@ async fn create_task(
         else {
             return Err("no free task id".into());
         };
-        let request = EndpointRequest {
-            name: id.clone(),
-            epg: spec.epg.clone(),
-            node: node.to_string(),
-            ip: None,
-            mac: None,
-            allowed_address_pairs: Vec::new(),
-            port_security: true,
-            security_groups: None,
-        };
+        let request = EndpointRequest::new(id.clone(), spec.epg.clone(), node.to_string());
         let (endpoint, _reservation) = crate::routes::plan_endpoint(state, &snapshot, &request)
             .map_err(|e| format!("cannot give task {id} an endpoint: {e}"))?;
         let (env, waiting_for) = match render_env(state, &snapshot, spec) {

@@ -31,16 +31,7 @@ const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
 const STALL_BOUND: Duration = Duration::from_secs(1);
 
 fn endpoint_request(name: &str, node: &str, epg: &str) -> EndpointRequest {
-    EndpointRequest {
-        name: name.into(),
-        epg: epg.parse().unwrap(),
-        node: node.into(),
-        ip: None,
-        mac: None,
-        allowed_address_pairs: vec![],
-        port_security: true,
-        security_groups: None,
-    }
+    EndpointRequest::new(name, epg.parse().unwrap(), node)
 }
 
 /// A message every ~50 ms over `stream`, each echoed back; the longest time between

@@ -146,14 +146,12 @@ fn workload(c: &Cluster, run: Duration, midway: impl FnOnce()) -> Vec<Op> {
                             new: Some(name.clone()),
                         };
                         let request = EndpointRequest {
-                            name: name.clone(),
-                            epg: "shop/store/web".parse().unwrap(),
-                            node: "n1".into(),
                             ip: Some(ip.parse().unwrap()),
-                            mac: None,
-                            allowed_address_pairs: Vec::new(),
-                            port_security: true,
-                            security_groups: None,
+                            ..EndpointRequest::new(
+                                name.clone(),
+                                "shop/store/web".parse().unwrap(),
+                                "n1",
+                            )
                         };
                         let called = micros();
                         let answer = rt.block_on(async {

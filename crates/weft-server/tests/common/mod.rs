@@ -72,16 +72,7 @@ pub fn registration(name: &str) -> NodeRegistration {
 }
 
 pub fn endpoint_request(name: &str, epg: &str, node: &str) -> weft_api::EndpointRequest {
-    weft_api::EndpointRequest {
-        name: name.to_string(),
-        epg: epg.parse().unwrap(),
-        node: node.to_string(),
-        ip: None,
-        mac: None,
-        allowed_address_pairs: Vec::new(),
-        port_security: true,
-        security_groups: None,
-    }
+    weft_api::EndpointRequest::new(name.to_string(), epg.parse().unwrap(), node.to_string())
 }
 
 /// A raw request, for what the typed client cannot send.

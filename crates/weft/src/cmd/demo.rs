@@ -247,16 +247,7 @@ async fn demo(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<usize> {
         ENDPOINTS.len()
     ));
     for (name, node, epg) in ENDPOINTS {
-        let request = EndpointRequest {
-            name: (*name).to_string(),
-            epg: epg.parse()?,
-            node: (*node).to_string(),
-            ip: None,
-            mac: None,
-            allowed_address_pairs: Vec::new(),
-            port_security: true,
-            security_groups: None,
-        };
+        let request = EndpointRequest::new((*name).to_string(), epg.parse()?, (*node).to_string());
         client
             .create_endpoint(&request)
             .await

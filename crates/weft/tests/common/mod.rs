@@ -217,16 +217,7 @@ impl ProcCluster {
     }
 
     pub fn endpoint(&self, name: &str, node: &str, epg: &str) -> (String, IpAddr) {
-        let request = EndpointRequest {
-            name: name.into(),
-            epg: epg.parse().unwrap(),
-            node: node.into(),
-            ip: None,
-            mac: None,
-            allowed_address_pairs: vec![],
-            port_security: true,
-            security_groups: None,
-        };
+        let request = EndpointRequest::new(name, epg.parse().unwrap(), node);
         let ep = self
             .rt
             .block_on(self.client.create_endpoint(&request))
