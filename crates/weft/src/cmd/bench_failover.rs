@@ -90,16 +90,7 @@ async fn measure(rounds: usize) -> Result<ExitCode> {
 
         let killed = Instant::now();
         cluster.controllers[leader].kill();
-        let request = EndpointRequest {
-            name: format!("fo-{round}"),
-            epg: "bench/app/web".parse()?,
-            node: "n1".into(),
-            ip: None,
-            mac: None,
-            allowed_address_pairs: Vec::new(),
-            port_security: true,
-            security_groups: None,
-        };
+        let request = EndpointRequest::new(format!("fo-{round}"), "bench/app/web".parse()?, "n1");
         if let Err(err) = survivor.create_endpoint(&request).await {
             if std::env::var_os("WEFT_BENCH_KEEP").is_some() {
                 eprintln!("write failed: {err}; WEFT_BENCH_KEEP: keeping the processes for 60 s");

@@ -111,16 +111,11 @@ async fn rate(
                 let began = Instant::now();
                 let result = match op {
                     Op::Create => client
-                        .create_endpoint(&EndpointRequest {
-                            name: format!("{label}-{c}-{i}"),
-                            epg: epg.clone(),
-                            node: "n1".into(),
-                            ip: None,
-                            mac: None,
-                            allowed_address_pairs: Vec::new(),
-                            port_security: true,
-                            security_groups: None,
-                        })
+                        .create_endpoint(&EndpointRequest::new(
+                            format!("{label}-{c}-{i}"),
+                            epg.clone(),
+                            "n1",
+                        ))
                         .await
                         .map(|_| ()),
                     Op::Apply => client.apply(&models[i % 2]).await.map(|_| ()),
