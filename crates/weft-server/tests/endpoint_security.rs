@@ -26,6 +26,19 @@ fn shop_with_groups() -> weft_model::Model {
     model(&json.to_string())
 }
 
+/// Sends `body` as JSON with the admin token; the status and the JSON answer.
+async fn send(
+    server: &weft_server::ServerHandle,
+    method: Method,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let token = server.admin_token().to_string();
+    let body = serde_json::to_vec(body).unwrap();
+    let (status, _, answer) = raw(server, method, path, Some(&token), Some(body)).await;
+    (status, answer)
+}
+
 #[tokio::test]
 async fn groups_are_checked_at_admission_and_change_through_patch() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,16 +51,7 @@ async fn groups_are_checked_at_admission_and_change_through_patch() {
     // An unknown group is refused, naming the field; nothing is created.
     let mut bad = endpoint_request("web-1", "shop/store/web", "node-1");
     bad.security_groups = Some(vec!["nope".into()]);
-    let body = serde_json::to_vec(&bad).unwrap();
-    let token = server.admin_token().to_string();
-    let (status, _, error) = raw(
-        &server,
-        Method::POST,
-        "/v1/endpoints",
-        Some(&token),
-        Some(body),
-    )
-    .await;
+    let (status, error) = send(&server, Method::POST, "/v1/endpoints", &bad).await;
     assert_eq!(status, 422, "{error}");
     assert!(
         error.to_string().contains("nope") && error.to_string().contains("security_groups"),
@@ -56,15 +60,7 @@ async fn groups_are_checked_at_admission_and_change_through_patch() {
     // Groups without port security are refused (Neutron's rule).
     bad.security_groups = Some(vec!["default".into()]);
     bad.port_security = false;
-    let body = serde_json::to_vec(&bad).unwrap();
-    let (status, _, error) = raw(
-        &server,
-        Method::POST,
-        "/v1/endpoints",
-        Some(&token),
-        Some(body),
-    )
-    .await;
+    let (status, error) = send(&server, Method::POST, "/v1/endpoints", &bad).await;
     assert_eq!(status, 409, "{error}");
     assert!(
         admin.endpoints().await.unwrap().is_empty(),
@@ -132,24 +128,20 @@ async fn groups_are_checked_at_admission_and_change_through_patch() {
 
     // Port security off while groups are set: 409, unchanged.
     let before = admin.endpoints().await.unwrap();
-    let body = serde_json::to_vec(&serde_json::json!({"port_security": false})).unwrap();
-    let (status, _, error) = raw(
+    let (status, error) = send(
         &server,
         Method::PATCH,
         "/v1/endpoints/web-1",
-        Some(&token),
-        Some(body),
+        &serde_json::json!({"port_security": false}),
     )
     .await;
     assert_eq!(status, 409, "{error}");
     // An unknown field is refused.
-    let body = serde_json::to_vec(&serde_json::json!({"ip": "10.1.0.9"})).unwrap();
-    let (status, _, error) = raw(
+    let (status, error) = send(
         &server,
         Method::PATCH,
         "/v1/endpoints/web-1",
-        Some(&token),
-        Some(body),
+        &serde_json::json!({"ip": "10.1.0.9"}),
     )
     .await;
     assert_eq!(status, 400, "{error}");
@@ -179,15 +171,11 @@ async fn groups_are_checked_at_admission_and_change_through_patch() {
     );
 
     // `null` takes a port out of groups; then port security may go off.
-    let body =
-        serde_json::to_vec(&serde_json::json!({"security_groups": null, "port_security": false}))
-            .unwrap();
-    let (status, _, done) = raw(
+    let (status, done) = send(
         &server,
         Method::PATCH,
         "/v1/endpoints/web-1",
-        Some(&token),
-        Some(body),
+        &serde_json::json!({"security_groups": null, "port_security": false}),
     )
     .await;
     assert_eq!(status, 200, "{done}");
