@@ -2,7 +2,7 @@
 //! address pairs of its port (the paper's problem 5: nested containers).
 
 mod common;
-use common::{Cluster, ECHO_PORT, ip};
+use common::{Cluster, ECHO_PORT, ip, send_from};
 
 const HCL: &str = r#"
 tenant "t" {
@@ -36,8 +36,7 @@ fn spoofed_ip_or_mac_gets_nothing_through_and_address_pairs_do() {
 
     // X takes another address inside its namespace.
     let spoofed = c.bridge_counter(0, "spoofed");
-    ip(&x, &["addr", "flush", "dev", "weft0"]);
-    ip(&x, &["addr", "add", "10.1.0.99/24", "dev", "weft0"]);
+    send_from(&x, "10.1.0.99");
     assert!(!c.tcp("X", "Y", ECHO_PORT), "spoofed IP must not reach Y");
     assert!(
         !c.udp("X", "Y", ECHO_PORT),
@@ -62,8 +61,7 @@ fn spoofed_ip_or_mac_gets_nothing_through_and_address_pairs_do() {
     assert!(!c.tcp("W", "R", ECHO_PORT), "spoofed MAC must not reach R");
 
     // A nested container on Z's port uses Z's allowed address pair: it passes...
-    ip(&z, &["addr", "flush", "dev", "weft0"]);
-    ip(&z, &["addr", "add", "10.1.0.60/24", "dev", "weft0"]);
+    send_from(&z, "10.1.0.60");
     assert!(
         c.tcp("Z", "Y", ECHO_PORT),
         "allowed address pair on Z's port"
@@ -73,8 +71,7 @@ fn spoofed_ip_or_mac_gets_nothing_through_and_address_pairs_do() {
         "allowed address pair across nodes"
     );
     // ...but only on Z's port.
-    ip(&x, &["addr", "flush", "dev", "weft0"]);
-    ip(&x, &["addr", "add", "10.1.0.60/24", "dev", "weft0"]);
+    send_from(&x, "10.1.0.60");
     assert!(
         !c.tcp("X", "Y", ECHO_PORT),
         "Z's address pair must not work on X's port"

@@ -5,7 +5,7 @@
 //! off lets a port send from any address.
 
 mod common;
-use common::{Cluster, ECHO_PORT, compile, ip};
+use common::{Cluster, ECHO_PORT, compile, ip, send_from};
 use std::time::Instant;
 use weft_fabric::probe::EchoServer;
 
@@ -226,8 +226,7 @@ fn port_security_off_lets_a_port_send_from_any_address_and_pairs_keep_it_on() {
     c.reconcile();
     c.start_servers();
     // Open problem 5: a nested address on a port with port security on is dropped...
-    ip(&q, &["addr", "flush", "dev", "weft0"]);
-    ip(&q, &["addr", "add", "10.1.0.150/24", "dev", "weft0"]);
+    send_from(&q, "10.1.0.150");
     assert!(
         !c.tcp("Q", "Y", ECHO_PORT),
         "nested address, port security on"
@@ -244,15 +243,13 @@ fn port_security_off_lets_a_port_send_from_any_address_and_pairs_keep_it_on() {
         c.tcp("Q", "R", ECHO_PORT),
         "allowed address pair on Q, across nodes"
     );
-    ip(&p, &["addr", "flush", "dev", "weft0"]);
-    ip(&p, &["addr", "add", "10.1.0.150/24", "dev", "weft0"]);
+    send_from(&p, "10.1.0.150");
     assert!(
         !c.tcp("P", "Y", ECHO_PORT),
         "Q's pair does not work on P's port"
     );
     // ...and with port security off on P, any source leaves P.
-    ip(&p, &["addr", "flush", "dev", "weft0"]);
-    ip(&p, &["addr", "add", "10.1.0.151/24", "dev", "weft0"]);
+    send_from(&p, "10.1.0.151");
     assert!(
         !c.tcp("P", "Y", ECHO_PORT),
         "a made-up address, port security on"
@@ -268,8 +265,7 @@ fn port_security_off_lets_a_port_send_from_any_address_and_pairs_keep_it_on() {
         c.tcp("P", "Y", ECHO_PORT),
         "port security off on P: any source"
     );
-    ip(&q, &["addr", "flush", "dev", "weft0"]);
-    ip(&q, &["addr", "add", "10.1.0.152/24", "dev", "weft0"]);
+    send_from(&q, "10.1.0.152");
     assert!(!c.tcp("Q", "Y", ECHO_PORT), "Q still checks its sources");
     c.finish();
 }

@@ -192,6 +192,16 @@ pub fn ip(netns: &str, args: &[&str]) {
     );
 }
 
+/// Makes `address` (in a /24) the only address of the endpoint's interface, so that
+/// all it sends comes from it: a spoofer, or a nested container's address.
+pub fn send_from(netns: &str, address: &str) {
+    ip(netns, &["addr", "flush", "dev", "weft0"]);
+    ip(
+        netns,
+        &["addr", "add", &format!("{address}/24"), "dev", "weft0"],
+    );
+}
+
 /// `ip`/`bridge` output in a namespace, for byte-for-byte comparisons.
 pub fn show(netns: &str, program: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(program)
