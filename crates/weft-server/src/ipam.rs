@@ -49,27 +49,37 @@ impl Drop for Reservation {
     }
 }
 
+/// The highest endpoint MAC (as a number in its 24-bit space) in use in `snapshot`.
+fn highest_mac(snapshot: &Snapshot) -> Option<u32> {
+    snapshot
+        .endpoints
+        .values()
+        .filter(|ep| ep.value.mac.0[..3] == MAC_PREFIX)
+        .map(|ep| {
+            let [_, _, _, a, b, c] = ep.value.mac.0;
+            u32::from_be_bytes([0, a, b, c])
+        })
+        .max()
+}
+
 impl Ipam {
     /// Continues the MAC counter after the highest endpoint MAC in use.
     pub fn new(snapshot: &Snapshot) -> Self {
-        let highest = snapshot
-            .endpoints
-            .values()
-            .filter(|ep| ep.value.mac.0[..3] == MAC_PREFIX)
-            .map(|ep| {
-                let [_, _, _, a, b, c] = ep.value.mac.0;
-                u32::from_be_bytes([0, a, b, c])
-            })
-            .max();
         Self {
             inflight: Arc::default(),
-            next_mac: AtomicU32::new(highest.map_or(1, |h| h + 1)),
+            next_mac: AtomicU32::new(highest_mac(snapshot).map_or(1, |h| h + 1)),
         }
     }
 
-    /// The next MAC from the counter (a collision with a requested one is caught by the
-    /// store's create-only claim and the caller asks again).
-    pub fn next_mac(&self) -> MacAddr {
+    /// The next MAC from the counter, never below the highest MAC `snapshot` shows in
+    /// use: other controllers over the same store assign MACs too, so the counter
+    /// catches up with theirs instead of proposing MACs they took (each one a lost
+    /// claim and a retry). A collision that remains (a concurrent create elsewhere, a
+    /// requested MAC) is caught by the store's create-only claim and the caller asks again.
+    pub fn next_mac(&self, snapshot: &Snapshot) -> MacAddr {
+        if let Some(highest) = highest_mac(snapshot) {
+            self.next_mac.fetch_max(highest + 1, Ordering::Relaxed);
+        }
         let n = self.next_mac.fetch_add(1, Ordering::Relaxed) % MAC_SPACE;
         let [_, a, b, c] = n.to_be_bytes();
         MacAddr([MAC_PREFIX[0], MAC_PREFIX[1], MAC_PREFIX[2], a, b, c])

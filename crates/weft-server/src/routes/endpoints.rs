@@ -261,7 +261,7 @@ pub(crate) fn plan(
         ip: reservation.ip,
         prefix_len: reservation.subnet.prefix_len(),
         gateway: reservation.gateway,
-        mac: request.mac.unwrap_or_else(|| state.ipam.next_mac()),
+        mac: request.mac.unwrap_or_else(|| state.ipam.next_mac(snapshot)),
         allowed_address_pairs: request.allowed_address_pairs.clone(),
         port_security: request.port_security,
         security_groups: request.security_groups.clone(),
