@@ -52,6 +52,7 @@ const APP_FIELDS: &[&str] = &[
     "ports",
     "tags",
     "meta",
+    "security_groups",
     "constraint",
     "health_check",
     "restart",
@@ -309,6 +310,7 @@ impl<'a> Reader<'a> {
                 }
             }
             "tags" => app.tags = self.strings(a, key),
+            "security_groups" => app.security_groups = Some(self.strings(a, key)),
             "ports" => {
                 for (name, value) in self.object(a, key) {
                     let field = format!("ports.{name}");

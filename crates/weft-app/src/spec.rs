@@ -80,6 +80,10 @@ pub struct AppSpec {
     /// Metadata of the app's service in discovery.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+    /// Security groups (of the EPG's tenant) of every task's endpoint; absent: the EPG's
+    /// contracts alone, as for any endpoint without groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -121,6 +125,7 @@ impl AppSpec {
             ports: BTreeMap::new(),
             tags: Vec::new(),
             meta: BTreeMap::new(),
+            security_groups: None,
             privileged: false,
             loc: Location::default(),
         }

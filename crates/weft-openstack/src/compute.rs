@@ -15,7 +15,8 @@ use crate::error::NovaError;
 use crate::flavor::{self, Flavor};
 use crate::image::{self, ImageRecord};
 use crate::network::{self, NetworkView};
-use crate::resource::{caller_of, delete_meta, metas, put_meta};
+use crate::resource::{Standard, caller_of, delete_meta, metas, project_tenant, put_meta};
+use crate::security_group::{DEFAULT, security_group_id, undo_default, with_default};
 use crate::time::iso8601;
 use crate::{
     Caller, Controller, OpenStack, TaskPhase, WeftApp, derived_uuid, now_ms, project_id,
@@ -33,7 +34,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef};
-use weft_model::EpgPath;
+use weft_model::{EpgPath, Tenant};
 use weft_store::KvStore;
 
 /// The one microversion served.
@@ -216,6 +217,8 @@ pub fn server_id(app: &str) -> String {
 struct Servers {
     servers: Vec<(ServerRecord, Option<WeftApp>)>,
     network_names: BTreeMap<String, String>,
+    /// Neutron's names of security groups, by id.
+    group_names: BTreeMap<String, String>,
 }
 
 async fn servers<S: KvStore + Clone, C: Controller>(
@@ -244,9 +247,11 @@ async fn servers<S: KvStore + Clone, C: Controller>(
         .iter()
         .map(|n| (n.epg_path(), view.network_name(n)))
         .collect();
+    let group_meta: BTreeMap<String, Standard> = metas(&a.store, "security_group").await?;
     Ok(Servers {
         servers,
         network_names,
+        group_names: group_meta.into_iter().map(|(id, m)| (id, m.name)).collect(),
     })
 }
 
@@ -360,6 +365,15 @@ impl Servers {
                     .collect()
             })
             .unwrap_or_default();
+        let groups: Vec<Value> = app
+            .and_then(|a| a.spec.security_groups.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|model| {
+                let id = security_group_id(&record.tenant, model);
+                json!({"name": self.group_names.get(&id).map_or(model.as_str(), String::as_str)})
+            })
+            .collect();
         let bookmark = base.strip_suffix("/v2.1").unwrap_or(base);
         let created = iso8601(record.created_ms);
         let mut server = json!({
@@ -397,6 +411,7 @@ impl Servers {
             // The Docker runtime's container name (`weft_runtime::docker::container_name`).
             "OS-EXT-SRV-ATTR:instance_name": task.map_or(String::new(), |t| format!("weft-{}", t.id)),
             "os-extended-volumes:volumes_attached": [],
+            "security_groups": groups,
             "weft:app": record.app,
             "weft:task": task.map(|t| t.id.clone()),
         });
@@ -815,10 +830,6 @@ fn unsupported(object: &Map<String, Value>, image_id: &str) -> Result<(), NovaEr
             "user_data",
             "user_data is not served yet (metadata becomes the environment)",
         ),
-        (
-            "security_groups",
-            "a server's port has its network's contracts alone for now; security groups on servers are not served yet",
-        ),
         ("accessIPv4", "a server's address is its port's"),
         ("accessIPv6", "a server's address is its port's"),
         ("adminPass", "containers have no admin password"),
@@ -848,6 +859,74 @@ fn unsupported(object: &Map<String, Value>, image_id: &str) -> Result<(), NovaEr
         return Err(bad("block_device_mapping_v2 must be a list"));
     }
     Ok(())
+}
+
+/// Security groups a server may name, as Neutron's port does.
+const MAX_GROUPS: usize = 64;
+
+/// `security_groups: [{"name"}]` as names (absent or empty: `default`, as Nova).
+fn group_refs(object: &Map<String, Value>) -> Result<Vec<String>, NovaError> {
+    let entries = match object.get("security_groups") {
+        None | Some(Value::Null) => return Ok(vec![DEFAULT.to_string()]),
+        Some(Value::Array(entries)) if entries.is_empty() => {
+            return Ok(vec![DEFAULT.to_string()]);
+        }
+        Some(Value::Array(entries)) if entries.len() <= MAX_GROUPS => entries,
+        Some(_) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute security_groups. Value: a list of at most {MAX_GROUPS} {{name}}"
+            )));
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty() && n.len() <= 255)
+            .ok_or_else(|| {
+                bad("Invalid input for field/attribute security_groups. Value: each needs a name of 1 to 255 characters")
+            })?;
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// The model's names of the groups `refs` name in `tenant_name`: by Neutron name, id or
+/// model name (`default` is the project's default group, made when missing).
+fn resolve_groups(
+    tenant_name: &str,
+    tenant: &Tenant,
+    group_meta: &BTreeMap<String, Standard>,
+    refs: &[String],
+) -> Result<Vec<String>, NovaError> {
+    refs.iter()
+        .map(|r| {
+            if r == DEFAULT {
+                return Ok(DEFAULT.to_string());
+            }
+            let matches: Vec<&String> = tenant
+                .security_groups
+                .keys()
+                .filter(|model| {
+                    let id = security_group_id(tenant_name, model);
+                    *model == r || id == *r || group_meta.get(&id).is_some_and(|m| m.name == *r)
+                })
+                .collect();
+            match matches[..] {
+                [one] => Ok(one.clone()),
+                [] => Err(bad(format!(
+                    "Security group {r:.64} not found for project {}.",
+                    project_id(tenant_name)
+                ))),
+                _ => Err(NovaError::conflict(format!(
+                    "Multiple security groups named {r:.64}: name one by id"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// `POST /servers`: checks everything the request names, keeps the record, then creates
@@ -881,6 +960,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
     }
     let name = server_name(&object)?;
     let env = metadata(&object)?;
+    let group_refs = group_refs(&object)?;
     let flavor = flavor_of(&object)?;
     let image = image_of(&a, &who, &object).await?;
     unsupported(&object, &image.id)?;
@@ -914,6 +994,14 @@ async fn create<S: KvStore + Clone, C: Controller>(
             "Quota exceeded for instances: at most {MAX_SERVERS_PER_PROJECT} per project"
         )));
     }
+    let mut tenant = project_tenant(&a, &net.tenant);
+    let group_meta: BTreeMap<String, Standard> = metas(&a.store, "security_group").await?;
+    let groups = resolve_groups(&net.tenant, &tenant, &group_meta, &group_refs)?;
+    let made_default = groups.iter().any(|g| g == DEFAULT) && with_default(&mut tenant);
+    if made_default {
+        a.controller.commit(&net.tenant, Some(tenant)).await?;
+        tracing::info!(tenant = %net.tenant, "neutron default security group created for a server");
+    }
     let app = format!("{APP_PREFIX}{}", random_hex(5)?);
     let id = server_id(&app);
     let mut spec = AppSpec::new(&app, epg, flavor.cpus(), flavor.ram);
@@ -923,6 +1011,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
         .iter()
         .map(|(k, v)| (k.clone(), EnvTemplate::literal(v)))
         .collect();
+    spec.security_groups = Some(groups);
     if let Some(node) = &node {
         spec.constraints.push(Constraint::Equal {
             attribute: "hostname".into(),
@@ -941,12 +1030,18 @@ async fn create<S: KvStore + Clone, C: Controller>(
         availability_zone: zone,
         created_ms: now_ms(),
     };
-    put_meta(&a, "server", &id, &record).await?;
-    if let Err(err) = a.controller.create_app(spec).await {
+    let created = match put_meta(&a, "server", &id, &record).await {
+        Ok(()) => a.controller.create_app(spec).await.map_err(NovaError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(err) = created {
         if let Err(e) = delete_meta(&a, "server", &id).await {
             tracing::warn!(error = %e, "could not remove the record of a refused server");
         }
-        return Err(err.into());
+        if made_default {
+            undo_default(&a, &net.tenant).await;
+        }
+        return Err(err);
     }
     tracing::info!(server = %id, %app, image = %image.docker_ref, flavor = flavor.name, node = ?node, "server created");
     let base = compute_url(&a.config.public_url);

@@ -414,6 +414,14 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
             with("user_data", json!("IyEvYmluL3NoCg==")),
             (400, "badRequest"),
         ),
+        (
+            with("security_groups", json!([{"name": "nope"}])),
+            (400, "badRequest"),
+        ),
+        (
+            with("security_groups", json!([{"id": "x"}])),
+            (400, "badRequest"),
+        ),
     ] {
         c.refused(server, want).await;
     }
@@ -462,6 +470,8 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     assert_eq!(active["flavor"]["id"], "1");
     assert_eq!(active["image"]["id"], IMAGE_ID);
     assert_eq!(active["key_name"], "mykey");
+    // In the project's default group (made then), as Nova puts a server.
+    assert_eq!(active["security_groups"], json!([{"name": "default"}]));
     assert!(active.get("fault").is_none());
     let task = active["weft:task"].as_str().unwrap().to_string();
     assert_eq!(
@@ -488,6 +498,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     let endpoint = c.weft(&format!("/v1/endpoints/{task}")).await;
     assert_eq!(endpoint["ip"], json!(ip));
     assert_eq!(endpoint["epg"], net["network"]["weft:epg"]);
+    assert_eq!(endpoint["security_groups"], json!(["default"]));
     // Lists: brief and detailed, filtered, and the other project sees nothing.
     let brief = c.get("/compute/v2.1/servers").await;
     assert_eq!(brief["servers"][0]["name"], "vm1");
@@ -524,9 +535,18 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     );
 
     // No node can take m1.medium (4 GiB; the fake nodes have 2): ERROR with the reason.
+    let (status, group) = c
+        .call(
+            Method::POST,
+            "/network/v2.0/security-groups",
+            Some(json!({"security_group": {"name": "web"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
     let mut big = good.clone();
     big["name"] = json!("big");
     big["flavorRef"] = json!("3");
+    big["security_groups"] = json!([{"name": "web"}, {"name": "default"}]);
     let (status, created) = c
         .call(
             Method::POST,
@@ -540,6 +560,10 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     let fault = failed["fault"]["message"].as_str().unwrap();
     assert!(fault.starts_with("No valid host was found."), "{failed}");
     assert_eq!(failed["fault"]["code"], 500);
+    assert_eq!(
+        failed["security_groups"],
+        json!([{"name": "web"}, {"name": "default"}])
+    );
 
     // A network with servers is in use.
     let (status, body) = c

@@ -8,7 +8,9 @@
 //! NW-B and is reached from it, and nothing of NW-C either way; `network delete` of its
 //! network is refused while it runs; `server delete --wait` removes the container, the
 //! endpoint and its namespace. openstacksdk's Python API sees an unknown image and an
-//! unknown flavor refused with Nova's messages, and boots and deletes a server too.
+//! unknown flavor refused with Nova's messages, servers in ERROR with the fault that says
+//! why (an image no node holds, a flavor no node has room for), and boots and deletes a
+//! server too.
 //! Root (namespaces) and Docker; without the clients (`scripts/python-clients.sh`) it
 //! skips loudly outside CI and fails in CI.
 #![allow(clippy::unwrap_used)] // tests fail loudly
@@ -231,21 +233,11 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     cli.run(&["router", "add", "subnet", "rt1", "sn-nw-a"]);
     cli.run(&["router", "add", "subnet", "rt1", "sn-nw-b"]);
     // A port on NW-B (reachable through the router) and one on NW-C (not), on com1,
-    // each with an echo server in its namespace. Their port security is off, so their
-    // networks' contracts alone decide (a server's port is in no security group yet, so
-    // the project's default group would not admit it).
+    // each with an echo server in its namespace; like the server, they are in the
+    // project's default group, which admits its members: the contracts decide.
     let mut probes = Vec::new();
     for (port, net) in [("pb", "nw-b"), ("pc", "nw-c")] {
-        let created = cli.json(&[
-            "port",
-            "create",
-            "--network",
-            net,
-            "--host",
-            "com1",
-            "--disable-port-security",
-            port,
-        ]);
+        let created = cli.json(&["port", "create", "--network", net, "--host", "com1", port]);
         let ip: IpAddr = created["fixed_ips"][0]["ip_address"]
             .as_str()
             .unwrap()
@@ -351,6 +343,19 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
 
     // openstacksdk: unknown image and flavor refused with Nova's messages; a server of
     // its own booted and deleted.
+    // An image no node holds.
+    let absent = cli.json(&[
+        "image",
+        "create",
+        "absent",
+        "--container-format",
+        "docker",
+        "--disk-format",
+        "raw",
+        "--property",
+        "weft_docker_ref=weft-test/absent-image:latest",
+    ]);
+    let absent_id = absent["id"].as_str().unwrap().to_string();
     let networks = cli.json(&["network", "show", "nw-a"]);
     let net_id = networks["id"].as_str().unwrap();
     let script = format!(
@@ -365,6 +370,16 @@ for image, flavor in (("00000000-0000-4000-8000-000000000000", "1"), ("{image_id
         raise SystemExit("created a server with image %s flavor %s" % (image, flavor))
     except exceptions.BadRequestException as e:
         print("refused:", e.status_code, e.details)
+for name, image, flavor in (("noimage", "{absent_id}", "1"), ("nocapacity", "{image_id}", "4")):
+    s = conn.compute.create_server(name=name, image_id=image, flavor_id=flavor, networks=[{{"uuid": net}}])
+    try:
+        conn.compute.wait_for_server(s, status="ACTIVE", failures=["ERROR"], wait=120)
+        raise SystemExit("server %s became ACTIVE" % name)
+    except exceptions.ResourceFailure:
+        s = conn.compute.get_server(s.id)
+        print("fault:", name, s.status, s.fault["code"], s.fault["message"])
+    conn.compute.delete_server(s)
+    conn.compute.wait_for_delete(s, wait=60)
 s = conn.compute.create_server(name="vm2", image_id="{image_id}", flavor_id="1", networks=[{{"uuid": net}}], metadata={{"role": "agent"}})
 s = conn.compute.wait_for_server(s, status="ACTIVE", wait=120)
 print("active:", s.status, s.access_ipv4, sorted(s.addresses))
@@ -385,6 +400,18 @@ print("deleted")
         "{out}"
     );
     assert!(out.ends_with("deleted"), "{out}");
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("fault: noimage ERROR 500 image not found on node")
+                && l.contains("weft-test/absent-image:latest")
+        ),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("fault: nocapacity ERROR 500 No valid host was found.")),
+        "{out}"
+    );
 
     // Delete: the container, the endpoint and its namespace go.
     cli.run(&["server", "delete", "--wait", "vm1"]);
@@ -415,6 +442,6 @@ print("deleted")
     for net in ["nw-a", "nw-b", "nw-c"] {
         cli.run(&["network", "delete", net]);
     }
-    cli.run(&["image", "delete", "busybox"]);
+    cli.run(&["image", "delete", "busybox", "absent"]);
     assert_eq!(cli.json(&["image", "list"]), serde_json::json!([]));
 }
