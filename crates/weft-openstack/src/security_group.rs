@@ -496,6 +496,12 @@ impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Groups {
         let on_a_port = a.controller.endpoints(&group.tenant).into_iter().any(|e| {
             e.security_groups
                 .is_some_and(|names| names.contains(&group.name))
+        }) || a.controller.apps(&group.tenant).iter().any(|app| {
+            // A server (an app) whose task is not placed yet names it too.
+            app.spec
+                .security_groups
+                .as_ref()
+                .is_some_and(|names| names.contains(&group.name))
         });
         if on_a_port || referenced_by_others(&tenant, &group.name) {
             return Err(NeutronError::conflict(

@@ -565,6 +565,18 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
         json!([{"name": "web"}, {"name": "default"}])
     );
 
+    // A group a server names is in use, even before its task is placed (big has none).
+    let group_id = group["security_group"]["id"].as_str().unwrap();
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/security-groups/{group_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["NeutronError"]["type"], "SecurityGroupInUse");
+
     // A network with servers is in use.
     let (status, body) = c
         .call(
