@@ -345,9 +345,7 @@ async fn retries_until_the_controller_answers_then_applies_saves_and_reports() {
 
     // Same inputs at a newer revision: no reconcile, but reported and saved.
     let reconciles = node.with(|s| s.reconciled.len());
-    let mut same = three_tier(6);
-    same.nodes[1].last_heartbeat_ms = 99;
-    controller.desired.send_replace(same);
+    controller.desired.send_replace(three_tier(6));
     next_matching(&mut events, |e| {
         *e == AgentEvent::Reported {
             applied_revision: 6,

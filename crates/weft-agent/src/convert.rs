@@ -60,8 +60,8 @@ pub fn inputs(me: &NodeRegistration, desired: &NodeDesired) -> Inputs {
     let mut nodes: Vec<NodeSpec> = desired
         .nodes
         .iter()
-        .filter(|n| n.registration.name != me.name)
-        .map(|n| node_spec(&n.registration))
+        .filter(|n| n.name != me.name)
+        .map(node_spec)
         .collect();
     nodes.push(me_spec.clone());
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -91,9 +91,7 @@ pub fn endpoint_netns_prefix(registration: &NodeRegistration) -> String {
 pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use weft_api::{
-        AddressPair as ApiPair, EndpointState, EndpointStatus, MacAddr, Node, Resources,
-    };
+    use weft_api::{AddressPair as ApiPair, EndpointState, EndpointStatus, MacAddr, Resources};
     use weft_compiler::Allocation;
 
     pub const THREE_TIER: &str = include_str!("../../../examples/three-tier.hcl");
@@ -140,16 +138,7 @@ pub(crate) mod tests {
     }
 
     pub fn desired(revision: u64, endpoints: Vec<Endpoint>) -> NodeDesired {
-        let nodes = [registration("n1", 1), registration("n2", 2)]
-            .into_iter()
-            .map(|registration| Node {
-                registration,
-                revision: 1,
-                ready: true,
-                last_heartbeat_ms: 0,
-                report: None,
-            })
-            .collect();
+        let nodes = vec![registration("n1", 1), registration("n2", 2)];
         NodeDesired {
             revision,
             policy: policy(THREE_TIER),
@@ -226,16 +215,15 @@ pub(crate) mod tests {
         let mut me = registration("n1", 1);
         me.underlay_ip = std::net::Ipv4Addr::new(10, 255, 0, 77);
         let mut d = three_tier(5);
-        d.nodes.retain(|n| n.registration.name != "n1");
+        d.nodes.retain(|n| n.name != "n1");
         d.endpoints
             .push(endpoint("x", "gone", "shop/store/app", "10.1.0.50", 9));
         let inputs = inputs(&me, &d);
         assert_eq!(inputs.me.underlay_ip, me.underlay_ip);
         assert!(inputs.nodes.iter().any(|n| n.name == "n1"));
         assert!(inputs.endpoints.iter().all(|e| e.name != "x"));
-        // Heartbeats and statuses do not change the inputs.
+        // Statuses do not change the inputs.
         let mut later = three_tier(6);
-        later.nodes[1].last_heartbeat_ms = 1234;
         later.endpoints[0].status.state = EndpointState::Ready;
         assert_eq!(
             super::inputs(&me, &three_tier(5)),

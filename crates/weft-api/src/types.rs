@@ -329,7 +329,11 @@ pub struct NodeDesired {
     /// The store revision this view was read at; pass it as `?index=` to wait for news.
     pub revision: u64,
     pub policy: CompiledPolicy,
-    pub nodes: Vec<Node>,
+    /// Every registered node, as it registered: what an agent needs of its peers (their
+    /// underlay addresses for the tunnels). Not their heartbeats or reports: those
+    /// change without a revision, and a node's report carries its installed rule
+    /// tables, so every view would grow with the square of the node count.
+    pub nodes: Vec<NodeRegistration>,
     pub endpoints: Vec<Endpoint>,
     /// Tasks placed on this node; an agent starts one once its endpoint is installed
     /// and its `env` is resolved.

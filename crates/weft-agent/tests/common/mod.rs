@@ -251,7 +251,7 @@ async fn desired(
     let view = s.read(|d| NodeDesired {
         revision: d.revision,
         policy: d.policy.clone(),
-        nodes: d.nodes.values().cloned().collect(),
+        nodes: d.nodes.values().map(|n| n.registration.clone()).collect(),
         endpoints: d.endpoints.clone(),
         tasks: d.tasks.clone(),
     });

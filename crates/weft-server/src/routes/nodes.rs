@@ -146,7 +146,7 @@ pub async fn desired(
         let view = NodeDesired {
             revision: snapshot.revision,
             policy: (*snapshot.policy).clone(),
-            nodes: all_nodes(&state, &snapshot),
+            nodes: snapshot.nodes.values().map(|n| n.value.clone()).collect(),
             endpoints: super::endpoints::wire_endpoints(&state, &snapshot, &Role::Agent),
             tasks: Vec::new(),
         };
