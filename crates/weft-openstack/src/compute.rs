@@ -62,6 +62,8 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2.1/flavors/{id}/os-extra_specs",
             get(flavor::extra_specs::<S, C>),
         )
+        .route("/v2.1/os-availability-zone", get(zones::<S, C>))
+        .route("/v2.1/os-availability-zone/detail", get(zones_detail::<S, C>))
         .route("/v2.1/servers", get(list::<S, C>).post(create::<S, C>))
         .route("/v2.1/servers/detail", get(list_detail::<S, C>))
         .route(
@@ -185,6 +187,44 @@ pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
         .and_then(|v| v.to_str().ok())
         .and_then(|t| caller_of(a, t))
         .ok_or_else(NovaError::unauthorized)
+}
+
+// ---- availability zones ------------------------------------------------------------------
+
+/// `GET /os-availability-zone`: the one zone, `nova`.
+async fn zones<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+) -> Answer {
+    caller(&a, &headers)?;
+    Ok(Json(json!({"availabilityZoneInfo": [
+        {"zoneName": "nova", "zoneState": {"available": true}, "hosts": null},
+    ]}))
+    .into_response())
+}
+
+/// `GET /os-availability-zone/detail`: `nova` with weft's registered nodes as its hosts
+/// (`nova:HOST` pins a server to one).
+async fn zones_detail<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+) -> Answer {
+    caller(&a, &headers)?;
+    let hosts: Map<String, Value> = a
+        .controller
+        .nodes()
+        .into_iter()
+        .map(|node| {
+            (
+                node,
+                json!({"nova-compute": {"available": true, "active": true, "updated_at": null}}),
+            )
+        })
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": [
+        {"zoneName": "nova", "zoneState": {"available": true}, "hosts": hosts},
+    ]}))
+    .into_response())
 }
 
 // ---- servers: the record and the live view ----------------------------------------------

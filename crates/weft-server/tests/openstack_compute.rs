@@ -266,6 +266,18 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     let brief = c.get("/compute/v2.1/flavors").await;
     assert!(brief["flavors"][0].get("ram").is_none());
 
+    // ---- availability zones: nova, with weft's nodes as hosts ----------------------------
+    let zones = c.get("/compute/v2.1/os-availability-zone/detail").await;
+    let nova = &zones["availabilityZoneInfo"][0];
+    assert_eq!(nova["zoneName"], "nova");
+    let mut hosts: Vec<&String> = nova["hosts"].as_object().unwrap().keys().collect();
+    hosts.sort();
+    assert_eq!(hosts, ["com1", "com2"]);
+    assert_eq!(
+        c.get("/compute/v2.1/os-availability-zone").await["availabilityZoneInfo"][0]["zoneName"],
+        "nova"
+    );
+
     // ---- images --------------------------------------------------------------------
     let (status, image) = c
         .call(

@@ -202,6 +202,17 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
             .any(|i| i["Name"] == "busybox" && i["ID"] == image_id.as_str()),
         "{images}"
     );
+    let zones = cli.json(&["availability", "zone", "list", "--compute", "--long"]);
+    for node in ["com1", "com2"] {
+        assert!(
+            zones
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|z| z["Zone Name"] == "nova" && z["Host Name"] == node),
+            "{zones}"
+        );
+    }
     let flavors = cli.json(&["flavor", "list"]);
     assert!(
         flavors
