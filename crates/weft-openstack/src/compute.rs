@@ -15,7 +15,7 @@ use crate::error::NovaError;
 use crate::flavor::{self, Flavor};
 use crate::image::{self, ImageRecord};
 use crate::network::{self, NetworkView};
-use crate::resource::{Standard, caller_of, delete_meta, metas, project_tenant, put_meta};
+use crate::resource::{Standard, delete_meta, metas, project_tenant, put_meta, token_caller};
 use crate::security_group::{DEFAULT, security_group_id, undo_default, with_default};
 use crate::time::iso8601;
 use crate::{
@@ -182,11 +182,7 @@ pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     headers: &HeaderMap,
 ) -> Result<Caller, NovaError> {
-    headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| caller_of(a, t))
-        .ok_or_else(NovaError::unauthorized)
+    token_caller(a, headers).ok_or_else(NovaError::unauthorized)
 }
 
 // ---- availability zones ------------------------------------------------------------------

@@ -479,11 +479,9 @@ fn authenticated<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     headers: &HeaderMap,
 ) -> Result<Caller, KeystoneError> {
-    header(headers, "x-auth-token")
-        .and_then(|t| crate::resource::caller_of(a, t))
-        .ok_or_else(|| {
-            KeystoneError::Unauthorized("The request you have made requires authentication.".into())
-        })
+    crate::resource::token_caller(a, headers).ok_or_else(|| {
+        KeystoneError::Unauthorized("The request you have made requires authentication.".into())
+    })
 }
 
 /// The subject token, which the caller may look at: its own, or any for the admin.

@@ -6,7 +6,7 @@
 //! (so files naming an `image_id` keep working once it is registered), else it is random.
 
 use crate::error::GlanceError;
-use crate::resource::{caller_of, metas};
+use crate::resource::{metas, token_caller};
 use crate::time::iso8601;
 use crate::{Caller, Controller, KEY_ROOT, OpenStack, OpenStackError, now_ms, project_id};
 use axum::Json;
@@ -176,16 +176,12 @@ fn caller<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     headers: &HeaderMap,
 ) -> Result<Caller, GlanceError> {
-    headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| caller_of(a, t))
-        .ok_or_else(|| {
-            GlanceError::new(
-                StatusCode::UNAUTHORIZED,
-                "The request you have made requires authentication.",
-            )
-        })
+    token_caller(a, headers).ok_or_else(|| {
+        GlanceError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
+    })
 }
 
 /// Every image record, by id.

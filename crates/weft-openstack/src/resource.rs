@@ -44,15 +44,22 @@ pub(crate) fn caller_of<S: KvStore + Clone, C: Controller>(
         .or_else(|| a.controller.caller(token))
 }
 
-pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
+/// The caller the request's `X-Auth-Token` names, if any (each API answers its own 401).
+pub(crate) fn token_caller<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     headers: &HeaderMap,
-) -> Result<Caller, NeutronError> {
+) -> Option<Caller> {
     headers
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| caller_of(a, t))
-        .ok_or_else(NeutronError::unauthorized)
+}
+
+pub(crate) fn caller<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    headers: &HeaderMap,
+) -> Result<Caller, NeutronError> {
+    token_caller(a, headers).ok_or_else(NeutronError::unauthorized)
 }
 
 pub(crate) fn network_url(public: &str) -> String {
