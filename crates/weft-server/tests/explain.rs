@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use weft_api::{InstalledVrf, NodeReport};
 
 #[tokio::test]
 async fn explain_compares_intent_with_installed_rules() {
@@ -44,21 +43,17 @@ async fn explain_compares_intent_with_installed_rules() {
         .node_desired("node-2", 0, std::time::Duration::from_secs(1))
         .await
         .unwrap();
-    let vrf = desired.value.policy.vrfs.values().next().unwrap();
-    let report = |rules| NodeReport {
-        applied_revision: desired.value.revision,
-        installed: vec![InstalledVrf {
-            vrf: vrf.path.clone(),
-            rules,
-        }],
-        endpoints: Default::default(),
-        tasks: Default::default(),
-        error: None,
-    };
-    agent
-        .report("node-2", &report(vrf.rules.clone()))
-        .await
-        .unwrap();
+    let rules = desired
+        .value
+        .policy
+        .vrfs
+        .values()
+        .next()
+        .unwrap()
+        .rules
+        .clone();
+    let report = |rules| installed_report(&desired.value, rules);
+    agent.report("node-2", &report(rules)).await.unwrap();
     let live = agent.explain("web-1", "app-1", "tcp", 80).await.unwrap();
     assert!(live.installed.as_ref().unwrap().allowed, "{live:?}");
     assert!(!live.differs, "{live:?}");

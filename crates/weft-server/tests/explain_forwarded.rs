@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use weft_api::{Client, InstalledVrf, LiveExplanation, NodeReport};
+use weft_api::{Client, LiveExplanation};
 use weft_server::{ServerConfig, ServerHandle, serve};
 use weft_store_etcd::cluster::{ClusterOptions, EtcdCluster, etcd_available_for_test};
 
@@ -81,21 +81,17 @@ async fn explain_anywhere_uses_the_rule_tables_of_the_controller_that_hears_the_
     } else {
         desired
     };
-    let vrf = desired.value.policy.vrfs.values().next().unwrap();
-    let report = |rules| NodeReport {
-        applied_revision: desired.value.revision,
-        installed: vec![InstalledVrf {
-            vrf: vrf.path.clone(),
-            rules,
-        }],
-        endpoints: Default::default(),
-        tasks: Default::default(),
-        error: None,
-    };
-    agent_a
-        .report("node-2", &report(vrf.rules.clone()))
-        .await
-        .unwrap();
+    let rules = desired
+        .value
+        .policy
+        .vrfs
+        .values()
+        .next()
+        .unwrap()
+        .rules
+        .clone();
+    let report = |rules| installed_report(&desired.value, rules);
+    agent_a.report("node-2", &report(rules)).await.unwrap();
 
     // B answers with A's installed verdict: the contract's permit, as installed.
     let live = explain_until(&admin_b, |l| l.installed.is_some()).await;

@@ -71,6 +71,25 @@ pub fn registration(name: &str) -> NodeRegistration {
     }
 }
 
+/// A node's report that it installed `rules` in the first VRF of `desired`, at its
+/// revision (what live explain compares the intent with).
+pub fn installed_report(
+    desired: &weft_api::NodeDesired,
+    rules: Vec<weft_compiler::Rule>,
+) -> weft_api::NodeReport {
+    let vrf = desired.policy.vrfs.values().next().unwrap();
+    weft_api::NodeReport {
+        applied_revision: desired.revision,
+        installed: vec![weft_api::InstalledVrf {
+            vrf: vrf.path.clone(),
+            rules,
+        }],
+        endpoints: Default::default(),
+        tasks: Default::default(),
+        error: None,
+    }
+}
+
 pub fn endpoint_request(name: &str, epg: &str, node: &str) -> weft_api::EndpointRequest {
     weft_api::EndpointRequest::new(name.to_string(), epg.parse().unwrap(), node.to_string())
 }
