@@ -77,17 +77,30 @@ fn figure9_agents_find_their_master_through_the_environment() {
         assert_eq!(env.get("MASTER"), Some(&master.ip.to_string()), "{a:?}");
     }
     // The master printed each registration it received: every agent, by name and IP.
-    wait_until(
-        "three registrations in the master's log",
-        Duration::from_secs(30),
-        || {
-            let out = c.cli().args(["logs", &master.id]).output().unwrap();
-            let log = String::from_utf8_lossy(&out.stdout).into_owned();
-            agents
-                .iter()
-                .all(|a| log.contains(&format!("registered {} from {}", a.id, a.ip)))
-        },
-    );
+    let mut log = String::new();
+    let started = std::time::Instant::now();
+    while !agents
+        .iter()
+        .all(|a| log.contains(&format!("registered {} from {}", a.id, a.ip)))
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            let mut agent_logs = String::new();
+            for a in &agents {
+                let out = c.cli().args(["logs", &a.id]).output().unwrap();
+                agent_logs += &format!(
+                    "--- {} ({:?}):\n{}{}\n",
+                    a.id,
+                    a.status.state,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            panic!("three registrations not in the master's log after 30 s:\n{log}\n{agent_logs}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let out = c.cli().args(["logs", &master.id]).output().unwrap();
+        log = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
 }
 
 #[test]
