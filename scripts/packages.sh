@@ -7,6 +7,9 @@
 # crates/weft/src/cmd/demo.rs checks that this list covers every program the demo
 # runs, so a new program in the demo fails the tests until its package is here.
 DEMO_PACKAGES=(nftables iproute2 busybox-static)
+# What building weft needs beyond a Rust toolchain: protoc (protobuf-compiler), which the
+# etcd-client crate's build script runs. scripts/demo and scripts/test both build.
+BUILD_PACKAGES=(protobuf-compiler)
 
 ensure_packages() {
   local missing=()

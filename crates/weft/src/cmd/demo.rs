@@ -558,13 +558,18 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
-    /// `DEMO_PACKAGES` as `scripts/demo` sees it: bash sources `scripts/packages.sh`.
+    /// `DEMO_PACKAGES` as `scripts/demo` sees it.
     fn demo_packages() -> Vec<String> {
+        sourced_list("DEMO_PACKAGES")
+    }
+
+    /// A package list of `scripts/packages.sh` as the scripts see it: bash sources it.
+    fn sourced_list(name: &str) -> Vec<String> {
         let out = std::process::Command::new("bash")
             .current_dir(repo())
             .args([
                 "-c",
-                r#"set -eu; . scripts/packages.sh; printf '%s\n' "${DEMO_PACKAGES[@]}""#,
+                &format!(r#"set -eu; . scripts/packages.sh; printf '%s\n' "${{{name}[@]}}""#),
             ])
             .output()
             .expect("run bash");
@@ -590,6 +595,20 @@ mod tests {
                 .lines()
                 .any(|l| l.trim() == r#"ensure_packages "${DEMO_PACKAGES[@]}""#),
             "scripts/demo must install DEMO_PACKAGES from scripts/packages.sh"
+        );
+        // It builds weft first, and the etcd-client crate's build script runs protoc: a
+        // machine without protobuf-compiler failed `./scripts/demo` before the demo ran.
+        assert!(
+            script
+                .lines()
+                .any(|l| l.trim() == r#"ensure_packages "${BUILD_PACKAGES[@]}""#),
+            "scripts/demo must install BUILD_PACKAGES from scripts/packages.sh"
+        );
+        assert!(
+            sourced_list("BUILD_PACKAGES")
+                .iter()
+                .any(|p| p == "protobuf-compiler"),
+            "BUILD_PACKAGES must hold protobuf-compiler (protoc, for etcd-client's build)"
         );
         let packages = demo_packages();
         let needs = needs().expect("the demo's needs");
