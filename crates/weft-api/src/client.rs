@@ -508,6 +508,29 @@ impl Client {
         .await
     }
 
+    /// The tenants allowed to run privileged tasks (a tenant token: its own, if allowed).
+    pub async fn privileged_tenants(&self) -> Result<Vec<TenantPrivilege>, ClientError> {
+        self.get(paths::PRIVILEGE).await
+    }
+
+    pub async fn tenant_privilege(&self, tenant: &str) -> Result<TenantPrivilege, ClientError> {
+        self.get(&paths::privilege(tenant)).await
+    }
+
+    /// Allows (`true`, admin only) or denies `tenant` privileged tasks.
+    pub async fn set_tenant_privilege(
+        &self,
+        tenant: &str,
+        allowed: bool,
+    ) -> Result<TenantPrivilege, ClientError> {
+        let method = if allowed { Method::PUT } else { Method::DELETE };
+        let none: Option<&()> = None;
+        Ok(self
+            .call(method, &paths::privilege(tenant), &[], none, self.timeout)
+            .await?
+            .value)
+    }
+
     pub async fn nodes(&self) -> Result<Vec<Node>, ClientError> {
         self.get(paths::NODES).await
     }

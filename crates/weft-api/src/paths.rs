@@ -21,6 +21,14 @@ pub const CONTRACTS: &str = "/v1/contracts";
 pub const POLICY: &str = "/v1/policy";
 /// `POST` a [`crate::TokenRequest`] (admin only): a token for one tenant.
 pub const TOKENS: &str = "/v1/tokens";
+/// `GET` every tenant allowed to run privileged tasks ([`crate::TenantPrivilege`]; a
+/// tenant token sees its own).
+pub const PRIVILEGE: &str = "/v1/privilege";
+/// `GET` one tenant's [`crate::TenantPrivilege`]; `PUT` (admin, empty body) allows it,
+/// `DELETE` (admin) denies it.
+pub fn privilege(tenant: &str) -> String {
+    format!("/v1/privilege/{tenant}")
+}
 /// `GET` the nodes; `POST` a [`crate::NodeRegistration`] with the join token.
 pub const NODES: &str = "/v1/nodes";
 pub fn node(name: &str) -> String {

@@ -125,6 +125,23 @@ pub struct TokenResponse {
     pub token: String,
 }
 
+/// Whether a tenant may run privileged tasks (`GET`, `PUT`, `DELETE
+/// /v1/privilege/{tenant}`; only the admin changes it). Apps whose spec says `privileged
+/// = true` are admitted for a tenant token only while its tenant is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPrivilege {
+    pub tenant: String,
+    pub allowed: bool,
+    /// When the admin allowed it (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// The tenant's privileged apps (they keep running after a deny; new ones, changes
+    /// and scaling up are refused).
+    #[serde(default)]
+    pub privileged_apps: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {

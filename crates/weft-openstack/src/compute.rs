@@ -55,13 +55,7 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
         .route("/", get(versions::<S, C>))
         .route("/v2.1", get(version::<S, C>))
         .route("/v2.1/", get(version::<S, C>))
-        .route("/v2.1/flavors", get(flavor::list::<S, C>))
-        .route("/v2.1/flavors/detail", get(flavor::list_detail::<S, C>))
-        .route("/v2.1/flavors/{id}", get(flavor::show::<S, C>))
-        .route(
-            "/v2.1/flavors/{id}/os-extra_specs",
-            get(flavor::extra_specs::<S, C>),
-        )
+        .merge(flavor::routes::<S, C>())
         .route("/v2.1/os-availability-zone", get(zones::<S, C>))
         .route("/v2.1/os-availability-zone/detail", get(zones_detail::<S, C>))
         .route("/v2.1/servers", get(list::<S, C>).post(create::<S, C>))
@@ -820,7 +814,10 @@ async fn image_of<S: KvStore + Clone, C: Controller>(
         .ok_or_else(|| bad(format!("Image {id} could not be found.")))
 }
 
-fn flavor_of(object: &Map<String, Value>) -> Result<&'static Flavor, NovaError> {
+async fn flavor_of<S: KvStore + Clone>(
+    store: &S,
+    object: &Map<String, Value>,
+) -> Result<Flavor, NovaError> {
     let reference = match object.get("flavorRef") {
         Some(Value::String(r)) if r.len() <= 2048 => r.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -831,7 +828,7 @@ fn flavor_of(object: &Map<String, Value>) -> Result<&'static Flavor, NovaError> 
         }
         Some(_) => return Err(bad("Invalid flavorRef provided.")),
     };
-    flavor::find(&reference).ok_or_else(|| {
+    flavor::find(store, &reference).await?.ok_or_else(|| {
         bad(format!(
             "Flavor {:.64} could not be found.",
             reference.rsplit('/').next().unwrap_or_default()
@@ -997,7 +994,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
     let name = server_name(&object)?;
     let env = metadata(&object)?;
     let group_refs = group_refs(&object)?;
-    let flavor = flavor_of(&object)?;
+    let flavor = flavor_of(&a.store, &object).await?;
     let image = image_of(&a, &who, &object).await?;
     unsupported(&object, &image.id)?;
     if image.min_ram > flavor.ram {
@@ -1048,6 +1045,9 @@ async fn create<S: KvStore + Clone, C: Controller>(
         .map(|(k, v)| (k.clone(), EnvTemplate::literal(v)))
         .collect();
     spec.security_groups = Some(groups);
+    // weft:privileged in the flavor's extra specs or the image's properties; admission
+    // refuses it (403) unless an admin allowed the project.
+    spec.privileged = flavor.privileged() || image.privileged();
     if let Some(node) = &node {
         spec.constraints.push(Constraint::Equal {
             attribute: "hostname".into(),
@@ -1067,7 +1067,11 @@ async fn create<S: KvStore + Clone, C: Controller>(
         created_ms: now_ms(),
     };
     let created = match put_meta(&a, "server", &id, &record).await {
-        Ok(()) => a.controller.create_app(spec).await.map_err(NovaError::from),
+        Ok(()) => a
+            .controller
+            .create_app(&who, spec)
+            .await
+            .map_err(NovaError::from),
         Err(e) => Err(e.into()),
     };
     if let Err(err) = created {
@@ -1079,7 +1083,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
         }
         return Err(err);
     }
-    tracing::info!(server = %id, %app, image = %image.docker_ref, flavor = flavor.name, node = ?node, "server created");
+    tracing::info!(server = %id, %app, image = %image.docker_ref, flavor = %flavor.name, node = ?node, "server created");
     let base = compute_url(&a.config.public_url);
     Ok((
         StatusCode::ACCEPTED,

@@ -23,6 +23,9 @@ pub enum OpenStackError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this (a privileged app in a tenant no admin allowed).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("weft store: {0}")]
     Store(#[from] weft_store::StoreError),
     #[error("internal error: {0}")]
@@ -80,6 +83,7 @@ impl From<OpenStackError> for KeystoneError {
             OpenStackError::Invalid { .. } => Self::BadRequest(err.explained()),
             OpenStackError::Conflict { .. } => Self::Conflict(err.explained()),
             OpenStackError::NotFound(m) => Self::NotFound(m),
+            OpenStackError::Forbidden(m) => Self::Forbidden(m),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -162,6 +166,9 @@ impl From<OpenStackError> for NeutronError {
             OpenStackError::Invalid { .. } => Self::invalid_input(err.explained()),
             OpenStackError::Conflict { .. } => Self::conflict("Conflict", err.explained()),
             OpenStackError::NotFound(m) => Self::not_found("NotFound", m.clone()),
+            OpenStackError::Forbidden(m) => {
+                Self::new(StatusCode::FORBIDDEN, "HTTPForbidden", m.clone())
+            }
             OpenStackError::Store(_) | OpenStackError::Internal(_) => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "HTTPInternalServerError",
@@ -239,6 +246,7 @@ impl From<OpenStackError> for NovaError {
             OpenStackError::Invalid { .. } => Self::bad_request(err.explained()),
             OpenStackError::Conflict { .. } => Self::conflict(err.explained()),
             OpenStackError::NotFound(m) => Self::not_found(m.clone()),
+            OpenStackError::Forbidden(m) => Self::forbidden(m.clone()),
             OpenStackError::Store(_) | OpenStackError::Internal(_) => {
                 Self::internal(err.to_string())
             }
@@ -311,6 +319,7 @@ impl From<OpenStackError> for GlanceError {
             OpenStackError::Invalid { .. } => StatusCode::BAD_REQUEST,
             OpenStackError::Conflict { .. } => StatusCode::CONFLICT,
             OpenStackError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpenStackError::Forbidden(_) => StatusCode::FORBIDDEN,
             OpenStackError::Store(_) | OpenStackError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

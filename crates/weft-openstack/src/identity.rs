@@ -5,6 +5,15 @@
 //! password, and the one project, a weft tenant, it may scope to). A token is a weft
 //! tenant token with an expiry, minted by the controller; what Keystone must say about it
 //! on validation (user, issue time) is kept under `/weft/openstack/tokens/<sha256>`.
+//!
+//! weft's admin token is Keystone's admin: authenticating with it (method `token`, as
+//! `auth_type: token` in clouds.yaml does) answers the same token with the catalog and
+//! the `admin` role, so the clients act as the admin. Projects are weft's tenants
+//! (`GET /v3/projects`, `GET /v3/projects/{id}`); the admin's `PATCH` sets or clears
+//! `weft:privileged`, which is weft's allow-list of tenants that may run privileged
+//! tasks (`openstack project set --property weft:privileged=true demo` with a client that
+//! sends extra attributes; the tag `weft:privileged`, `openstack project set --tag
+//! weft:privileged demo`, is the same switch for the SDK-based CLI, which drops them).
 
 use crate::error::{KeystoneError, OpenStackError};
 use crate::time::iso8601_micros;
@@ -42,6 +51,11 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
                 .delete(revoke_v3::<S, C>),
         )
         .route("/v3/auth/catalog", get(auth_catalog::<S, C>))
+        .route("/v3/projects", get(list_projects::<S, C>))
+        .route(
+            "/v3/projects/{id}",
+            get(show_project::<S, C>).patch(update_project::<S, C>),
+        )
         .route("/v2.0", get(v2_version::<S, C>))
         .route("/v2.0/", get(v2_version::<S, C>))
         .route("/v2.0/tokens", post(issue_v2::<S, C>))
@@ -62,6 +76,32 @@ struct TokenRecord {
     issued_ms: u64,
     expires_ms: u64,
     methods: Vec<String>,
+    /// weft's admin token (never stored).
+    #[serde(default, skip_serializing)]
+    admin: bool,
+}
+
+/// The admin token as Keystone shows it: user `admin`, scoped to the project asked for
+/// (it acts for every project), the `admin` role.
+fn admin_record<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    scope: Option<&Value>,
+    methods: Vec<String>,
+) -> TokenRecord {
+    let project = scope
+        .and_then(|s| s.pointer("/project/name"))
+        .and_then(Value::as_str)
+        .filter(|n| valid_tenant_name(n))
+        .unwrap_or("admin");
+    let issued_ms = now_ms();
+    TokenRecord {
+        user: "admin".into(),
+        project: project.to_string(),
+        issued_ms,
+        expires_ms: issued_ms.saturating_add(a.config.token_ttl_ms),
+        methods,
+        admin: true,
+    }
 }
 
 fn user_key(name: &str) -> String {
@@ -295,6 +335,7 @@ async fn issue<S: KvStore + Clone, C: Controller>(
         issued_ms,
         expires_ms,
         methods,
+        admin: false,
     };
     let bytes = serde_json::to_vec(&record).map_err(|e| KeystoneError::Internal(e.to_string()))?;
     a.store
@@ -320,16 +361,26 @@ fn token_body_v3(a_public: &str, region: &str, record: &TokenRecord) -> Value {
             "name": record.project,
             "domain": domain,
         },
-        "roles": [
-            {"id": derived_uuid("role:member").replace('-', ""), "name": "member"},
-            {"id": derived_uuid("role:reader").replace('-', ""), "name": "reader"},
-        ],
+        "roles": roles(record.admin),
         "is_domain": false,
         "catalog": catalog_v3(a_public, region),
         "audit_ids": [sha256_hex(&[record.user.as_bytes(), &record.issued_ms.to_be_bytes()])[..22].to_string()],
         "issued_at": iso8601_micros(record.issued_ms),
         "expires_at": iso8601_micros(record.expires_ms),
     }})
+}
+
+fn roles(admin: bool) -> Value {
+    let mut names = vec!["member", "reader"];
+    if admin {
+        names.insert(0, "admin");
+    }
+    Value::Array(
+        names
+            .into_iter()
+            .map(|n| json!({"id": derived_uuid(&format!("role:{n}")).replace('-', ""), "name": n}))
+            .collect(),
+    )
 }
 
 async fn issue_v3<S: KvStore + Clone, C: Controller>(
@@ -398,6 +449,24 @@ async fn issue_v3<S: KvStore + Clone, C: Controller>(
             .pointer("/token/id")
             .and_then(Value::as_str)
             .ok_or_else(|| KeystoneError::BadRequest("'id' is a required property".into()))?;
+        if a.controller.caller(token) == Some(Caller::Admin) {
+            // weft's admin token: the same token, as Keystone's admin.
+            let record = admin_record(&a, scope, methods);
+            let mut response = (
+                StatusCode::CREATED,
+                Json(token_body_v3(
+                    &a.config.public_url,
+                    &a.config.region,
+                    &record,
+                )),
+            )
+                .into_response();
+            let value =
+                HeaderValue::from_str(token).map_err(|e| KeystoneError::Internal(e.to_string()))?;
+            response.headers_mut().insert("x-subject-token", value);
+            tracing::info!("keystone: authenticated with weft's admin token");
+            return Ok(response);
+        }
         let record = live_token(&a, token).await?;
         let user = UserRecord {
             name: record.user.clone(),
@@ -453,8 +522,10 @@ async fn live_token<S: KvStore + Clone, C: Controller>(
     token: &str,
 ) -> Result<TokenRecord, KeystoneError> {
     let not_found = || KeystoneError::NotFound("Could not find token.".into());
-    if a.controller.caller(token).is_none() {
-        return Err(not_found());
+    match a.controller.caller(token) {
+        None => return Err(not_found()),
+        Some(Caller::Admin) => return Ok(admin_record(a, None, vec!["token".into()])),
+        Some(Caller::Tenant(_)) => {}
     }
     let got = a
         .store
@@ -532,6 +603,11 @@ async fn revoke_v3<S: KvStore + Clone, C: Controller>(
     headers: HeaderMap,
 ) -> Result<StatusCode, KeystoneError> {
     let (token, record) = subject(&a, &headers).await?;
+    if record.admin {
+        return Err(KeystoneError::Forbidden(
+            "weft's admin token is not revoked through Keystone".into(),
+        ));
+    }
     a.controller.revoke_token(&token).await?;
     a.store
         .delete(token_key(&token).as_bytes())
@@ -612,4 +688,258 @@ async fn issue_v2<S: KvStore + Clone, C: Controller>(
         },
         "metadata": {"is_admin": 0, "roles": []},
     }})))
+}
+
+// ---- projects (weft's tenants) --------------------------------------------------------
+
+/// The project attribute that is weft's allow-list of privileged tenants.
+pub const PRIVILEGED_PROPERTY: &str = "weft:privileged";
+
+/// Every project weft knows: its tenants and the projects of its users.
+async fn known_projects<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+) -> Result<std::collections::BTreeSet<String>, KeystoneError> {
+    let mut names: std::collections::BTreeSet<String> =
+        a.controller.tenants().into_iter().collect();
+    let users = a
+        .store
+        .range(format!("{KEY_ROOT}users/").as_bytes(), None)
+        .await
+        .map_err(|e| KeystoneError::Internal(e.to_string()))?;
+    names.extend(
+        users
+            .kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<UserRecord>(&kv.value).ok())
+            .map(|u| u.project),
+    );
+    Ok(names)
+}
+
+fn project_json<S: KvStore + Clone, C: Controller>(a: &OpenStack<S, C>, name: &str) -> Value {
+    let id = project_id(name);
+    let privileged = a.controller.privileged(name);
+    json!({
+        "id": id,
+        "name": name,
+        "domain_id": DOMAIN_ID,
+        "description": "",
+        "enabled": true,
+        "parent_id": DOMAIN_ID,
+        "is_domain": false,
+        "tags": if privileged { json!([PRIVILEGED_PROPERTY]) } else { json!([]) },
+        "options": {},
+        PRIVILEGED_PROPERTY: if privileged { "true" } else { "false" },
+        "links": {"self": format!("{}/v3/projects/{id}", identity_url(&a.config.public_url))},
+    })
+}
+
+/// `GET /v3/projects` (`?name=`, `?domain_id=`): the admin sees every project, a project
+/// itself.
+async fn list_projects<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Json<Value>, KeystoneError> {
+    let who = authenticated(&a, &headers)?;
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| KeystoneError::BadRequest(format!("invalid query: {}", e.body_text())))?;
+    let mut names: Vec<String> = known_projects(&a)
+        .await?
+        .into_iter()
+        .filter(|n| who.may(n))
+        .collect();
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "name" => names.retain(|n| n == value),
+            "id" => names.retain(|n| project_id(n) == *value),
+            "domain_id" if value != DOMAIN_ID => names.clear(),
+            "enabled" if value.eq_ignore_ascii_case("false") => names.clear(),
+            _ => {}
+        }
+    }
+    let projects: Vec<Value> = names.iter().map(|n| project_json(&a, n)).collect();
+    Ok(Json(json!({
+        "projects": projects,
+        "links": {
+            "self": format!("{}/v3/projects", identity_url(&a.config.public_url)),
+            "previous": null,
+            "next": null,
+        },
+    })))
+}
+
+/// The project whose id is `id`, which the caller may see.
+async fn project_named<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+    id: &str,
+) -> Result<String, KeystoneError> {
+    let name = known_projects(a)
+        .await?
+        .into_iter()
+        .find(|n| project_id(n) == id)
+        .ok_or_else(|| KeystoneError::NotFound(format!("Could not find project: {id:.64}.")))?;
+    if !who.may(&name) {
+        return Err(KeystoneError::Forbidden(
+            "You are not authorized to perform the requested action: identity:get_project.".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// `GET /v3/projects/{id}`.
+async fn show_project<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, KeystoneError> {
+    let who = authenticated(&a, &headers)?;
+    let name = project_named(&a, &who, &id).await?;
+    Ok(Json(json!({"project": project_json(&a, &name)})))
+}
+
+/// What a `PATCH` of a project may carry: `weft:privileged` (a boolean or its text), and
+/// the other attributes only as they are.
+pub(crate) fn privileged_change(
+    name: &str,
+    object: &serde_json::Map<String, Value>,
+) -> Result<Option<bool>, KeystoneError> {
+    let mut change = None;
+    for (key, value) in object {
+        let same = match key.as_str() {
+            PRIVILEGED_PROPERTY => {
+                let text = match value {
+                    Value::Bool(b) => b.to_string(),
+                    Value::String(s) => s.to_ascii_lowercase(),
+                    _ => String::new(),
+                };
+                change = Some(match text.as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(KeystoneError::BadRequest(format!(
+                            "{PRIVILEGED_PROPERTY} is true or false, not {:.40}",
+                            value.to_string()
+                        )));
+                    }
+                });
+                continue;
+            }
+            "name" => value.as_str() == Some(name),
+            "domain_id" | "parent_id" => value.as_str() == Some(DOMAIN_ID),
+            "enabled" => *value == Value::Bool(true),
+            "is_domain" => *value == Value::Bool(false),
+            "description" => value.as_str().is_some_and(str::is_empty) || value.is_null(),
+            // `openstack project set --tag weft:privileged` (the SDK's clients send no
+            // other attributes): the tag is the same switch as the property.
+            "tags" => {
+                let Some(tags) = value.as_array() else {
+                    return Err(KeystoneError::BadRequest("tags is a list".into()));
+                };
+                if let Some(other) = tags
+                    .iter()
+                    .find(|t| t.as_str() != Some(PRIVILEGED_PROPERTY))
+                {
+                    return Err(KeystoneError::BadRequest(format!(
+                        "weft's projects keep no tags but {PRIVILEGED_PROPERTY} ({:.64} was given)",
+                        other.to_string()
+                    )));
+                }
+                change = Some(!tags.is_empty());
+                continue;
+            }
+            "options" => value.as_object().is_some_and(serde_json::Map::is_empty),
+            other if other.starts_with("weft:") => {
+                return Err(KeystoneError::BadRequest(format!(
+                    "Invalid project attribute {other:.64}: weft knows {PRIVILEGED_PROPERTY} only"
+                )));
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(KeystoneError::BadRequest(format!(
+                "weft's projects are its tenants: only {PRIVILEGED_PROPERTY} may be changed ({key:.64} was given)"
+            )));
+        }
+    }
+    Ok(change)
+}
+
+/// `PATCH /v3/projects/{id}` (admin): `weft:privileged` true puts the project's tenant on
+/// weft's allow-list of privileged tenants, false takes it off.
+async fn update_project<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, KeystoneError> {
+    let who = authenticated(&a, &headers)?;
+    if who != Caller::Admin {
+        return Err(KeystoneError::Forbidden(
+            "You are not authorized to perform the requested action: identity:update_project."
+                .into(),
+        ));
+    }
+    let name = project_named(&a, &who, &id).await?;
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| KeystoneError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let Some(Value::Object(object)) = request.get("project") else {
+        return Err(KeystoneError::BadRequest(
+            "'project' is a required property".into(),
+        ));
+    };
+    if let Some(allowed) = privileged_change(&name, object)? {
+        a.controller.set_privileged(&name, allowed).await?;
+        tracing::info!(project = %name, allowed, "keystone: project's weft:privileged set");
+    }
+    Ok(Json(json!({"project": project_json(&a, &name)})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_patch_sets_privilege_only() {
+        let obj = |v: Value| v.as_object().cloned().unwrap_or_default();
+        assert_eq!(
+            privileged_change("lab", &obj(json!({"weft:privileged": "true"}))).unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            privileged_change(
+                "lab",
+                &obj(json!({"weft:privileged": false, "enabled": true}))
+            )
+            .unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            privileged_change("lab", &obj(json!({"name": "lab"}))).unwrap(),
+            None
+        );
+        assert_eq!(
+            privileged_change("lab", &obj(json!({"tags": ["weft:privileged"]}))).unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            privileged_change("lab", &obj(json!({"tags": []}))).unwrap(),
+            Some(false)
+        );
+        for bad in [
+            json!({"weft:privileged": "maybe"}),
+            json!({"weft:other": "true"}),
+            json!({"name": "other"}),
+            json!({"color": "blue"}),
+            json!({"enabled": false}),
+            json!({"tags": ["blue"]}),
+        ] {
+            assert!(
+                privileged_change("lab", &obj(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //! visibility, properties); it is `active` at once, as there is nothing to upload: the
 //! nodes' Docker engines hold the image itself. The id may be given at registration
 //! (so files naming an `image_id` keep working once it is registered), else it is random.
+//! The property `weft:privileged=true` makes the servers booted from it privileged
+//! (admitted only in a project an admin allowed); other `weft:` properties are refused.
 
 use crate::error::GlanceError;
 use crate::resource::{metas, token_caller};
@@ -92,6 +94,13 @@ impl ImageRecord {
                 (Some(owner), Caller::Tenant(t)) => owner == t,
                 (None, Caller::Tenant(_)) => false,
             }
+    }
+
+    /// Whether its `weft:privileged` property makes a server's task privileged.
+    pub(crate) fn privileged(&self) -> bool {
+        self.properties
+            .get(crate::flavor::PRIVILEGED)
+            .is_some_and(|v| crate::flavor::is_true(v))
     }
 
     fn json(&self) -> Value {
@@ -464,6 +473,22 @@ fn registration(who: &Caller, body: &[u8], tenants: &[String]) -> Result<ImageRe
                 "property {key:.40}: names are 1 to 255 characters, values at most 255"
             )));
         }
+        if key.starts_with("weft:") {
+            if key != crate::flavor::PRIVILEGED {
+                return Err(GlanceError::bad_request(format!(
+                    "property {key:.64}: weft knows no such option (it knows {})",
+                    crate::flavor::PRIVILEGED
+                )));
+            }
+            if !matches!(
+                text.to_ascii_lowercase().as_str(),
+                "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off"
+            ) {
+                return Err(GlanceError::bad_request(format!(
+                    "property {key}: {text:.40} is not a boolean (true or false)"
+                )));
+            }
+        }
         properties.insert(key.clone(), text.to_string());
     }
     if properties.len() > MAX_PROPERTIES {
@@ -622,6 +647,15 @@ mod tests {
         assert_eq!(ok.visibility, "shared");
         assert_eq!(ok.owner.as_deref(), Some("lab"));
         assert_eq!(ok.properties["os_distro"], "busybox");
+        assert!(!ok.privileged());
+        let root = registration(
+            &who,
+            br#"{"name":"root","weft_docker_ref":"a","weft:privileged":"true"}"#,
+            &[],
+        )
+        .unwrap();
+        assert!(root.privileged());
+        assert_eq!(root.json()["weft:privileged"], "true");
         for bad in [
             r#"{"name":"x"}"#,
             r#"{"weft_docker_ref":"UPPER/Case"}"#,
@@ -629,6 +663,8 @@ mod tests {
             r#"{"weft_docker_ref":"a","visibility":"public"}"#,
             r#"{"weft_docker_ref":"a","status":"active"}"#,
             r#"{"weft_docker_ref":"a","container_format":"ovf"}"#,
+            r#"{"weft_docker_ref":"a","weft:privileged":"maybe"}"#,
+            r#"{"weft_docker_ref":"a","weft:other":"true"}"#,
             r#"[1]"#,
         ] {
             assert!(registration(&who, bad.as_bytes(), &[]).is_err(), "{bad}");

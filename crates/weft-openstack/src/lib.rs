@@ -34,7 +34,7 @@ mod security_group;
 mod time;
 
 pub use error::{GlanceError, KeystoneError, NeutronError, NovaError, OpenStackError};
-pub use flavor::{FLAVORS, Flavor};
+pub use flavor::{Flavor, builtin_flavors};
 pub use security_group::{security_group_id, security_group_rule_id};
 
 use axum::Router;
@@ -239,11 +239,21 @@ pub trait Controller: Send + Sync + 'static {
     fn nodes(&self) -> Vec<String>;
     /// The apps whose EPG is in `tenant`, with their tasks.
     fn apps(&self, tenant: &str) -> Vec<WeftApp>;
-    /// Creates an app as `weft app apply` does (validated with every stored app; its EPG
-    /// must exist); 409 when an app of that id exists.
+    /// Creates an app as `weft app apply` does with `who`'s token (validated with every
+    /// stored app; its EPG must exist; a privileged app only in a tenant an admin allowed,
+    /// else [`OpenStackError::Forbidden`]); 409 when an app of that id exists.
     fn create_app(
         &self,
+        who: &Caller,
         spec: weft_app::AppSpec,
+    ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
+    /// Whether an admin allowed `tenant` privileged tasks (weft's allow-list).
+    fn privileged(&self, tenant: &str) -> bool;
+    /// Allows or denies `tenant` privileged tasks (the caller is the admin).
+    fn set_privileged(
+        &self,
+        tenant: &str,
+        allowed: bool,
     ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
     /// Deletes an app of `tenant` with its tasks and their endpoints in one transaction,
     /// as `weft app delete` does; false when there was none.

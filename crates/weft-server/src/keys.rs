@@ -23,6 +23,9 @@ pub const APP_INSTANCES: &str = "/weft/app-instances/";
 /// The last deployment of each app.
 pub const DEPLOYMENTS: &str = "/weft/deployments/";
 pub const TASKS: &str = "/weft/tasks/";
+/// Tenants an admin allowed to run privileged tasks (`weft tenant privilege allow`);
+/// written only through the admin's routes, read by app admission.
+pub const PRIVILEGE: &str = "/weft/privilege/";
 /// The controllers' own coordination (leader key, controller registry): never part of
 /// the snapshot, never an event.
 pub const CLUSTER: &str = "/weft/cluster/";
@@ -59,6 +62,10 @@ pub fn deployment(app: &str) -> String {
 
 pub fn task(id: &str) -> String {
     format!("{TASKS}{id}")
+}
+
+pub fn privilege(tenant: &str) -> String {
+    format!("{PRIVILEGE}{tenant}")
 }
 
 pub fn tenant(name: &str) -> String {

@@ -103,6 +103,38 @@ pub const OPERATIONS: &[Operation] = &[
         false,
     ),
     (
+        "/v1/privilege",
+        "get",
+        "Tenants allowed privileged tasks (a tenant token sees its own)",
+        None,
+        "TenantPrivilegeList",
+        true,
+    ),
+    (
+        "/v1/privilege/{tenant}",
+        "get",
+        "Whether a tenant may run privileged tasks, and its privileged apps",
+        None,
+        "TenantPrivilege",
+        true,
+    ),
+    (
+        "/v1/privilege/{tenant}",
+        "put",
+        "Allow a tenant privileged tasks (admin; idempotent)",
+        None,
+        "TenantPrivilege",
+        false,
+    ),
+    (
+        "/v1/privilege/{tenant}",
+        "delete",
+        "Deny a tenant new privileged tasks (admin; its running ones are named and keep running)",
+        None,
+        "TenantPrivilege",
+        false,
+    ),
+    (
         "/v1/nodes",
         "get",
         "Nodes with readiness and last report (admin, agent)",
@@ -292,6 +324,11 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("TokenRequest", "{tenant}"),
     ("TokenResponse", "{token}"),
     (
+        "TenantPrivilege",
+        "{tenant, allowed, since_ms?, privileged_apps[]}",
+    ),
+    ("TenantPrivilegeList", "[TenantPrivilege]"),
+    (
         "NodeRegistration",
         "{name, underlay_ip, netns?, netns_prefix, resources: {cpus, mem_mb, disk_mb}, labels}",
     ),
@@ -357,7 +394,7 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for (path, method, summary, request, response, blocking) in OPERATIONS {
         let mut parameters = Vec::new();
-        for param in ["name", "id"] {
+        for param in ["name", "id", "tenant"] {
             if path.contains(&format!("{{{param}}}")) {
                 parameters.push(json!({"name": param, "in": "path", "required": true, "schema": {"type": "string"}}));
             }
@@ -458,6 +495,10 @@ mod tests {
             (paths::CONTRACTS.to_string(), "get"),
             (paths::POLICY.to_string(), "get"),
             (paths::TOKENS.to_string(), "post"),
+            (paths::PRIVILEGE.to_string(), "get"),
+            (paths::privilege("{tenant}"), "get"),
+            (paths::privilege("{tenant}"), "put"),
+            (paths::privilege("{tenant}"), "delete"),
             (paths::NODES.to_string(), "get"),
             (paths::NODES.to_string(), "post"),
             (paths::node(name), "get"),

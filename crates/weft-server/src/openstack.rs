@@ -54,6 +54,7 @@ impl From<ApiFailure> for OpenStackError {
                 message, details, ..
             } => OpenStackError::Conflict { message, details },
             ApiFailure::NotFound { message, .. } => OpenStackError::NotFound(message),
+            ApiFailure::Forbidden(message) => OpenStackError::Forbidden(message),
             other => OpenStackError::Internal(other.to_string()),
         }
     }
@@ -353,7 +354,11 @@ impl Controller for ServerController {
             .collect()
     }
 
-    async fn create_app(&self, spec: weft_app::AppSpec) -> Result<(), OpenStackError> {
+    async fn create_app(
+        &self,
+        who: &Caller,
+        spec: weft_app::AppSpec,
+    ) -> Result<(), OpenStackError> {
         if self.state.snapshot().apps.contains_key(&spec.id) {
             return Err(conflict(format!("app {} already exists", spec.id)));
         }
@@ -362,8 +367,22 @@ impl Controller for ServerController {
         let request = AppsRequest {
             apps: serde_json::to_value(&apps).map_err(internal)?,
         };
-        // The adapter has checked the caller's right to the app's tenant.
-        crate::routes::apply_apps(&self.state, &Role::Admin, &request).await?;
+        // The caller's own role: the same admission as `weft app apply` with its token
+        // (its tenant, and privilege only where an admin allowed it).
+        let role = match who {
+            Caller::Admin => Role::Admin,
+            Caller::Tenant(tenant) => Role::Tenant(tenant.clone()),
+        };
+        crate::routes::apply_apps(&self.state, &role, &request).await?;
+        Ok(())
+    }
+
+    fn privileged(&self, tenant: &str) -> bool {
+        self.state.snapshot().privileged.contains_key(tenant)
+    }
+
+    async fn set_privileged(&self, tenant: &str, allowed: bool) -> Result<(), OpenStackError> {
+        crate::routes::set_privilege(&self.state, tenant, allowed).await?;
         Ok(())
     }
 

@@ -48,6 +48,13 @@ fn port_security_default() -> bool {
     true
 }
 
+/// An admin's allowance for a tenant to run privileged tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivilegeGrant {
+    /// When it was allowed (Unix milliseconds).
+    pub since_ms: u64,
+}
+
 /// What a tenant token grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenGrant {
@@ -87,6 +94,8 @@ pub struct Snapshot {
     pub instances: Arc<BTreeMap<String, u32>>,
     pub deployments: Arc<BTreeMap<String, Stored<DeploymentRecord>>>,
     pub tasks: Arc<BTreeMap<String, Stored<TaskRecord>>>,
+    /// Tenants allowed to run privileged tasks ([`keys::PRIVILEGE`]).
+    pub privileged: Arc<BTreeMap<String, Stored<PrivilegeGrant>>>,
 }
 
 impl Default for Snapshot {
@@ -111,6 +120,7 @@ impl Default for Snapshot {
             instances: Arc::default(),
             deployments: Arc::default(),
             tasks: Arc::default(),
+            privileged: Arc::default(),
         }
     }
 }
@@ -217,6 +227,14 @@ impl Snapshot {
                 }
                 Err(why) => tracing::error!(%key, %why, "stored deployment is unreadable"),
             }
+        } else if let Some(tenant) = key.strip_prefix(keys::PRIVILEGE) {
+            match serde_json::from_slice(&kv.value) {
+                Ok(value) => {
+                    Arc::make_mut(&mut self.privileged)
+                        .insert(tenant.to_string(), Stored { value, revision });
+                }
+                Err(why) => tracing::error!(%key, %why, "stored privilege is unreadable; skipped"),
+            }
         } else if let Some(id) = key.strip_prefix(keys::TASKS) {
             match serde_json::from_slice::<TaskRecord>(&kv.value) {
                 Ok(mut value) => {
@@ -247,6 +265,8 @@ impl Snapshot {
             Arc::make_mut(&mut self.deployments).remove(id);
         } else if let Some(id) = key.strip_prefix(keys::TASKS) {
             Arc::make_mut(&mut self.tasks).remove(id);
+        } else if let Some(tenant) = key.strip_prefix(keys::PRIVILEGE) {
+            Arc::make_mut(&mut self.privileged).remove(tenant);
         }
     }
 

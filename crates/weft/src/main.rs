@@ -64,6 +64,8 @@ enum Command {
     Kv(cmd::discovery::KvArgs),
     /// DNS at an endpoint's gateway: `weft dns query NAME --from ENDPOINT`.
     Dns(cmd::dns::Args),
+    /// Tenant settings only the admin changes: `weft tenant privilege allow|deny|show|list`.
+    Tenant(cmd::tenant::Args),
 }
 
 /// Exit status for "the input was wrong or something failed".
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         Command::Services(args) => cmd::discovery::services(args),
         Command::Kv(args) => cmd::discovery::kv(args),
         Command::Dns(args) => cmd::dns::run(args),
+        Command::Tenant(args) => cmd::tenant::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! deployment cancel; task listings. Tenant tokens reach the apps whose EPG is theirs.
 
 use super::indexed;
+use super::privilege::privilege_guard;
 use super::skeleton::{commit_guarded, read};
 use crate::apps::{DeploymentRecord, app_tasks, effective_spec, wire_app, wire_task};
 use crate::auth::Role;
@@ -197,6 +198,15 @@ pub(crate) async fn apply_request(
             ));
         }
     }
+    // Privilege only for tenants an admin allowed, guarded until the commit.
+    let mut privilege_guards = Vec::new();
+    for (id, spec) in &apps.apps {
+        if spec.privileged
+            && let Some(guard) = privilege_guard(&snapshot, role, &spec.epg.tenant, id)?
+        {
+            privilege_guards.push(guard);
+        }
+    }
     let mut all = Apps {
         apps: snapshot
             .apps
@@ -245,6 +255,7 @@ pub(crate) async fn apply_request(
             deployments: Vec::new(),
         });
     }
+    compares.extend(privilege_guards);
     let txn = Txn::new().when(compares).and_then(ops);
     let revision = commit_guarded(&state, txn, "an app").await?;
     state.scheduler_wake.notify_one();
@@ -316,6 +327,13 @@ pub async fn scale(
         CompareOp::Equal,
         rev(version),
     )];
+    // Scaling a privileged app up makes new privileged tasks: the same rule as a create.
+    if spec.privileged
+        && request.instances > spec.instances
+        && let Some(guard) = privilege_guard(&snapshot, &role, &spec.epg.tenant, &id)?
+    {
+        compares.push(guard);
+    }
     if let Some(next) = rescaled(&snapshot, &id, &spec, request.instances) {
         compares.push(Compare::mod_revision(
             keys::deployment(&id),

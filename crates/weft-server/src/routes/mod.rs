@@ -8,6 +8,7 @@ mod explain;
 mod meta;
 mod nodes;
 mod policy;
+mod privilege;
 mod skeleton;
 mod tokens;
 
@@ -27,6 +28,7 @@ use weft_api::paths;
 pub(crate) use apps::{apply_request as apply_apps, remove_app};
 pub(crate) use endpoints::plan as plan_endpoint;
 pub(crate) use endpoints::update_port;
+pub(crate) use privilege::set as set_privilege;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit;
@@ -46,6 +48,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::CONTRACTS, get(policy::list_contracts))
         .route(paths::POLICY, get(policy::compiled))
         .route(paths::TOKENS, post(tokens::create))
+        .route(paths::PRIVILEGE, get(privilege::list))
+        .route(
+            "/v1/privilege/{tenant}",
+            get(privilege::get_one)
+                .put(privilege::allow)
+                .delete(privilege::deny),
+        )
         .route("/v1/openstack/users", post(crate::openstack::create_user))
         .route(paths::NODES, get(nodes::list).post(nodes::register))
         .route(

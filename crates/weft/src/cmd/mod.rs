@@ -23,4 +23,5 @@ pub mod get;
 pub mod logs;
 pub mod ps;
 pub mod server;
+pub mod tenant;
 pub mod validate;
