@@ -64,9 +64,14 @@ pub fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStack<S, C>
             "/v2.1/servers/{id}",
             get(show::<S, C>).delete(remove::<S, C>),
         )
+        .route(
+            "/v2.1/servers/{id}/action",
+            axum::routing::post(crate::server_action::action::<S, C>),
+        )
+        .merge(crate::hypervisor::routes())
         .fallback(|| async {
             NovaError::not_found(
-                "The resource could not be found. weft's compute service serves servers (create, list, detail, show, delete) and flavors.",
+                "The resource could not be found. weft's compute service serves servers (create, list, detail, show, delete, actions), flavors, availability zones, hypervisors and hosts.",
             )
         })
         .layer(axum::middleware::from_fn(microversion))
@@ -236,6 +241,12 @@ pub(crate) struct ServerRecord {
     #[serde(default)]
     pub(crate) availability_zone: Option<String>,
     pub(crate) created_ms: u64,
+    /// `user_data` as given (base64); the container sees it decoded as `WEFT_USER_DATA`.
+    #[serde(default)]
+    pub(crate) user_data: Option<String>,
+    /// The last reboot asked (`SOFT` or `HARD`): which status a rebooting server shows.
+    #[serde(default)]
+    pub(crate) reboot: Option<String>,
 }
 
 /// The id of the server that is app `app`.
@@ -244,14 +255,14 @@ pub fn server_id(app: &str) -> String {
 }
 
 /// Every server the caller may see, with its app and the network names, read once.
-struct Servers {
-    servers: Vec<(ServerRecord, Option<WeftApp>)>,
+pub(crate) struct Servers {
+    pub(crate) servers: Vec<(ServerRecord, Option<WeftApp>)>,
     network_names: BTreeMap<String, String>,
     /// Neutron's names of security groups, by id.
     group_names: BTreeMap<String, String>,
 }
 
-async fn servers<S: KvStore + Clone, C: Controller>(
+pub(crate) async fn servers<S: KvStore + Clone, C: Controller>(
     a: &OpenStack<S, C>,
     who: &Caller,
 ) -> Result<Servers, NovaError> {
@@ -286,7 +297,9 @@ async fn servers<S: KvStore + Clone, C: Controller>(
 }
 
 /// A server's state: (status, vm_state, task_state, power_state, fault).
-fn state(app: Option<&WeftApp>) -> (&'static str, &'static str, Value, u8, Option<String>) {
+pub(crate) fn state(
+    app: Option<&WeftApp>,
+) -> (&'static str, &'static str, Value, u8, Option<String>) {
     let Some(app) = app else {
         return (
             "ERROR",
@@ -296,6 +309,13 @@ fn state(app: Option<&WeftApp>) -> (&'static str, &'static str, Value, u8, Optio
             Some("the server's weft app is gone (deleted outside OpenStack)".into()),
         );
     };
+    // Stopped (`os-stop`): the app's instances are 0; SHUTOFF once its task is gone.
+    if app.spec.instances == 0 {
+        return match app.tasks.first() {
+            Some(_) => ("ACTIVE", "active", json!("powering-off"), 1, None),
+            None => ("SHUTOFF", "stopped", Value::Null, 4, None),
+        };
+    }
     let Some(task) = app.tasks.first() else {
         if app.pending.is_empty() {
             return ("BUILD", "building", json!("scheduling"), 0, None);
@@ -326,6 +346,12 @@ fn state(app: Option<&WeftApp>) -> (&'static str, &'static str, Value, u8, Optio
     };
     match task.phase {
         TaskPhase::Running => ("ACTIVE", "active", Value::Null, 1, None),
+        // Rebooted (`WEFT_BOOT` raised): its agent stops and starts it in place.
+        TaskPhase::Pending | TaskPhase::Starting | TaskPhase::Stopping
+            if task.boot > 0 && task.restarts == 0 =>
+        {
+            ("REBOOT", "active", json!("reboot_started"), 1, None)
+        }
         TaskPhase::Stopping => ("ACTIVE", "active", json!("deleting"), 1, None),
         TaskPhase::Failed => (
             "ERROR",
@@ -357,7 +383,10 @@ fn mac_text(mac: [u8; 6]) -> String {
 
 impl Servers {
     fn detail(&self, base: &str, record: &ServerRecord, app: Option<&WeftApp>) -> Value {
-        let (status, vm_state, task_state, power_state, fault) = state(app);
+        let (mut status, vm_state, mut task_state, power_state, fault) = state(app);
+        if status == "REBOOT" && record.reboot.as_deref() == Some("HARD") {
+            (status, task_state) = ("HARD_REBOOT", json!("reboot_started_hard"));
+        }
         let task = app.and_then(|a| a.tasks.first());
         let project = project_id(&record.tenant);
         let mut addresses = Map::new();
@@ -391,6 +420,7 @@ impl Servers {
                 a.spec
                     .env
                     .iter()
+                    .filter(|(k, _)| *k != crate::server_action::USER_DATA_ENV)
                     .map(|(k, v)| (k.clone(), json!(v.to_string().replace("$${", "${"))))
                     .collect()
             })
@@ -451,7 +481,7 @@ impl Servers {
         server
     }
 
-    fn find(&self, id: &str) -> Result<&(ServerRecord, Option<WeftApp>), NovaError> {
+    pub(crate) fn find(&self, id: &str) -> Result<&(ServerRecord, Option<WeftApp>), NovaError> {
         self.servers
             .iter()
             .find(|(r, _)| r.id == id)
@@ -859,10 +889,6 @@ fn unsupported(object: &Map<String, Value>, image_id: &str) -> Result<(), NovaEr
             "config_drive",
             "there is no config drive (metadata is the environment)",
         ),
-        (
-            "user_data",
-            "user_data is not served yet (metadata becomes the environment)",
-        ),
         ("accessIPv4", "a server's address is its port's"),
         ("accessIPv6", "a server's address is its port's"),
         ("adminPass", "containers have no admin password"),
@@ -992,7 +1018,11 @@ async fn create<S: KvStore + Clone, C: Controller>(
         ));
     }
     let name = server_name(&object)?;
-    let env = metadata(&object)?;
+    let mut env = metadata(&object)?;
+    let user_data = crate::server_action::user_data(&object)?;
+    if let Some((_, text)) = &user_data {
+        env.insert(crate::server_action::USER_DATA_ENV.into(), text.clone());
+    }
     let group_refs = group_refs(&object)?;
     let flavor = flavor_of(&a.store, &object).await?;
     let image = image_of(&a, &who, &object).await?;
@@ -1065,6 +1095,8 @@ async fn create<S: KvStore + Clone, C: Controller>(
         key_name,
         availability_zone: zone,
         created_ms: now_ms(),
+        user_data: user_data.map(|(given, _)| given),
+        reboot: None,
     };
     let created = match put_meta(&a, "server", &id, &record).await {
         Ok(()) => a

@@ -22,6 +22,7 @@
 mod compute;
 mod error;
 mod flavor;
+mod hypervisor;
 mod identity;
 mod image;
 mod network;
@@ -31,6 +32,7 @@ mod query;
 mod resource;
 mod router;
 mod security_group;
+mod server_action;
 mod time;
 
 pub use error::{GlanceError, KeystoneError, NeutronError, NovaError, OpenStackError};
@@ -178,6 +180,26 @@ pub struct WeftTask {
     pub message: Option<String>,
     pub restarts: u32,
     pub started_ms: Option<u64>,
+    /// Reboots asked of it (`WEFT_BOOT` in its environment; 0: never rebooted).
+    pub boot: u32,
+}
+
+/// A registered node as Nova's hypervisor and host APIs show it: what it registered
+/// and what the scheduler counts as allocated on it (every task placed there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeftNode {
+    pub name: String,
+    pub underlay_ip: IpAddr,
+    /// Heartbeat seen within the node deadline.
+    pub ready: bool,
+    pub cpus: f64,
+    pub mem_mb: u64,
+    pub disk_mb: u64,
+    pub cpus_used: f64,
+    pub mem_mb_used: u64,
+    pub disk_mb_used: u64,
+    /// Tasks placed on it.
+    pub tasks: u32,
 }
 
 /// An app of weft's model with its tasks (Nova's server is an app with one task).
@@ -239,6 +261,32 @@ pub trait Controller: Send + Sync + 'static {
     fn nodes(&self) -> Vec<String>;
     /// The apps whose EPG is in `tenant`, with their tasks.
     fn apps(&self, tenant: &str) -> Vec<WeftApp>;
+    /// The registered nodes with their capacity as the scheduler sees it.
+    fn node_capacity(&self) -> Vec<WeftNode>;
+    /// Sets an app's instance count as `weft app scale` does (not a new version; the
+    /// scheduler places or removes tasks); not found when `tenant` has no such app.
+    fn scale_app(
+        &self,
+        tenant: &str,
+        id: &str,
+        instances: u32,
+    ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
+    /// Restarts one task in place (same task, node, address): its `WEFT_BOOT` goes up by
+    /// one, so its node's agent sees its assignment changed and stops and starts it.
+    fn reboot_task(
+        &self,
+        tenant: &str,
+        task: &str,
+    ) -> impl Future<Output = Result<(), OpenStackError>> + Send;
+    /// The last `lines` lines (at most `max_bytes`, the end kept) a Docker task wrote to
+    /// stdout and stderr, as its container's engine keeps them.
+    fn console_output(
+        &self,
+        tenant: &str,
+        task: &str,
+        lines: usize,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<String, OpenStackError>> + Send;
     /// Creates an app as `weft app apply` does with `who`'s token (validated with every
     /// stored app; its EPG must exist; a privileged app only in a tenant an admin allowed,
     /// else [`OpenStackError::Forbidden`]); 409 when an app of that id exists.

@@ -437,6 +437,38 @@ impl DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// The last `lines` lines the container wrote (stdout and stderr, in the engine's
+    /// order), at most `max_bytes` of them (the end kept): a console's tail, bounded
+    /// whatever the log's size.
+    pub async fn tail(&self, task: &str, lines: usize, max_bytes: usize) -> Result<Vec<u8>> {
+        let client = self.client().await?;
+        let query = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = client.logs(&container_name(task), Some(query));
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => {
+                    out.extend_from_slice(&chunk.into_bytes());
+                    if out.len() > max_bytes.saturating_mul(2) {
+                        out.drain(..out.len() - max_bytes);
+                    }
+                }
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Err(RuntimeError::UnknownTask(task.to_string())),
+                Err(e) => return Err(self.classify("logs", e).await),
+            }
+        }
+        if out.len() > max_bytes {
+            out.drain(..out.len() - max_bytes);
+        }
+        Ok(out)
+    }
+
     /// The last line of the container's stderr (the engine's last few lines only).
     pub async fn last_error_line(&self, task: &str) -> Option<String> {
         let client = self.client().await.ok()?;

@@ -8,7 +8,7 @@ use crate::auth::{self, Role, tenant_role};
 use crate::error::{ApiFailure, ApiResult, ServerError};
 use crate::extract::ApiJson;
 use crate::keys;
-use crate::liveness::now_ms;
+use crate::liveness::{Liveness, now_ms};
 use crate::server::AppState;
 use crate::state::{EndpointRecord, Stored};
 use crate::state::{TokenGrant, as_revision};
@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -24,12 +25,25 @@ use weft_api::{AppsRequest, EndpointRequest, EndpointState, MacAddr, TaskState};
 use weft_model::{EpgPath, Model, Tenant};
 use weft_openstack::{
     AddressPair, Caller, Controller, EndpointSpec, OpenStackError, PortUpdate, TaskPhase, WeftApp,
-    WeftEndpoint, WeftTask,
+    WeftEndpoint, WeftNode, WeftTask,
 };
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
 
 /// Attempts before an endpoint write gives up on a busy store.
 const MAX_ATTEMPTS: usize = 64;
+/// A task's boot count (raised by each OpenStack reboot), in its environment.
+const BOOT_ENV: &str = "WEFT_BOOT";
+/// How long reading a console may take.
+const CONSOLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many times a task was rebooted in place (its `WEFT_BOOT`; 0 when never).
+fn boot_count(task: &crate::apps::TaskRecord) -> u32 {
+    task.env
+        .as_ref()
+        .and_then(|env| env.get(BOOT_ENV))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
 
 /// The controller as the OpenStack adapter sees it.
 #[derive(Debug)]
@@ -342,6 +356,7 @@ impl Controller for ServerController {
                             message: status.message,
                             restarts: status.restarts,
                             started_ms: status.started_ms,
+                            boot: boot_count(&t.value),
                         }
                     })
                     .collect();
@@ -352,6 +367,146 @@ impl Controller for ServerController {
                 })
             })
             .collect()
+    }
+
+    fn node_capacity(&self) -> Vec<WeftNode> {
+        let snapshot = self.state.snapshot();
+        let mut used: BTreeMap<&str, (f64, u64, u64, u32)> = BTreeMap::new();
+        for task in snapshot.tasks.values() {
+            let spec = &task.value.spec;
+            let entry = used.entry(task.value.node.as_str()).or_default();
+            entry.0 += spec.cpus;
+            entry.1 = entry.1.saturating_add(spec.mem);
+            entry.2 = entry.2.saturating_add(spec.disk);
+            entry.3 = entry.3.saturating_add(1);
+        }
+        snapshot
+            .nodes
+            .iter()
+            .map(|(name, stored)| {
+                let reg = &stored.value;
+                let live = self.state.liveness.get(name);
+                let (cpus_used, mem_mb_used, disk_mb_used, tasks) =
+                    used.get(name.as_str()).copied().unwrap_or_default();
+                WeftNode {
+                    name: name.clone(),
+                    underlay_ip: reg.underlay_ip.into(),
+                    ready: Liveness::is_ready(&live, self.state.config.node_deadline),
+                    cpus: reg.resources.cpus,
+                    mem_mb: reg.resources.mem_mb,
+                    disk_mb: reg.resources.disk_mb,
+                    cpus_used,
+                    mem_mb_used,
+                    disk_mb_used,
+                    tasks,
+                }
+            })
+            .collect()
+    }
+
+    async fn scale_app(
+        &self,
+        tenant: &str,
+        id: &str,
+        instances: u32,
+    ) -> Result<(), OpenStackError> {
+        let known = self
+            .state
+            .snapshot()
+            .apps
+            .get(id)
+            .is_some_and(|a| a.value.epg.tenant == tenant);
+        if !known {
+            return Err(OpenStackError::NotFound(format!("app {id} does not exist")));
+        }
+        // The adapter has checked the caller's right to the app's tenant.
+        crate::routes::scale_app(&self.state, &Role::Admin, id, instances).await?;
+        Ok(())
+    }
+
+    async fn reboot_task(&self, tenant: &str, task: &str) -> Result<(), OpenStackError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let snapshot = self.state.snapshot();
+            let Some(stored) = snapshot
+                .tasks
+                .get(task)
+                .filter(|t| t.value.spec.epg.tenant == tenant)
+            else {
+                return Err(OpenStackError::NotFound(format!(
+                    "task {task} does not exist"
+                )));
+            };
+            let mut record = stored.value.clone();
+            let boot = boot_count(&record).saturating_add(1);
+            let Some(env) = record.env.as_mut() else {
+                return Err(conflict(format!(
+                    "task {task} has not started yet: it waits for its environment"
+                )));
+            };
+            env.insert(BOOT_ENV.to_string(), boot.to_string());
+            let key = keys::task(task);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(stored.revision).unwrap_or(i64::MAX),
+                )])
+                .and_then([TxnOp::put(
+                    key,
+                    serde_json::to_vec(&record).map_err(internal)?,
+                )]);
+            let response = self.state.store.txn(txn).await?;
+            caught_up(&self.state, as_revision(response.revision)).await;
+            if response.succeeded {
+                tracing::info!(%task, boot, "task rebooted in place ({BOOT_ENV} raised)");
+                return Ok(());
+            }
+        }
+        Err(conflict(format!(
+            "task {task} changed too often meanwhile; retry"
+        )))
+    }
+
+    async fn console_output(
+        &self,
+        tenant: &str,
+        task: &str,
+        lines: usize,
+        max_bytes: usize,
+    ) -> Result<String, OpenStackError> {
+        let node = {
+            let snapshot = self.state.snapshot();
+            let Some(stored) = snapshot
+                .tasks
+                .get(task)
+                .filter(|t| t.value.spec.epg.tenant == tenant)
+            else {
+                return Err(OpenStackError::NotFound(format!(
+                    "task {task} does not exist"
+                )));
+            };
+            if stored.value.spec.image.is_none() {
+                return Err(conflict(format!(
+                    "task {task} is a process task: its output is in its node's log directory (weft logs)"
+                )));
+            }
+            stored.value.node.clone()
+        };
+        let docker = weft_runtime::DockerRuntime::new(weft_runtime::docker::DEFAULT_SOCKET);
+        let read = tokio::time::timeout(CONSOLE_TIMEOUT, docker.tail(task, lines, max_bytes)).await;
+        match read {
+            Ok(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+            Ok(Err(weft_runtime::RuntimeError::UnknownTask(_))) => Err(conflict(format!(
+                "the console of task {task} is kept by node {node}'s Docker engine, and the engine at {} (this controller's host) has no container {}",
+                weft_runtime::docker::DEFAULT_SOCKET,
+                weft_runtime::docker::container_name(task)
+            ))),
+            Ok(Err(e)) => Err(internal(format!("console of task {task}: {e}"))),
+            Err(_) => Err(internal(format!(
+                "console of task {task}: the Docker engine did not answer within {} s",
+                CONSOLE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn create_app(

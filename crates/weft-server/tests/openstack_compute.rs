@@ -423,9 +423,11 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
         (with("bogus", json!(1)), (400, "badRequest")),
         (with("max_count", json!(3)), (400, "badRequest")),
         (
-            with("user_data", json!("IyEvYmluL3NoCg==")),
+            // Not base64; and base64 of bytes that are not text (WEFT_USER_DATA).
+            with("user_data", json!("#!/bin/sh")),
             (400, "badRequest"),
         ),
+        (with("user_data", json!("/w==")), (400, "badRequest")),
         (
             with("security_groups", json!([{"name": "nope"}])),
             (400, "badRequest"),

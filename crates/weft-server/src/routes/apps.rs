@@ -317,11 +317,21 @@ pub async fn scale(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<ScaleRequest>,
 ) -> ApiResult<Response> {
-    let (_guard, snapshot, spec, version) = writable_app(&state, &role, &id).await?;
-    let mut ops = vec![TxnOp::put(
-        keys::app_instances(&id),
-        to_bytes(&request.instances)?,
-    )];
+    let revision = scale_app(&state, &role, &id, request.instances).await?;
+    answer_app(&state, &id, revision)
+}
+
+/// `weft app scale`'s work (the instance count, and a running deployment follows it),
+/// for the route and for the OpenStack adapter's stop and start; the commit's revision.
+pub(crate) async fn scale_app(
+    state: &AppState,
+    role: &Role,
+    id: &str,
+    instances: u32,
+) -> ApiResult<u64> {
+    let id = id.to_string();
+    let (_guard, snapshot, spec, version) = writable_app(state, role, &id).await?;
+    let mut ops = vec![TxnOp::put(keys::app_instances(&id), to_bytes(&instances)?)];
     let mut compares = vec![Compare::mod_revision(
         keys::app(&id),
         CompareOp::Equal,
@@ -329,12 +339,12 @@ pub async fn scale(
     )];
     // Scaling a privileged app up makes new privileged tasks: the same rule as a create.
     if spec.privileged
-        && request.instances > spec.instances
-        && let Some(guard) = privilege_guard(&snapshot, &role, &spec.epg.tenant, &id)?
+        && instances > spec.instances
+        && let Some(guard) = privilege_guard(&snapshot, role, &spec.epg.tenant, &id)?
     {
         compares.push(guard);
     }
-    if let Some(next) = rescaled(&snapshot, &id, &spec, request.instances) {
+    if let Some(next) = rescaled(&snapshot, &id, &spec, instances) {
         compares.push(Compare::mod_revision(
             keys::deployment(&id),
             CompareOp::Equal,
@@ -343,8 +353,9 @@ pub async fn scale(
         ops.push(TxnOp::put(keys::deployment(&id), to_bytes(&next.value)?));
     }
     let txn = Txn::new().when(compares).and_then(ops);
-    let revision = commit_guarded(&state, txn, format!("app {id}")).await?;
-    answer_app(&state, &id, revision)
+    let revision = commit_guarded(state, txn, format!("app {id}")).await?;
+    state.scheduler_wake.notify_one();
+    Ok(revision)
 }
 
 pub async fn restart(

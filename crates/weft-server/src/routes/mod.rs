@@ -25,7 +25,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use weft_api::paths;
 
-pub(crate) use apps::{apply_request as apply_apps, remove_app};
+pub(crate) use apps::{apply_request as apply_apps, remove_app, scale_app};
 pub(crate) use endpoints::plan as plan_endpoint;
 pub(crate) use endpoints::update_port;
 pub(crate) use privilege::set as set_privilege;

@@ -2,7 +2,9 @@
 //! testbed, one `weft server`, one `weft agent` per node.
 #![allow(clippy::unwrap_used, dead_code)] // tests fail loudly; not every test uses all
 
+pub mod docker;
 pub mod ha;
+pub mod nova;
 pub mod openstack;
 
 use std::net::IpAddr;
