@@ -44,7 +44,7 @@ resource "openstack_networking_router_interface_v2" "router_interface_1" {
 
 resource "openstack_compute_instance_v2" "messos-master" {
   name = "messos-master"
-  image_name = "busybox"
+  image_name = "mesos"
   flavor_name = "m1.tiny"
 security_groups = ["default"]
 region = "RegionOne"
@@ -56,7 +56,7 @@ depends_on = [openstack_networking_router_interface_v2.router_interface_1]
 
 resource "openstack_compute_instance_v2" "messos-slave" {
   name = "messos-slave"
-  image_name = "busybox"
+  image_name = "mesos"
   flavor_name = "m1.tiny"
   security_groups = ["default"]
   region = "RegionOne"

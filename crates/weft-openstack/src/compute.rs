@@ -464,7 +464,11 @@ impl Servers {
             "OS-EXT-STS:vm_state": vm_state,
             "OS-EXT-STS:task_state": task_state,
             "OS-EXT-STS:power_state": power_state,
-            "OS-SRV-USG:launched_at": task.and_then(|t| t.started_ms).map(iso8601),
+            // Nova's format, no zone: gophercloud parses it as 2006-01-02T15:04:05.999999
+            // (RFC3339MilliNoZ), so a "Z" fails the Terraform provider's every read.
+            "OS-SRV-USG:launched_at": task
+                .and_then(|t| t.started_ms)
+                .map(|ms| crate::time::iso8601_micros(ms).trim_end_matches('Z').to_string()),
             "OS-SRV-USG:terminated_at": null,
             "OS-EXT-SRV-ATTR:host": task.map(|t| t.node.clone()),
             "OS-EXT-SRV-ATTR:hypervisor_hostname": task.map(|t| t.node.clone()),

@@ -380,6 +380,9 @@ pub fn router<S: KvStore + Clone, C: Controller>(adapter: Arc<OpenStack<S, C>>) 
             "/image/",
             axum::routing::get(image::versions_multiple::<S, C>),
         )
+        // gophercloud's discovery GETs the catalog's network URL with a slash (Terraform's
+        // delayed_auth = false).
+        .route("/network/", axum::routing::get(neutron::versions::<S, C>))
         .fallback(|| async { KeystoneError::NotFound("no such resource".into()) })
         .with_state(adapter)
 }

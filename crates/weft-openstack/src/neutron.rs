@@ -146,7 +146,9 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("port-security", "Port Security", "Provides port security"),
 ];
 
-async fn versions<S: KvStore + Clone, C: Controller>(State(a): Adapter<S, C>) -> Json<Value> {
+pub(crate) async fn versions<S: KvStore + Clone, C: Controller>(
+    State(a): Adapter<S, C>,
+) -> Json<Value> {
     Json(json!({"versions": [{
         "id": "v2.0",
         "status": "CURRENT",

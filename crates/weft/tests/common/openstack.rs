@@ -48,16 +48,7 @@ impl OpenStackCluster {
             test,
             &["--openstack-listen", &format!("127.0.0.1:{port}")],
         );
-        let admin = std::fs::read_to_string(c.dir.join("server").join("admin.token")).unwrap();
-        let made = Command::new("curl")
-            .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json"])
-            .args(["-H", &format!("Authorization: Bearer {}", admin.trim())])
-            .args(["-d", r#"{"name":"lab","password":"pw","project":"lab"}"#])
-            .arg(format!("http://127.0.0.1:{}/v1/openstack/users", c.port))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(made.success(), "creating the Keystone user");
+        add_user(&c, "lab", "pw", "lab");
         let home = tempfile::tempdir().unwrap();
         std::fs::write(
             home.path().join("clouds.yaml"),
@@ -79,6 +70,22 @@ impl OpenStackCluster {
         .env("HOME", self.home.path());
         cmd
     }
+}
+
+/// A Keystone user `name` with `password` in `project`, made by weft's admin with
+/// `POST /v1/openstack/users` (Keystone's user API is not served).
+pub fn add_user(c: &ProcCluster, name: &str, password: &str, project: &str) {
+    let admin = std::fs::read_to_string(c.dir.join("server").join("admin.token")).unwrap();
+    let body = serde_json::json!({"name": name, "password": password, "project": project});
+    let made = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json"])
+        .args(["-H", &format!("Authorization: Bearer {}", admin.trim())])
+        .args(["-d", &body.to_string()])
+        .arg(format!("http://127.0.0.1:{}/v1/openstack/users", c.port))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "creating the Keystone user {name}");
 }
 
 /// The seed's Table 1 ports: (container, network, compute node). A is the source of
