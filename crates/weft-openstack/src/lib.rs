@@ -263,10 +263,13 @@ pub trait Controller: Send + Sync + 'static {
     fn apps(&self, tenant: &str) -> Vec<WeftApp>;
     /// The registered nodes with their capacity as the scheduler sees it.
     fn node_capacity(&self) -> Vec<WeftNode>;
-    /// Sets an app's instance count as `weft app scale` does (not a new version; the
-    /// scheduler places or removes tasks); not found when `tenant` has no such app.
+    /// Sets an app's instance count as `weft app scale` does with `who`'s token (not a
+    /// new version; the scheduler places or removes tasks; scaling a privileged app up
+    /// needs its tenant allowed, else [`OpenStackError::Forbidden`]); not found when
+    /// `tenant` has no such app.
     fn scale_app(
         &self,
+        who: &Caller,
         tenant: &str,
         id: &str,
         instances: u32,

@@ -281,7 +281,7 @@ pub(crate) async fn action<S: KvStore + Clone, C: Controller>(
                 return Err(in_vm_state());
             }
             a.controller
-                .scale_app(&record.tenant, &record.app, 0)
+                .scale_app(&who, &record.tenant, &record.app, 0)
                 .await?;
             tracing::info!(server = %record.id, app = %record.app, "server stopped (instances 0)");
         }
@@ -290,7 +290,7 @@ pub(crate) async fn action<S: KvStore + Clone, C: Controller>(
                 return Err(in_vm_state());
             }
             a.controller
-                .scale_app(&record.tenant, &record.app, 1)
+                .scale_app(&who, &record.tenant, &record.app, 1)
                 .await?;
             tracing::info!(server = %record.id, app = %record.app, "server started (instances 1)");
         }
@@ -302,7 +302,7 @@ pub(crate) async fn action<S: KvStore + Clone, C: Controller>(
                 ("stopped", _) if hard => {
                     put_meta(&a, "server", &record.id, &next).await?;
                     a.controller
-                        .scale_app(&record.tenant, &record.app, 1)
+                        .scale_app(&who, &record.tenant, &record.app, 1)
                         .await?;
                 }
                 ("active", Some(task)) if status == "ACTIVE" => {

@@ -406,6 +406,7 @@ impl Controller for ServerController {
 
     async fn scale_app(
         &self,
+        who: &Caller,
         tenant: &str,
         id: &str,
         instances: u32,
@@ -419,8 +420,13 @@ impl Controller for ServerController {
         if !known {
             return Err(OpenStackError::NotFound(format!("app {id} does not exist")));
         }
-        // The adapter has checked the caller's right to the app's tenant.
-        crate::routes::scale_app(&self.state, &Role::Admin, id, instances).await?;
+        // The caller's own role, as for a create: a start of a privileged server needs
+        // its tenant still allowed.
+        let role = match who {
+            Caller::Admin => Role::Admin,
+            Caller::Tenant(tenant) => Role::Tenant(tenant.clone()),
+        };
+        crate::routes::scale_app(&self.state, &role, id, instances).await?;
         Ok(())
     }
 

@@ -335,6 +335,64 @@ async fn actions_user_data_hypervisors_and_hosts() {
     assert_eq!(status, 200, "{host}");
     assert_eq!(host["host"][1]["resource"]["memory_mb"], 512, "{host}");
 
+    // A privileged server (the image says so) of a tenant the admin allowed: once the
+    // admin denies the tenant, stopping it is fine but starting it again (new privileged
+    // task) is 403 and it stays SHUTOFF, as `weft app scale` up would be.
+    let privilege = |method: Method| {
+        c.http
+            .request(method, format!("{}/v1/privilege/shop", c.weft))
+            .bearer_auth(&c.admin)
+            .send()
+    };
+    assert!(privilege(Method::PUT).await.unwrap().status().is_success());
+    let (status, image) = c
+        .call(
+            Method::POST,
+            "/image/v2/images",
+            Some(
+                json!({"name": "root", "container_format": "docker", "disk_format": "raw",
+                        "weft_docker_ref": "weft-test/busybox:latest",
+                        "weft:privileged": "true"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{image}");
+    let (status, created) = c
+        .call(
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(
+                json!({"server": {"name": "root1", "imageRef": image["id"], "flavorRef": "1",
+                        "networks": [{"uuid": net_id}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let root = created["server"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&root, "ACTIVE").await;
+    assert!(
+        privilege(Method::DELETE)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let (status, _) = c.action(&root, json!({"os-stop": null})).await;
+    assert_eq!(status, 202);
+    c.wait_status(&root, "SHUTOFF").await;
+    let (status, answer) = c.action(&root, json!({"os-start": null})).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["forbidden"]["code"], 403, "{answer}");
+    assert_eq!(c.server(&root).await["status"], "SHUTOFF");
+    let (status, _) = c
+        .call(
+            Method::DELETE,
+            &format!("/compute/v2.1/servers/{root}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
     // Delete a stopped server too.
     let (status, _) = c.action(&id, json!({"os-stop": null})).await;
     assert_eq!(status, 202);
