@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Variant order is creation order (deletion runs in reverse).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -159,6 +160,9 @@ pub struct LinkPlan {
     pub steps: Vec<Step>,
     pub created: usize,
     pub deleted: usize,
+    /// Namespaces where this plan creates interfaces (the VRF's, each new port's
+    /// endpoint's), to be settled after it is applied: see [`LinkApplier::settle`].
+    pub settle: BTreeSet<String>,
 }
 
 pub fn plan<'a>(
@@ -256,6 +260,16 @@ pub fn plan<'a>(
     for f in missing {
         p.steps.extend(create_steps(vrf_ns, f, existing_links));
         p.created += 1;
+        match f {
+            LinkFact::Bridge { .. } | LinkFact::Vxlan { .. } => {
+                p.settle.insert(vrf_ns.to_string());
+            }
+            LinkFact::Port { endpoint_netns, .. } => {
+                p.settle.insert(vrf_ns.to_string());
+                p.settle.insert(endpoint_netns.clone());
+            }
+            _ => {}
+        }
     }
     p
 }
@@ -719,6 +733,78 @@ impl LinkApplier {
     }
 }
 
+/// How long [`LinkApplier::settle`] waits for new interfaces to come up before it goes
+/// on (with a warning): the kernel's link watch normally takes microseconds to a few
+/// milliseconds, longer only on a starved machine.
+pub const SETTLE_BOUND: Duration = Duration::from_secs(2);
+
+impl LinkApplier {
+    /// Waits until no interface of `netns` has its carrier on while the kernel still
+    /// counts it down: between the two, the kernel's link watch (a worker thread) has
+    /// not yet attached the device's queue nor moved the bridge port to forwarding, so
+    /// the first packets of a brand-new endpoint (its ARP, its SYN) are dropped and a
+    /// client waits out a retransmission. Bounded by [`SETTLE_BOUND`]; how long it took.
+    pub fn settle(&self, netns: &BTreeSet<String>) -> Duration {
+        let started = Instant::now();
+        for ns in netns {
+            loop {
+                let pending = match self.carrier_pending(ns) {
+                    Ok(pending) => pending,
+                    Err(e) => {
+                        tracing::debug!(netns = %ns, error = %e, "cannot list links to settle");
+                        break;
+                    }
+                };
+                if pending.is_empty() {
+                    break;
+                }
+                if started.elapsed() > SETTLE_BOUND {
+                    tracing::warn!(netns = %ns, links = ?pending, bound = ?SETTLE_BOUND,
+                        "new links still not operationally up; going on");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        started.elapsed()
+    }
+
+    /// Interfaces of `netns` that are up, have a carrier, and are not yet operational.
+    fn carrier_pending(&self, netns: &str) -> Result<Vec<String>, FabricError> {
+        if let Some(nl) = &self.netlink {
+            return Ok(nl
+                .links(netns)?
+                .into_iter()
+                .filter(|l| l.carrier_pending)
+                .map(|l| l.name)
+                .collect());
+        }
+        let out = self
+            .runner
+            .run(&Cmd::new(Some(netns), Program::Ip, &["-j", "link", "show"]))?;
+        Ok(parse_carrier_pending(&out))
+    }
+}
+
+/// [`LinkApplier::carrier_pending`] from `ip -j link show`: flags hold `UP` and
+/// `LOWER_UP` while `operstate` is still `DOWN`.
+fn parse_carrier_pending(out: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Array(links)) = serde_json::from_str(out) else {
+        return Vec::new();
+    };
+    links
+        .iter()
+        .filter(|l| {
+            let flags: Vec<&str> = l["flags"]
+                .as_array()
+                .map(|f| f.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            flags.contains(&"UP") && flags.contains(&"LOWER_UP") && l["operstate"] == "DOWN"
+        })
+        .filter_map(|l| l["ifname"].as_str().map(String::from))
+        .collect()
+}
+
 fn parse_link_names(netns: &str, out: &str) -> Result<HashSet<String>, FabricError> {
     let v: serde_json::Value = serde_json::from_str(if out.trim().is_empty() { "[]" } else { out })
         .map_err(|e| FabricError::Command {
@@ -733,4 +819,63 @@ fn parse_link_names(netns: &str, out: &str) -> Result<HashSet<String>, FabricErr
                 .collect()
         })
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(name: &str, endpoint_netns: &str) -> LinkFact {
+        LinkFact::Port {
+            name: name.into(),
+            vni: 7,
+            endpoint_netns: endpoint_netns.into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            addrs: vec!["10.1.0.11/24".parse().expect("net")],
+            gateways: vec!["10.1.0.1".parse().expect("ip")],
+            mtu: 1450,
+        }
+    }
+
+    #[test]
+    fn a_plan_settles_the_namespaces_of_the_interfaces_it_creates() {
+        let bridge = LinkFact::Bridge {
+            vni: 7,
+            mac: [2, 0, 0, 0, 0, 9],
+            mtu: 1450,
+        };
+        let neigh = LinkFact::Neigh {
+            vni: 7,
+            ip: "10.1.0.22".parse().expect("ip"),
+            mac: [2, 0, 0, 0, 0, 2],
+        };
+        let existing: HashSet<String> = ["weft-b7".to_string()].into();
+        let current: BTreeSet<LinkFact> = [bridge.clone()].into();
+        // A new port: its VRF and its endpoint's namespace.
+        let desired: BTreeSet<LinkFact> = [bridge.clone(), port("weft-p1", "weft-ep-1")].into();
+        let p = plan("weft-vrf", &current, &desired, &existing);
+        assert_eq!(p.created, 1);
+        assert_eq!(
+            p.settle,
+            ["weft-ep-1".to_string(), "weft-vrf".to_string()].into()
+        );
+        // A neighbour alone creates no interface: nothing to settle.
+        let desired: BTreeSet<LinkFact> = [bridge, neigh].into();
+        let p = plan("weft-vrf", &current, &desired, &existing);
+        assert_eq!(p.created, 1);
+        assert!(p.settle.is_empty(), "{:?}", p.settle);
+    }
+
+    #[test]
+    fn carrier_pending_is_up_with_carrier_and_operstate_down() {
+        let out = r#"[
+            {"ifname": "lo", "flags": ["LOOPBACK","UP","LOWER_UP"], "operstate": "UNKNOWN"},
+            {"ifname": "weft-p1", "flags": ["BROADCAST","UP","LOWER_UP"], "operstate": "DOWN"},
+            {"ifname": "weft-p2", "flags": ["BROADCAST","UP","LOWER_UP"], "operstate": "UP"},
+            {"ifname": "weft-p3", "flags": ["NO-CARRIER","BROADCAST","UP"], "operstate": "DOWN"},
+            {"ifname": "weft-p4", "flags": ["BROADCAST"], "operstate": "DOWN"}
+        ]"#;
+        assert_eq!(parse_carrier_pending(out), vec!["weft-p1".to_string()]);
+        assert!(parse_carrier_pending("not json").is_empty());
+    }
 }

@@ -22,7 +22,9 @@ use crate::names;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, State,
+};
 use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourState};
 use netlink_packet_route::route::RouteProtocol;
 use rtnetlink::{
@@ -320,6 +322,9 @@ pub struct NlStep {
 pub struct NlLink {
     pub name: String,
     pub vxlan: bool,
+    /// Up with its carrier on, but not yet operational (operstate still down): the
+    /// kernel's link watch has not run for it yet.
+    pub carrier_pending: bool,
 }
 
 /// Netlink in a namespace, faked in unit tests.
@@ -419,9 +424,11 @@ impl Netlink for RtNetlink {
             })? {
                 let mut name = None;
                 let mut vxlan = false;
+                let mut oper_down = false;
                 for attr in &msg.attributes {
                     match attr {
                         LinkAttribute::IfName(n) => name = Some(n.clone()),
+                        LinkAttribute::OperState(state) => oper_down = *state == State::Down,
                         LinkAttribute::LinkInfo(infos) => {
                             vxlan = infos
                                 .iter()
@@ -430,8 +437,16 @@ impl Netlink for RtNetlink {
                         _ => {}
                     }
                 }
+                let flags = msg.header.flags;
+                let carrier_pending = oper_down
+                    && flags.contains(LinkFlags::Up)
+                    && flags.contains(LinkFlags::LowerUp);
                 if let Some(name) = name {
-                    out.push(NlLink { name, vxlan });
+                    out.push(NlLink {
+                        name,
+                        vxlan,
+                        carrier_pending,
+                    });
                 }
             }
             Ok(out)

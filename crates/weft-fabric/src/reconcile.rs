@@ -256,6 +256,9 @@ impl Fabric {
         let link_current = known.as_ref().map_or(&no_links, |k| &k.links);
         let plan = link::plan(ns, link_current, &facts, &existing);
         self.links.apply(&plan)?;
+        // New interfaces pass packets once the kernel's link watch has run for them;
+        // the endpoint is reported installed only then.
+        self.links.settle(&plan.settle);
         report.links_created += plan.created;
         report.links_deleted += plan.deleted;
         report.link_time += t.elapsed();
