@@ -318,7 +318,8 @@ pub(crate) async fn action<S: KvStore + Clone, C: Controller>(
             tracing::info!(server = %record.id, app = %record.app, kind, "server rebooted");
         }
         Action::Console { lines } => {
-            let Some(task) = task else {
+            // No container yet while building (a failed one in ERROR has its output).
+            let Some(task) = task.filter(|_| vm_state != "building") else {
                 return Err(in_vm_state());
             };
             let output = a

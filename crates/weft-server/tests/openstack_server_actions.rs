@@ -110,8 +110,8 @@ async fn actions_user_data_hypervisors_and_hosts() {
         weft: server.base_url().to_string(),
         admin: server.admin_token().to_string(),
     };
-    let _com1 = FakeAgent::start(&server, "com1", &[]).await;
-    let _com2 = FakeAgent::start(&server, "com2", &[]).await;
+    let com1 = FakeAgent::start(&server, "com1", &[]).await;
+    let com2 = FakeAgent::start(&server, "com2", &[]).await;
 
     let (status, image) = c
         .call(
@@ -388,6 +388,39 @@ async fn actions_user_data_hypervisors_and_hosts() {
         .call(
             Method::DELETE,
             &format!("/compute/v2.1/servers/{root}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    // A server still building has no console (409); the agents are slow to start it.
+    com1.set_start_delay(Duration::from_secs(3));
+    com2.set_start_delay(Duration::from_secs(3));
+    let (status, created) = c
+        .call(
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(
+                json!({"server": {"name": "slow", "imageRef": IMAGE_ID, "flavorRef": "1",
+                        "networks": [{"uuid": net_id}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{created}");
+    let slow = created["server"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.server(&slow).await["status"], "BUILD");
+    let (status, answer) = c
+        .action(&slow, json!({"os-getConsoleOutput": {"length": 10}}))
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(
+        answer["conflictingRequest"]["message"],
+        format!("Cannot 'get_console_output' instance {slow} while it is in vm_state building")
+    );
+    let (status, _) = c
+        .call(
+            Method::DELETE,
+            &format!("/compute/v2.1/servers/{slow}"),
             None,
         )
         .await;
