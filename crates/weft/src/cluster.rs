@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use weft_api::Client;
+use weft_api::{Client, Resources};
 use weft_fabric::testbed::Testbed;
 use weft_store_etcd::cluster::{ClusterOptions, EtcdCluster};
 
@@ -192,6 +192,30 @@ impl DevCluster {
         services: Services,
         ha: Option<usize>,
     ) -> Result<Self> {
+        Self::launch(tag, nodes, progress, services, ha, None).await
+    }
+
+    /// [`DevCluster::start_with`], every node declaring `declared` CPUs and memory to the
+    /// scheduler (`weft agent --cpus --mem-mb`) instead of the host's: the nodes share
+    /// one host, and a benchmark may need room for more tasks than its cores.
+    pub async fn start_declared(
+        tag: &str,
+        nodes: &[String],
+        progress: &dyn Fn(&str),
+        services: Services,
+        declared: &Resources,
+    ) -> Result<Self> {
+        Self::launch(tag, nodes, progress, services, None, Some(declared)).await
+    }
+
+    async fn launch(
+        tag: &str,
+        nodes: &[String],
+        progress: &dyn Fn(&str),
+        services: Services,
+        ha: Option<usize>,
+        declared: Option<&Resources>,
+    ) -> Result<Self> {
         if !nix::unistd::geteuid().is_root() {
             bail!("a dev cluster needs root (network namespaces, nftables)");
         }
@@ -355,6 +379,11 @@ impl DevCluster {
                 .args(["--underlay-ip", &node.underlay_ip.to_string()])
                 .args(["--netns-prefix", &node.vrf_netns_prefix, "--state-dir"])
                 .arg(dir.join(format!("agent-{}", node.name)));
+            if let Some(declared) = declared {
+                agent
+                    .args(["--cpus", &declared.cpus.to_string()])
+                    .args(["--mem-mb", &declared.mem_mb.to_string()]);
+            }
             let log = dir.join(format!("agent-{}.log", node.name));
             cluster
                 .agents

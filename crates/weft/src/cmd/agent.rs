@@ -46,6 +46,23 @@ pub struct Args {
     /// Do not serve DNS and Consul's HTTP API at the VRF gateways.
     #[arg(long)]
     no_gateway_discovery: bool,
+    /// Declare this many CPUs to the scheduler instead of those detected (nodes of a
+    /// dev or benchmark cluster share one host; a task's limits are still enforced).
+    #[arg(long, value_parser = parse_cpus)]
+    cpus: Option<f64>,
+    /// Declare this much memory (MiB) instead of the host's total.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    mem_mb: Option<u64>,
+}
+
+/// A declared CPU count: positive and at most 65,536.
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(n) if n > 0.0 && n <= 65_536.0 => Ok(n),
+        _ => Err(format!(
+            "--cpus {text:?}: a number above 0 and at most 65536"
+        )),
+    }
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -57,7 +74,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::preflight::check("agent", &crate::preflight::agent())?;
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
-    let registration = weft_agent::registration(
+    let mut registration = weft_agent::registration(
         &args.node,
         args.underlay_ip,
         args.netns,
@@ -65,6 +82,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         labels,
         &args.state_dir,
     );
+    if let Some(cpus) = args.cpus {
+        registration.resources.cpus = cpus;
+    }
+    if let Some(mem_mb) = args.mem_mb {
+        registration.resources.mem_mb = mem_mb;
+    }
     let mut config = AgentConfig::new(args.server, args.join_token, registration, &args.state_dir);
     if args.no_gateway_discovery {
         config.gateway = None;
@@ -88,4 +111,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("the agent stopped")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_cpus_are_bounded() {
+        assert_eq!(parse_cpus("64"), Ok(64.0));
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "NaN", "inf", "65537", "x"] {
+            assert!(parse_cpus(bad).is_err(), "{bad}");
+        }
+    }
 }

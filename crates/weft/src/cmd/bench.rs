@@ -50,6 +50,20 @@ enum What {
         #[arg(long, default_value_t = 50)]
         runs: usize,
     },
+    /// Nova server create to ACTIVE with its port passing traffic on a two-node dev
+    /// cluster, against `docker run -d` of the same image answering, alternating; then
+    /// `--parallel` servers created at once against as many `docker run -d` in parallel.
+    Servers {
+        /// Servers and containers each, one at a time (at most 500).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Servers (and containers) of the burst, at most 250; 0 skips it.
+        #[arg(long, default_value_t = 100)]
+        parallel: usize,
+        /// The figures as JSON on stdout (progress stays on stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// Leader kills on three controllers over a local three-member etcd: from `kill -9`
     /// to the first acknowledged write through a survivor and to the new leader's first
     /// scheduling decision.
@@ -93,6 +107,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         What::Tasks { runs } => crate::cmd::bench_tasks::run(runs.max(1)),
         What::Ports { runs } => crate::cmd::bench_ports::run(runs.max(1)),
+        What::Servers {
+            runs,
+            parallel,
+            json,
+        } => crate::cmd::bench_servers::run(runs, parallel, json),
         What::Failover { rounds } => crate::cmd::bench_failover::run(rounds.max(1)),
         What::Writes { secs } => crate::cmd::bench_writes::run(secs.max(1)),
         What::Propagation {

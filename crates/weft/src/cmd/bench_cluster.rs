@@ -308,6 +308,11 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples[rank.min(samples.len() - 1)]
 }
 
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// Polls `check` every 5 ms until it holds, for at most [`LIMIT`].
 pub async fn wait_for<F, Fut>(what: &str, mut check: F) -> Result<()>
 where

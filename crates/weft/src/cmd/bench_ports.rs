@@ -14,6 +14,7 @@
 //! the next.
 
 use crate::cluster::{DevCluster, Services};
+use crate::cmd::bench_cluster::{ms, percentile};
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, recvfrom, sendto,
@@ -34,16 +35,6 @@ const LIMIT: Duration = Duration::from_secs(10);
 const PEER: usize = 20_000;
 /// At most this many ports through each API (each has an address of its own).
 const MAX_RUNS: usize = 10_000;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let rank = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[rank.min(samples.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 pub fn run(runs: usize) -> Result<ExitCode> {
     if runs > MAX_RUNS {
@@ -180,17 +171,25 @@ impl Pinger {
 
 /// The two APIs under test, each with what it needs.
 struct Apis {
-    http: reqwest::Client,
-    /// `http://127.0.0.1:PORT/network/v2.0`
-    neutron: String,
-    /// A Keystone token of project `bench`.
-    os_token: String,
-    network_id: String,
+    project: Project,
     /// weft's API and admin token.
     api: String,
     admin: String,
+}
+
+/// A project's Keystone token and a network with one subnet, made through Neutron: what
+/// the OpenStack benchmarks (`weft bench ports`, `weft bench servers`) start from.
+pub(crate) struct Project {
+    pub http: reqwest::Client,
+    /// The OpenStack listener (`http://127.0.0.1:PORT`).
+    pub base: String,
+    /// `http://127.0.0.1:PORT/network/v2.0`
+    pub neutron: String,
+    /// A Keystone token of the project.
+    pub os_token: String,
+    pub network_id: String,
     /// The Neutron network's EPG (`bench/openstack/net-...`).
-    epg: String,
+    pub epg: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -200,7 +199,7 @@ enum Via {
 }
 
 /// JSON of a successful answer, or an error naming the request and the answer.
-async fn answer(what: &str, sent: reqwest::RequestBuilder) -> Result<Value> {
+pub(crate) async fn answer(what: &str, sent: reqwest::RequestBuilder) -> Result<Value> {
     let resp = sent.send().await.with_context(|| what.to_string())?;
     let status = resp.status();
     let body = resp.text().await.with_context(|| what.to_string())?;
@@ -224,51 +223,40 @@ impl Apis {
             Via::Neutron => Ipv4Addr::new(10, 77, third(10), fourth),
             Via::Weft => Ipv4Addr::new(10, 77, third(130), fourth),
         };
-        let (id, ip) = match via {
+        match via {
             Via::Neutron => {
-                let port = json!({"port": {
-                    "name": format!("bench-n{i}"),
-                    "network_id": self.network_id,
-                    "binding:host_id": node,
-                    "fixed_ips": [{"ip_address": address.to_string()}],
-                }});
-                let sent = self
-                    .http
-                    .post(format!("{}/ports", self.neutron))
-                    .header("X-Auth-Token", &self.os_token)
-                    .json(&port);
-                let made = answer("POST /v2.0/ports", sent).await?;
-                let id = made["port"]["id"].as_str().unwrap_or_default().to_string();
-                (id, made["port"]["fixed_ips"][0]["ip_address"].clone())
+                self.project
+                    .port(&format!("bench-n{i}"), node, Some(address))
+                    .await
             }
             Via::Weft => {
                 let name = format!("bench-w{i}");
                 let endpoint = json!({
-                    "name": name, "epg": self.epg, "node": node, "ip": address.to_string(),
+                    "name": name, "epg": self.project.epg, "node": node,
+                    "ip": address.to_string(),
                 });
                 let sent = self
+                    .project
                     .http
                     .post(format!("{}/v1/endpoints", self.api))
                     .bearer_auth(&self.admin)
                     .json(&endpoint);
                 let made = answer("POST /v1/endpoints", sent).await?;
-                (name, made["ip"].clone())
+                let ip = ipv4(&made["ip"]).ok_or_else(|| anyhow!("no IPv4 address for {name}"))?;
+                Ok((name, ip))
             }
-        };
-        let ip = ip
-            .as_str()
-            .and_then(|ip| ip.parse().ok())
-            .ok_or_else(|| anyhow!("no IPv4 address in the answer for {id}"))?;
-        Ok((id, ip))
+        }
     }
 
     async fn delete(&self, via: Via, id: &str) -> Result<()> {
         let sent = match via {
             Via::Neutron => self
+                .project
                 .http
-                .delete(format!("{}/ports/{id}", self.neutron))
-                .header("X-Auth-Token", &self.os_token),
+                .delete(format!("{}/ports/{id}", self.project.neutron))
+                .header("X-Auth-Token", &self.project.os_token),
             Via::Weft => self
+                .project
                 .http
                 .delete(format!("{}/v1/endpoints/{id}", self.api))
                 .bearer_auth(&self.admin),
@@ -277,9 +265,107 @@ impl Apis {
     }
 }
 
+fn ipv4(value: &Value) -> Option<Ipv4Addr> {
+    value.as_str().and_then(|ip| ip.parse().ok())
+}
+
+impl Project {
+    /// Keystone user `bench` of project `project`, its token, and a network `bench` with
+    /// the subnet `cidr`.
+    pub(crate) async fn create(cluster: &DevCluster, project: &str, cidr: &str) -> Result<Self> {
+        let auth_url = cluster.openstack_user("bench", "bench", project).await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot make an HTTP client")?;
+        let auth = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "bench", "password": "bench", "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+        }});
+        let resp = http
+            .post(format!("{auth_url}/auth/tokens"))
+            .json(&auth)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .context("POST /v3/auth/tokens")?;
+        let os_token = resp
+            .headers()
+            .get("X-Subject-Token")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("Keystone answered no X-Subject-Token"))?
+            .to_string();
+        let base = cluster.openstack.clone().unwrap_or_default();
+        let neutron = format!("{base}/network/v2.0");
+        let sent = http
+            .post(format!("{neutron}/networks"))
+            .header("X-Auth-Token", &os_token)
+            .json(&json!({"network": {"name": "bench"}}));
+        let network = answer("POST /v2.0/networks", sent).await?;
+        let network_id = network["network"]["id"].as_str().unwrap_or_default();
+        let epg = network["network"]["weft:epg"].as_str().unwrap_or_default();
+        let sent = http
+            .post(format!("{neutron}/subnets"))
+            .header("X-Auth-Token", &os_token)
+            .json(&json!({"subnet": {
+                "network_id": network_id, "ip_version": 4, "cidr": cidr}}));
+        answer("POST /v2.0/subnets", sent).await?;
+        Ok(Self {
+            http,
+            base,
+            neutron,
+            os_token,
+            network_id: network_id.to_string(),
+            epg: epg.to_string(),
+        })
+    }
+
+    /// A Neutron port `name` of the network bound to `node` (in the project's default
+    /// security group), at `address` or one IPAM picks: its id and address.
+    pub(crate) async fn port(
+        &self,
+        name: &str,
+        node: &str,
+        address: Option<Ipv4Addr>,
+    ) -> Result<(String, Ipv4Addr)> {
+        let mut port = json!({"port": {
+            "name": name,
+            "network_id": self.network_id,
+            "binding:host_id": node,
+        }});
+        if let Some(address) = address {
+            port["port"]["fixed_ips"] = json!([{"ip_address": address.to_string()}]);
+        }
+        let sent = self
+            .http
+            .post(format!("{}/ports", self.neutron))
+            .header("X-Auth-Token", &self.os_token)
+            .json(&port);
+        let made = answer("POST /v2.0/ports", sent).await?;
+        let id = made["port"]["id"].as_str().unwrap_or_default().to_string();
+        let ip = ipv4(&made["port"]["fixed_ips"][0]["ip_address"])
+            .ok_or_else(|| anyhow!("no IPv4 address in the answer for port {name}"))?;
+        Ok((id, ip))
+    }
+}
+
+/// Makes the endpoint namespace `netns` retry neighbour resolution every 5 ms (not every
+/// second), so that an ARP request sent before its target existed costs 5 ms, not 1 s.
+pub(crate) fn quick_neighbours(netns: &str) -> Result<()> {
+    for (key, value) in [
+        ("net/ipv4/neigh/weft0/retrans_time_ms", "5"),
+        ("net/ipv4/neigh/weft0/mcast_solicit", "200"),
+        ("net/ipv4/neigh/weft0/ucast_solicit", "200"),
+    ] {
+        weft_fabric::netns::sysctl(netns, key, value)?;
+    }
+    Ok(())
+}
+
 /// Waits until the endpoint with address `ip` is reported ready by its node; its
 /// namespace.
-async fn ready(client: &Client, ip: Ipv4Addr) -> Result<String> {
+pub(crate) async fn ready(client: &Client, ip: Ipv4Addr) -> Result<String> {
     let start = Instant::now();
     loop {
         let endpoints = client.endpoints().await?;
@@ -299,52 +385,10 @@ async fn ready(client: &Client, ip: Ipv4Addr) -> Result<String> {
 /// The project's network and subnet, a Keystone token, the peer and the anchor.
 async fn setup(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<(Apis, String)> {
     progress("creating a Keystone user, a token, a network and its subnet");
-    let auth_url = cluster.openstack_user("bench", "bench", PROJECT).await?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot make an HTTP client")?;
-    let auth = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "bench", "password": "bench", "domain": {"name": "Default"}}}},
-        "scope": {"project": {"name": PROJECT, "domain": {"name": "Default"}}},
-    }});
-    let resp = http
-        .post(format!("{auth_url}/auth/tokens"))
-        .json(&auth)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .context("POST /v3/auth/tokens")?;
-    let os_token = resp
-        .headers()
-        .get("X-Subject-Token")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow!("Keystone answered no X-Subject-Token"))?
-        .to_string();
-    let base = cluster.openstack.clone().unwrap_or_default();
-    let neutron = format!("{base}/network/v2.0");
-    let sent = http
-        .post(format!("{neutron}/networks"))
-        .header("X-Auth-Token", &os_token)
-        .json(&json!({"network": {"name": "bench"}}));
-    let network = answer("POST /v2.0/networks", sent).await?;
-    let network_id = network["network"]["id"].as_str().unwrap_or_default();
-    let epg = network["network"]["weft:epg"].as_str().unwrap_or_default();
-    let sent = http
-        .post(format!("{neutron}/subnets"))
-        .header("X-Auth-Token", &os_token)
-        .json(&json!({"subnet": {
-            "network_id": network_id, "ip_version": 4, "cidr": "10.77.0.0/16"}}));
-    answer("POST /v2.0/subnets", sent).await?;
     let apis = Apis {
-        http,
-        neutron,
-        os_token,
-        network_id: network_id.to_string(),
+        project: Project::create(cluster, PROJECT, "10.77.0.0/16").await?,
         api: cluster.api.clone(),
         admin: cluster.admin_token.clone(),
-        epg: epg.to_string(),
     };
     progress("starting the peer (com2) and an anchor that keeps the VRF on com1");
     // Both Neutron ports, in the project's default security group (as every port made
@@ -355,15 +399,7 @@ async fn setup(cluster: &DevCluster, progress: &dyn Fn(&str)) -> Result<(Apis, S
     let peer = ready(&client, peer).await?;
     let (_, anchor) = apis.create(Via::Neutron, PEER + 1, "com1").await?;
     ready(&client, anchor).await?;
-    // The peer retries neighbour resolution every 5 ms (not every second), so that an
-    // ARP request sent before the port existed costs 5 ms, not 1 s.
-    for (key, value) in [
-        ("net/ipv4/neigh/weft0/retrans_time_ms", "5"),
-        ("net/ipv4/neigh/weft0/mcast_solicit", "200"),
-        ("net/ipv4/neigh/weft0/ucast_solicit", "200"),
-    ] {
-        weft_fabric::netns::sysctl(&peer, key, value)?;
-    }
+    quick_neighbours(&peer)?;
     Ok((apis, peer))
 }
 
@@ -397,20 +433,20 @@ async fn measure(
                 Via::Weft => weft.push(took),
             }
             apis.delete(via, &id).await?;
-            settle(&peer, &baseline).await?;
+            settle(TAG, &peer, &baseline).await?;
         }
     }
     eprintln!();
     Ok((neutron, weft))
 }
 
-/// Outside the clock: waits until no endpoint namespace is left but the peer's and the
-/// anchor's (`baseline`), then flushes the peer's neighbour cache (a new port may get
-/// the address with another MAC).
-async fn settle(peer: &str, baseline: &[String]) -> Result<()> {
+/// Outside the clock: waits until no endpoint namespace of cluster `tag` is left but
+/// those in `baseline` (the peer's and the anchor's), then flushes the peer's neighbour
+/// cache (a new port may get the address with another MAC).
+pub(crate) async fn settle(tag: &str, peer: &str, baseline: &[String]) -> Result<()> {
     let start = Instant::now();
     loop {
-        let extra: Vec<String> = weft_fabric::netns::list_with_prefix(&format!("{TAG}-"))
+        let extra: Vec<String> = weft_fabric::netns::list_with_prefix(&format!("{tag}-"))
             .into_iter()
             .filter(|ns| ns.contains("-ep-") && !baseline.contains(ns))
             .collect();

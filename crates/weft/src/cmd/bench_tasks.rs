@@ -7,6 +7,7 @@
 //! node, which also pays for the VRF namespace, its bridge, VXLAN device and tables.
 
 use crate::cluster::DevCluster;
+use crate::cmd::bench_cluster::{ms, percentile};
 use crate::documents::parse_embedded;
 use crate::remote::describe;
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,16 +17,6 @@ use weft_api::{Client, TaskState};
 
 const THREE_TIER: &str = include_str!("../../../../examples/three-tier.hcl");
 const IMAGE: &str = "weft-bench/busybox:latest";
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    let rank = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[rank.min(samples.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 pub fn run(runs: usize) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -40,7 +31,7 @@ pub fn run(runs: usize) -> Result<ExitCode> {
     let (mut warm, mut cold) = result?;
 
     progress("docker baseline: building a busybox image locally");
-    build_image()?;
+    build_image(IMAGE, None)?;
     let mut docker = Vec::new();
     for i in 0..runs {
         eprint!("\r    docker run {}/{runs}", i + 1);
@@ -177,26 +168,27 @@ async fn remove_app(client: &Client, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// `FROM scratch` plus the static busybox: no registry needed.
-fn build_image() -> Result<()> {
+/// `FROM scratch` plus the static busybox, tagged `tag`, with `cmd` (an exec-form JSON
+/// array) as its command when given: no registry needed.
+pub(crate) fn build_image(tag: &str, cmd: Option<&str>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("weft-bench-image-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("bin")).context("cannot create the image context")?;
     std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
         .context("cannot copy /bin/busybox (apt-get install busybox-static)")?;
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
-    )
-    .context("cannot write the Dockerfile")?;
+    let mut dockerfile = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n".to_string();
+    if let Some(cmd) = cmd {
+        dockerfile.push_str(&format!("CMD {cmd}\n"));
+    }
+    std::fs::write(dir.join("Dockerfile"), dockerfile).context("cannot write the Dockerfile")?;
     let status = Command::new("docker")
-        .args(["build", "-q", "-t", IMAGE])
+        .args(["build", "-q", "-t", tag])
         .arg(&dir)
         .stdout(Stdio::null())
         .status()
         .context("cannot run docker build");
     let _ = std::fs::remove_dir_all(&dir);
     if !status?.success() {
-        bail!("docker build of {IMAGE} failed");
+        bail!("docker build of {tag} failed");
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod bench_cluster;
 pub mod bench_failover;
 pub mod bench_ports;
 pub mod bench_propagation;
+pub mod bench_servers;
 pub mod bench_tasks;
 pub mod bench_writes;
 pub mod clouds;
