@@ -347,7 +347,12 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         let mut applied = Applied::default();
         self.tasks.prepare_spares();
         self.restore(&mut applied).await;
-        tokio::join!(self.session(), self.watch(applied), self.report_tasks());
+        tokio::join!(
+            self.session(),
+            self.watch(applied),
+            self.report_tasks(),
+            self.report_images()
+        );
     }
 
     /// Reinstalls the state file's desired state at once, before any controller is
@@ -486,6 +491,59 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         }
         self.emit(AgentEvent::Retrying { error, delay });
         tokio::time::sleep(delay).await;
+    }
+
+    /// Lists the Docker engine's images every `images_every` and sends them when the
+    /// set (its digest) changed since the controller last took it, or the session is
+    /// new (another controller, or one that restarted). No engine: nothing is sent.
+    async fn report_images(&self) {
+        if self.config.images_every.is_zero() {
+            return;
+        }
+        let docker = weft_runtime::DockerRuntime::new(self.config.docker_socket.clone());
+        let mut registered = self.registered.subscribe();
+        let mut sent: Option<String> = None;
+        loop {
+            if *registered.borrow_and_update() {
+                match docker.images().await {
+                    Ok(list) => {
+                        let images = weft_api::NodeImages::bounded(
+                            list.into_iter()
+                                .map(|i| weft_api::NodeImage {
+                                    tags: i.tags,
+                                    id: i.id,
+                                    size: i.size,
+                                    created_ms: i.created_ms,
+                                })
+                                .collect(),
+                        );
+                        if sent.as_ref() != Some(&images.digest) {
+                            match self.controller.images(&self.me.name, &images).await {
+                                Ok(()) => {
+                                    tracing::debug!(
+                                        images = images.images.len(),
+                                        "images reported"
+                                    );
+                                    sent = Some(images.digest);
+                                }
+                                Err(e) => tracing::warn!(error = %e, "images not delivered"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "no Docker images to report"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.images_every) => {}
+                changed = registered.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // A new session: the controller may not have them.
+                    sent = None;
+                }
+            }
+        }
     }
 
     /// Register, then heartbeat; any heartbeat failure means registering again.

@@ -32,6 +32,9 @@ pub struct AgentConfig {
     pub task_log_dir: PathBuf,
     /// The Docker engine's socket (Docker tasks).
     pub docker_socket: String,
+    /// How often the Docker engine's images are listed; they are sent to the controller
+    /// when the set changed (and once per registration). Zero: never.
+    pub images_every: Duration,
     /// Between SIGTERM and SIGKILL when a task is stopped.
     pub task_stop_grace: Duration,
     /// The agent's own executable, for spare task processes (see
@@ -58,6 +61,7 @@ impl AgentConfig {
             gateway: Some(crate::gateway::GatewayConfig::new(&state_dir)),
             docker_socket: weft_runtime::docker::DEFAULT_SOCKET.to_string(),
             task_stop_grace: Duration::from_secs(10),
+            images_every: Duration::from_secs(10),
             task_shim: None,
             server: server.into(),
             join_token: join_token.into(),

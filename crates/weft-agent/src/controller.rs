@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::time::Duration;
-use weft_api::{Client, ClientError, NodeDesired, NodeRegistration, NodeReport};
+use weft_api::{Client, ClientError, NodeDesired, NodeImages, NodeRegistration, NodeReport};
 
 /// Why a call to the controller failed, sorted by what the agent does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +84,16 @@ pub trait Controller: Send + Sync {
         node: &str,
         report: &NodeReport,
     ) -> impl Future<Output = Result<(), ControllerError>> + Send;
+    /// The Docker images the node's engine holds (a controller that does not take them
+    /// accepts and forgets).
+    fn images(
+        &self,
+        node: &str,
+        images: &NodeImages,
+    ) -> impl Future<Output = Result<(), ControllerError>> + Send {
+        let _ = (node, images);
+        async { Ok(()) }
+    }
 }
 
 impl Controller for Client {
@@ -121,6 +131,12 @@ impl Controller for Client {
 
     async fn report(&self, node: &str, report: &NodeReport) -> Result<(), ControllerError> {
         Client::report(self, node, report)
+            .await
+            .map_err(|e| ControllerError::from_client(self.base(), e))
+    }
+
+    async fn images(&self, node: &str, images: &NodeImages) -> Result<(), ControllerError> {
+        self.report_images(node, images)
             .await
             .map_err(|e| ControllerError::from_client(self.base(), e))
     }

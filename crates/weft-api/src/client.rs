@@ -628,6 +628,18 @@ impl Client {
         Ok(())
     }
 
+    /// The Docker images this node's engine holds.
+    pub async fn report_images(
+        &self,
+        node: &str,
+        images: &crate::NodeImages,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .send(Method::PUT, &paths::node_images(node), images)
+            .await?;
+        Ok(())
+    }
+
     /// Results of the checks this node's agent runs.
     pub async fn report_probes(
         &self,

@@ -57,6 +57,10 @@ pub const DNS: &str = "/v1/dns";
 pub fn node_report(name: &str) -> String {
     format!("/v1/nodes/{name}/report")
 }
+/// `PUT` [`crate::NodeImages`]: the Docker images the node's engine holds.
+pub fn node_images(name: &str) -> String {
+    format!("/v1/nodes/{name}/images")
+}
 /// `GET` the endpoints; `POST` an [`crate::EndpointRequest`].
 pub const ENDPOINTS: &str = "/v1/endpoints";
 /// `GET`, `DELETE`.

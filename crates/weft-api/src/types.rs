@@ -200,6 +200,122 @@ pub struct NodeReport {
     pub error: Option<String>,
 }
 
+/// `PUT /v1/nodes/{name}/images`: the Docker images the node's engine holds. Sent by
+/// the agent when the set changes (its `digest` changes), not with every report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeImages {
+    /// A digest of `images` ([`NodeImages::digest_of`]): the controller writes nothing
+    /// when it is the one it holds.
+    pub digest: String,
+    pub images: Vec<NodeImage>,
+}
+
+/// One image of a node's Docker engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeImage {
+    /// Its `repo:tag` references (no `<none>`).
+    pub tags: Vec<String>,
+    /// The engine's image id (`sha256:...`).
+    pub id: String,
+    /// Bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Creation time, Unix milliseconds.
+    #[serde(default)]
+    pub created_ms: u64,
+}
+
+impl NodeImages {
+    /// At most this many images per node.
+    pub const MAX_IMAGES: usize = 1000;
+    /// At most this many tags per image.
+    pub const MAX_TAGS: usize = 64;
+    /// A tag or id is at most this long.
+    pub const MAX_TEXT: usize = 255;
+
+    /// The images an engine listed, bounded as the controller admits them: `<none>`
+    /// tags and untagged images left out, tags and ids longer than [`Self::MAX_TEXT`]
+    /// dropped, at most [`Self::MAX_TAGS`] tags an image and [`Self::MAX_IMAGES`]
+    /// images (the newest kept), sorted, with their digest.
+    pub fn bounded(mut images: Vec<NodeImage>) -> Self {
+        for image in &mut images {
+            image
+                .tags
+                .retain(|t| !t.contains("<none>") && !t.is_empty() && t.len() <= Self::MAX_TEXT);
+            image.tags.sort();
+            image.tags.dedup();
+            image.tags.truncate(Self::MAX_TAGS);
+        }
+        images.retain(|i| !i.tags.is_empty() && !i.id.is_empty() && i.id.len() <= Self::MAX_TEXT);
+        images.sort_by(|a, b| {
+            b.created_ms
+                .cmp(&a.created_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        images.truncate(Self::MAX_IMAGES);
+        images.sort_by(|a, b| a.id.cmp(&b.id));
+        let digest = Self::digest_of(&images);
+        NodeImages { digest, images }
+    }
+
+    /// A digest of a list of images (FNV-1a 64 of their JSON, as hex): equal lists have
+    /// equal digests.
+    pub fn digest_of(images: &[NodeImage]) -> String {
+        let bytes = serde_json::to_vec(images).unwrap_or_default();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+
+    /// Why these images are not admitted, if they are not: more than the bounds, a
+    /// `<none>` or empty tag, or a digest that is not theirs.
+    pub fn check(&self) -> Result<(), String> {
+        if self.images.len() > Self::MAX_IMAGES {
+            return Err(format!(
+                "{} images: at most {} per node",
+                self.images.len(),
+                Self::MAX_IMAGES
+            ));
+        }
+        for image in &self.images {
+            if image.id.is_empty() || image.id.len() > Self::MAX_TEXT {
+                return Err(format!(
+                    "image id {:.64}: 1 to {} characters",
+                    image.id,
+                    Self::MAX_TEXT
+                ));
+            }
+            if image.tags.is_empty() || image.tags.len() > Self::MAX_TAGS {
+                return Err(format!(
+                    "image {:.64}: 1 to {} tags",
+                    image.id,
+                    Self::MAX_TAGS
+                ));
+            }
+            if let Some(tag) = image
+                .tags
+                .iter()
+                .find(|t| t.is_empty() || t.len() > Self::MAX_TEXT || t.contains("<none>"))
+            {
+                return Err(format!(
+                    "image {:.64}: tag {tag:.64} is empty, <none> or longer than {}",
+                    image.id,
+                    Self::MAX_TEXT
+                ));
+            }
+        }
+        if self.digest != Self::digest_of(&self.images) {
+            return Err("digest does not match the images".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstalledVrf {
@@ -426,4 +542,65 @@ pub struct ControllersStatus {
     pub refused_loop_writes: u64,
     /// Every controller registered in the store (each bound to its lease).
     pub controllers: Vec<ControllerInfo>,
+}
+
+#[cfg(test)]
+mod node_images_tests {
+    use super::*;
+
+    fn image(tags: &[&str], id: &str, created_ms: u64) -> NodeImage {
+        NodeImage {
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            id: id.into(),
+            size: 1,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn node_images_are_bounded_and_digested() {
+        let long = "a".repeat(256);
+        let bounded = NodeImages::bounded(vec![
+            image(&["<none>:<none>"], "sha256:1", 1),
+            image(&["b:1", "a:1", "a:1", &long], "sha256:2", 2),
+            image(&[], "sha256:3", 3),
+        ]);
+        assert_eq!(bounded.images.len(), 1);
+        assert_eq!(bounded.images[0].tags, ["a:1", "b:1"]);
+        assert!(bounded.check().is_ok());
+        // The digest follows the set, not the engine's order.
+        let again = NodeImages::bounded(vec![
+            image(&["a:1", "b:1"], "sha256:2", 2),
+            image(&["<none>:<none>"], "sha256:1", 1),
+        ]);
+        assert_eq!(again.digest, bounded.digest);
+        let other = NodeImages::bounded(vec![image(&["a:2"], "sha256:2", 2)]);
+        assert_ne!(other.digest, bounded.digest);
+        // At most MAX_IMAGES, the newest kept.
+        let many: Vec<NodeImage> = (0..1500u64)
+            .map(|n| image(&[&format!("x:{n}")], &format!("sha256:{n}"), n))
+            .collect();
+        let kept = NodeImages::bounded(many);
+        assert_eq!(kept.images.len(), NodeImages::MAX_IMAGES);
+        assert!(kept.images.iter().all(|i| i.created_ms >= 500));
+        assert!(kept.check().is_ok());
+        // What admission refuses.
+        let mut bad = bounded.clone();
+        bad.digest = "0".into();
+        assert!(bad.check().is_err());
+        for images in [
+            vec![image(&["<none>:<none>"], "sha256:1", 1)],
+            vec![image(&[], "sha256:1", 1)],
+            vec![image(&[&long], "sha256:1", 1)],
+            vec![image(&["a:1"], "", 1)],
+        ] {
+            let digest = NodeImages::digest_of(&images);
+            assert!(NodeImages { digest, images }.check().is_err());
+        }
+        let images: Vec<NodeImage> = (0..=NodeImages::MAX_IMAGES as u64)
+            .map(|n| image(&["x:1"], &format!("sha256:{n}"), n))
+            .collect();
+        let digest = NodeImages::digest_of(&images);
+        assert!(NodeImages { digest, images }.check().is_err());
+    }
 }

@@ -843,7 +843,7 @@ async fn image_of<S: KvStore + Clone, C: Controller>(
     if !is_uuid(id) {
         return Err(bad("Invalid imageRef provided."));
     }
-    image::find(&a.store, who, id)
+    image::find(a, who, id)
         .await?
         .ok_or_else(|| bad(format!("Image {id} could not be found.")))
 }
@@ -1087,6 +1087,9 @@ async fn create<S: KvStore + Clone, C: Controller>(
             attribute: "hostname".into(),
             value: node.clone(),
         });
+    } else if let Some(holders) = image.holders_constraint() {
+        // On a node whose engine holds the image (no engine pulls).
+        spec.constraints.push(holders);
     }
     let record = ServerRecord {
         id: id.clone(),

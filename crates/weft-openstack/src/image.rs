@@ -6,11 +6,23 @@
 //! (so files naming an `image_id` keep working once it is registered), else it is random.
 //! The property `weft:privileged=true` makes the servers booted from it privileged
 //! (admitted only in a project an admin allowed); other `weft:` properties are refused.
+//!
+//! Every Docker image a registered node's engine holds (its agent reports them,
+//! [`Controller::node_images`]) is an image too, unless a registered image names the same
+//! reference: one image per `repo:tag`, its id derived from the reference
+//! ([`crate::derived_uuid`] of `docker-image:<repo:tag>`, so it is the same on every
+//! controller and every day), named as Nova-Docker named them, after the Docker repo
+//! (`busybox` for `busybox:latest`; `repo:tag` for another tag), public, `active`, with
+//! the engine's size and creation time and the property `weft_nodes` (the nodes that
+//! hold it). Nothing is stored for it: it goes when no node holds it any more.
 
 use crate::error::GlanceError;
 use crate::resource::{metas, token_caller};
 use crate::time::iso8601;
-use crate::{Caller, Controller, KEY_ROOT, OpenStack, OpenStackError, now_ms, project_id};
+use crate::{
+    Caller, Controller, KEY_ROOT, NodeDockerImage, OpenStack, OpenStackError, derived_uuid, now_ms,
+    project_id,
+};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -26,6 +38,22 @@ use weft_store::KvStore;
 
 /// The property naming an image's Docker reference.
 pub const DOCKER_REF: &str = "weft_docker_ref";
+/// The property naming the nodes whose Docker engines hold an image (comma-separated).
+pub const NODES: &str = "weft_nodes";
+/// A server is constrained to the nodes holding its image when at most this many do.
+const MAX_HOLDERS_CONSTRAINT: usize = 64;
+
+/// `text` matched literally in a regular expression.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_ascii_alphanumeric() && c != '-' && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
 /// Images one project (or the admin) may register.
 const MAX_IMAGES_PER_OWNER: usize = 1000;
 /// Extra properties of one image, as Glance's default `image_property_quota`.
@@ -83,6 +111,15 @@ pub(crate) struct ImageRecord {
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
     pub(crate) created_ms: u64,
+    /// The nodes whose engines hold its reference, as their agents reported (not stored).
+    #[serde(skip)]
+    pub(crate) nodes: Vec<String>,
+    /// Its size on those engines (not stored).
+    #[serde(skip)]
+    pub(crate) size: Option<u64>,
+    /// Not registered: only some nodes' engines hold it (not stored).
+    #[serde(skip)]
+    pub(crate) discovered: bool,
 }
 
 impl ImageRecord {
@@ -101,6 +138,22 @@ impl ImageRecord {
         self.properties
             .get(crate::flavor::PRIVILEGED)
             .is_some_and(|v| crate::flavor::is_true(v))
+    }
+
+    /// The constraint that places a server of this image on a node whose engine holds
+    /// it (`hostname like (n1|n2)`), when nodes reported it (at most
+    /// [`MAX_HOLDERS_CONSTRAINT`] of them; more, or none: no constraint, and a node
+    /// without it fails the task with "image not found").
+    pub(crate) fn holders_constraint(&self) -> Option<weft_app::Constraint> {
+        if self.nodes.is_empty() || self.nodes.len() > MAX_HOLDERS_CONSTRAINT {
+            return None;
+        }
+        let names: Vec<String> = self.nodes.iter().map(|n| regex_escape(n)).collect();
+        let pattern = weft_app::Pattern::new(&format!("({})", names.join("|"))).ok()?;
+        Some(weft_app::Constraint::Like {
+            attribute: "hostname".into(),
+            value: pattern,
+        })
     }
 
     fn json(&self) -> Value {
@@ -122,7 +175,7 @@ impl ImageRecord {
             "disk_format": self.disk_format,
             "min_ram": self.min_ram,
             "min_disk": self.min_disk,
-            "size": null,
+            "size": self.size,
             "virtual_size": null,
             "checksum": null,
             "os_hash_algo": null,
@@ -131,6 +184,7 @@ impl ImageRecord {
             "created_at": created,
             "updated_at": created,
             DOCKER_REF: self.docker_ref,
+            NODES: self.nodes.join(","),
             "self": format!("/v2/images/{}", self.id),
             "file": format!("/v2/images/{}/file", self.id),
             "schema": "/v2/schemas/image",
@@ -202,13 +256,108 @@ pub(crate) async fn records<S: KvStore + Clone>(
         .map_err(|e| OpenStackError::Internal(e.message))
 }
 
-/// The image `id` as `who` may see it.
-pub(crate) async fn find<S: KvStore + Clone>(
-    store: &S,
+/// A Docker reference as one key: parsed and printed again, `:latest` when it names no
+/// tag or digest; `None` when it is not a reference.
+pub(crate) fn canonical_ref(reference: &str) -> Option<String> {
+    let mut parsed = reference.parse::<ImageRef>().ok()?;
+    if parsed.tag.is_none() && parsed.digest.is_none() {
+        parsed.tag = Some("latest".into());
+    }
+    Some(parsed.to_string())
+}
+
+/// The stable id of the discovered image of `reference` (canonical).
+pub(crate) fn discovered_id(reference: &str) -> String {
+    derived_uuid(&format!("docker-image:{reference}"))
+}
+
+/// The name of a discovered image, as Nova-Docker named them: the Docker repo, with the
+/// tag when it is not `latest`.
+pub(crate) fn discovered_name(reference: &str) -> String {
+    reference
+        .strip_suffix(":latest")
+        .unwrap_or(reference)
+        .to_string()
+}
+
+/// The registered images, each with the nodes that hold its reference, and one image
+/// per reference the nodes hold that no registered image names (by id).
+pub(crate) fn merge(
+    registered: BTreeMap<String, ImageRecord>,
+    held: Vec<NodeDockerImage>,
+) -> BTreeMap<String, ImageRecord> {
+    // Per canonical reference: holders, largest size, newest creation.
+    let mut by_ref: BTreeMap<String, (Vec<String>, u64, u64)> = BTreeMap::new();
+    for image in held {
+        for tag in &image.tags {
+            let Some(reference) = canonical_ref(tag) else {
+                continue;
+            };
+            let entry = by_ref.entry(reference).or_default();
+            if !entry.0.contains(&image.node) {
+                entry.0.push(image.node.clone());
+            }
+            entry.1 = entry.1.max(image.size);
+            entry.2 = entry.2.max(image.created_ms);
+        }
+    }
+    let mut all = registered;
+    for record in all.values_mut() {
+        if let Some((nodes, size, _)) = canonical_ref(&record.docker_ref)
+            .as_ref()
+            .and_then(|r| by_ref.remove(r))
+        {
+            record.nodes = nodes;
+            record.nodes.sort();
+            record.size = Some(size);
+        }
+    }
+    // What is left is named by no registered image.
+    for (reference, (mut nodes, size, created_ms)) in by_ref {
+        nodes.sort();
+        let id = discovered_id(&reference);
+        all.entry(id.clone()).or_insert(ImageRecord {
+            id,
+            name: discovered_name(&reference),
+            docker_ref: reference,
+            owner: None,
+            visibility: "public".into(),
+            container_format: "docker".into(),
+            disk_format: "raw".into(),
+            min_ram: 0,
+            min_disk: 0,
+            protected: false,
+            tags: Vec::new(),
+            properties: BTreeMap::new(),
+            created_ms,
+            nodes,
+            size: Some(size),
+            discovered: true,
+        });
+    }
+    all
+}
+
+/// Every image `who` may see: the registered ones it may see and the images nodes hold
+/// that none of those names ([`merge`]; a project's own image of a reference hides the
+/// public discovered one from that project only).
+pub(crate) async fn all_images<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+) -> Result<BTreeMap<String, ImageRecord>, OpenStackError> {
+    let mut registered = records(&a.store).await?;
+    registered.retain(|_, r| r.visible_to(who));
+    let held = a.controller.node_images().await?;
+    Ok(merge(registered, held))
+}
+
+/// The image `id` (registered or held by a node) as `who` may see it.
+pub(crate) async fn find<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
     who: &Caller,
     id: &str,
 ) -> Result<Option<ImageRecord>, OpenStackError> {
-    Ok(records(store)
+    Ok(all_images(a, who)
         .await?
         .remove(id)
         .filter(|r| r.visible_to(who)))
@@ -227,7 +376,7 @@ async fn list<S: KvStore + Clone, C: Controller>(
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map(|q| q.0)
         .map_err(|e| GlanceError::bad_request(format!("invalid query: {}", e.body_text())))?;
-    let mut images: Vec<ImageRecord> = records(&a.store)
+    let mut images: Vec<ImageRecord> = all_images(&a, &who)
         .await?
         .into_values()
         .filter(|r| r.visible_to(&who))
@@ -298,9 +447,7 @@ async fn show<S: KvStore + Clone, C: Controller>(
     Path(id): Path<String>,
 ) -> Answer {
     let who = caller(&a, &headers)?;
-    let image = find(&a.store, &who, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let image = find(&a, &who, &id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(image.json()).into_response())
 }
 
@@ -511,6 +658,9 @@ fn registration(who: &Caller, body: &[u8], tenants: &[String]) -> Result<ImageRe
         tags,
         properties,
         created_ms: now_ms(),
+        nodes: Vec::new(),
+        size: None,
+        discovered: false,
     })
 }
 
@@ -569,9 +719,7 @@ async fn upload<S: KvStore + Clone, C: Controller>(
     body: axum::body::Bytes,
 ) -> Answer {
     let who = caller(&a, &headers)?;
-    find(&a.store, &who, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    find(&a, &who, &id).await?.ok_or_else(|| not_found(&id))?;
     if !body.is_empty() {
         return Err(GlanceError::bad_request(format!(
             "weft's images are Docker references ({DOCKER_REF}); image data is not uploaded: load the image into the nodes' Docker engines"
@@ -587,9 +735,7 @@ async fn download<S: KvStore + Clone, C: Controller>(
     Path(id): Path<String>,
 ) -> Answer {
     let who = caller(&a, &headers)?;
-    find(&a.store, &who, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    find(&a, &who, &id).await?.ok_or_else(|| not_found(&id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -602,9 +748,7 @@ async fn remove<S: KvStore + Clone, C: Controller>(
 ) -> Answer {
     let who = caller(&a, &headers)?;
     let _serialised = a.writes.lock().await;
-    let image = find(&a.store, &who, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
+    let image = find(&a, &who, &id).await?.ok_or_else(|| not_found(&id))?;
     let owns = match (&who, &image.owner) {
         (Caller::Admin, _) => true,
         (Caller::Tenant(t), Some(owner)) => t == owner,
@@ -614,6 +758,16 @@ async fn remove<S: KvStore + Clone, C: Controller>(
         return Err(GlanceError::new(
             StatusCode::FORBIDDEN,
             format!("You are not permitted to delete image {id}"),
+        ));
+    }
+    if image.discovered {
+        return Err(GlanceError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Image {id} is the Docker image {} on nodes {}; weft does not delete it from their engines",
+                image.docker_ref,
+                image.nodes.join(",")
+            ),
         ));
     }
     if image.protected {
@@ -633,6 +787,68 @@ async fn remove<S: KvStore + Clone, C: Controller>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(node: &str, tags: &[&str], id: &str, created_ms: u64) -> NodeDockerImage {
+        NodeDockerImage {
+            node: node.into(),
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            id: id.into(),
+            size: 1000,
+            created_ms,
+        }
+    }
+
+    #[test]
+    fn node_images_are_images_with_derived_ids_and_registered_ones_win() {
+        assert_eq!(canonical_ref("busybox").as_deref(), Some("busybox:latest"));
+        assert_eq!(canonical_ref("a/b:2").as_deref(), Some("a/b:2"));
+        assert_eq!(canonical_ref("Not A Ref"), None);
+        assert_eq!(discovered_name("busybox:latest"), "busybox");
+        assert_eq!(discovered_name("weft-test/app:2"), "weft-test/app:2");
+        let nodes = vec![
+            held("n2", &["busybox:latest"], "sha256:b2", 5),
+            held("n1", &["busybox:latest", "weft-test/app:2"], "sha256:b1", 7),
+            held("n1", &["NOT VALID"], "sha256:c", 9),
+        ];
+        let all = merge(BTreeMap::new(), nodes.clone());
+        assert_eq!(all.len(), 2, "{all:?}");
+        let busybox = &all[&discovered_id("busybox:latest")];
+        assert_eq!(busybox.name, "busybox");
+        assert_eq!(busybox.docker_ref, "busybox:latest");
+        assert_eq!(busybox.nodes, ["n1", "n2"]);
+        assert_eq!(busybox.created_ms, 7);
+        assert!(busybox.discovered);
+        let json = busybox.json();
+        assert_eq!(json["weft_nodes"], "n1,n2");
+        assert_eq!(json["visibility"], "public");
+        assert_eq!(json["size"], 1000);
+        assert_eq!(json["status"], "active");
+        // The same reference always has the same id, whoever holds it.
+        assert_eq!(
+            discovered_id("busybox:latest"),
+            merge(BTreeMap::new(), nodes[..1].to_vec())
+                .into_keys()
+                .next()
+                .unwrap()
+        );
+        assert_ne!(discovered_id("busybox:latest"), discovered_id("busybox:1"));
+        // A registered image of the same reference (`busybox` is `busybox:latest`) wins.
+        let mine = registration(
+            &Caller::Tenant("lab".into()),
+            br#"{"name":"bb","weft_docker_ref":"busybox","id":"6f1b4c7e-0000-4000-8000-000000000001"}"#,
+            &[],
+        )
+        .unwrap();
+        let all = merge(BTreeMap::from([(mine.id.clone(), mine.clone())]), nodes);
+        assert_eq!(all.len(), 2);
+        assert!(!all.contains_key(&discovered_id("busybox:latest")));
+        assert_eq!(all[&mine.id].nodes, ["n1", "n2"]);
+        assert!(!all[&mine.id].discovered);
+        let holders = all[&mine.id].holders_constraint().unwrap();
+        assert_eq!(serde_json::to_value(&holders).unwrap()["value"], r"(n1|n2)");
+        assert_eq!(regex_escape("a.b-c"), r"a\.b-c");
+        assert!(mine.holders_constraint().is_none());
+    }
 
     #[test]
     fn registration_reads_and_bounds() {

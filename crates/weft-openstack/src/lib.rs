@@ -202,6 +202,18 @@ pub struct WeftNode {
     pub tasks: u32,
 }
 
+/// A Docker image one registered node's engine holds, as its agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDockerImage {
+    pub node: String,
+    /// `repo:tag` references.
+    pub tags: Vec<String>,
+    /// The engine's image id.
+    pub id: String,
+    pub size: u64,
+    pub created_ms: u64,
+}
+
 /// An app of weft's model with its tasks (Nova's server is an app with one task).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeftApp {
@@ -259,6 +271,11 @@ pub trait Controller: Send + Sync + 'static {
     ) -> impl Future<Output = Result<WeftEndpoint, OpenStackError>> + Send;
     /// The registered nodes' names.
     fn nodes(&self) -> Vec<String>;
+    /// The Docker images the registered nodes' engines hold, as their agents reported
+    /// them (read from the store, so every controller answers the same).
+    fn node_images(
+        &self,
+    ) -> impl Future<Output = Result<Vec<NodeDockerImage>, OpenStackError>> + Send;
     /// The apps whose EPG is in `tenant`, with their tasks.
     fn apps(&self, tenant: &str) -> Vec<WeftApp>;
     /// The registered nodes with their capacity as the scheduler sees it.

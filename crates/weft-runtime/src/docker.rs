@@ -25,8 +25,9 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -50,6 +51,19 @@ const REQUEST_TIMEOUT_SECS: u64 = 120;
 pub struct DockerRuntime {
     socket: String,
     client: Arc<Mutex<Option<Docker>>>,
+}
+
+/// One image of the engine, as `docker image ls` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineImage {
+    /// `sha256:...`
+    pub id: String,
+    /// `repo:tag` references (the engine may list `<none>:<none>`).
+    pub tags: Vec<String>,
+    /// Bytes.
+    pub size: u64,
+    /// Unix milliseconds.
+    pub created_ms: u64,
 }
 
 /// Container name of a task.
@@ -467,6 +481,24 @@ impl DockerRuntime {
             out.drain(..out.len() - max_bytes);
         }
         Ok(out)
+    }
+
+    /// The images the engine holds (`GET /images/json`, top-level images only).
+    pub async fn images(&self) -> Result<Vec<EngineImage>> {
+        let client = self.client().await?;
+        let query = ListImagesOptionsBuilder::new().all(false).build();
+        match client.list_images(Some(query)).await {
+            Ok(list) => Ok(list
+                .into_iter()
+                .map(|i| EngineImage {
+                    id: i.id,
+                    tags: i.repo_tags,
+                    size: u64::try_from(i.size).unwrap_or(0),
+                    created_ms: u64::try_from(i.created).unwrap_or(0).saturating_mul(1000),
+                })
+                .collect()),
+            Err(e) => Err(self.classify("list images", e).await),
+        }
     }
 
     /// The last line of the container's stderr (the engine's last few lines only).

@@ -40,6 +40,15 @@ pub const CONTROLLERS: &str = "/weft/cluster/controllers/";
 /// ([`crate::live_share`]).
 pub const LIVE: &str = "/weft/cluster/live/";
 
+/// Per node: the Docker images its engine holds ([`weft_api::NodeImages`]), written when
+/// the set changes and deleted with the node. Read by the OpenStack adapter (Glance
+/// lists them); not part of the snapshot, so a change wakes no agent.
+pub const NODE_IMAGES: &str = "/weft/cluster/node-images/";
+
+pub fn node_images(node: &str) -> String {
+    format!("{NODE_IMAGES}{node}")
+}
+
 pub fn live(node: &str) -> String {
     format!("{LIVE}{node}")
 }

@@ -184,6 +184,14 @@ pub const OPERATIONS: &[Operation] = &[
         false,
     ),
     (
+        "/v1/nodes/{name}/images",
+        "put",
+        "The Docker images the node's engine holds (sent when they change)",
+        Some("NodeImages"),
+        "Empty",
+        false,
+    ),
+    (
         "/v1/endpoints",
         "get",
         "Endpoints the token may see",
@@ -340,6 +348,10 @@ const SCHEMAS: &[(&str, &str)] = &[
     (
         "NodeReport",
         "{applied_revision, installed: [{vrf, rules[]}], endpoints: {NAME: {state, message?}}, tasks: {ID: TaskStatus}, error?}",
+    ),
+    (
+        "NodeImages",
+        "{digest, images: [{tags[], id, size, created_ms}]}",
     ),
     (
         "NodeDesired",
@@ -505,6 +517,7 @@ mod tests {
             (paths::node_heartbeat(name), "put"),
             (paths::node_desired(name), "get"),
             (paths::node_report(name), "put"),
+            (paths::node_images(name), "put"),
             (paths::ENDPOINTS.to_string(), "get"),
             (paths::ENDPOINTS.to_string(), "post"),
             (paths::endpoint(name), "get"),

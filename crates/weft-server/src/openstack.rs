@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use weft_api::{AppsRequest, EndpointRequest, EndpointState, MacAddr, TaskState};
 use weft_model::{EpgPath, Model, Tenant};
 use weft_openstack::{
-    AddressPair, Caller, Controller, EndpointSpec, OpenStackError, PortUpdate, TaskPhase, WeftApp,
-    WeftEndpoint, WeftNode, WeftTask,
+    AddressPair, Caller, Controller, EndpointSpec, NodeDockerImage, OpenStackError, PortUpdate,
+    TaskPhase, WeftApp, WeftEndpoint, WeftNode, WeftTask,
 };
 use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp, TxnOpResponse};
 
@@ -320,6 +320,40 @@ impl Controller for ServerController {
             .get(name)
             .ok_or_else(|| OpenStackError::NotFound(format!("endpoint {name} does not exist")))?;
         Ok(self.weft_endpoint(stored))
+    }
+
+    async fn node_images(&self) -> Result<Vec<NodeDockerImage>, OpenStackError> {
+        let read = self
+            .state
+            .store
+            .range(keys::NODE_IMAGES.as_bytes(), None)
+            .await?;
+        let snapshot = self.state.snapshot();
+        let mut out = Vec::new();
+        for kv in &read.kvs {
+            let Some(node) = std::str::from_utf8(&kv.key)
+                .ok()
+                .and_then(|k| k.strip_prefix(keys::NODE_IMAGES))
+            else {
+                continue;
+            };
+            // A node removed while its agent was still reporting: not a holder.
+            if !snapshot.nodes.contains_key(node) {
+                continue;
+            }
+            let Ok(images) = serde_json::from_slice::<weft_api::NodeImages>(&kv.value) else {
+                tracing::warn!(%node, "unreadable node images; skipped");
+                continue;
+            };
+            out.extend(images.images.into_iter().map(|i| NodeDockerImage {
+                node: node.to_string(),
+                tags: i.tags,
+                id: i.id,
+                size: i.size,
+                created_ms: i.created_ms,
+            }));
+        }
+        Ok(out)
     }
 
     fn nodes(&self) -> Vec<String> {

@@ -64,6 +64,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/nodes/{name}/heartbeat", put(nodes::heartbeat))
         .route("/v1/nodes/{name}/desired", get(nodes::desired))
         .route("/v1/nodes/{name}/report", put(nodes::report))
+        .route("/v1/nodes/{name}/images", put(nodes::images))
         .route(
             "/v1/nodes/{name}/discovery",
             get(crate::discovery::get_node_view),

@@ -13,8 +13,8 @@ use crate::watch::BlockingParams;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use std::sync::Arc;
-use weft_api::{Node, NodeDesired, NodeRegistration, NodeReport, TaskAssignment};
-use weft_store::{Compare, CompareOp, Txn, TxnOp};
+use weft_api::{Node, NodeDesired, NodeImages, NodeRegistration, NodeReport, TaskAssignment};
+use weft_store::{Compare, CompareOp, KvStore, Txn, TxnOp};
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -93,7 +93,7 @@ pub async fn remove(
             CompareOp::Equal,
             i64::try_from(stored.revision).unwrap_or(i64::MAX),
         )])
-        .and_then([TxnOp::delete(key)]);
+        .and_then([TxnOp::delete(key), TxnOp::delete(keys::node_images(&name))]);
     let revision = commit_guarded(&state, txn, format!("node {name}")).await?;
     state.liveness.forget(&name);
     Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
@@ -128,6 +128,35 @@ pub async fn report(
     state.scheduler_wake.notify_one();
     // Task states and health come with reports: the Consul catalog shows them.
     state.catalog_changes.send_modify(|n| *n += 1);
+    Ok(indexed(snapshot.revision, &serde_json::json!({})))
+}
+
+/// `PUT /v1/nodes/{name}/images`: the Docker images the node's engine holds, bounded
+/// at admission ([`NodeImages::check`]). Written to the node's key in the store (every
+/// controller reads the same) only when the digest differs from the stored one.
+pub async fn images(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(name): Path<String>,
+    ApiJson(images): ApiJson<NodeImages>,
+) -> ApiResult<Response> {
+    role.require_agent()?;
+    let snapshot = state.snapshot();
+    registered(&snapshot, &name)?;
+    images
+        .check()
+        .map_err(|why| ApiFailure::bad_request(why, Some("images")))?;
+    let key = keys::node_images(&name);
+    let stored = state.store.get(key.as_bytes()).await?;
+    let unchanged = stored
+        .kv
+        .and_then(|kv| serde_json::from_slice::<NodeImages>(&kv.value).ok())
+        .is_some_and(|s| s.digest == images.digest);
+    if !unchanged {
+        let bytes = serde_json::to_vec(&images).map_err(|e| ApiFailure::Internal(e.to_string()))?;
+        state.store.put(key.as_bytes(), &bytes, None).await?;
+        tracing::info!(node = %name, images = images.images.len(), "node images reported");
+    }
     Ok(indexed(snapshot.revision, &serde_json::json!({})))
 }
 
