@@ -454,5 +454,13 @@ print("deleted")
         cli.run(&["network", "delete", net]);
     }
     cli.run(&["image", "delete", "busybox", "absent"]);
-    assert_eq!(cli.json(&["image", "list"]), serde_json::json!([]));
+    // What is left are the host engine's images (the nodes report them), none registered.
+    let left = cli.json(&["image", "list"]);
+    assert!(
+        left.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["ID"] != image_id.as_str() && i["Name"] != "absent"),
+        "{left}"
+    );
 }
