@@ -7,95 +7,16 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 mod common;
+mod openstack_common;
 
 use common::fake_agent::FakeAgent;
+use openstack_common::{Cloud, SHOP_AND_OTHER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
-use weft_server::{ServerConfig, ServerHandle, serve};
 
 const IMAGE_ID: &str = "6f1b4c7e-5d2a-4c3b-9a8e-0b1c2d3e4f50";
 
-struct Cloud {
-    http: reqwest::Client,
-    os: String,
-    weft: String,
-    admin: String,
-}
-
 impl Cloud {
-    async fn start(dir: &std::path::Path) -> (ServerHandle, Cloud) {
-        let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
-        config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
-        config.openstack.static_tokens = vec![
-            ("t-shop".into(), "shop".into()),
-            ("t-other".into(), "other".into()),
-        ];
-        config.schedule_interval = Duration::from_millis(200);
-        let server = serve(config).await.unwrap();
-        let cloud = Cloud {
-            http: reqwest::Client::new(),
-            os: format!("http://{}", server.openstack_addr().unwrap()),
-            weft: server.base_url().to_string(),
-            admin: server.admin_token().to_string(),
-        };
-        (server, cloud)
-    }
-
-    /// A request to the OpenStack listener: status, headers and JSON body.
-    async fn call_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.os))
-            .header("x-auth-token", token);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let (status, _, body) = self.call_as("t-shop", method, path, body, &[]).await;
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn weft(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.weft))
-            .bearer_auth(&self.admin)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{path}: {response:?}");
-        response.json().await.unwrap()
-    }
-
     /// What a refused server create must leave as it was.
     async fn state(&self) -> Vec<Value> {
         vec![
@@ -124,42 +45,23 @@ impl Cloud {
         );
         assert_eq!(self.state().await, before, "{server} changed something");
     }
-
-    async fn server(&self, id: &str) -> Value {
-        self.get(&format!("/compute/v2.1/servers/{id}")).await["server"].clone()
-    }
-
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let server = self.server(id).await;
-            if server["status"] == status {
-                return server;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "server {id} never {status}: {server}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, c) = Cloud::start(dir.path()).await;
+    let (server, c) = Cloud::start(dir.path(), SHOP_AND_OTHER).await;
     let com1 = FakeAgent::start(&server, "com1", &[]).await;
     let com2 = FakeAgent::start(&server, "com2", &[]).await;
 
     // ---- discovery -----------------------------------------------------------------
-    let (status, headers, root) = c.call_as("", Method::GET, "/compute/", None, &[]).await;
+    let (status, headers, root) = c.call_with("", Method::GET, "/compute/", None, &[]).await;
     assert_eq!(status, 200, "{root}");
     assert_eq!(root["versions"][0]["id"], "v2.1");
     assert_eq!(root["versions"][0]["min_version"], "2.1");
     assert_eq!(headers["openstack-api-version"], "compute 2.1");
     let (status, headers, doc) = c
-        .call_as(
+        .call_with(
             "",
             Method::GET,
             "/compute/v2.1",
@@ -171,7 +73,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     assert_eq!(doc["version"]["version"], "2.1");
     assert_eq!(headers["x-openstack-nova-api-version"], "2.1");
     let (status, _, body) = c
-        .call_as(
+        .call_with(
             "t-shop",
             Method::GET,
             "/compute/v2.1/flavors",
@@ -181,7 +83,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
         .await;
     assert_eq!(status, 406, "{body}");
     let (status, _, body) = c
-        .call_as(
+        .call_with(
             "t-shop",
             Method::GET,
             "/compute/v2.1/flavors",
@@ -193,7 +95,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
         (status, body["badRequest"]["code"].clone()),
         (400, json!(400))
     );
-    let (status, _, glance) = c.call_as("", Method::GET, "/image/", None, &[]).await;
+    let (status, _, glance) = c.call_with("", Method::GET, "/image/", None, &[]).await;
     assert_eq!(status, 300);
     assert_eq!(glance["versions"][0]["status"], "CURRENT");
     assert!(
@@ -204,11 +106,11 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     );
     // Unauthenticated calls are 401 on both.
     let (status, _, _) = c
-        .call_as("nope", Method::GET, "/compute/v2.1/servers", None, &[])
+        .call_with("nope", Method::GET, "/compute/v2.1/servers", None, &[])
         .await;
     assert_eq!(status, 401);
     let (status, _, _) = c
-        .call_as("nope", Method::GET, "/image/v2/images", None, &[])
+        .call_with("nope", Method::GET, "/image/v2/images", None, &[])
         .await;
     assert_eq!(status, 401);
 
@@ -279,17 +181,12 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     );
 
     // ---- images --------------------------------------------------------------------
-    let (status, image) = c
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(
-                json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
+    let image = c
+        .register_image(
+            json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
                         "disk_format": "raw", "weft_docker_ref": "weft-test/busybox:latest"}),
-            ),
         )
         .await;
-    assert_eq!(status, 201, "{image}");
     assert_eq!(image["id"], IMAGE_ID);
     assert_eq!(image["status"], "active");
     assert_eq!(image["weft_docker_ref"], "weft-test/busybox:latest");
@@ -330,12 +227,12 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     );
     // Another project does not see a project's image.
     let (status, _, other) = c
-        .call_as("t-other", Method::GET, "/image/v2/images", None, &[])
+        .call_with("t-other", Method::GET, "/image/v2/images", None, &[])
         .await;
     assert_eq!(status, 200);
     assert_eq!(other["images"], json!([]));
     let (status, _, _) = c
-        .call_as(
+        .call_with(
             "t-other",
             Method::GET,
             &format!("/image/v2/images/{IMAGE_ID}"),
@@ -346,25 +243,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     assert_eq!(status, 404);
 
     // ---- a network -----------------------------------------------------------------
-    let (status, net) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/networks",
-            Some(json!({"network": {"name": "nw-a"}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{net}");
-    let net_id = net["network"]["id"].as_str().unwrap().to_string();
-    let (status, sub) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/subnets",
-            Some(
-                json!({"subnet": {"network_id": net_id, "cidr": "10.70.0.0/24", "ip_version": 4}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{sub}");
+    let (net_id, net) = c.network("nw-a", "10.70.0.0/24").await;
 
     // ---- refusals, in Nova's body, changing nothing ----------------------------------
     let good = json!({"name": "vm1", "imageRef": IMAGE_ID, "flavorRef": "1",
@@ -441,7 +320,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     }
     // Another project cannot boot on this project's network.
     let (status, _, body) = c
-        .call_as(
+        .call_with(
             "t-other",
             Method::POST,
             "/compute/v2.1/servers",
@@ -456,15 +335,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     boot["metadata"] = json!({"master": "10.0.0.5", "tmpl": "${app.x.address}"});
     boot["availability_zone"] = json!("nova:com2");
     boot["key_name"] = json!("mykey");
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(json!({ "server": boot })),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let id = created["server"]["id"].as_str().unwrap().to_string();
+    let (id, created) = c.create_server(boot).await;
     assert!(
         created["server"]["links"][0]["href"]
             .as_str()
@@ -530,7 +401,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
         json!([])
     );
     let (status, _, body) = c
-        .call_as(
+        .call_with(
             "t-other",
             Method::GET,
             &format!("/compute/v2.1/servers/{id}"),
@@ -561,15 +432,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     big["name"] = json!("big");
     big["flavorRef"] = json!("3");
     big["security_groups"] = json!([{"name": "web"}, {"name": "default"}]);
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(json!({ "server": big })),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let big_id = created["server"]["id"].as_str().unwrap().to_string();
+    let (big_id, _) = c.create_server(big).await;
     let failed = c.wait_status(&big_id, "ERROR").await;
     let fault = failed["fault"]["message"].as_str().unwrap();
     assert!(fault.starts_with("No valid host was found."), "{failed}");
@@ -604,14 +467,7 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
 
     // Delete: the app, its task and endpoint go at once; then the record.
     for server in [&id, &big_id] {
-        let (status, _) = c
-            .call(
-                Method::DELETE,
-                &format!("/compute/v2.1/servers/{server}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 204);
+        c.delete_server(server).await;
         let (status, body) = c
             .call(
                 Method::GET,

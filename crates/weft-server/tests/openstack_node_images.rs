@@ -6,71 +6,16 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 mod common;
+mod openstack_common;
 
 use common::fake_agent::FakeAgent;
+use openstack_common::{Cloud, SHOP_AND_OTHER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
 use weft_api::{NodeImage, NodeImages};
-use weft_server::{ServerConfig, ServerHandle, serve};
-
-struct Cloud {
-    http: reqwest::Client,
-    os: String,
-    weft: String,
-    admin: String,
-}
+use weft_server::ServerHandle;
 
 impl Cloud {
-    async fn start(dir: &std::path::Path) -> (ServerHandle, Cloud) {
-        let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
-        config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
-        config.openstack.static_tokens = vec![
-            ("t-shop".into(), "shop".into()),
-            ("t-other".into(), "other".into()),
-        ];
-        config.schedule_interval = Duration::from_millis(200);
-        let server = serve(config).await.unwrap();
-        let cloud = Cloud {
-            http: reqwest::Client::new(),
-            os: format!("http://{}", server.openstack_addr().unwrap()),
-            weft: server.base_url().to_string(),
-            admin: server.admin_token().to_string(),
-        };
-        (server, cloud)
-    }
-
-    async fn call_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.os))
-            .header("x-auth-token", token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call_as("t-shop", method, path, body).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
     /// The images' names by id, as `token` lists them.
     async fn names(&self, token: &str) -> Vec<(String, String)> {
         let (status, body) = self
@@ -88,18 +33,6 @@ impl Cloud {
                 )
             })
             .collect()
-    }
-
-    /// A weft API call as the agent (join token) or the admin: the status.
-    async fn weft_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> u16 {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.weft))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap().status().as_u16()
     }
 }
 
@@ -126,7 +59,7 @@ fn discovered_id(reference: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_images_are_glance_images_until_no_node_holds_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, c) = Cloud::start(dir.path()).await;
+    let (server, c) = Cloud::start(dir.path(), SHOP_AND_OTHER).await;
     let com1 = FakeAgent::start(&server, "com1", &[]).await;
     let com2 = FakeAgent::start(&server, "com2", &[]).await;
     assert!(c.names("t-shop").await.is_empty());
@@ -206,14 +139,9 @@ async fn node_images_are_glance_images_until_no_node_holds_them() {
     assert_eq!(status, 403, "{body}");
 
     // ---- a registered image of the same reference wins (for who sees it) ------------
-    let (status, mine) = c
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(json!({"name": "my-busybox", "weft_docker_ref": "busybox"})),
-        )
+    let mine = c
+        .register_image(json!({"name": "my-busybox", "weft_docker_ref": "busybox"}))
         .await;
-    assert_eq!(status, 201, "{mine}");
     let mine_id = mine["id"].as_str().unwrap().to_string();
     let names = c.names("t-shop").await;
     assert_eq!(names.len(), 3, "{names:?}");
@@ -233,62 +161,16 @@ async fn node_images_are_glance_images_until_no_node_holds_them() {
     );
 
     // ---- a server boots from a discovered image -------------------------------------
-    let (status, net) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/networks",
-            Some(json!({"network": {"name": "nw-a"}})),
-        )
+    let (net_id, _) = c.network("nw-a", "10.71.0.0/24").await;
+    let (id, _) = c
+        .create_server(json!({"name": "vm1", "imageRef": app2, "flavorRef": "1",
+                "networks": [{"uuid": net_id}]}))
         .await;
-    assert_eq!(status, 201, "{net}");
-    let net_id = net["network"]["id"].as_str().unwrap().to_string();
-    let (status, sub) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/subnets",
-            Some(
-                json!({"subnet": {"network_id": net_id, "cidr": "10.71.0.0/24", "ip_version": 4}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{sub}");
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(
-                json!({"server": {"name": "vm1", "imageRef": app2, "flavorRef": "1",
-                "networks": [{"uuid": net_id}]}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 202, "{created}");
-    let id = created["server"]["id"].as_str().unwrap().to_string();
-    let start = Instant::now();
-    let active = loop {
-        let vm = c.get(&format!("/compute/v2.1/servers/{id}")).await["server"].clone();
-        if vm["status"] == "ACTIVE" {
-            break vm;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "never ACTIVE: {vm}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let active = c.wait_status(&id, "ACTIVE").await;
     assert_eq!(active["image"]["id"], json!(app2));
     // Placed where the image is: only com1 holds it.
     assert_eq!(active["OS-EXT-SRV-ATTR:host"], "com1");
-    let apps: Value = c
-        .http
-        .get(format!("{}/v1/apps", c.weft))
-        .bearer_auth(&c.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps = c.weft("/v1/apps").await;
     assert_eq!(apps[0]["spec"]["image"], "weft-test/app:2", "{apps}");
 
     // ---- gone when no node holds it --------------------------------------------------
@@ -305,7 +187,7 @@ async fn node_images_are_glance_images_until_no_node_holds_them() {
         .await;
     assert_eq!(status, 404);
     // The server keeps its image id.
-    let vm = c.get(&format!("/compute/v2.1/servers/{id}")).await["server"].clone();
+    let vm = c.server(&id).await;
     assert_eq!(vm["image"]["id"], json!(app2));
     // A removed node holds nothing.
     com2.stop().await;

@@ -9,155 +9,48 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 mod common;
+mod openstack_common;
 
 use common::fake_agent::FakeAgent;
+use openstack_common::{Cloud, SHOP};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
-use weft_server::{ServerConfig, serve};
+use std::time::Duration;
 
 const IMAGE_ID: &str = "7a1b4c7e-5d2a-4c3b-9a8e-0b1c2d3e4f51";
 
-struct Cloud {
-    http: reqwest::Client,
-    os: String,
-    weft: String,
-    admin: String,
-}
-
-impl Cloud {
-    async fn call_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.os))
-            .header("x-auth-token", token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call_as("t-shop", method, path, body).await
-    }
-
-    async fn action(&self, id: &str, body: Value) -> (u16, Value) {
-        self.call(
-            Method::POST,
-            &format!("/compute/v2.1/servers/{id}/action"),
-            Some(body),
-        )
-        .await
-    }
-
-    async fn server(&self, id: &str) -> Value {
-        let (status, body) = self
-            .call(Method::GET, &format!("/compute/v2.1/servers/{id}"), None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["server"].clone()
-    }
-
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            let server = self.server(id).await;
-            if server["status"] == status {
-                return server;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "server {id} never {status}: {server}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn weft(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.weft))
-            .bearer_auth(&self.admin)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{path}: {response:?}");
-        response.json().await.unwrap()
-    }
+/// An action Nova refuses (409) for the server's `vm_state`.
+async fn conflict(c: &Cloud, id: &str, body: Value, verb: &str, vm_state: &str) {
+    let (status, answer) = c.action(id, body).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(
+        answer["conflictingRequest"]["message"],
+        format!("Cannot '{verb}' instance {id} while it is in vm_state {vm_state}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_user_data_hypervisors_and_hosts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path());
-    config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
-    config.openstack.static_tokens = vec![("t-shop".into(), "shop".into())];
-    config.schedule_interval = Duration::from_millis(200);
-    let server = serve(config).await.unwrap();
-    let c = Cloud {
-        http: reqwest::Client::new(),
-        os: format!("http://{}", server.openstack_addr().unwrap()),
-        weft: server.base_url().to_string(),
-        admin: server.admin_token().to_string(),
-    };
+    let (server, c) = Cloud::start(dir.path(), SHOP).await;
     let com1 = FakeAgent::start(&server, "com1", &[]).await;
     let com2 = FakeAgent::start(&server, "com2", &[]).await;
 
-    let (status, image) = c
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(
-                json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
+    c.register_image(
+        json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
                         "disk_format": "raw", "weft_docker_ref": "weft-test/busybox:latest"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{image}");
-    let (status, net) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/networks",
-            Some(json!({"network": {"name": "nw-a"}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{net}");
-    let net_id = net["network"]["id"].as_str().unwrap().to_string();
-    let (status, sub) = c
-        .call(
-            Method::POST,
-            "/network/v2.0/subnets",
-            Some(
-                json!({"subnet": {"network_id": net_id, "cidr": "10.71.0.0/24", "ip_version": 4}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 201, "{sub}");
+    )
+    .await;
+    let (net_id, _) = c.network("nw-a", "10.71.0.0/24").await;
 
     // A server with user data: WEFT_USER_DATA in the app's environment, not metadata.
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(
-                json!({"server": {"name": "vm1", "imageRef": IMAGE_ID, "flavorRef": "1",
+    let (id, _) = c
+        .create_server(
+            json!({"name": "vm1", "imageRef": IMAGE_ID, "flavorRef": "1",
                         "networks": [{"uuid": net_id}], "metadata": {"role": "web"},
-                        "user_data": "I2Nsb3VkLWNvbmZpZwpyb2xlOiB3ZWIK"}}),
-            ),
+                        "user_data": "I2Nsb3VkLWNvbmZpZwpyb2xlOiB3ZWIK"}),
         )
         .await;
-    assert_eq!(status, 202, "{created}");
-    let id = created["server"]["id"].as_str().unwrap().to_string();
     let active = c.wait_status(&id, "ACTIVE").await;
     assert_eq!(active["metadata"], json!({"role": "web"}), "{active}");
     assert!(
@@ -193,12 +86,7 @@ async fn actions_user_data_hypervisors_and_hosts() {
         .await;
     assert_eq!(status, 404, "{answer}");
     // Starting a running server is 409.
-    let (status, answer) = c.action(&id, json!({"os-start": null})).await;
-    assert_eq!(status, 409, "{answer}");
-    assert_eq!(
-        answer["conflictingRequest"]["message"],
-        format!("Cannot 'start' instance {id} while it is in vm_state active")
-    );
+    conflict(&c, &id, json!({"os-start": null}), "start", "active").await;
 
     // Stop: instances 0, the task gone, SHUTOFF; a second stop and a soft reboot 409.
     let (status, answer) = c.action(&id, json!({"os-stop": null})).await;
@@ -214,12 +102,7 @@ async fn actions_user_data_hypervisors_and_hosts() {
         (json!({"reboot": {"type": "SOFT"}}), "reboot"),
         (json!({"os-getConsoleOutput": {}}), "get_console_output"),
     ] {
-        let (status, answer) = c.action(&id, body).await;
-        assert_eq!(status, 409, "{answer}");
-        assert_eq!(
-            answer["conflictingRequest"]["message"],
-            format!("Cannot '{verb}' instance {id} while it is in vm_state stopped")
-        );
+        conflict(&c, &id, body, verb, "stopped").await;
     }
     let (status, listed) = c
         .call(
@@ -345,30 +228,19 @@ async fn actions_user_data_hypervisors_and_hosts() {
             .send()
     };
     assert!(privilege(Method::PUT).await.unwrap().status().is_success());
-    let (status, image) = c
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(
-                json!({"name": "root", "container_format": "docker", "disk_format": "raw",
+    let image = c
+        .register_image(
+            json!({"name": "root", "container_format": "docker", "disk_format": "raw",
                         "weft_docker_ref": "weft-test/busybox:latest",
                         "weft:privileged": "true"}),
-            ),
         )
         .await;
-    assert_eq!(status, 201, "{image}");
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(
-                json!({"server": {"name": "root1", "imageRef": image["id"], "flavorRef": "1",
-                        "networks": [{"uuid": net_id}]}}),
-            ),
+    let (root, _) = c
+        .create_server(
+            json!({"name": "root1", "imageRef": image["id"], "flavorRef": "1",
+                        "networks": [{"uuid": net_id}]}),
         )
         .await;
-    assert_eq!(status, 202, "{created}");
-    let root = created["server"]["id"].as_str().unwrap().to_string();
     c.wait_status(&root, "ACTIVE").await;
     assert!(
         privilege(Method::DELETE)
@@ -384,47 +256,27 @@ async fn actions_user_data_hypervisors_and_hosts() {
     assert_eq!(status, 403, "{answer}");
     assert_eq!(answer["forbidden"]["code"], 403, "{answer}");
     assert_eq!(c.server(&root).await["status"], "SHUTOFF");
-    let (status, _) = c
-        .call(
-            Method::DELETE,
-            &format!("/compute/v2.1/servers/{root}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    c.delete_server(&root).await;
 
     // A server still building has no console (409); the agents are slow to start it.
     com1.set_start_delay(Duration::from_secs(3));
     com2.set_start_delay(Duration::from_secs(3));
-    let (status, created) = c
-        .call(
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(
-                json!({"server": {"name": "slow", "imageRef": IMAGE_ID, "flavorRef": "1",
-                        "networks": [{"uuid": net_id}]}}),
-            ),
+    let (slow, _) = c
+        .create_server(
+            json!({"name": "slow", "imageRef": IMAGE_ID, "flavorRef": "1",
+                        "networks": [{"uuid": net_id}]}),
         )
         .await;
-    assert_eq!(status, 202, "{created}");
-    let slow = created["server"]["id"].as_str().unwrap().to_string();
     assert_eq!(c.server(&slow).await["status"], "BUILD");
-    let (status, answer) = c
-        .action(&slow, json!({"os-getConsoleOutput": {"length": 10}}))
-        .await;
-    assert_eq!(status, 409, "{answer}");
-    assert_eq!(
-        answer["conflictingRequest"]["message"],
-        format!("Cannot 'get_console_output' instance {slow} while it is in vm_state building")
-    );
-    let (status, _) = c
-        .call(
-            Method::DELETE,
-            &format!("/compute/v2.1/servers/{slow}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 204);
+    conflict(
+        &c,
+        &slow,
+        json!({"os-getConsoleOutput": {"length": 10}}),
+        "get_console_output",
+        "building",
+    )
+    .await;
+    c.delete_server(&slow).await;
 
     // Delete a stopped server too.
     let (status, _) = c.action(&id, json!({"os-stop": null})).await;

@@ -7,15 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // tests fail loudly
 
 mod common;
+mod openstack_common;
 
 use common::fake_agent::FakeAgent;
 use common::{admin, shop};
+use openstack_common::{Cloud, SHOP};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
 use weft_api::Client;
-use weft_server::{ServerConfig, serve};
 
 const PAPER_FLAVOR: &str = "34af1383-3836-4815-8060-503bc5d1b61b";
 const IMAGE_ID: &str = "6f1b4c7e-5d2a-4c3b-9a8e-0b1c2d3e4f51";
@@ -28,27 +27,6 @@ fn privileged_app(id: &str, instances: u32) -> Value {
 
 fn status_of(e: &weft_api::ClientError) -> u16 {
     e.status().map_or(0, |s| s.as_u16())
-}
-
-/// One request to the OpenStack listener as `token`.
-async fn os(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .header("x-auth-token", token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,31 +116,21 @@ async fn only_tenants_an_admin_allowed_run_privileged_apps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nova_flavors_extra_specs_and_privileged_servers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path());
-    config.openstack.listen = Some("127.0.0.1:0".parse().unwrap());
-    config.openstack.static_tokens = vec![("t-shop".into(), "shop".into())];
-    config.schedule_interval = Duration::from_millis(200);
-    let server = serve(config).await.unwrap();
+    let (server, c) = Cloud::start(dir.path(), SHOP).await;
     let _agent = FakeAgent::start(&server, "com1", &[]).await;
     let weft = admin(&server);
-    let base = format!("http://{}", server.openstack_addr().unwrap());
-    let http = reqwest::Client::new();
-    let root = server.admin_token().to_string();
+    let root = c.admin.clone();
     let call = |token: &str, method: Method, path: &str, body: Option<Value>| {
-        let (http, base, token, path) = (&http, &base, token.to_string(), path.to_string());
-        async move { os(http, base, &token, method, &path, body).await }
+        let (c, token, path) = (&c, token.to_string(), path.to_string());
+        async move { c.call_as(&token, method, &path, body).await }
     };
+    let create_flavor =
+        |token: &str, body: Value| call(token, Method::POST, "/compute/v2.1/flavors", Some(body));
 
     // ---- flavor management: the admin only ----------------------------------------
     let paper = json!({"flavor": {"name": "m1.paper", "id": PAPER_FLAVOR, "vcpus": 2,
                                   "ram": 96, "disk": 1}});
-    let (status, body) = call(
-        "t-shop",
-        Method::POST,
-        "/compute/v2.1/flavors",
-        Some(paper.clone()),
-    )
-    .await;
+    let (status, body) = create_flavor("t-shop", paper.clone()).await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body["forbidden"]["message"]
@@ -171,13 +139,7 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
             .contains("os_compute_api:os-flavor-manage:create"),
         "{body}"
     );
-    let (status, body) = call(
-        &root,
-        Method::POST,
-        "/compute/v2.1/flavors",
-        Some(paper.clone()),
-    )
-    .await;
+    let (status, body) = create_flavor(&root, paper.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["flavor"]["id"], PAPER_FLAVOR);
     assert_eq!(
@@ -187,27 +149,23 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
         ),
         (json!(2), json!(96))
     );
-    let (status, body) = call(&root, Method::POST, "/compute/v2.1/flavors", Some(paper)).await;
+    let (status, body) = create_flavor(&root, paper).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         body["conflictingRequest"]["message"],
         "Flavor with name m1.paper already exists."
     );
-    let (status, body) = call(
+    let (status, body) = create_flavor(
         &root,
-        Method::POST,
-        "/compute/v2.1/flavors",
-        Some(json!({"flavor": {"name": "auto", "vcpus": 1, "ram": 64, "disk": 0}})),
+        json!({"flavor": {"name": "auto", "vcpus": 1, "ram": 64, "disk": 0}}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let auto_id = body["flavor"]["id"].as_str().unwrap().to_string();
     assert_eq!(auto_id.len(), 36, "{body}");
-    let (status, body) = call(
+    let (status, body) = create_flavor(
         &root,
-        Method::POST,
-        "/compute/v2.1/flavors",
-        Some(json!({"flavor": {"name": "big", "vcpus": 0, "ram": 64, "disk": 0}})),
+        json!({"flavor": {"name": "big", "vcpus": 0, "ram": 64, "disk": 0}}),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -248,13 +206,11 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
 
     // ---- extra specs -----------------------------------------------------------------
     let specs = format!("/compute/v2.1/flavors/{PAPER_FLAVOR}/os-extra_specs");
-    let (status, body) = call(
-        &root,
-        Method::POST,
-        &specs,
-        Some(json!({"extra_specs": {"weft:nope": "1"}})),
-    )
-    .await;
+    let add_specs =
+        |token: &str, specs_body: Value| call(token, Method::POST, &specs, Some(specs_body));
+    let put_spec =
+        |key: &str, spec: Value| call(&root, Method::PUT, &format!("{specs}/{key}"), Some(spec));
+    let (status, body) = add_specs(&root, json!({"extra_specs": {"weft:nope": "1"}})).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["badRequest"]["message"]
@@ -263,44 +219,20 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
             .contains("weft:nope"),
         "{body}"
     );
-    let (status, body) = call(
-        "t-shop",
-        Method::POST,
-        &specs,
-        Some(json!({"extra_specs": {"hw:x": "1"}})),
-    )
-    .await;
+    let (status, body) = add_specs("t-shop", json!({"extra_specs": {"hw:x": "1"}})).await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = call(
-        &root,
-        Method::POST,
-        &specs,
-        Some(json!({"extra_specs": {"hw:x": "1"}})),
-    )
-    .await;
+    let (status, body) = add_specs(&root, json!({"extra_specs": {"hw:x": "1"}})).await;
     assert_eq!(
         (status, body.clone()),
         (200, json!({"extra_specs": {"hw:x": "1"}}))
     );
-    let (status, body) = call(
-        &root,
-        Method::PUT,
-        &format!("{specs}/weft:privileged"),
-        Some(json!({"weft:privileged": "true"})),
-    )
-    .await;
+    let (status, body) = put_spec("weft:privileged", json!({"weft:privileged": "true"})).await;
     assert_eq!(
         (status, body.clone()),
         (200, json!({"weft:privileged": "true"})),
         "{body}"
     );
-    let (status, body) = call(
-        &root,
-        Method::PUT,
-        &format!("{specs}/a"),
-        Some(json!({"b": "1"})),
-    )
-    .await;
+    let (status, body) = put_spec("a", json!({"b": "1"})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body["badRequest"]["message"],
@@ -317,23 +249,7 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
     assert_eq!(status, 404, "{body}");
 
     // ---- servers: a network, two images ---------------------------------------------
-    let (status, net) = call(
-        "t-shop",
-        Method::POST,
-        "/network/v2.0/networks",
-        Some(json!({"network": {"name": "nw"}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{net}");
-    let net_id = net["network"]["id"].as_str().unwrap().to_string();
-    let (status, sub) = call(
-        "t-shop",
-        Method::POST,
-        "/network/v2.0/subnets",
-        Some(json!({"subnet": {"network_id": net_id, "cidr": "10.71.0.0/24", "ip_version": 4}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{sub}");
+    let (net_id, _) = c.network("nw", "10.71.0.0/24").await;
     for (id, props) in [
         (IMAGE_ID, json!({})),
         (ROOT_IMAGE_ID, json!({"weft:privileged": "true"})),
@@ -343,8 +259,7 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
         body.as_object_mut()
             .unwrap()
             .extend(props.as_object().unwrap().clone());
-        let (status, image) = call("t-shop", Method::POST, "/image/v2/images", Some(body)).await;
-        assert_eq!(status, 201, "{image}");
+        c.register_image(body).await;
     }
     let shown = call(
         "t-shop",
@@ -365,8 +280,8 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
     assert_eq!(status, 400, "{body}");
 
     let server = |name: &str, image: &str, flavor: &str| {
-        json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor,
-                          "networks": [{"uuid": net_id}]}})
+        json!({"name": name, "imageRef": image, "flavorRef": flavor,
+               "networks": [{"uuid": net_id}]})
     };
     // Privileged by the flavor, and by the image: 403 while shop is not allowed, and
     // nothing is left of the attempt.
@@ -375,7 +290,7 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
             "t-shop",
             Method::POST,
             "/compute/v2.1/servers",
-            Some(server("vm", image, flavor)),
+            Some(json!({ "server": server("vm", image, flavor) })),
         )
         .await;
         assert_eq!(status, 403, "{body}");
@@ -394,8 +309,9 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
     }
 
     // Keystone: the admin token authenticates as the admin; only the admin patches.
-    let auth = http
-        .post(format!("{base}/v3/auth/tokens"))
+    let auth = c
+        .http
+        .post(format!("{}/v3/auth/tokens", c.os))
         .json(&json!({"auth": {"identity": {"methods": ["token"], "token": {"id": root}}}}))
         .send()
         .await
@@ -435,40 +351,16 @@ async fn nova_flavors_extra_specs_and_privileged_servers() {
     assert!(weft.tenant_privilege("shop").await.unwrap().allowed);
 
     // Allowed: the custom flavor's server is a privileged app with its CPU and RAM.
-    let (status, body) = call(
-        "t-shop",
-        Method::POST,
-        "/compute/v2.1/servers",
-        Some(server("vm", IMAGE_ID, PAPER_FLAVOR)),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    let (vm, _) = c.create_server(server("vm", IMAGE_ID, PAPER_FLAVOR)).await;
     let apps = weft.apps().await.unwrap();
     assert_eq!(apps.len(), 1);
     let spec = &apps[0].spec;
     assert!(spec.privileged);
     assert_eq!((spec.cpus, spec.mem), (2.0, 96));
-    let shown = call(
-        "t-shop",
-        Method::GET,
-        &format!(
-            "/compute/v2.1/servers/{}",
-            body["server"]["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await
-    .1;
-    assert_eq!(shown["server"]["flavor"]["id"], PAPER_FLAVOR, "{shown}");
+    let shown = c.server(&vm).await;
+    assert_eq!(shown["flavor"]["id"], PAPER_FLAVOR, "{shown}");
     // The plain image with a plain flavor: not privileged.
-    let (status, body) = call(
-        "t-shop",
-        Method::POST,
-        "/compute/v2.1/servers",
-        Some(server("vm2", IMAGE_ID, "1")),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
+    c.create_server(server("vm2", IMAGE_ID, "1")).await;
     let plain = weft
         .apps()
         .await
