@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+use common::docker::build_busybox_image;
 use common::{ProcCluster, THREE_TIER, wait_until};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -434,34 +435,11 @@ fn privilege_is_per_app_on_spare_processes() {
     );
 }
 
-/// `FROM scratch` plus the static busybox, built locally: no registry is reachable.
-fn build_busybox_image(tag: &str) {
-    let dir = std::env::temp_dir().join(format!("weft-image-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
-    )
-    .unwrap();
-    let status = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        status.success(),
-        "docker build failed (is dockerd running?)"
-    );
-}
-
 #[test]
 fn a_docker_task_gets_its_endpoint_and_policy() {
     require_root!();
     let _one = serial();
-    build_busybox_image("weft-test/e2e-busybox:latest");
+    build_busybox_image("weft-test/e2e-busybox:latest", &[], &[]);
     let c = ProcCluster::new("dk");
     c.apply(THREE_TIER);
     let apps = format!(

@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+use common::docker::build_busybox_image_with;
 use common::{ProcCluster, THREE_TIER, wait_until};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -314,9 +315,6 @@ fn netns_of(c: &ProcCluster, task: &Task) -> String {
 /// libraries `ldd` names, built locally (no registry is reachable): static busybox's
 /// own getaddrinfo cannot load glibc's resolver, a dynamic `getent` is plain glibc.
 fn build_resolver_image(tag: &str) {
-    let dir = std::env::temp_dir().join(format!("weft-gw-image-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("root/bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("root/bin/busybox")).unwrap();
     let mut files = vec!["/usr/bin/getent".to_string()];
     let ldd = Command::new("ldd").arg("/usr/bin/getent").output().unwrap();
     for line in String::from_utf8_lossy(&ldd.stdout).lines() {
@@ -325,27 +323,7 @@ fn build_resolver_image(tag: &str) {
             files.push(path.to_string());
         }
     }
-    for f in &files {
-        let to = dir.join("root").join(f.trim_start_matches('/'));
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(std::fs::canonicalize(f).unwrap(), &to).unwrap();
-    }
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY root/ /\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
-    )
-    .unwrap();
-    let status = Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .arg(&dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        status.success(),
-        "docker build failed (is dockerd running?)"
-    );
+    build_busybox_image_with(tag, &[], &files, &[]);
 }
 
 #[test]

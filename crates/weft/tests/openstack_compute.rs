@@ -18,113 +18,18 @@
 #[macro_use]
 mod common;
 
+use common::docker::{ImageContainers, build_busybox_image, docker, wait_container_removed};
+use common::nova::{Cli, address, container};
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
-use serde_json::Value;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use weft_fabric::probe::{EchoServer, tcp_ok};
 
 const IMAGE: &str = "weft-test/os-busybox:latest";
 /// The port every echo server listens on: the image's command, and the ports' probes.
 const ECHO: u16 = 7007;
-
-/// `FROM scratch` plus the static busybox, listening as a TCP echo server on [`ECHO`].
-fn build_image() {
-    let dir = std::env::temp_dir().join(format!("weft-os-image-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!(
-            "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"nc\", \"-ll\", \"-p\", \"{ECHO}\", \"-e\", \"/bin/cat\"]\n"
-        ),
-    )
-    .unwrap();
-    let status = Command::new("docker")
-        .args(["build", "-q", "-t", IMAGE])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        status.success(),
-        "docker build failed (is dockerd running?)"
-    );
-}
-
-/// Removes this test's containers (those of its image) when the test ends, passed or
-/// not: an agent killed with its cluster leaves a stopped container behind.
-struct Containers;
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={IMAGE}")]);
-        for id in ids.split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
-    }
-}
-
-struct Cli<'a> {
-    os: &'a OpenStackCluster,
-    openstack: PathBuf,
-}
-
-impl Cli<'_> {
-    fn output(&self, args: &[&str]) -> std::process::Output {
-        self.os
-            .command(&self.openstack)
-            .args(["--os-cloud", "weft"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "openstack {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["-f", "json"]);
-        let out = self.run(&args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// A command that must fail: its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            !out.status.success(),
-            "openstack {} succeeded: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).to_string()
-    }
-}
-
-/// `docker ARGS`: success and stdout.
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
-}
 
 /// Whether a TCP echo through `nc` from inside `container` to `ip` comes back.
 fn container_reaches(container: &str, ip: IpAddr) -> bool {
@@ -136,25 +41,6 @@ fn container_reaches(container: &str, ip: IpAddr) -> bool {
         &format!("echo weft-probe | nc -w 2 {ip} {ECHO}"),
     ]);
     ok && out.contains("weft-probe")
-}
-
-/// The address of the server's port on `network` in `openstack server show -f json`
-/// (`addresses` is `{"nw-a": ["10.1.0.5"]}` in the CLI's JSON).
-fn address(server: &Value, network: &str) -> IpAddr {
-    let addresses = &server["addresses"];
-    let text = addresses[network]
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .map(String::from)
-        .or_else(|| {
-            // Older CLIs print "nw-a=10.1.0.5".
-            addresses
-                .as_str()
-                .and_then(|s| s.split_once('=').map(|(_, ip)| ip.to_string()))
-        })
-        .unwrap_or_else(|| panic!("no address on {network}: {server}"));
-    text.parse().unwrap()
 }
 
 /// `python -c SCRIPT` against the cluster: stdout, or panics with stderr.
@@ -175,23 +61,24 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     let Some((openstack, python)) = clients("nova_servers_are_docker_tasks") else {
         return;
     };
-    build_image();
-    let _containers = Containers;
+    // `FROM scratch` plus the static busybox, listening as a TCP echo server on [`ECHO`].
+    build_busybox_image(
+        IMAGE,
+        &[],
+        &["nc", "-ll", "-p", &ECHO.to_string(), "-e", "/bin/cat"],
+    );
+    // Removes this test's containers when it ends, passed or not: an agent killed with
+    // its cluster leaves a stopped container behind.
+    let _containers = ImageContainers::new(IMAGE);
     let os = OpenStackCluster::new("osnova");
-    let cli = Cli { os: &os, openstack };
+    let cli = Cli {
+        os: &os,
+        openstack,
+        cloud: "weft",
+    };
 
     // The image: registered through Glance with its Docker reference, then listed.
-    let image = cli.json(&[
-        "image",
-        "create",
-        "busybox",
-        "--container-format",
-        "docker",
-        "--disk-format",
-        "raw",
-        "--property",
-        &format!("weft_docker_ref={IMAGE}"),
-    ]);
+    let image = cli.image_create("busybox", IMAGE, &[]);
     let image_id = image["id"].as_str().unwrap().to_string();
     let images = cli.json(&["image", "list"]);
     assert!(
@@ -295,14 +182,11 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     assert_eq!(server["status"], "ACTIVE", "{server}");
     let shown = cli.json(&["server", "show", "vm1"]);
     assert_eq!(shown["status"], "ACTIVE", "{shown}");
-    let ip = address(&shown, "nw-a");
+    let ip = address(&shown, Some("nw-a"));
     assert!(ip.to_string().starts_with("10.1.0."), "{shown}");
     assert_eq!(shown["accessIPv4"], ip.to_string(), "{shown}");
     assert_eq!(shown["OS-EXT-SRV-ATTR:host"], "com2", "{shown}");
-    let container = shown["OS-EXT-SRV-ATTR:instance_name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let container = container(&shown);
     assert!(container.starts_with("weft-server-"), "{shown}");
     let listed = cli.json(&["server", "list"]);
     assert!(
@@ -355,17 +239,7 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     // openstacksdk: unknown image and flavor refused with Nova's messages; a server of
     // its own booted and deleted.
     // An image no node holds.
-    let absent = cli.json(&[
-        "image",
-        "create",
-        "absent",
-        "--container-format",
-        "docker",
-        "--disk-format",
-        "raw",
-        "--property",
-        "weft_docker_ref=weft-test/absent-image:latest",
-    ]);
+    let absent = cli.image_create("absent", "weft-test/absent-image:latest", &[]);
     let absent_id = absent["id"].as_str().unwrap().to_string();
     let networks = cli.json(&["network", "show", "nw-a"]);
     let net_id = networks["id"].as_str().unwrap();
@@ -426,12 +300,7 @@ print("deleted")
 
     // Delete: the container, the endpoint and its namespace go.
     cli.run(&["server", "delete", "--wait", "vm1"]);
-    let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-    wait_until("the container is removed", Duration::from_secs(30), || {
-        let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-        !names.lines().any(|n| n == container)
-    });
-    drop(names);
+    wait_container_removed(&container);
     wait_until(
         "the endpoint and its namespace are gone",
         Duration::from_secs(30),

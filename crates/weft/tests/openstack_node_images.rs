@@ -12,108 +12,32 @@
 #[macro_use]
 mod common;
 
+use common::docker::{ImageContainers, build_busybox_image, docker, docker_running};
+use common::nova::Cli;
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
-use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const REPO: &str = "weft-test/node-image";
 
-/// Skips (loudly) or, in CI, fails when `why` is `Some`.
-fn unmet(test: &str, why: Option<&str>) -> bool {
-    let Some(why) = why else { return false };
-    assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
-    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-    true
-}
-
-/// `docker ARGS`: success and stdout.
-fn docker(args: &[&str]) -> (bool, String) {
-    match Command::new("docker").args(args).output() {
-        Ok(out) => (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        ),
-        Err(_) => (false, String::new()),
-    }
-}
-
-/// `FROM scratch` plus the static busybox, sleeping; tagged `reference`.
-fn build_image(reference: &str) {
-    let dir = std::env::temp_dir().join(format!("weft-node-image-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM scratch\nCOPY bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
-    )
-    .unwrap();
-    let status = Command::new("docker")
-        .args(["build", "-q", "-t", reference])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(status.success(), "docker build of {reference} failed");
-}
-
 /// Removes this test's containers and image when it ends, passed or not.
-struct Cleanup(String);
+struct Cleanup(ImageContainers);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={}", self.0)]);
-        for id in ids.split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
-        let _ = docker(&["rmi", "-f", &self.0]);
+        self.0.remove();
+        let _ = docker(&["rmi", "-f", &self.0.0]);
     }
 }
 
-struct Cli<'a> {
-    os: &'a OpenStackCluster,
-    openstack: PathBuf,
-}
-
-impl Cli<'_> {
-    fn run(&self, args: &[&str]) -> String {
-        let out = self
-            .os
-            .command(&self.openstack)
-            .args(["--os-cloud", "weft"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openstack {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["-f", "json"]);
-        let out = self.run(&args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// The id of the listed image named `name`, if listed.
-    fn listed(&self, name: &str) -> Option<String> {
-        self.json(&["image", "list"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["Name"] == name)
-            .map(|i| i["ID"].as_str().unwrap().to_string())
-    }
+/// The id of the image named `name` in `openstack image list`, if listed.
+fn listed(cli: &Cli, name: &str) -> Option<String> {
+    cli.json(&["image", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Name"] == name)
+        .map(|i| i["ID"].as_str().unwrap().to_string())
 }
 
 #[test]
@@ -125,20 +49,22 @@ fn an_image_only_the_nodes_hold_is_listed_by_glance_and_boots_a_server() {
         "{TEST}: needs root (namespaces, nftables)"
     );
     require_root!();
-    if unmet(
-        TEST,
-        (!docker(&["info"]).0).then_some("needs a running Docker engine (dockerd)"),
-    ) {
+    if !docker_running(TEST) {
         return;
     }
     let Some((openstack, _python)) = clients(TEST) else {
         return;
     };
     let name = format!("{REPO}:t{}", std::process::id());
-    build_image(&name);
-    let cleanup = Cleanup(name.clone());
+    // `FROM scratch` plus the static busybox, sleeping.
+    build_busybox_image(&name, &[], &["/bin/busybox", "sleep", "3600"]);
+    let cleanup = Cleanup(ImageContainers::new(&name));
     let os = OpenStackCluster::new("osimg");
-    let cli = Cli { os: &os, openstack };
+    let cli = Cli {
+        os: &os,
+        openstack,
+        cloud: "weft",
+    };
 
     // Never registered: listed once the agents report their engine's images.
     let mut id = None;
@@ -146,7 +72,7 @@ fn an_image_only_the_nodes_hold_is_listed_by_glance_and_boots_a_server() {
         "the node image in openstack image list",
         Duration::from_secs(60),
         || {
-            id = cli.listed(&name);
+            id = listed(&cli, &name);
             id.is_some()
         },
     );
@@ -162,7 +88,7 @@ fn an_image_only_the_nodes_hold_is_listed_by_glance_and_boots_a_server() {
         "{shown}"
     );
     // The id is the reference's: the same on the next listing.
-    assert_eq!(cli.listed(&name).as_deref(), Some(id.as_str()));
+    assert_eq!(listed(&cli, &name).as_deref(), Some(id.as_str()));
 
     // A server boots from it.
     cli.run(&["network", "create", "nw-img"]);
@@ -207,7 +133,7 @@ fn an_image_only_the_nodes_hold_is_listed_by_glance_and_boots_a_server() {
     wait_until(
         "the removed image to leave openstack image list",
         Duration::from_secs(60),
-        || cli.listed(&name).is_none(),
+        || listed(&cli, &name).is_none(),
     );
     cli.run(&["subnet", "delete", "sn-img"]);
     cli.run(&["network", "delete", "nw-img"]);

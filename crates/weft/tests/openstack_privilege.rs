@@ -20,11 +20,13 @@
 #[macro_use]
 mod common;
 
+use common::docker::{
+    ImageContainers, build_busybox_image, docker_with_stderr, wait_container_removed,
+};
+use common::nova::{Cli, add_admin_cloud, container};
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "weft-test/os-priv-busybox:latest";
@@ -34,106 +36,42 @@ const PAPER_FLAVOR: &str = "34af1383-3836-4815-8060-503bc5d1b61b";
 /// namespace weft made for its endpoint.
 const NET_ADMIN: &str = "ip addr add 10.99.0.1/32 dev lo";
 
-/// `FROM scratch` plus the static busybox; the command tries [`NET_ADMIN`], says how it
-/// went, and stays up.
-fn build_image() {
-    let dir = std::env::temp_dir().join(format!("weft-os-priv-image-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!(
-            "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCMD [\"sh\", \"-c\", \"if {NET_ADMIN}; then echo net-admin-ok; else echo net-admin-denied; fi; exec sleep 1000000\"]\n"
-        ),
-    )
-    .unwrap();
-    let status = Command::new("docker")
-        .args(["build", "-q", "-t", IMAGE])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(
-        status.success(),
-        "docker build failed (is dockerd running?)"
-    );
+/// `openstack flavor create` of `name` with `vcpus`, `ram` (MiB) and no disk.
+fn flavor_create<'a>(vcpus: &'a str, ram: &'a str, name: &'a str) -> [&'a str; 9] {
+    [
+        "flavor", "create", "--vcpus", vcpus, "--ram", ram, "--disk", "0", name,
+    ]
 }
 
-/// Removes this test's containers (those of its image) when the test ends.
-struct Containers;
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={IMAGE}")]);
-        for id in ids.split_whitespace() {
-            let _ = docker(&["rm", "-f", id]);
-        }
+/// `openstack server create` of `name` from `image` with `flavor` on `nw-p`, with
+/// `--wait` when `wait`.
+fn server_create<'a>(image: &'a str, flavor: &'a str, name: &'a str, wait: bool) -> Vec<&'a str> {
+    let mut args = vec![
+        "server",
+        "create",
+        "--image",
+        image,
+        "--flavor",
+        flavor,
+        "--network",
+        "nw-p",
+    ];
+    if wait {
+        args.push("--wait");
     }
+    args.push(name);
+    args
 }
 
-/// `docker ARGS`: success and stdout (with stderr).
-fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-struct Cli<'a> {
-    os: &'a OpenStackCluster,
-    openstack: PathBuf,
-    cloud: &'static str,
-}
-
-impl Cli<'_> {
-    fn output(&self, args: &[&str]) -> std::process::Output {
-        self.os
-            .command(&self.openstack)
-            .args(["--os-cloud", self.cloud])
-            .args(args)
-            .stdin(Stdio::null())
+/// `weft tenant privilege VERB lab`: how it went, and its stdout.
+fn tenant_privilege(os: &OpenStackCluster, verb: &str) -> (std::process::Output, String) {
+    let out =
+        os.c.cli()
+            .args(["tenant", "privilege", verb, "lab"])
             .output()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "openstack --os-cloud {} {}: {}{}",
-            self.cloud,
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.extend(["-f", "json"]);
-        let out = self.run(&args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// A command that must fail: its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            !out.status.success(),
-            "openstack --os-cloud {} {} succeeded: {}",
-            self.cloud,
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).to_string()
-    }
+            .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    (out, text)
 }
 
 /// Whether `text` (a CLI property column: a dict or "k='v'" text) says `key` is `value`.
@@ -149,17 +87,14 @@ fn has_property(shown: &Value, key: &str, value: &str) -> bool {
 fn container_of(cli: &Cli, name: &str) -> String {
     let shown = cli.json(&["server", "show", name]);
     assert_eq!(shown["status"], "ACTIVE", "{shown}");
-    shown["OS-EXT-SRV-ATTR:instance_name"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    container(&shown)
 }
 
 /// Whether [`NET_ADMIN`] succeeds with `docker exec` in `container`, and what it said.
 fn net_admin(container: &str) -> (bool, String) {
     let mut args = vec!["exec", container];
     args.extend(NET_ADMIN.split_whitespace());
-    docker(&args)
+    docker_with_stderr(&args)
 }
 
 #[test]
@@ -174,21 +109,17 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     let Some((openstack, _python)) = clients("privileged_servers_only_in_allowed_projects") else {
         return;
     };
-    build_image();
-    let _containers = Containers;
+    // `FROM scratch` plus the static busybox; the command tries [`NET_ADMIN`], says how
+    // it went, and stays up.
+    let command = format!(
+        "if {NET_ADMIN}; then echo net-admin-ok; else echo net-admin-denied; fi; exec sleep 1000000"
+    );
+    build_busybox_image(IMAGE, &[], &["sh", "-c", &command]);
+    // Removes this test's containers (those of its image) when the test ends.
+    let _containers = ImageContainers::new(IMAGE);
     let os = OpenStackCluster::new("ospriv");
     // The admin's cloud: weft's admin token, which Keystone answers as its admin.
-    let admin_token = std::fs::read_to_string(os.c.dir.join("server").join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let clouds = os.home.path().join("clouds.yaml");
-    let mut text = std::fs::read_to_string(&clouds).unwrap();
-    text.push_str(&format!(
-        "  weft-admin:\n    auth_type: v3token\n    auth:\n      auth_url: {}/v3\n      token: {admin_token}\n      project_name: admin\n      project_domain_name: Default\n    region_name: RegionOne\n    identity_api_version: 3\n",
-        os.url
-    ));
-    std::fs::write(&clouds, text).unwrap();
+    add_admin_cloud(&os);
     let cli = Cli {
         os: &os,
         openstack: openstack.clone(),
@@ -201,9 +132,7 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     };
 
     // ---- flavors: the admin's -------------------------------------------------------
-    let refused = cli.fails(&[
-        "flavor", "create", "--vcpus", "1", "--ram", "64", "--disk", "0", "mine",
-    ]);
+    let refused = cli.fails(&flavor_create("1", "64", "mine"));
     assert!(
         refused.contains("os-flavor-manage:create") && refused.contains("403"),
         "{refused}"
@@ -228,17 +157,7 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
         has_property(&paper["properties"], "weft:privileged", "true"),
         "{paper}"
     );
-    let plain = admin.json(&[
-        "flavor",
-        "create",
-        "--vcpus",
-        "1",
-        "--ram",
-        "96",
-        "--disk",
-        "0",
-        "m1.plain96",
-    ]);
+    let plain = admin.json(&flavor_create("1", "96", "m1.plain96"));
     let plain_id = plain["id"].as_str().unwrap().to_string();
     assert_eq!(plain_id.len(), 36, "a UUID is made: {plain}");
     let shown = cli.json(&["flavor", "show", PAPER_FLAVOR]);
@@ -255,24 +174,12 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
         );
     }
     // Bad input, with Nova's errors.
-    let zero = admin.fails(&[
-        "flavor", "create", "--vcpus", "0", "--ram", "64", "--disk", "0", "zero",
-    ]);
+    let zero = admin.fails(&flavor_create("0", "64", "zero"));
     assert!(
         zero.contains("0 is less than the minimum of 1") && zero.contains("400"),
         "{zero}"
     );
-    let twice = admin.fails(&[
-        "flavor",
-        "create",
-        "--vcpus",
-        "1",
-        "--ram",
-        "64",
-        "--disk",
-        "0",
-        "m1.plain96",
-    ]);
+    let twice = admin.fails(&flavor_create("1", "64", "m1.plain96"));
     assert!(
         twice.contains("Flavor with name m1.plain96 already exists.") && twice.contains("409"),
         "{twice}"
@@ -292,23 +199,8 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
         "10.61.0.0/24",
         "sn-p",
     ]);
-    for (name, privileged) in [("busybox-p", false), ("busybox-root", true)] {
-        let mut args = vec![
-            "image",
-            "create",
-            name,
-            "--container-format",
-            "docker",
-            "--disk-format",
-            "raw",
-        ];
-        let reference = format!("weft_docker_ref={IMAGE}");
-        args.extend(["--property", &reference]);
-        if privileged {
-            args.extend(["--property", "weft:privileged=true"]);
-        }
-        cli.run(&args);
-    }
+    cli.image_create("busybox-p", IMAGE, &[]);
+    cli.image_create("busybox-root", IMAGE, &["weft:privileged=true"]);
     let root_image = cli.json(&["image", "show", "busybox-root"]);
     let props = root_image["properties"].clone();
     assert!(
@@ -318,21 +210,10 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
 
     // ---- unprivileged: the custom flavor's limits, no CAP_NET_ADMIN -------------------
     let started = Instant::now();
-    cli.run(&[
-        "server",
-        "create",
-        "--image",
-        "busybox-p",
-        "--flavor",
-        "m1.plain96",
-        "--network",
-        "nw-p",
-        "--wait",
-        "vm-plain",
-    ]);
+    cli.run(&server_create("busybox-p", "m1.plain96", "vm-plain", true));
     eprintln!("vm-plain ACTIVE after {} ms", started.elapsed().as_millis());
     let plain_container = container_of(&cli, "vm-plain");
-    let (_, limits) = docker(&[
+    let (_, limits) = docker_with_stderr(&[
         "inspect",
         "-f",
         "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.Privileged}}",
@@ -350,10 +231,12 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     );
     eprintln!("vm-plain: `{NET_ADMIN}` refused: {}", said.trim());
     wait_until("vm-plain's log", Duration::from_secs(20), || {
-        docker(&["logs", &plain_container]).1.contains("net-admin-")
+        docker_with_stderr(&["logs", &plain_container])
+            .1
+            .contains("net-admin-")
     });
     assert!(
-        docker(&["logs", &plain_container])
+        docker_with_stderr(&["logs", &plain_container])
             .1
             .contains("net-admin-denied")
     );
@@ -361,17 +244,7 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     // ---- privileged, not allowed: 403 and nothing created -------------------------------
     let before = cli.json(&["server", "list"]);
     for (image, flavor) in [("busybox-p", PAPER_FLAVOR), ("busybox-root", "m1.tiny")] {
-        let refused = cli.fails(&[
-            "server",
-            "create",
-            "--image",
-            image,
-            "--flavor",
-            flavor,
-            "--network",
-            "nw-p",
-            "vm-root",
-        ]);
+        let refused = cli.fails(&server_create(image, flavor, "vm-root", false));
         assert!(
             refused.contains("403") && refused.contains("may not run privileged tasks"),
             "{refused}"
@@ -390,30 +263,14 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     admin.run(&["project", "set", "--tag", "weft:privileged", "lab"]);
     let shown = admin.json(&["project", "show", "lab"]);
     assert_eq!(shown["weft:privileged"], "true", "{shown}");
-    let out =
-        os.c.cli()
-            .args(["tenant", "privilege", "show", "lab"])
-            .output()
-            .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = tenant_privilege(&os, "show");
     assert!(
         text.contains("tenant lab: privileged tasks allowed"),
         "{text}"
     );
 
     let started = Instant::now();
-    cli.run(&[
-        "server",
-        "create",
-        "--image",
-        "busybox-p",
-        "--flavor",
-        PAPER_FLAVOR,
-        "--network",
-        "nw-p",
-        "--wait",
-        "vm-root",
-    ]);
+    cli.run(&server_create("busybox-p", PAPER_FLAVOR, "vm-root", true));
     eprintln!("vm-root ACTIVE after {} ms", started.elapsed().as_millis());
     let shown = cli.json(&["server", "show", "vm-root"]);
     assert!(
@@ -422,7 +279,7 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
         "{shown}"
     );
     let root_container = container_of(&cli, "vm-root");
-    let (_, limits) = docker(&[
+    let (_, limits) = docker_with_stderr(&[
         "inspect",
         "-f",
         "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
@@ -430,13 +287,16 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     ]);
     assert_eq!(limits.trim(), format!("{} 1000000000", 128 * 1024 * 1024));
     wait_until("vm-root's log", Duration::from_secs(20), || {
-        docker(&["logs", &root_container]).1.contains("net-admin-")
+        docker_with_stderr(&["logs", &root_container])
+            .1
+            .contains("net-admin-")
     });
-    let log = docker(&["logs", &root_container]).1;
+    let log = docker_with_stderr(&["logs", &root_container]).1;
     assert!(log.contains("net-admin-ok"), "{log}");
-    let (ok, said) = docker(&["exec", &root_container, "ip", "addr", "show", "dev", "lo"]);
+    let (ok, said) =
+        docker_with_stderr(&["exec", &root_container, "ip", "addr", "show", "dev", "lo"]);
     assert!(ok && said.contains("10.99.0.1/32"), "{said}");
-    let (ok, said) = docker(&[
+    let (ok, said) = docker_with_stderr(&[
         "exec",
         &root_container,
         "ip",
@@ -450,38 +310,20 @@ fn privileged_servers_only_in_allowed_projects_and_custom_flavors_with_the_real_
     eprintln!("vm-root: `{NET_ADMIN}` succeeded (log: net-admin-ok; docker exec too)");
 
     // ---- denied again with weft's CLI: new ones refused, the running one named ---------
-    let out =
-        os.c.cli()
-            .args(["tenant", "privilege", "deny", "lab"])
-            .output()
-            .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (out, text) = tenant_privilege(&os, "deny");
     assert!(
         out.status.success() && text.contains("denied") && text.contains("server-"),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let refused = cli.fails(&[
-        "server",
-        "create",
-        "--image",
-        "busybox-root",
-        "--flavor",
-        "m1.tiny",
-        "--network",
-        "nw-p",
-        "vm-root2",
-    ]);
+    let refused = cli.fails(&server_create("busybox-root", "m1.tiny", "vm-root2", false));
     assert!(refused.contains("403"), "{refused}");
     assert_eq!(cli.json(&["server", "show", "vm-root"])["status"], "ACTIVE");
 
     // ---- clean up ---------------------------------------------------------------------
     cli.run(&["server", "delete", "--wait", "vm-plain", "vm-root"]);
     for container in [&plain_container, &root_container] {
-        wait_until("the container is removed", Duration::from_secs(30), || {
-            let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
-            !names.lines().any(|n| n == container.as_str())
-        });
+        wait_container_removed(container);
     }
     admin.run(&["flavor", "delete", PAPER_FLAVOR, &plain_id]);
     let listed = cli.json(&["flavor", "list"]);

@@ -17,7 +17,7 @@
 mod common;
 
 use common::docker::{ImageContainers, build_busybox_image, docker};
-use common::nova::{Cli, add_admin_cloud};
+use common::nova::{Cli, add_admin_cloud, address, container};
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
 use serde_json::Value;
@@ -45,25 +45,6 @@ fn show(cli: &Cli, name: &str) -> Value {
     cli.json(&["server", "show", name])
 }
 
-/// The server's one address (`{"net": ["10.4.0.5"]}` in the CLI's JSON).
-fn address(server: &Value) -> IpAddr {
-    let addresses = &server["addresses"];
-    let text = addresses
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str)
-        .map(String::from)
-        .or_else(|| {
-            addresses
-                .as_str()
-                .and_then(|s| s.split_once('=').map(|(_, ip)| ip.to_string()))
-        })
-        .unwrap_or_else(|| panic!("no address: {server}"));
-    text.parse().unwrap()
-}
-
 /// Polls `server show` until its status is `status`; how long that took.
 fn wait_status(cli: &Cli, name: &str, status: &str, since: Instant) -> Duration {
     let mut last = Value::Null;
@@ -76,6 +57,11 @@ fn wait_status(cli: &Cli, name: &str, status: &str, since: Instant) -> Duration 
         },
     );
     since.elapsed()
+}
+
+/// Waits until the server at `ip` answers TCP from the namespace `probe_ns`.
+fn wait_serving(what: &str, probe_ns: &str, ip: IpAddr) {
+    wait_until(what, Duration::from_secs(30), || tcp_ok(probe_ns, ip, ECHO));
 }
 
 /// `docker inspect` of one field of a container; `None` when there is no such container.
@@ -97,24 +83,14 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
         return;
     };
     build_busybox_image(IMAGE, &[("boot", BOOT)], &["/bin/boot"]);
-    let _containers = ImageContainers(IMAGE);
+    let _containers = ImageContainers::new(IMAGE);
     let mut os = OpenStackCluster::new("osact");
     add_admin_cloud(&os);
 
     // The image, a network, and a port on it (com1) to probe the server from.
     {
         let cli = user(&os, &openstack);
-        cli.run(&[
-            "image",
-            "create",
-            "actions",
-            "--container-format",
-            "docker",
-            "--disk-format",
-            "raw",
-            "--property",
-            &format!("weft_docker_ref={IMAGE}"),
-        ]);
+        cli.image_create("actions", IMAGE, &[]);
         cli.run(&["network", "create", "net1"]);
         cli.run(&[
             "subnet",
@@ -182,11 +158,8 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
         !shown.to_string().contains("WEFT_USER_DATA"),
         "user_data is not metadata: {shown}"
     );
-    let ip = address(&shown);
-    let container = shown["OS-EXT-SRV-ATTR:instance_name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ip = address(&shown, None);
+    let container = container(&shown);
     let (ok, seen) = docker(&[
         "exec",
         &container,
@@ -196,11 +169,7 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
     ]);
     assert!(ok, "docker exec {container}");
     assert_eq!(seen, USER_DATA, "the container's WEFT_USER_DATA");
-    wait_until(
-        "the server answers TCP from the probe port",
-        Duration::from_secs(30),
-        || tcp_ok(&probe_ns, ip, ECHO),
-    );
+    wait_serving("the server answers TCP from the probe port", &probe_ns, ip);
 
     // Its console: what the container printed; `--lines 1` the last line only.
     let console = cli1.run(&["console", "log", "show", "vm1"]);
@@ -258,16 +227,9 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
     cli1.run(&["server", "start", "vm1"]);
     let start_ms = wait_status(&cli1, "vm1", "ACTIVE", t).as_millis();
     let started = show(&cli1, "vm1");
-    let ip = address(&started);
-    let container = started["OS-EXT-SRV-ATTR:instance_name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_until(
-        "the started server answers TCP",
-        Duration::from_secs(30),
-        || tcp_ok(&probe_ns, ip, ECHO),
-    );
+    let ip = address(&started, None);
+    let container = common::nova::container(&started);
+    wait_serving("the started server answers TCP", &probe_ns, ip);
     let serving_ms = t.elapsed().as_millis();
     eprintln!("start: ACTIVE after {start_ms} ms, serving TCP after {serving_ms} ms");
     let refused = cli1.fails(&["server", "start", "vm1"]);
@@ -303,12 +265,8 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
         });
         wait_status(&cli1, "vm1", "ACTIVE", t);
         let rebooted = show(&cli1, "vm1");
-        assert_eq!(address(&rebooted), ip, "a reboot keeps the address");
-        wait_until(
-            "the rebooted server answers TCP",
-            Duration::from_secs(30),
-            || tcp_ok(&probe_ns, ip, ECHO),
-        );
+        assert_eq!(address(&rebooted, None), ip, "a reboot keeps the address");
+        wait_serving("the rebooted server answers TCP", &probe_ns, ip);
         let console = cli1.run(&["console", "log", "show", "vm1"]);
         assert!(
             console.contains(&format!("weft-console: booted WEFT_BOOT={n}")),

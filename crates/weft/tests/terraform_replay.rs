@@ -61,7 +61,7 @@
 #[macro_use]
 mod common;
 
-use common::docker::{ImageContainers, build_busybox_image, docker};
+use common::docker::{ImageContainers, build_busybox_image, docker, docker_running};
 use common::openstack::{OpenStackCluster, add_user, assert_installed, assert_nothing_left};
 use common::wait_until;
 use serde_json::{Map, Value, json};
@@ -975,17 +975,6 @@ fn discovered_versions(label: &str, body: &Value) {
     }
 }
 
-/// Whether Docker answers; else skipped loudly (failed in CI).
-fn docker_running(test: &str) -> bool {
-    if docker(&["info"]).0 {
-        return true;
-    }
-    let why = "Docker is not running (dockerd)";
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
-    false
-}
-
 /// A server's container and the address weft answered for it.
 struct Server {
     name: &'static str,
@@ -1004,13 +993,13 @@ fn terraform_openstack_provider_conversation_for_the_seed_file_7_2() {
         return;
     }
     // Leftovers of a run that was killed (before the build: they are of this tag's image).
-    drop(ImageContainers(IMAGE));
+    drop(ImageContainers::new(IMAGE));
     build_busybox_image(
         IMAGE,
         &[("mesos", MESOS), ("mesos-register", REGISTER)],
         &["/bin/mesos"],
     );
-    let containers = ImageContainers(IMAGE);
+    let containers = ImageContainers::new(IMAGE);
     let os = OpenStackCluster::new("tfrpl");
     let c = &os.c;
     let fixture: Value = serde_json::from_str(FIXTURE).unwrap();

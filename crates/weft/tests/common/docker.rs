@@ -14,9 +14,64 @@ pub fn docker(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `docker ARGS`: success, and stdout followed by stderr (what a failed command said).
+pub fn docker_with_stderr(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Whether a Docker engine answers (`docker info`; no `docker` at all is no); when not,
+/// `test` is skipped loudly, or fails in CI (`CI` set).
+pub fn docker_running(test: &str) -> bool {
+    let answers = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if answers {
+        return true;
+    }
+    let why = "Docker is not running (dockerd)";
+    assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+    false
+}
+
+/// Waits until no container (running or not) is named `name`.
+pub fn wait_container_removed(name: &str) {
+    super::wait_until(
+        "the container is removed",
+        std::time::Duration::from_secs(30),
+        || {
+            let (_, names) = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+            !names.lines().any(|n| n == name)
+        },
+    );
+}
+
 /// Builds `tag`: `FROM scratch`, the static busybox with its applets in `/bin`, each of
-/// `scripts` (name, text) as an executable `/bin/<name>`, and `cmd` as the command.
+/// `scripts` (name, text) as an executable `/bin/<name>`, and `cmd` as the command (none
+/// when empty).
 pub fn build_busybox_image(tag: &str, scripts: &[(&str, &str)], cmd: &[&str]) {
+    build_busybox_image_with(tag, scripts, &[], cmd);
+}
+
+/// [`build_busybox_image`], with each of `host_files` (absolute paths of this host, links
+/// followed) copied in at the same path.
+pub fn build_busybox_image_with(
+    tag: &str,
+    scripts: &[(&str, &str)],
+    host_files: &[String],
+    cmd: &[&str],
+) {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!(
         "weft-image-{}-{}",
@@ -39,7 +94,17 @@ pub fn build_busybox_image(tag: &str, scripts: &[(&str, &str)], cmd: &[&str]) {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         dockerfile.push_str(&format!("COPY bin/{name} /bin/{name}\n"));
     }
-    dockerfile.push_str(&format!("CMD {}\n", serde_json::json!(cmd)));
+    for file in host_files {
+        let to = dir.join("root").join(file.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(file).unwrap(), &to).unwrap();
+    }
+    if !host_files.is_empty() {
+        dockerfile.push_str("COPY root/ /\n");
+    }
+    if !cmd.is_empty() {
+        dockerfile.push_str(&format!("CMD {}\n", serde_json::json!(cmd)));
+    }
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     let status = Command::new("docker")
         .args(["build", "-q", "-t", tag])
@@ -56,20 +121,29 @@ pub fn build_busybox_image(tag: &str, scripts: &[(&str, &str)], cmd: &[&str]) {
 
 /// The containers of one image, removed when this guard is dropped (the test passed or
 /// not): an agent killed with its cluster leaves its containers behind.
-pub struct ImageContainers(pub &'static str);
+pub struct ImageContainers(pub String);
 
 impl ImageContainers {
+    pub fn new(image: &str) -> Self {
+        Self(image.to_string())
+    }
+
     /// Ids of the containers of this image, running or not.
     pub fn ids(&self) -> Vec<String> {
         let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={}", self.0)]);
         ids.split_whitespace().map(String::from).collect()
     }
+
+    /// Removes them now.
+    pub fn remove(&self) {
+        for id in self.ids() {
+            let _ = docker(&["rm", "-f", &id]);
+        }
+    }
 }
 
 impl Drop for ImageContainers {
     fn drop(&mut self) {
-        for id in self.ids() {
-            let _ = docker(&["rm", "-f", &id]);
-        }
+        self.remove();
     }
 }

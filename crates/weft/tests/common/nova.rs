@@ -3,6 +3,7 @@
 
 use super::openstack::OpenStackCluster;
 use serde_json::Value;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -30,7 +31,8 @@ impl Cli<'_> {
         let out = self.output(args);
         assert!(
             out.status.success(),
-            "openstack {}: {}{}",
+            "openstack --os-cloud {} {}: {}{}",
+            self.cloud,
             args.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -46,12 +48,34 @@ impl Cli<'_> {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
+    /// `image create NAME` of the Docker image `reference` (`--property
+    /// weft_docker_ref=`), with `--property` each of `properties`: the image, shown.
+    pub fn image_create(&self, name: &str, reference: &str, properties: &[&str]) -> Value {
+        let reference = format!("weft_docker_ref={reference}");
+        let mut args = vec![
+            "image",
+            "create",
+            name,
+            "--container-format",
+            "docker",
+            "--disk-format",
+            "raw",
+            "--property",
+            &reference,
+        ];
+        for property in properties {
+            args.extend(["--property", property]);
+        }
+        self.json(&args)
+    }
+
     /// A command that must fail: its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.output(args);
         assert!(
             !out.status.success(),
-            "openstack {} succeeded: {}",
+            "openstack --os-cloud {} {} succeeded: {}",
+            self.cloud,
             args.join(" "),
             String::from_utf8_lossy(&out.stdout)
         );
@@ -71,4 +95,36 @@ pub fn add_admin_cloud(os: &OpenStackCluster) {
         admin.trim()
     ));
     std::fs::write(path, text).unwrap();
+}
+
+/// The server's address on `network` (its first one with `None`) in `openstack server
+/// show -f json`: `addresses` is `{"nw-a": ["10.1.0.5"]}` in the CLI's JSON.
+pub fn address(server: &Value, network: Option<&str>) -> IpAddr {
+    let addresses = &server["addresses"];
+    let on = match network {
+        Some(network) => addresses.get(network),
+        None => addresses.as_object().and_then(|o| o.values().next()),
+    };
+    let text = on
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| {
+            // Older CLIs print "nw-a=10.1.0.5".
+            addresses
+                .as_str()
+                .and_then(|s| s.split_once('=').map(|(_, ip)| ip.to_string()))
+        })
+        .unwrap_or_else(|| panic!("no address on {network:?}: {server}"));
+    text.parse().unwrap()
+}
+
+/// The server's container: `OS-EXT-SRV-ATTR:instance_name` in `openstack server show -f
+/// json`.
+pub fn container(server: &Value) -> String {
+    server["OS-EXT-SRV-ATTR:instance_name"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
