@@ -441,19 +441,6 @@ pub(crate) fn parse_create(body: &[u8], flavors: &[Flavor]) -> Result<Flavor, No
     })
 }
 
-/// A random UUID (version 4).
-fn random_uuid() -> Result<String, NovaError> {
-    let hex = crate::random_hex(16)?;
-    Ok(format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    ))
-}
-
 /// `POST /flavors` (admin): 200 with the flavor, as Nova answers.
 async fn create<S: KvStore + Clone, C: Controller>(
     State(a): Adapter<S, C>,
@@ -465,7 +452,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
     let _serialised = a.writes.lock().await;
     let mut flavor = parse_create(&body, &all(&a.store).await?)?;
     if flavor.id.is_empty() {
-        flavor.id = random_uuid()?;
+        flavor.id = crate::random_uuid()?;
     }
     put_meta(&a, "flavor", &flavor.id, &flavor).await?;
     tracing::info!(flavor = %flavor.id, name = %flavor.name, vcpus = flavor.vcpus, ram = flavor.ram, "flavor created");

@@ -452,18 +452,7 @@ async fn issue_v3<S: KvStore + Clone, C: Controller>(
         if a.controller.caller(token) == Some(Caller::Admin) {
             // weft's admin token: the same token, as Keystone's admin.
             let record = admin_record(&a, scope, methods);
-            let mut response = (
-                StatusCode::CREATED,
-                Json(token_body_v3(
-                    &a.config.public_url,
-                    &a.config.region,
-                    &record,
-                )),
-            )
-                .into_response();
-            let value =
-                HeaderValue::from_str(token).map_err(|e| KeystoneError::Internal(e.to_string()))?;
-            response.headers_mut().insert("x-subject-token", value);
+            let response = token_v3_response(&a, token, &record)?;
             tracing::info!("keystone: authenticated with weft's admin token");
             return Ok(response);
         }
@@ -482,17 +471,26 @@ async fn issue_v3<S: KvStore + Clone, C: Controller>(
         )));
     };
     let (token, record) = issue(&a, &user, &project, methods).await?;
+    token_v3_response(&a, &token, &record)
+}
+
+/// The v3 answer to an authentication: 201, the token's body, and the token itself in
+/// `X-Subject-Token`.
+fn token_v3_response<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    token: &str,
+    record: &TokenRecord,
+) -> Result<Response, KeystoneError> {
     let mut response = (
         StatusCode::CREATED,
         Json(token_body_v3(
             &a.config.public_url,
             &a.config.region,
-            &record,
+            record,
         )),
     )
         .into_response();
-    let value =
-        HeaderValue::from_str(&token).map_err(|e| KeystoneError::Internal(e.to_string()))?;
+    let value = HeaderValue::from_str(token).map_err(|e| KeystoneError::Internal(e.to_string()))?;
     response.headers_mut().insert("x-subject-token", value);
     Ok(response)
 }

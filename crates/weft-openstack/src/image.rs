@@ -685,15 +685,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
         ));
     }
     if record.id.is_empty() {
-        let hex = crate::random_hex(16)?;
-        record.id = format!(
-            "{}-{}-4{}-a{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[17..20],
-            &hex[20..32]
-        );
+        record.id = crate::random_uuid()?;
     } else if all.contains_key(&record.id) {
         return Err(GlanceError::new(
             StatusCode::CONFLICT,

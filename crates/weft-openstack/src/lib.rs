@@ -458,6 +458,19 @@ pub(crate) fn random_hex(len: usize) -> Result<String, OpenStackError> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// A random UUID (version 4).
+pub(crate) fn random_uuid() -> Result<String, OpenStackError> {
+    let hex = random_hex(16)?;
+    Ok(format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,35 @@ fn boot_count(task: &crate::apps::TaskRecord) -> u32 {
         .unwrap_or(0)
 }
 
+/// Task `task` of `tenant` in `snapshot`; 404 when there is none (or another tenant's).
+fn tenant_task<'a>(
+    snapshot: &'a crate::state::Snapshot,
+    tenant: &str,
+    task: &str,
+) -> Result<&'a Stored<crate::apps::TaskRecord>, OpenStackError> {
+    snapshot
+        .tasks
+        .get(task)
+        .filter(|t| t.value.spec.epg.tenant == tenant)
+        .ok_or_else(|| OpenStackError::NotFound(format!("task {task} does not exist")))
+}
+
+/// Whether `tenant` has app `id` in `snapshot`.
+fn has_app(snapshot: &crate::state::Snapshot, tenant: &str, id: &str) -> bool {
+    snapshot
+        .apps
+        .get(id)
+        .is_some_and(|a| a.value.epg.tenant == tenant)
+}
+
+/// The caller's own role in weft's API.
+fn role_of(who: &Caller) -> Role {
+    match who {
+        Caller::Admin => Role::Admin,
+        Caller::Tenant(tenant) => Role::Tenant(tenant.clone()),
+    }
+}
+
 /// The controller as the OpenStack adapter sees it.
 #[derive(Debug)]
 pub struct ServerController {
@@ -445,21 +474,12 @@ impl Controller for ServerController {
         id: &str,
         instances: u32,
     ) -> Result<(), OpenStackError> {
-        let known = self
-            .state
-            .snapshot()
-            .apps
-            .get(id)
-            .is_some_and(|a| a.value.epg.tenant == tenant);
-        if !known {
+        if !has_app(&self.state.snapshot(), tenant, id) {
             return Err(OpenStackError::NotFound(format!("app {id} does not exist")));
         }
         // The caller's own role, as for a create: a start of a privileged server needs
         // its tenant still allowed.
-        let role = match who {
-            Caller::Admin => Role::Admin,
-            Caller::Tenant(tenant) => Role::Tenant(tenant.clone()),
-        };
+        let role = role_of(who);
         crate::routes::scale_app(&self.state, &role, id, instances).await?;
         Ok(())
     }
@@ -467,15 +487,7 @@ impl Controller for ServerController {
     async fn reboot_task(&self, tenant: &str, task: &str) -> Result<(), OpenStackError> {
         for _ in 0..MAX_ATTEMPTS {
             let snapshot = self.state.snapshot();
-            let Some(stored) = snapshot
-                .tasks
-                .get(task)
-                .filter(|t| t.value.spec.epg.tenant == tenant)
-            else {
-                return Err(OpenStackError::NotFound(format!(
-                    "task {task} does not exist"
-                )));
-            };
+            let stored = tenant_task(&snapshot, tenant, task)?;
             let mut record = stored.value.clone();
             let boot = boot_count(&record).saturating_add(1);
             let Some(env) = record.env.as_mut() else {
@@ -516,15 +528,7 @@ impl Controller for ServerController {
     ) -> Result<String, OpenStackError> {
         let node = {
             let snapshot = self.state.snapshot();
-            let Some(stored) = snapshot
-                .tasks
-                .get(task)
-                .filter(|t| t.value.spec.epg.tenant == tenant)
-            else {
-                return Err(OpenStackError::NotFound(format!(
-                    "task {task} does not exist"
-                )));
-            };
+            let stored = tenant_task(&snapshot, tenant, task)?;
             if stored.value.spec.image.is_none() {
                 return Err(conflict(format!(
                     "task {task} is a process task: its output is in its node's log directory (weft logs)"
@@ -564,10 +568,7 @@ impl Controller for ServerController {
         };
         // The caller's own role: the same admission as `weft app apply` with its token
         // (its tenant, and privilege only where an admin allowed it).
-        let role = match who {
-            Caller::Admin => Role::Admin,
-            Caller::Tenant(tenant) => Role::Tenant(tenant.clone()),
-        };
+        let role = role_of(who);
         crate::routes::apply_apps(&self.state, &role, &request).await?;
         Ok(())
     }
@@ -582,13 +583,7 @@ impl Controller for ServerController {
     }
 
     async fn delete_app(&self, tenant: &str, id: &str) -> Result<bool, OpenStackError> {
-        let known = self
-            .state
-            .snapshot()
-            .apps
-            .get(id)
-            .is_some_and(|a| a.value.epg.tenant == tenant);
-        if !known {
+        if !has_app(&self.state.snapshot(), tenant, id) {
             return Ok(false);
         }
         crate::routes::remove_app(&self.state, &Role::Admin, id).await?;
