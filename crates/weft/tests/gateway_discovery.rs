@@ -7,7 +7,7 @@
 #[macro_use]
 mod common;
 
-use common::docker::build_busybox_image_with;
+use common::docker::{build_busybox_image_with, wait_container_removed};
 use common::{ProcCluster, THREE_TIER, wait_until};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -380,4 +380,7 @@ fn process_and_docker_tasks_resolve_with_getaddrinfo_at_their_gateway() {
         },
     );
     c.rt.block_on(c.client.delete_app("boxed")).unwrap();
+    // The agent stops and removes the container (its `sleep` ignores SIGTERM, so after
+    // the stop grace); tearing the cluster down before that left it exited, not removed.
+    wait_container_removed(&weft_runtime::docker::container_name(&boxed.id));
 }
