@@ -198,29 +198,31 @@ pub(crate) fn routes<S: KvStore + Clone, C: Controller>() -> Router<Arc<OpenStac
 }
 
 pub(crate) async fn list<S: KvStore + Clone, C: Controller>(
-    State(a): Adapter<S, C>,
+    a: Adapter<S, C>,
     headers: HeaderMap,
 ) -> Answer {
-    caller(&a, &headers)?;
-    let base = compute_url(&a.config.public_url);
-    let all: Vec<Value> = all(&a.store)
-        .await?
-        .iter()
-        .map(|f| brief(&base, f))
-        .collect();
-    Ok(Json(json!({"flavors": all})).into_response())
+    listing(a, headers, brief).await
 }
 
 pub(crate) async fn list_detail<S: KvStore + Clone, C: Controller>(
+    a: Adapter<S, C>,
+    headers: HeaderMap,
+) -> Answer {
+    listing(a, headers, detail).await
+}
+
+/// `GET /flavors` and `/flavors/detail`: every flavor, each rendered by `render`.
+async fn listing<S: KvStore + Clone, C: Controller>(
     State(a): Adapter<S, C>,
     headers: HeaderMap,
+    render: fn(&str, &Flavor) -> Value,
 ) -> Answer {
     caller(&a, &headers)?;
     let base = compute_url(&a.config.public_url);
     let all: Vec<Value> = all(&a.store)
         .await?
         .iter()
-        .map(|f| detail(&base, f))
+        .map(|f| render(&base, f))
         .collect();
     Ok(Json(json!({"flavors": all})).into_response())
 }

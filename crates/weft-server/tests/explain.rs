@@ -43,15 +43,7 @@ async fn explain_compares_intent_with_installed_rules() {
         .node_desired("node-2", 0, std::time::Duration::from_secs(1))
         .await
         .unwrap();
-    let rules = desired
-        .value
-        .policy
-        .vrfs
-        .values()
-        .next()
-        .unwrap()
-        .rules
-        .clone();
+    let rules = compiled_rules(&desired.value);
     let report = |rules| installed_report(&desired.value, rules);
     agent.report("node-2", &report(rules)).await.unwrap();
     let live = agent.explain("web-1", "app-1", "tcp", 80).await.unwrap();

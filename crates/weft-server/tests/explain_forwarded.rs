@@ -81,15 +81,7 @@ async fn explain_anywhere_uses_the_rule_tables_of_the_controller_that_hears_the_
     } else {
         desired
     };
-    let rules = desired
-        .value
-        .policy
-        .vrfs
-        .values()
-        .next()
-        .unwrap()
-        .rules
-        .clone();
+    let rules = compiled_rules(&desired.value);
     let report = |rules| installed_report(&desired.value, rules);
     agent_a.report("node-2", &report(rules)).await.unwrap();
 

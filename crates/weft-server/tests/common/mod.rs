@@ -71,6 +71,12 @@ pub fn registration(name: &str) -> NodeRegistration {
     }
 }
 
+/// The rules the controller compiled for the first VRF of `desired` (what an agent that
+/// installed everything would report).
+pub fn compiled_rules(desired: &weft_api::NodeDesired) -> Vec<weft_compiler::Rule> {
+    desired.policy.vrfs.values().next().unwrap().rules.clone()
+}
+
 /// A node's report that it installed `rules` in the first VRF of `desired`, at its
 /// revision (what live explain compares the intent with).
 pub fn installed_report(
