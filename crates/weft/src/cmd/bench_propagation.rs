@@ -44,6 +44,18 @@ struct Tracker {
 }
 
 impl Tracker {
+    /// Agent `i` now holds revision `next` (seen at `at`); a repeat of what it held is
+    /// not a delivery.
+    fn record(&self, i: usize, held: u64, next: u64, at: Instant) {
+        if next != held {
+            self.received
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((i, next, at));
+            self.held[i].store(next, Ordering::Relaxed);
+        }
+    }
+
     fn error(&self, counter: &AtomicUsize, err: impl ToString) {
         counter.fetch_add(1, Ordering::Relaxed);
         self.first_error
@@ -216,13 +228,7 @@ async fn phase(
                     Ok(answer) => {
                         let at = Instant::now();
                         let next = answer.index.max(answer.value.revision);
-                        if next != index {
-                            t.received
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push((i, next, at));
-                            t.held[i].store(next, Ordering::Relaxed);
-                        }
+                        t.record(i, index, next, at);
                         index = next;
                     }
                     Err(err) => {
@@ -388,14 +394,7 @@ async fn raw_watch(url: String, token: String, i: usize, t: Arc<Tracker>) {
         };
         match read {
             Ok(Some(next)) => {
-                let at = Instant::now();
-                if next != index {
-                    t.received
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((i, next, at));
-                    t.held[i].store(next, Ordering::Relaxed);
-                }
+                t.record(i, index, next, Instant::now());
                 index = next;
             }
             Ok(None) => {
