@@ -323,6 +323,14 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             stop_grace: config.task_stop_grace,
             shim: config.task_shim.clone(),
             cgroup_scope: config.registration.netns_prefix.clone(),
+            docker_spares: config.docker_spares.as_ref().map(|(shell, per_key)| {
+                weft_runtime::docker_spare::DockerSpareConfig {
+                    shell: shell.clone(),
+                    dir: config.state_dir.join("docker-spares"),
+                    per_key: *per_key,
+                    scope: config.registration.netns_prefix.clone(),
+                }
+            }),
         });
         Self {
             me: config.registration.clone(),
@@ -346,6 +354,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
     async fn run(&self) {
         let mut applied = Applied::default();
         self.tasks.prepare_spares();
+        self.tasks.sweep_docker_spares().await;
         self.restore(&mut applied).await;
         tokio::join!(
             self.session(),

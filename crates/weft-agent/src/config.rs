@@ -40,6 +40,10 @@ pub struct AgentConfig {
     /// The agent's own executable, for spare task processes (see
     /// [`weft_runtime::spare`]); `None` = every process task starts directly.
     pub task_shim: Option<PathBuf>,
+    /// Warm containers for Docker tasks: a statically linked busybox and how many per
+    /// image and limits (see [`weft_runtime::docker_spare`]); `None`: every container
+    /// starts cold.
+    pub docker_spares: Option<(PathBuf, usize)>,
     /// Discovery at the VRF gateways (DNS, Consul's HTTP API); `None`: not served.
     pub gateway: Option<crate::gateway::GatewayConfig>,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
@@ -63,6 +67,7 @@ impl AgentConfig {
             task_stop_grace: Duration::from_secs(10),
             images_every: Duration::from_secs(10),
             task_shim: None,
+            docker_spares: None,
             server: server.into(),
             join_token: join_token.into(),
             registration,

@@ -77,6 +77,8 @@ pub struct TaskSettings {
     /// host (the agent's namespace prefix), so that its sweep of leftovers touches no
     /// other agent's tasks.
     pub cgroup_scope: String,
+    /// Warm containers for Docker tasks (`None`: cold starts only).
+    pub docker_spares: Option<weft_runtime::docker_spare::DockerSpareConfig>,
 }
 
 /// Spare processes per process runtime: two starts in a row find one each.
@@ -183,7 +185,14 @@ impl std::fmt::Debug for Tasks {
 
 impl Tasks {
     pub fn new(settings: TaskSettings) -> Self {
-        let docker = Arc::new(DockerRuntime::new(settings.docker_socket.clone()));
+        let mut docker = DockerRuntime::new(settings.docker_socket.clone());
+        if let Some(config) = settings.docker_spares.clone() {
+            match weft_runtime::docker_spare::DockerSpares::new(config) {
+                Ok(spares) => docker = docker.with_spares(spares),
+                Err(e) => tracing::warn!(error = %e, "Docker tasks start cold: no warm containers"),
+            }
+        }
+        let docker = Arc::new(docker);
         Self {
             settings,
             reporter: Arc::new(Reporter {
@@ -415,6 +424,14 @@ impl Tasks {
         }
     }
 
+    /// Removes warm containers an earlier agent of this scope left (their tasks never
+    /// came).
+    pub async fn sweep_docker_spares(&self) {
+        if let Some(spares) = self.docker.spares() {
+            spares.sweep(&self.docker, false).await;
+        }
+    }
+
     /// The agent's one pool of spares, shared by its process runtimes (`None`: disabled,
     /// or cgroup v2).
     fn spare_pool(&self, layout: &weft_runtime::cgroup::CgroupLayout) -> Option<Arc<SparePool>> {
@@ -502,6 +519,9 @@ impl Tasks {
             {
                 tracing::warn!(task = %id, "task did not stop in time");
             }
+        }
+        if let Some(spares) = self.docker.spares() {
+            spares.sweep(&self.docker, true).await;
         }
         // Nothing of this agent's is left in its cgroup scope: the spares go, then the
         // scope's (now empty) directories.

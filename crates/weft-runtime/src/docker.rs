@@ -34,6 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
 use crate::caps::DockerPrivilege;
+use crate::docker_spare::{self, DockerSpares};
 use crate::error::{Result, RuntimeError};
 use crate::logs::{LogChunk, LogOptions, LogStream, Output};
 use crate::task::{ExecOutput, NetnsOwnership, StartedTask, TaskExit, TaskSpec, TaskStatus};
@@ -51,6 +52,9 @@ const REQUEST_TIMEOUT_SECS: u64 = 120;
 pub struct DockerRuntime {
     socket: String,
     client: Arc<Mutex<Option<Docker>>>,
+    /// Warm containers tasks may start on ([`crate::docker_spare`]); `None`: every start
+    /// is cold.
+    spares: Option<Arc<DockerSpares>>,
 }
 
 /// One image of the engine, as `docker image ls` lists it.
@@ -77,6 +81,25 @@ impl DockerRuntime {
         DockerRuntime {
             socket: socket.into(),
             client: Arc::new(Mutex::new(None)),
+            spares: None,
+        }
+    }
+
+    /// Starts tasks on warm containers of `spares` when one fits.
+    pub fn with_spares(mut self, spares: Arc<DockerSpares>) -> Self {
+        self.spares = Some(spares);
+        self
+    }
+
+    pub fn spares(&self) -> Option<&Arc<DockerSpares>> {
+        self.spares.as_ref()
+    }
+
+    /// This runtime without its spares: what the pool's own background work uses.
+    fn without_spares(&self) -> Self {
+        DockerRuntime {
+            spares: None,
+            ..self.clone()
         }
     }
 
@@ -92,7 +115,7 @@ impl DockerRuntime {
     }
 
     /// A connected client, negotiating the API version with the engine on first use.
-    async fn client(&self) -> Result<Docker> {
+    pub(crate) async fn client(&self) -> Result<Docker> {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
@@ -113,7 +136,7 @@ impl DockerRuntime {
 
     /// Maps an API error. The engine's own answers stay [`RuntimeError::Engine`]; anything
     /// that means "nobody answered" becomes `EngineUnavailable` and drops the cached client.
-    async fn classify(&self, what: &'static str, error: DockerError) -> RuntimeError {
+    pub(crate) async fn classify(&self, what: &'static str, error: DockerError) -> RuntimeError {
         match error {
             DockerError::DockerResponseServerError { .. }
             | DockerError::DockerContainerWaitError { .. }
@@ -153,11 +176,9 @@ impl DockerRuntime {
         }
     }
 
-    fn container_body(
-        spec: &TaskSpec,
-        image: &str,
-        nameserver: Option<IpAddr>,
-    ) -> ContainerCreateBody {
+    /// The engine's host configuration of a task: no network, its resolver, limits and
+    /// privilege.
+    pub(crate) fn host_config(spec: &TaskSpec, nameserver: Option<IpAddr>) -> HostConfig {
         let mut host_config = HostConfig {
             dns: nameserver.map(|ns| vec![ns.to_string()]),
             // "." = no search line (Docker's `--dns-search .`), not the node's domains.
@@ -191,6 +212,15 @@ impl DockerRuntime {
                 }
             }
         }
+        host_config
+    }
+
+    fn container_body(
+        spec: &TaskSpec,
+        image: &str,
+        nameserver: Option<IpAddr>,
+    ) -> ContainerCreateBody {
+        let host_config = Self::host_config(spec, nameserver);
         ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -217,6 +247,13 @@ impl DockerRuntime {
                 name: spec.netns.clone(),
                 why: "already exists; the docker runtime publishes the container's namespace under this name".into(),
             });
+        }
+        if let Some(spares) = &self.spares
+            && let Some(started) = spares
+                .start(&self.without_spares(), spec, image, nameserver)
+                .await
+        {
+            return started;
         }
         let client = self.client().await?;
         let name = container_name(&spec.id);
@@ -325,11 +362,13 @@ impl DockerRuntime {
         let info = self.inspect(task).await?;
         let client = self.client().await?;
         let name = container_name(task);
+        let spare_dir = Self::spare_dir(&info);
         let netns_name = info
             .config
             .as_ref()
             .and_then(|c| c.labels.as_ref())
-            .and_then(|l| l.get(LABEL_NETNS).cloned());
+            .and_then(|l| l.get(LABEL_NETNS).cloned())
+            .or_else(|| spare_dir.as_deref().and_then(docker_spare::recorded_netns));
         if let Some(ns) = &netns_name {
             netns::unpublish(ns)?;
         }
@@ -358,13 +397,34 @@ impl DockerRuntime {
             }) => {}
             Err(e) => return Err(self.classify("remove container", e).await),
         }
+        if let Some(dir) = spare_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         Ok(exit)
     }
 
+    /// The host directory of a container started on a warm container, from its label.
+    fn spare_dir(info: &ContainerInspectResponse) -> Option<std::path::PathBuf> {
+        info.config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(docker_spare::LABEL_SPARE_DIR))
+            .map(std::path::PathBuf::from)
+    }
+
     pub async fn exec(&self, task: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
+        // A task on a warm container: the engine's configuration has the image's
+        // environment only; the task's is in the container's directory.
+        let env = match self.inspect(task).await {
+            Ok(info) => Self::spare_dir(&info)
+                .as_deref()
+                .and_then(docker_spare::recorded_env),
+            Err(e) => return Err(e),
+        };
         let client = self.client().await?;
         let options = CreateExecOptions {
             cmd: Some(argv.to_vec()),
+            env,
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()

@@ -15,6 +15,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod docker;
+pub mod docker_spare;
 pub mod env;
 pub mod error;
 pub mod logs;

@@ -426,3 +426,261 @@ async fn container_resolves_names_at_its_gateway() {
         "the host's resolv.conf changed"
     );
 }
+
+/// Removes every container of a spare scope (ready spares and tasks on them), if a failed
+/// assertion left some.
+struct ScopeGuard(String);
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=weft.spare={}", self.0),
+            ])
+            .output();
+        if let Ok(out) = out {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+            }
+        }
+    }
+}
+
+fn spare_containers(scope: &str) -> Vec<String> {
+    let out = common::run(&[
+        "docker",
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=weft.spare={scope}"),
+    ]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+async fn until_ready(spares: &weft_runtime::docker_spare::DockerSpares, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while spares.ready() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warm container ready after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A task started on a warm container is the task: its command is PID 1 with the task's
+/// environment, its resolver is the gateway, its namespace is published, its output is
+/// the container's log, the limits hold; `exec` sees the task's environment; stop leaves
+/// nothing. Privileged tasks start cold; the sweep removes the spares.
+#[tokio::test]
+async fn task_starts_on_a_warm_container() {
+    if !need_root("task_starts_on_a_warm_container") {
+        return;
+    }
+    use weft_runtime::docker_spare::{DockerSpareConfig, DockerSpares, is_static_elf};
+    let shell = std::path::PathBuf::from("/bin/busybox");
+    assert!(
+        is_static_elf(&std::fs::read(&shell).expect("/bin/busybox (busybox-static)")),
+        "/bin/busybox must be Debian's static busybox (scripts/test installs busybox-static)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scope = format!("rt{}", std::process::id());
+    let _scope_guard = ScopeGuard(scope.clone());
+    let spares = DockerSpares::new(DockerSpareConfig {
+        shell,
+        dir: dir.path().to_path_buf(),
+        per_key: 1,
+        scope: scope.clone(),
+    })
+    .expect("spares");
+    let rt = docker().await.with_spares(spares.clone());
+
+    // The first task of a key starts cold and makes the key's spare.
+    let cold = task_id("w0");
+    let cold_ns = ns_name("w0ep");
+    let _g0 = ContainerGuard::new(&cold, &cold_ns);
+    let t0 = std::time::Instant::now();
+    rt.start(
+        &TaskSpec::container(&cold, &cold_ns, TEST_IMAGE, &["sleep", "300"]).with_limits(0.5, 64),
+    )
+    .await
+    .expect("cold start");
+    let cold_took = t0.elapsed();
+    let labels = common::run(&[
+        "docker",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"weft.task\"}}",
+        &container_name(&cold),
+    ]);
+    assert_eq!(labels.trim(), cold, "a cold start is an ordinary container");
+    until_ready(&spares, 1).await;
+    let waiting = spare_containers(&scope);
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+
+    // The second takes it.
+    const GATEWAY: &str = "10.213.9.1";
+    let id = task_id("w1");
+    let endpoint_ns = ns_name("w1ep");
+    let _g1 = ContainerGuard::new(&id, &endpoint_ns);
+    let identity = TaskIdentity {
+        app: "server".into(),
+        task: id.clone(),
+        node: "node-1".into(),
+        ip: "10.213.9.6".parse().expect("ip"),
+        epg: "acme/app/web".into(),
+        gateway: GATEWAY.parse().expect("ip"),
+        controller: None,
+    };
+    let app_env = BTreeMap::from([
+        ("master".to_string(), "10.0.0.5".to_string()),
+        ("QUOTED".to_string(), "a 'b'\nc".to_string()),
+    ]);
+    let spec = TaskSpec::container(
+        &id,
+        &endpoint_ns,
+        TEST_IMAGE,
+        &["sh", "-c", "echo hello; echo oops >&2; exec sleep 300"],
+    )
+    .with_limits(0.5, 64)
+    .with_env(task_env(&identity, &app_env));
+    let t1 = std::time::Instant::now();
+    let started = rt.start(&spec).await.expect("warm start");
+    let warm_took = t1.elapsed();
+    println!("cold start {cold_took:?}, start on a warm container {warm_took:?}");
+    let name = container_name(&id);
+    let dir_label = common::run(&[
+        "docker",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"weft.spare-dir\"}}",
+        &name,
+    ]);
+    assert!(
+        dir_label
+            .trim()
+            .starts_with(dir.path().to_str().expect("utf-8")),
+        "the task runs on the spare: {dir_label}"
+    );
+    assert!(
+        spare_containers(&scope).contains(&name),
+        "renamed to the task's name"
+    );
+    // Namespace published, of the container's PID 1.
+    assert_eq!(
+        ns_id(netns_path(&endpoint_ns).to_str().expect("path")),
+        ns_id(&format!("/proc/{}/ns/net", started.pid))
+    );
+    // Output is the container's log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = collect_output(rt.logs(&id, LogOptions::default()), Output::Stdout)
+            .await
+            .expect("logs");
+        if out == b"hello\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hello in the log: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = collect_output(rt.logs(&id, LogOptions::default()), Output::Stderr)
+        .await
+        .expect("logs");
+    assert_eq!(err, b"oops\n");
+    // PID 1 is the task's command now (the shell exec'd), with the task's environment
+    // and the image's.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", started.pid)).expect("cmdline");
+    assert_eq!(cmdline, b"sleep\x00300\x00");
+    let environ = std::fs::read(format!("/proc/{}/environ", started.pid)).expect("environ");
+    let environ: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    for want in [
+        "master=10.0.0.5",
+        "QUOTED=a 'b'\nc",
+        &format!("WEFT_GATEWAY={GATEWAY}"),
+    ] {
+        assert!(
+            environ.iter().any(|v| v == want),
+            "{want:?} not in {environ:?}"
+        );
+    }
+    assert!(
+        environ.iter().any(|v| v.starts_with("PATH=")),
+        "{environ:?}"
+    );
+    // weft's exec sees the task's environment and resolver.
+    let exec = rt
+        .exec(
+            &id,
+            &argv(&["sh", "-c", "env; cat /etc/resolv.conf"]),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("exec");
+    let text = String::from_utf8_lossy(&exec.stdout).into_owned();
+    assert!(exec.success(), "{exec:?}");
+    assert!(text.lines().any(|l| l == "master=10.0.0.5"), "{text}");
+    assert!(
+        text.lines().any(|l| l == format!("nameserver {GATEWAY}")),
+        "{text}"
+    );
+    let limits = common::run(&[
+        "docker",
+        "inspect",
+        "-f",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.NetworkMode}} {{.HostConfig.Privileged}}",
+        &name,
+    ]);
+    assert_eq!(
+        limits.trim(),
+        format!("500000000 {} none false", 64u64 << 20)
+    );
+
+    // Stop: the container, its namespace and its directory go.
+    rt.stop(&id, Duration::from_secs(1)).await.expect("stop");
+    assert_no_container(&id);
+    assert!(!netns_path(&endpoint_ns).exists());
+    assert!(
+        !std::path::Path::new(dir_label.trim()).exists(),
+        "spare directory left"
+    );
+
+    // A privileged task never takes a spare.
+    until_ready(&spares, 1).await;
+    let privileged = task_id("w2");
+    let _g2 = ContainerGuard::new(&privileged, &ns_name("w2ep"));
+    rt.start(
+        &TaskSpec::container(&privileged, &ns_name("w2ep"), TEST_IMAGE, &["sleep", "300"])
+            .with_limits(0.5, 64)
+            .with_privileged(true),
+    )
+    .await
+    .expect("privileged start");
+    let labels = common::run(&[
+        "docker",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"weft.task\"}}",
+        &container_name(&privileged),
+    ]);
+    assert_eq!(labels.trim(), privileged);
+    assert_eq!(spares.ready(), 1, "the spare is still there");
+    rt.stop(&privileged, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    rt.stop(&cold, Duration::from_secs(1)).await.expect("stop");
+
+    // Closing: no spare is left, none is made later.
+    spares.sweep(&rt, true).await;
+    assert_eq!(spare_containers(&scope), Vec::<String>::new());
+    assert_eq!(spares.ready(), 0);
+}

@@ -16,7 +16,7 @@
 #[macro_use]
 mod common;
 
-use common::docker::{ImageContainers, build_busybox_image, docker};
+use common::docker::{ImageContainers, build_busybox_image, docker, process_env};
 use common::nova::{Cli, add_admin_cloud, address, container};
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
@@ -160,15 +160,12 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
     );
     let ip = address(&shown, None);
     let container = container(&shown);
-    let (ok, seen) = docker(&[
-        "exec",
-        &container,
-        "sh",
-        "-c",
-        "printf %s \"$WEFT_USER_DATA\"",
-    ]);
-    assert!(ok, "docker exec {container}");
-    assert_eq!(seen, USER_DATA, "the container's WEFT_USER_DATA");
+    let env = process_env(&container);
+    assert!(
+        env.iter()
+            .any(|v| *v == format!("WEFT_USER_DATA={USER_DATA}")),
+        "the container's WEFT_USER_DATA: {env:?}"
+    );
     wait_serving("the server answers TCP from the probe port", &probe_ns, ip);
 
     // Its console: what the container printed; `--lines 1` the last line only.

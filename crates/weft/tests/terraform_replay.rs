@@ -61,7 +61,7 @@
 #[macro_use]
 mod common;
 
-use common::docker::{ImageContainers, build_busybox_image, docker, docker_running};
+use common::docker::{ImageContainers, build_busybox_image, docker, docker_running, process_env};
 use common::openstack::{OpenStackCluster, add_user, assert_installed, assert_nothing_left};
 use common::wait_until;
 use serde_json::{Map, Value, json};
@@ -1164,18 +1164,13 @@ fn after_apply(os: &OpenStackCluster, replay: &Replay) -> Vec<Server> {
             inspect["Config"]["Image"], IMAGE,
             "{name}: {container}'s image"
         );
-        let env: Vec<&str> = inspect["Config"]["Env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e.as_str().unwrap())
-            .collect();
+        let env = process_env(&container);
         let has_master = env.iter().find(|e| e.starts_with("master="));
         if who == "master" {
             assert_eq!(has_master, None, "the master's environment: {env:?}");
         } else {
             assert_eq!(
-                has_master.copied(),
+                has_master.map(String::as_str),
                 Some(format!("master={master_ip}").as_str()),
                 "{name}'s environment: {env:?}"
             );

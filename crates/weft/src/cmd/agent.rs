@@ -39,6 +39,16 @@ pub struct Args {
     /// v1: joining a cgroup costs 5-20 ms there); `false` starts each task directly.
     #[arg(long, env = "WEFT_TASK_SPARES", default_value_t = true, action = clap::ArgAction::Set)]
     task_spares: bool,
+    /// Warm containers per image and limits that Docker tasks start on (the engine's
+    /// container start, ~90% of a cold start, is paid ahead); 0 starts every container
+    /// cold. See `weft_runtime::docker_spare` for what differs.
+    #[arg(long, env = "WEFT_DOCKER_SPARES", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=16))]
+    docker_spares: u8,
+    /// The statically linked busybox that is a warm container's first process (Debian's
+    /// busybox-static). Default: /bin/busybox when it is static; otherwise no warm
+    /// containers.
+    #[arg(long, value_name = "PATH")]
+    docker_spare_shell: Option<PathBuf>,
     /// Where DNS at the gateways sends names outside weft's domains (repeatable,
     /// `IP:PORT`); without one they are refused.
     #[arg(long = "dns-recursor", value_name = "ADDR")]
@@ -53,6 +63,35 @@ pub struct Args {
     /// Declare this much memory (MiB) instead of the host's total.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     mem_mb: Option<u64>,
+}
+
+/// The warm containers' shell and count: an explicit shell must be a static executable;
+/// the default one is used only when it is.
+fn docker_spare_shell(per_key: u8, explicit: Option<PathBuf>) -> Result<Option<(PathBuf, usize)>> {
+    if per_key == 0 {
+        return Ok(None);
+    }
+    let is_static = |path: &std::path::Path| {
+        std::fs::read(path).is_ok_and(|b| weft_runtime::docker_spare::is_static_elf(&b))
+    };
+    match explicit {
+        Some(path) if is_static(&path) => Ok(Some((path, usize::from(per_key)))),
+        Some(path) => anyhow::bail!(
+            "--docker-spare-shell {}: not a statically linked executable (install busybox-static)",
+            path.display()
+        ),
+        None => {
+            let default = PathBuf::from("/bin/busybox");
+            if is_static(&default) {
+                Ok(Some((default, usize::from(per_key))))
+            } else {
+                tracing::info!(
+                    "no static /bin/busybox: Docker tasks start cold (no warm containers)"
+                );
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// A declared CPU count: positive and at most 65,536.
@@ -98,6 +137,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         config.task_shim =
             Some(std::env::current_exe().context("cannot find the agent's own executable")?);
     }
+    config.docker_spares = docker_spare_shell(args.docker_spares, args.docker_spare_shell)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let shutdown = async {

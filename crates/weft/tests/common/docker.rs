@@ -14,6 +14,23 @@ pub fn docker(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// The environment of a running container's first process, read from `/proc` (root):
+/// the task's own, whether it started cold (the engine's `Config.Env`) or on a warm
+/// container (the engine's configuration has the image's environment only).
+pub fn process_env(container: &str) -> Vec<String> {
+    let (ok, pid) = docker(&["inspect", "-f", "{{.State.Pid}}", container]);
+    assert!(ok, "no container {container}");
+    let pid = pid.trim();
+    assert!(pid != "0", "{container} is not running");
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_else(|e| panic!("environment of {container} (pid {pid}): {e}"));
+    environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
 /// `docker ARGS`: success, and stdout followed by stderr (what a failed command said).
 pub fn docker_with_stderr(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().unwrap();
