@@ -73,6 +73,9 @@ pub const MAX_KEYS: usize = 4;
 /// How long after a start the pool begins to refill: the task that took the spare is
 /// still coming up, and should not share the engine with a new container's start.
 const REFILL_DELAY: Duration = Duration::from_millis(250);
+/// A key no task has used for this long loses its spares: a warm container holds its
+/// image (`docker rmi` refuses while one exists) and a little memory.
+pub const IDLE_EXPIRY: Duration = Duration::from_secs(600);
 
 /// What a spare must share with a task to serve it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -188,9 +191,11 @@ struct Spare {
 struct Pool {
     ready: HashMap<SpareKey, VecDeque<Spare>>,
     filling: HashMap<SpareKey, usize>,
-    /// Most recently used last.
-    recent: Vec<SpareKey>,
+    /// Most recently used last, with when.
+    recent: Vec<(SpareKey, std::time::Instant)>,
     closed: bool,
+    /// Whether the task that expires idle keys runs.
+    expiring: bool,
 }
 
 /// The agent's warm containers.
@@ -292,8 +297,8 @@ impl DockerSpares {
     /// Takes a spare of `key`, marking the key most recently used.
     fn take(&self, key: &SpareKey) -> Option<Spare> {
         let mut pool = self.pool();
-        pool.recent.retain(|k| k != key);
-        pool.recent.push(key.clone());
+        pool.recent.retain(|(k, _)| k != key);
+        pool.recent.push((key.clone(), std::time::Instant::now()));
         pool.ready.get_mut(key)?.pop_front()
     }
 
@@ -403,8 +408,14 @@ impl DockerSpares {
             }
             let mut evicted = Vec::new();
             while pool.recent.len() > MAX_KEYS {
-                let old = pool.recent.remove(0);
+                let (old, _) = pool.recent.remove(0);
                 evicted.extend(pool.ready.remove(&old).unwrap_or_default());
+            }
+            if !pool.expiring {
+                pool.expiring = true;
+                let this = self.clone();
+                let rt = rt.clone();
+                tokio::spawn(async move { this.expire_idle(rt).await });
             }
             let have = pool.ready.get(&key).map_or(0, VecDeque::len)
                 + pool.filling.get(&key).copied().unwrap_or(0);
@@ -432,8 +443,9 @@ impl DockerSpares {
                     if let Some(n) = pool.filling.get_mut(&key) {
                         *n = n.saturating_sub(1);
                     }
+                    let kept = pool.recent.iter().any(|(k, _)| *k == key);
                     match made {
-                        Ok(spare) if !pool.closed && pool.recent.contains(&key) => {
+                        Ok(spare) if !pool.closed && kept => {
                             pool.ready.entry(key.clone()).or_default().push_back(spare);
                             None
                         }
@@ -454,6 +466,32 @@ impl DockerSpares {
                 }
             }
         });
+    }
+
+    /// Every minute, removes the spares of keys idle for [`IDLE_EXPIRY`]; ends when the
+    /// pool closes.
+    async fn expire_idle(self: Arc<Self>, rt: DockerRuntime) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let expired: Vec<Spare> = {
+                let mut pool = self.pool();
+                if pool.closed {
+                    return;
+                }
+                let now = std::time::Instant::now();
+                let (idle, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut pool.recent)
+                    .into_iter()
+                    .partition(|(_, used)| now.duration_since(*used) >= IDLE_EXPIRY);
+                pool.recent = kept;
+                idle.iter()
+                    .flat_map(|(key, _)| pool.ready.remove(key).unwrap_or_default())
+                    .collect()
+            };
+            for spare in expired {
+                tracing::info!(container = %spare.name, "warm container expired (its image and limits were not used for 10 minutes)");
+                self.discard(&rt, spare).await;
+            }
+        }
     }
 
     /// Creates and starts one spare of `key`.

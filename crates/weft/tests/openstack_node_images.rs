@@ -59,7 +59,9 @@ fn an_image_only_the_nodes_hold_is_listed_by_glance_and_boots_a_server() {
     // `FROM scratch` plus the static busybox, sleeping.
     build_busybox_image(&name, &[], &["/bin/busybox", "sleep", "3600"]);
     let cleanup = Cleanup(ImageContainers::new(&name));
-    let os = OpenStackCluster::new("osimg");
+    // No warm containers: one would hold the image, and `docker rmi` below would be
+    // refused while it exists (as for any container of the image).
+    let os = OpenStackCluster::with_agent_args("osimg", &["--docker-spares", "0"]);
     let cli = Cli {
         os: &os,
         openstack,

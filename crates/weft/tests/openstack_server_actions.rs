@@ -16,7 +16,7 @@
 #[macro_use]
 mod common;
 
-use common::docker::{ImageContainers, build_busybox_image, docker, process_env};
+use common::docker::{ImageContainers, build_busybox_image, docker, process_env, task_containers};
 use common::nova::{Cli, add_admin_cloud, address, container};
 use common::openstack::{OpenStackCluster, clients};
 use common::wait_until;
@@ -211,8 +211,8 @@ fn server_actions_user_data_hypervisors_and_hosts_with_the_real_cli() {
     std::thread::sleep(Duration::from_secs(3));
     let cli1 = user(&os, &openstack);
     assert_eq!(show(&cli1, "vm1")["status"], "SHUTOFF");
-    let running = docker(&["ps", "-q", "--filter", &format!("ancestor={IMAGE}")]).1;
-    assert!(running.trim().is_empty(), "a container runs: {running}");
+    let running = task_containers(IMAGE, false);
+    assert!(running.is_empty(), "a container runs: {running:?}");
 
     // Start: ACTIVE again, serving.
     let refused = cli1.fails(&["server", "reboot", "vm1"]);

@@ -61,7 +61,9 @@
 #[macro_use]
 mod common;
 
-use common::docker::{ImageContainers, build_busybox_image, docker, docker_running, process_env};
+use common::docker::{
+    ImageContainers, build_busybox_image, docker, docker_running, process_env, task_containers,
+};
 use common::openstack::{OpenStackCluster, add_user, assert_installed, assert_nothing_left};
 use common::wait_until;
 use serde_json::{Map, Value, json};
@@ -1185,16 +1187,7 @@ fn after_apply(os: &OpenStackCluster, replay: &Replay) -> Vec<Server> {
         replay.values["master.access_ip_v4"],
         servers[0].ip.to_string()
     );
-    let running: Vec<String> = {
-        let (_, ids) = docker(&[
-            "ps",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            &format!("ancestor={IMAGE}"),
-        ]);
-        ids.split_whitespace().map(String::from).collect()
-    };
+    let running = task_containers(IMAGE, false);
     assert_eq!(running.len(), 4, "containers of {IMAGE}: {running:?}");
 
     // The registrations, as the master saw them.

@@ -136,6 +136,29 @@ pub fn build_busybox_image_with(
     );
 }
 
+/// Ids of the containers of `image` that are tasks (not warm containers waiting for
+/// one: `weft-_spare-…`), running ones only unless `all`.
+pub fn task_containers(image: &str, all: bool) -> Vec<String> {
+    let filter = format!("ancestor={image}");
+    let mut args = vec![
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Names}}",
+        "--filter",
+        &filter,
+    ];
+    if all {
+        args.push("-a");
+    }
+    let (_, out) = docker(&args);
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, name)| !name.starts_with("weft-_spare-"))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
 /// The containers of one image, removed when this guard is dropped (the test passed or
 /// not): an agent killed with its cluster leaves its containers behind.
 pub struct ImageContainers(pub String);
@@ -145,16 +168,17 @@ impl ImageContainers {
         Self(image.to_string())
     }
 
-    /// Ids of the containers of this image, running or not.
+    /// Ids of the task containers of this image, running or not (warm containers that
+    /// took no task are not tasks).
     pub fn ids(&self) -> Vec<String> {
-        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={}", self.0)]);
-        ids.split_whitespace().map(String::from).collect()
+        task_containers(&self.0, true)
     }
 
-    /// Removes them now.
+    /// Removes them now, warm containers included.
     pub fn remove(&self) {
-        for id in self.ids() {
-            let _ = docker(&["rm", "-f", &id]);
+        let (_, ids) = docker(&["ps", "-aq", "--filter", &format!("ancestor={}", self.0)]);
+        for id in ids.split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
         }
     }
 }

@@ -265,6 +265,25 @@ impl ProcCluster {
     }
 }
 
+/// Removes the warm containers of an agent scope (label `weft.spare=<scope>`), if Docker
+/// is there.
+pub fn remove_warm_containers(scope: &str) {
+    let Ok(out) = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=weft.spare={scope}"),
+        ])
+        .output()
+    else {
+        return;
+    };
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("docker").args(["rm", "-f", id]).output();
+    }
+}
+
 impl Drop for ProcCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -289,6 +308,12 @@ impl Drop for ProcCluster {
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // Killed agents leave their warm containers (a stopped one removes them).
+        for node in ["com1", "com2"] {
+            if let Some(spec) = self.bed.node(node) {
+                remove_warm_containers(&spec.vrf_netns_prefix);
+            }
         }
         let _ = self.bed.destroy();
         let leftovers = self.bed.leftovers();

@@ -38,15 +38,21 @@ pub struct OpenStackCluster {
 
 impl OpenStackCluster {
     pub fn new(test: &str) -> Self {
+        Self::with_agent_args(test, &[])
+    }
+
+    /// A cloud whose agents get `agent_args`.
+    pub fn with_agent_args(test: &str, agent_args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let c = ProcCluster::with_server_args(
+        let c = ProcCluster::with_args(
             test,
             &["--openstack-listen", &format!("127.0.0.1:{port}")],
+            agent_args,
         );
         add_user(&c, "lab", "pw", "lab");
         let home = tempfile::tempdir().unwrap();
