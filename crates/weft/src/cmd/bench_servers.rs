@@ -17,6 +17,12 @@
 //! counterpart of reading the server's address). Samples alternate (ABBA); each server
 //! or container is deleted, and its namespace gone, outside the clock.
 //!
+//! The agents keep a warm container per image and flavor (`weft agent --docker-spares`,
+//! `weft_runtime::docker_spare`): the first server starts cold and is not counted, and
+//! every sample, of either side, starts once com1's warm container has been made again,
+//! so that its making is inside neither clock. `WEFT_DOCKER_SPARES=0` measures cold
+//! starts only (the agents inherit it).
+//!
 //! The nodes declare room for every server of the burst (`weft agent --cpus --mem-mb`):
 //! both run on this host, whose cores the scheduler would otherwise count twice over.
 
@@ -58,6 +64,8 @@ pub const MAX_RUNS: usize = 500;
 pub const MAX_PARALLEL: usize = 250;
 /// How long one server or container may take to answer before the run fails.
 const LIMIT: Duration = Duration::from_secs(60);
+/// How long after the first server the bench waits for a warm container.
+const WARM_WAIT: Duration = Duration::from_secs(15);
 /// How long a burst may take before the run fails.
 const BURST_LIMIT: Duration = Duration::from_secs(900);
 
@@ -395,8 +403,34 @@ fn bridge_ip(inspect: &Value) -> Option<Ipv4Addr> {
     .find_map(|v| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// Ids of every container (running or not) of [`IMAGE`].
+/// Ids of every container (running or not) of [`IMAGE`] that is a server or the
+/// baseline's: the agents' warm containers waiting for a server are not.
 fn ours() -> Result<Vec<String>> {
+    Ok(of_image()?
+        .into_iter()
+        .filter(|c| !c.warm)
+        .map(|c| c.id)
+        .collect())
+}
+
+/// How many warm containers of [`IMAGE`] wait for a server, running (the agents make
+/// them after the first server of the image and flavor; `weft_runtime::docker_spare`).
+fn warm() -> Result<usize> {
+    Ok(of_image()?
+        .into_iter()
+        .filter(|c| c.warm && c.running)
+        .count())
+}
+
+/// A container of [`IMAGE`].
+struct OfImage {
+    id: String,
+    /// A warm container that took no server yet.
+    warm: bool,
+    running: bool,
+}
+
+fn of_image() -> Result<Vec<OfImage>> {
     let all = engine_get("/containers/json?all=1")?;
     Ok(all
         .as_array()
@@ -406,7 +440,19 @@ fn ours() -> Result<Vec<String>> {
                     let image = c["Image"].as_str().unwrap_or_default();
                     image == IMAGE || image.strip_prefix("docker.io/") == Some(IMAGE)
                 })
-                .filter_map(|c| c["Id"].as_str().map(String::from))
+                .filter_map(|c| {
+                    let warm = c["Names"].as_array().is_some_and(|names| {
+                        names
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|n| n.trim_start_matches('/').starts_with("weft-_spare-"))
+                    });
+                    Some(OfImage {
+                        id: c["Id"].as_str()?.to_string(),
+                        warm,
+                        running: c["State"] == "running",
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default())
@@ -599,6 +645,10 @@ struct Bench {
     nova: Nova,
     peer: String,
     baseline: Vec<String>,
+    /// Whether com1's agent keeps a warm container for the servers: then every sample,
+    /// of either side, starts once it is there, so that its making (a container create
+    /// and start) is inside neither clock.
+    warm: bool,
 }
 
 async fn measure(
@@ -617,11 +667,30 @@ async fn measure(
     let (_, anchor) = project.port("bench-anchor", "com1", None).await?;
     ready(&client, anchor).await?;
     quick_neighbours(&peer)?;
-    let bench = Bench {
+    let mut bench = Bench {
         nova,
         peer,
         baseline: weft_fabric::netns::list_with_prefix(&format!("{TAG}-")),
+        warm: false,
     };
+    progress(
+        "one server to warm up (not counted): the first of an image and flavor on a node starts cold",
+    );
+    let first = bench.server(usize::MAX).await?;
+    eprintln!(
+        "    the cold one: ACTIVE in {:.1} ms, answering in {:.1} ms",
+        ms(first.active),
+        ms(first.answered)
+    );
+    bench.warm = bench.until_warm(WARM_WAIT).await?;
+    if bench.warm {
+        eprintln!("    com1's agent keeps a warm container for the servers");
+    } else {
+        eprintln!(
+            "    no warm container after {}s: every server starts cold (WEFT_DOCKER_SPARES=0, or no static /bin/busybox)",
+            WARM_WAIT.as_secs()
+        );
+    }
 
     progress(&format!(
         "{runs} servers (on com1) and {runs} containers, alternating (create -> ACTIVE -> echo from the peer)"
@@ -635,6 +704,9 @@ async fn measure(
             [Side::Docker, Side::Nova]
         };
         for side in order {
+            if bench.warm {
+                bench.until_warm(LIMIT).await?;
+            }
             match side {
                 Side::Nova => nova.push(bench.server(i).await?),
                 Side::Docker => docker.push(bench.container(i).await?),
@@ -678,6 +750,24 @@ async fn measure(
 }
 
 impl Bench {
+    /// Whether a warm container of [`IMAGE`] is there within `limit`.
+    async fn until_warm(&self, limit: Duration) -> Result<bool> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if warm()? > 0 {
+                // The agent takes it as ready once its start is inspected, a few ms
+                // after the engine shows it running.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.warm {
+            bail!("com1's warm container was not made again within {limit:?}");
+        }
+        Ok(false)
+    }
+
     /// One server on com1: created, ACTIVE, answering; then deleted outside the clock.
     async fn server(&self, i: usize) -> Result<Phases> {
         let start = Instant::now();
