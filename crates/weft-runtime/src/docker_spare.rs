@@ -505,11 +505,22 @@ impl DockerSpares {
             Err(e) => return Err(rt.classify("inspect image", e).await),
         };
         let config = image.config.unwrap_or_default();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let name = format!("weft-_spare-{}-{n}", self.config.scope);
-        let dir = self.config.dir.join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create", &dir, e))?;
+        // A name no container of an earlier agent has (the directory of a task started
+        // on a spare lives as long as the task, across agent restarts).
+        let (name, dir) = loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let name = format!(
+                "weft-_spare-{}-{}-{n}",
+                self.config.scope,
+                std::process::id()
+            );
+            let dir = self.config.dir.join(&name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break (name, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(RuntimeError::io("create", &dir, e)),
+            }
+        };
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| RuntimeError::io("chmod", &dir, e))?;
         let go = dir.join("go");

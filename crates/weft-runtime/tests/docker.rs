@@ -645,8 +645,34 @@ async fn task_starts_on_a_warm_container() {
         format!("500000000 {} none false", 64u64 << 20)
     );
 
+    // A restarted agent (a new pool of the same scope) sweeps the spares the last one
+    // left, never a task that started on one; a runtime that knows nothing of spares
+    // stops it completely (the namespace's name is in the container's directory).
+    until_ready(&spares, 1).await;
+    let restarted_spares = DockerSpares::new(DockerSpareConfig {
+        shell: std::path::PathBuf::from("/bin/busybox"),
+        dir: dir.path().to_path_buf(),
+        per_key: 1,
+        scope: scope.clone(),
+    })
+    .expect("spares");
+    let restarted = DockerRuntime::new(DEFAULT_SOCKET);
+    restarted_spares.sweep(&restarted, false).await;
+    assert_eq!(
+        spare_containers(&scope),
+        vec![name.clone()],
+        "only the task is left"
+    );
+    assert!(matches!(
+        restarted.status(&id).await.expect("status"),
+        TaskStatus::Running { .. }
+    ));
+
     // Stop: the container, its namespace and its directory go.
-    rt.stop(&id, Duration::from_secs(1)).await.expect("stop");
+    restarted
+        .stop(&id, Duration::from_secs(1))
+        .await
+        .expect("stop");
     assert_no_container(&id);
     assert!(!netns_path(&endpoint_ns).exists());
     assert!(

@@ -466,7 +466,7 @@ fn a_docker_task_gets_its_endpoint_and_policy() {
                 "ps",
                 "-q",
                 "--filter",
-                &format!("label=weft.task={}", back.id),
+                &format!("name=^/{}$", weft_runtime::docker::container_name(&back.id)),
             ])
             .output()
             .unwrap();
