@@ -307,6 +307,10 @@ struct Agent<C, N> {
 struct Applied {
     /// Inputs of the last complete apply: equal inputs need no reconcile.
     inputs: Option<Inputs>,
+    /// The endpoints whose namespace a runtime published at that apply: when one leaves
+    /// the set (its container stopped; the endpoint, an existing port, stays), the agent
+    /// must make its namespace, so equal inputs alone do not skip the reconcile.
+    published: BTreeSet<String>,
     /// The revision in the state file.
     saved_revision: Option<u64>,
     /// The last desired state applied (re-applied when a task asks for it).
@@ -413,6 +417,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             self.save(&desired, applied);
         }
         applied.inputs = outcome.complete.then_some(inputs);
+        applied.published = self.tasks.runtime_owned_endpoints(&desired);
         self.emit(AgentEvent::Applied {
             revision: desired.revision,
             changes: outcome.changes,
@@ -631,7 +636,9 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             // Tasks leaving go before the reconcile that prunes their namespaces.
             self.tasks.stop_removed(&desired).await;
             let inputs = convert::inputs(&self.me, &desired);
-            if applied.inputs.as_ref() == Some(&inputs) {
+            if applied.inputs.as_ref() == Some(&inputs)
+                && applied.published == self.tasks.runtime_owned_endpoints(&desired)
+            {
                 backoff.reset();
                 self.sync_tasks(&desired, &mut applied);
                 self.bump_revision(&desired, &mut applied).await;

@@ -185,7 +185,16 @@ impl Supervisor {
                     // An exited container of this task: remove it (and its namespace).
                     let _ = rt.stop(&self.id, Duration::ZERO).await;
                 }
-                Err(RuntimeError::UnknownTask(_)) => {}
+                Err(RuntimeError::UnknownTask(_)) => {
+                    // No container: a namespace under the endpoint's name is not one of
+                    // a container's; the fabric's, of an existing endpoint (a port) the
+                    // task now runs in. The container brings its own, and the fabric
+                    // plumbs the endpoint into that.
+                    if weft_runtime::netns::netns_path(&self.spec.netns).exists() {
+                        tracing::info!(task = %self.id, netns = %self.spec.netns, "removing the endpoint's namespace: the container publishes its own");
+                        weft_runtime::netns::unpublish(&self.spec.netns)?;
+                    }
+                }
                 Err(e) => return Err(e),
             },
             TaskRuntime::Process(p) => {

@@ -241,7 +241,7 @@ impl Tasks {
                 matches!(a.spec.runtime(), Some(weft_app::Runtime::Docker { .. }))
                     && self.docker.netns_ownership() == NetnsOwnership::Publishes
             })
-            .map(|a| a.task.id.clone())
+            .map(|a| a.spec.endpoint_of(&a.task.id).to_string())
             .collect()
     }
 
@@ -294,8 +294,10 @@ impl Tasks {
         let mut sup = self.lock();
         for a in self.mine(desired) {
             let id = a.task.id.as_str();
+            // Its own endpoint (named after it), or the existing one its app names.
+            let ep_name = a.spec.endpoint_of(id);
             let ep_state = endpoints
-                .get(id)
+                .get(ep_name)
                 .map_or(EndpointState::Pending, |s| s.state);
             if sup.contains_key(id) {
                 self.reporter.update(id, |s| s.endpoint = ep_state);
@@ -304,12 +306,12 @@ impl Tasks {
             let endpoint = desired
                 .endpoints
                 .iter()
-                .find(|e| e.name == id && e.node == self.settings.node);
+                .find(|e| e.name == ep_name && e.node == self.settings.node);
             let Some(endpoint) = endpoint else {
                 self.reporter.set(
                     id,
                     TaskStatus::pending(
-                        format!("endpoint {id} is not in this node's desired state"),
+                        format!("endpoint {ep_name} is not in this node's desired state"),
                         ep_state,
                     ),
                 );
@@ -325,11 +327,15 @@ impl Tasks {
             let docker = matches!(a.spec.runtime(), Some(weft_app::Runtime::Docker { .. }));
             if !docker && ep_state != EndpointState::Ready {
                 let why = endpoints
-                    .get(id)
+                    .get(ep_name)
                     .and_then(|s| s.message.clone())
                     .map_or_else(
-                        || format!("waiting for endpoint {id} (port and policy) to be installed"),
-                        |m| format!("waiting for endpoint {id}: {m}"),
+                        || {
+                            format!(
+                                "waiting for endpoint {ep_name} (port and policy) to be installed"
+                            )
+                        },
+                        |m| format!("waiting for endpoint {ep_name}: {m}"),
                     );
                 self.reporter.set(id, TaskStatus::pending(why, ep_state));
                 continue;

@@ -91,6 +91,44 @@ fn check_discovery(app: &AppSpec, out: &mut Vec<Problem>) {
     }
 }
 
+/// An app on an existing endpoint: one task, replaced stop-first, with the endpoint's
+/// own security groups.
+fn check_endpoint_use(app: &AppSpec, endpoint: &str, out: &mut Vec<Problem>) {
+    let name_ok = !endpoint.is_empty()
+        && endpoint.len() <= 64
+        && endpoint
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        out.push(problem(
+            "endpoint",
+            format!("endpoint {endpoint:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    if app.instances > 1 {
+        out.push(problem(
+            "instances",
+            format!(
+                "an app on an existing endpoint has at most 1 instance (the endpoint has one address), found {}",
+                app.instances
+            ),
+        ));
+    }
+    if app.security_groups.is_some() {
+        out.push(problem(
+            "security_groups",
+            "an app on an existing endpoint has the endpoint's security groups: set them on the endpoint",
+        ));
+    }
+    let upgrade = &app.upgrade_strategy;
+    if upgrade.minimum_health_capacity != 0.0 || upgrade.maximum_over_capacity != 0.0 {
+        out.push(problem(
+            "upgrade_strategy",
+            "an app on an existing endpoint replaces its task stop-first: set minimum_health_capacity = 0 and maximum_over_capacity = 0 (two tasks cannot share the endpoint)",
+        ));
+    }
+}
+
 pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     if !app.cpus.is_finite() || app.cpus < 0.001 {
@@ -123,6 +161,9 @@ pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
         ));
     }
     check_discovery(app, &mut out);
+    if let Some(endpoint) = &app.endpoint {
+        check_endpoint_use(app, endpoint, &mut out);
+    }
     for key in app.env.keys() {
         if !is_env_name(key) {
             out.push(problem(

@@ -53,6 +53,7 @@ const APP_FIELDS: &[&str] = &[
     "tags",
     "meta",
     "security_groups",
+    "endpoint",
     "constraint",
     "health_check",
     "restart",
@@ -311,6 +312,7 @@ impl<'a> Reader<'a> {
             }
             "tags" => app.tags = self.strings(a, key),
             "security_groups" => app.security_groups = Some(self.strings(a, key)),
+            "endpoint" => app.endpoint = self.string(a, key),
             "ports" => {
                 for (name, value) in self.object(a, key) {
                     let field = format!("ports.{name}");

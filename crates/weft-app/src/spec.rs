@@ -84,6 +84,12 @@ pub struct AppSpec {
     /// contracts alone, as for any endpoint without groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
+    /// An existing endpoint (a Neutron port) the app's one task uses instead of getting
+    /// its own: the task is placed on the endpoint's node and has its address, MAC,
+    /// security groups and address pairs; the endpoint outlives the task. At most one
+    /// instance, replaced stop-first (`upgrade_strategy` 0 and 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -126,6 +132,7 @@ impl AppSpec {
             tags: Vec::new(),
             meta: BTreeMap::new(),
             security_groups: None,
+            endpoint: None,
             privileged: false,
             loc: Location::default(),
         }
@@ -141,6 +148,12 @@ impl AppSpec {
             }),
             _ => None,
         }
+    }
+
+    /// The endpoint a task of this app runs in: [`AppSpec::endpoint`], or its own,
+    /// named after the task.
+    pub fn endpoint_of<'a>(&'a self, task: &'a str) -> &'a str {
+        self.endpoint.as_deref().unwrap_or(task)
     }
 
     /// Apps whose addresses this app's environment needs.

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef};
+use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef, UpgradeStrategy};
 use weft_model::{EpgPath, Tenant};
 use weft_store::KvStore;
 
@@ -247,6 +247,10 @@ pub(crate) struct ServerRecord {
     /// The last reboot asked (`SOFT` or `HARD`): which status a rebooting server shows.
     #[serde(default)]
     pub(crate) reboot: Option<String>,
+    /// The existing port the server was created on (`networks: [{port}]`): it outlives
+    /// the server, as Nova keeps a port it did not make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) port_id: Option<String>,
 }
 
 /// The id of the server that is app `app`.
@@ -611,6 +615,10 @@ async fn remove<S: KvStore + Clone, C: Controller>(
     if app.is_some() {
         a.controller.delete_app(&record.tenant, &record.app).await?;
     }
+    // A port it was created on stays, detached (as Nova keeps a port it did not make).
+    if let Some(port_id) = &record.port_id {
+        crate::port::set_device(&a, port_id, None).await?;
+    }
     delete_meta(&a, "server", &record.id).await?;
     tracing::info!(server = %record.id, app = %record.app, "server deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -723,12 +731,20 @@ fn metadata(object: &Map<String, Value>) -> Result<BTreeMap<String, String>, Nov
     Ok(env)
 }
 
-/// The one network: `networks: [{"uuid"}]`, or the project's only network.
-fn network<'v>(
+/// What a server is attached to: a network (it gets a port of its own) or an existing
+/// port (by id).
+enum Attachment<'v> {
+    Network(&'v NetworkView),
+    Port(String),
+}
+
+/// The one network or port: `networks: [{"uuid"}]` or `[{"port"}]`, or the project's
+/// only network.
+fn attachment<'v>(
     object: &Map<String, Value>,
     view: &'v network::View,
     who: &Caller,
-) -> Result<&'v NetworkView, NovaError> {
+) -> Result<Attachment<'v>, NovaError> {
     let entries = match object.get("networks") {
         None | Some(Value::Null) => {
             let own: Vec<&NetworkView> = view
@@ -737,7 +753,7 @@ fn network<'v>(
                 .filter(|n| matches!(who, Caller::Tenant(t) if *t == n.tenant))
                 .collect();
             return match own[..] {
-                [one] => Ok(one),
+                [one] => Ok(Attachment::Network(one)),
                 [] => Err(bad(
                     "No network is available: create one and name it in networks [{uuid}]",
                 )),
@@ -771,10 +787,20 @@ fn network<'v>(
             "Invalid input for field/attribute networks. Additional properties are not allowed ('{unknown:.40}' was unexpected)"
         )));
     }
-    if entry.get("port").is_some_and(|p| !p.is_null()) {
-        return Err(bad(
-            "weft does not attach a server to an existing port yet: name its network by uuid (the server gets its own port)",
-        ));
+    if let Some(port) = entry.get("port").filter(|p| !p.is_null()) {
+        let Some(port) = port.as_str().filter(|p| is_uuid(p)) else {
+            return Err(bad(format!(
+                "Bad networks format: port id is not in proper format ({:.64})",
+                port.to_string()
+            )));
+        };
+        if entry.get("fixed_ip").is_some_and(|p| !p.is_null()) {
+            return Err(bad("Bad networks format: a fixed_ip with a port (the port has its address)"));
+        }
+        if entry.get("uuid").is_some_and(|p| !p.is_null()) {
+            return Err(bad("Bad networks format: a port, or a network uuid, not both"));
+        }
+        return Ok(Attachment::Port(port.to_string()));
     }
     if entry.get("fixed_ip").is_some_and(|p| !p.is_null()) {
         return Err(bad(
@@ -790,6 +816,7 @@ fn network<'v>(
         )));
     }
     view.network(uuid)
+        .map(Attachment::Network)
         .map_err(|_| bad(format!("Network {uuid} could not be found.")))
 }
 
@@ -1042,9 +1069,33 @@ async fn create<S: KvStore + Clone, C: Controller>(
         }
         Some(_) => return Err(bad("Invalid input for field/attribute key_name.")),
     };
-    let (node, zone) = pinned_node(&object, &a.controller.nodes())?;
+    let (mut node, zone) = pinned_node(&object, &a.controller.nodes())?;
     let view = network::view(&a, &who).await?;
-    let net = network(&object, &view, &who)?.clone();
+    // On an existing port: its network, and its node (where its endpoint is).
+    let (net, port) = match attachment(&object, &view, &who)? {
+        Attachment::Network(net) => (net.clone(), None),
+        Attachment::Port(port_id) => {
+            let (tenant, endpoint) = crate::port::for_server(&a, &who, &port_id)
+                .await
+                .map_err(|e| match e.status {
+                    StatusCode::NOT_FOUND => bad(format!("Port id {port_id} could not be found.")),
+                    _ => NovaError::from(e),
+                })?;
+            let net = view
+                .networks
+                .iter()
+                .find(|n| n.tenant == tenant && n.epg_path() == endpoint.epg)
+                .ok_or_else(|| bad(format!("Port {port_id}'s network could not be found.")))?;
+            if let Some(pinned) = node.as_ref().filter(|n| **n != endpoint.node) {
+                return Err(bad(format!(
+                    "Port {port_id} is bound to host {}; availability_zone asks host {pinned}",
+                    endpoint.node
+                )));
+            }
+            node = Some(endpoint.node.clone());
+            (net.clone(), Some((port_id, endpoint.name)))
+        }
+    };
     let docker: ImageRef = image
         .docker_ref
         .parse()
@@ -1063,8 +1114,12 @@ async fn create<S: KvStore + Clone, C: Controller>(
     }
     let mut tenant = project_tenant(&a, &net.tenant);
     let group_meta: BTreeMap<String, Standard> = metas(&a.store, "security_group").await?;
-    let groups = resolve_groups(&net.tenant, &tenant, &group_meta, &group_refs)?;
-    let made_default = groups.iter().any(|g| g == DEFAULT) && with_default(&mut tenant);
+    // A port keeps its own groups (Nova applies the server's to the ports it makes).
+    let groups = match &port {
+        None => Some(resolve_groups(&net.tenant, &tenant, &group_meta, &group_refs)?),
+        Some(_) => None,
+    };
+    let made_default = groups.iter().flatten().any(|g| g == DEFAULT) && with_default(&mut tenant);
     if made_default {
         a.controller.commit(&net.tenant, Some(tenant)).await?;
         tracing::info!(tenant = %net.tenant, "neutron default security group created for a server");
@@ -1078,11 +1133,21 @@ async fn create<S: KvStore + Clone, C: Controller>(
         .iter()
         .map(|(k, v)| (k.clone(), EnvTemplate::literal(v)))
         .collect();
-    spec.security_groups = Some(groups);
+    spec.security_groups = groups;
+    if let Some((_, endpoint)) = &port {
+        // The task runs in the port's endpoint, replaced stop-first (one address).
+        spec.endpoint = Some(endpoint.clone());
+        spec.upgrade_strategy = UpgradeStrategy {
+            minimum_health_capacity: 0.0,
+            maximum_over_capacity: 0.0,
+        };
+    }
     // weft:privileged in the flavor's extra specs or the image's properties; admission
     // refuses it (403) unless an admin allowed the project.
     spec.privileged = flavor.privileged() || image.privileged();
-    if let Some(node) = &node {
+    if port.is_some() {
+        // Placed where the port's endpoint is by the scheduler.
+    } else if let Some(node) = &node {
         spec.constraints.push(Constraint::Equal {
             attribute: "hostname".into(),
             value: node.clone(),
@@ -1104,6 +1169,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
         created_ms: now_ms(),
         user_data: user_data.map(|(given, _)| given),
         reboot: None,
+        port_id: port.as_ref().map(|(p, _)| p.clone()),
     };
     let created = match put_meta(&a, "server", &id, &record).await {
         Ok(()) => a
@@ -1113,7 +1179,16 @@ async fn create<S: KvStore + Clone, C: Controller>(
             .map_err(NovaError::from),
         Err(e) => Err(e.into()),
     };
+    let created = match (created, &port) {
+        (Ok(()), Some((port_id, _))) => crate::port::set_device(&a, port_id, Some(&id))
+            .await
+            .map_err(NovaError::from),
+        (other, _) => other,
+    };
     if let Err(err) = created {
+        if port.is_some() {
+            let _ = a.controller.delete_app(&net.tenant, &app).await;
+        }
         if let Err(e) = delete_meta(&a, "server", &id).await {
             tracing::warn!(error = %e, "could not remove the record of a refused server");
         }

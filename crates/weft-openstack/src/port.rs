@@ -278,6 +278,45 @@ impl Ports {
     }
 }
 
+/// Port `id` as a server would take it (`networks: [{port}]`): its project and endpoint,
+/// or why not (absent or a router's: `PortNotFound`; a device already: `PortInUse`).
+pub(crate) async fn for_server<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    who: &Caller,
+    id: &str,
+) -> Result<(String, WeftEndpoint), NeutronError> {
+    let ports = read(a, who).await?;
+    let (_, tenant, endpoint) = ports.find(id, not_found)?;
+    if let Some(device) = ports.meta.get(id).filter(|m| !m.device_id.is_empty()) {
+        return Err(NeutronError::conflict(
+            "PortInUse",
+            format!(
+                "Port {id} is still in use (device {} of {}).",
+                device.device_id, device.device_owner
+            ),
+        ));
+    }
+    Ok((tenant.clone(), endpoint.clone()))
+}
+
+/// Records (or, with `None`, clears) the server a port is attached to: Neutron's
+/// `device_id`, with `device_owner` `compute:<zone>`.
+pub(crate) async fn set_device<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    id: &str,
+    device: Option<&str>,
+) -> Result<(), NeutronError> {
+    let all: BTreeMap<String, PortMeta> = metas(&a.store, "port").await?;
+    let mut meta = all.get(id).cloned().unwrap_or_default();
+    meta.device_id = device.unwrap_or_default().to_string();
+    meta.device_owner = if device.is_some() {
+        "compute:nova".to_string()
+    } else {
+        String::new()
+    };
+    put_meta(a, "port", id, &meta).await
+}
+
 /// A port's security as a body asks for it.
 struct AskedSecurity {
     port_security: Option<bool>,

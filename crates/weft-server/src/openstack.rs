@@ -295,19 +295,7 @@ impl Controller for ServerController {
         else {
             return Ok(false);
         };
-        let record = &stored.value;
-        let endpoint_key = keys::endpoint(name);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                endpoint_key.clone(),
-                CompareOp::Equal,
-                i64::try_from(stored.revision).unwrap_or(i64::MAX),
-            )])
-            .and_then([
-                TxnOp::delete(endpoint_key),
-                TxnOp::delete(keys::ip_claim(&record.vrf, record.ip)),
-                TxnOp::delete(keys::mac_claim(record.mac)),
-            ]);
+        let txn = crate::routes::endpoint_delete_txn(&snapshot, stored, name).map_err(conflict)?;
         let response = self.state.store.txn(txn).await?;
         caught_up(&self.state, as_revision(response.revision)).await;
         if !response.succeeded {

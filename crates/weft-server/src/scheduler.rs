@@ -194,9 +194,21 @@ fn seed(app: &str, revision: u64) -> u64 {
 
 async fn pass_app(state: &AppState, app: &str) -> ApiResult<()> {
     let snapshot = state.snapshot();
-    let Some((spec, version)) = effective_spec(&snapshot, app) else {
+    let Some((mut spec, version)) = effective_spec(&snapshot, app) else {
         return Ok(());
     };
+    // An app on an existing endpoint goes where the endpoint is (a missing endpoint is
+    // `create_task`'s to report).
+    if let Some(ep) = spec
+        .endpoint
+        .as_ref()
+        .and_then(|name| snapshot.endpoints.get(name))
+    {
+        spec.constraints.push(weft_app::Constraint::Equal {
+            attribute: "hostname".into(),
+            value: ep.value.node.clone(),
+        });
+    }
     let now = now_ms();
     let nodes = nodes(state, &snapshot);
     let tasks = app_tasks(&snapshot, app);
@@ -416,6 +428,85 @@ pub async fn remove_task(state: &AppState, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Creates task `id` of an app on an existing endpoint: the record alone, guarded on the
+/// endpoint being unchanged. `Ok(false)`: the state moved, try again.
+async fn on_endpoint(
+    state: &AppState,
+    snapshot: &Snapshot,
+    spec: &AppSpec,
+    version: u64,
+    node: &str,
+    id: &str,
+    name: &str,
+) -> Result<bool, String> {
+    let Some(endpoint) = snapshot.endpoints.get(name) else {
+        return Err(format!("endpoint {name} (the app's) does not exist"));
+    };
+    if endpoint.value.node != node {
+        return Err(format!(
+            "endpoint {name} is on node {}, not {node}",
+            endpoint.value.node
+        ));
+    }
+    if let Some(user) = snapshot
+        .tasks
+        .values()
+        .find(|t| t.value.spec.endpoint.as_deref() == Some(name))
+    {
+        return Err(format!(
+            "endpoint {name} is in use by task {}: a new one starts when it is gone",
+            user.value.id
+        ));
+    }
+    let (env, waiting_for) = match render_env(state, snapshot, spec) {
+        Ok(env) => (Some(env), None),
+        Err(why) => (None, Some(why)),
+    };
+    let mut task_spec = spec.clone();
+    task_spec.loc = weft_model::Location::default();
+    // The placement constraint was the scheduler's, not the app's.
+    task_spec.constraints = snapshot
+        .apps
+        .get(&spec.id)
+        .map(|a| a.value.constraints.clone())
+        .unwrap_or_default();
+    let record = TaskRecord {
+        id: id.to_string(),
+        app: spec.id.clone(),
+        version,
+        node: node.to_string(),
+        ip: endpoint.value.ip,
+        mac: endpoint.value.mac,
+        created_ms: state.scheduler.created_ms(),
+        env,
+        waiting_for,
+        spec: task_spec,
+    };
+    let task_key = keys::task(id);
+    let task_bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+    let txn = Txn::new()
+        .when([
+            Compare::absent(task_key.clone()),
+            Compare::mod_revision(
+                keys::endpoint(name),
+                CompareOp::Equal,
+                i64::try_from(endpoint.revision).unwrap_or(i64::MAX),
+            ),
+            Compare::version(keys::node(node), CompareOp::Greater, 0),
+        ])
+        .and_then([TxnOp::put(task_key, task_bytes)]);
+    let response = state
+        .leadership
+        .commit(&state.store, txn)
+        .await
+        .map_err(|e| e.to_string())?;
+    caught_up(state, as_revision(response.revision)).await;
+    if response.succeeded {
+        tracing::info!(task = %id, %node, endpoint = %name, ip = %endpoint.value.ip, "task placed on an existing endpoint");
+    }
+    Ok(response.succeeded)
+}
+
 /// Creates one task of `spec` on `node`: record and endpoint in one transaction. Returns
 /// why not (for `App.pending`) when it cannot.
 async fn create_task(
@@ -438,6 +529,12 @@ async fn create_task(
         else {
             return Err("no free task id".into());
         };
+        if let Some(name) = &spec.endpoint {
+            match on_endpoint(state, &snapshot, spec, version, node, &id, name).await? {
+                true => return Ok(()),
+                false => continue,
+            }
+        }
         let mut request = EndpointRequest::new(id.clone(), spec.epg.clone(), node.to_string());
         request.security_groups.clone_from(&spec.security_groups);
         let (endpoint, _reservation) = crate::routes::plan_endpoint(state, &snapshot, &request)

@@ -232,6 +232,89 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     assert!(!tcp_ok(&pc_ns, ip, ECHO), "NW-C's port reached the server");
     eprintln!("server vm1 ({ip}): NW-B reachable both ways, NW-C refused both ways");
 
+    // A server on an existing port (`--port`): it has the port's address and node, the
+    // port names it as its device, NW-A's policy holds; the port outlives it.
+    let made = cli.json(&[
+        "port",
+        "create",
+        "--network",
+        "nw-a",
+        "--host",
+        "com1",
+        "pa",
+    ]);
+    let pa_ip: IpAddr = made["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pa_id = made["id"].as_str().unwrap().to_string();
+    let on_port = cli.json(&[
+        "server", "create", "--image", "busybox", "--flavor", "m1.tiny", "--port", "pa", "--wait",
+        "vm-port",
+    ]);
+    assert_eq!(on_port["status"], "ACTIVE", "{on_port}");
+    let shown_port = cli.json(&["server", "show", "vm-port"]);
+    assert_eq!(address(&shown_port, Some("nw-a")), pa_ip, "{shown_port}");
+    assert_eq!(shown_port["OS-EXT-SRV-ATTR:host"], "com1", "{shown_port}");
+    let port_shown = cli.json(&["port", "show", "pa"]);
+    assert_eq!(port_shown["device_id"], shown_port["id"], "{port_shown}");
+    assert_eq!(port_shown["device_owner"], "compute:nova", "{port_shown}");
+    let port_container = common::nova::container(&shown_port);
+    wait_until(
+        "the server on port pa reaches NW-B's port and is reached from it",
+        Duration::from_secs(30),
+        || container_reaches(&port_container, pb_ip) && tcp_ok(&pb_ns, pa_ip, ECHO),
+    );
+    assert!(
+        !container_reaches(&port_container, pc_ip),
+        "the server on pa reached NW-C's port"
+    );
+    let refused = cli.fails(&[
+        "server", "create", "--image", "busybox", "--flavor", "m1.tiny", "--port", "pa", "vm-port2",
+    ]);
+    assert!(
+        refused.contains("409") && refused.contains("in use"),
+        "{refused}"
+    );
+    let refused = cli.fails(&["port", "delete", "pa"]);
+    assert!(
+        refused.contains("409") || refused.contains("in use"),
+        "{refused}"
+    );
+    cli.run(&["server", "delete", "--wait", "vm-port"]);
+    wait_container_removed(&port_container);
+    let port_after = cli.json(&["port", "show", "pa"]);
+    assert_eq!(port_after["id"], pa_id.as_str(), "{port_after}");
+    assert_eq!(port_after["fixed_ips"][0]["ip_address"], pa_ip.to_string());
+    assert_eq!(port_after["device_id"], "", "{port_after}");
+    // A plain port again: its namespace is back, and reached through it.
+    os.c.wait_endpoints_ready();
+    let pa_ns =
+        os.c.rt
+            .block_on(os.c.client.endpoints())
+            .unwrap()
+            .into_iter()
+            .find(|e| e.ip == pa_ip)
+            .unwrap()
+            .netns;
+    // The agent makes it once the container (which had published its own under the
+    // name) is gone.
+    wait_until(
+        "the detached port's namespace is made again",
+        Duration::from_secs(30),
+        || weft_fabric::netns::list_with_prefix("weft").contains(&pa_ns),
+    );
+    let echo_a = EchoServer::start(&pa_ns, ECHO).unwrap();
+    wait_until(
+        "the detached port pa answers NW-B's port",
+        Duration::from_secs(30),
+        || tcp_ok(&pb_ns, pa_ip, ECHO),
+    );
+    drop(echo_a);
+    cli.run(&["port", "delete", "pa"]);
+    eprintln!("server vm-port on port pa ({pa_ip}): ACTIVE, NW-A's policy, port kept after delete");
+
     // Its network is in use while it runs.
     let refused = cli.fails(&["network", "delete", "nw-a"]);
     assert!(

@@ -197,6 +197,9 @@ pub(crate) async fn apply_request(
                 Some(&format!("apps.app.{id}.epg")),
             ));
         }
+        if let Some(endpoint) = &spec.endpoint {
+            check_endpoint_use(&snapshot, &apps, id, &spec.epg, endpoint)?;
+        }
     }
     // Privilege only for tenants an admin allowed, guarded until the commit.
     let mut privilege_guards = Vec::new();
@@ -230,6 +233,13 @@ pub(crate) async fn apply_request(
             Some(o) => Compare::mod_revision(key.clone(), CompareOp::Equal, rev(o.revision)),
             None => Compare::absent(key.clone()),
         });
+        if let Some(endpoint) = &spec.endpoint {
+            compares.push(Compare::version(
+                keys::endpoint(endpoint),
+                CompareOp::Greater,
+                0,
+            ));
+        }
         if changed {
             ops.push(TxnOp::put(key, to_bytes(spec)?));
         }
@@ -323,6 +333,52 @@ pub async fn scale(
 
 /// `weft app scale`'s work (the instance count, and a running deployment follows it),
 /// for the route and for the OpenStack adapter's stop and start; the commit's revision.
+/// An app may run on an existing endpoint of its own EPG that is no task's own and no
+/// other app's.
+fn check_endpoint_use(
+    snapshot: &Snapshot,
+    applied: &Apps,
+    id: &str,
+    epg: &weft_model::EpgPath,
+    endpoint: &str,
+) -> ApiResult<()> {
+    let field = format!("apps.app.{id}.endpoint");
+    let Some(stored) = snapshot.endpoints.get(endpoint) else {
+        return Err(ApiFailure::unprocessable(
+            format!("app {id}: endpoint {endpoint} does not exist"),
+            Some(&field),
+        ));
+    };
+    if stored.value.epg != *epg {
+        return Err(ApiFailure::unprocessable(
+            format!(
+                "app {id}: endpoint {endpoint} is in EPG {}, the app in {epg}",
+                stored.value.epg
+            ),
+            Some(&field),
+        ));
+    }
+    if snapshot.tasks.contains_key(endpoint) {
+        return Err(ApiFailure::conflict(
+            format!("app {id}: endpoint {endpoint} is task {endpoint}'s own"),
+            Some(&field),
+        ));
+    }
+    let other = snapshot
+        .apps
+        .iter()
+        .map(|(other, a)| (other, &a.value))
+        .chain(applied.apps.iter())
+        .find(|(other, a)| *other != id && a.endpoint.as_deref() == Some(endpoint));
+    if let Some((other, _)) = other {
+        return Err(ApiFailure::conflict(
+            format!("app {id}: endpoint {endpoint} is app {other}'s"),
+            Some(&field),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn scale_app(
     state: &AppState,
     role: &Role,
@@ -331,6 +387,16 @@ pub(crate) async fn scale_app(
 ) -> ApiResult<u64> {
     let id = id.to_string();
     let (_guard, snapshot, spec, version) = writable_app(state, role, &id).await?;
+    if let Some(endpoint) = &spec.endpoint
+        && instances > 1
+    {
+        return Err(ApiFailure::bad_request(
+            format!(
+                "app {id} runs on endpoint {endpoint}: at most 1 instance (the endpoint has one address), asked {instances}"
+            ),
+            Some("instances"),
+        ));
+    }
     let mut ops = vec![TxnOp::put(keys::app_instances(&id), to_bytes(&instances)?)];
     let mut compares = vec![Compare::mod_revision(
         keys::app(&id),

@@ -172,9 +172,31 @@ pub async fn remove(
     let snapshot = state.snapshot();
     let stored = find(&snapshot, &name)?;
     role.require_tenant_write(&stored.value.epg.tenant)?;
+    let txn = delete_txn(&snapshot, stored, &name).map_err(|why| ApiFailure::conflict(why, None))?;
+    let revision = commit_guarded(&state, txn, format!("endpoint {name}")).await?;
+    Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
+}
+
+/// The transaction that deletes endpoint `name` (as `stored` shows it) with its address
+/// claims, guarded on it being unchanged; `Err` when an app runs in it (a task would
+/// lose its network under it).
+pub(crate) fn delete_txn(
+    snapshot: &Snapshot,
+    stored: &crate::state::Stored<EndpointRecord>,
+    name: &str,
+) -> Result<Txn, String> {
+    if let Some((app, _)) = snapshot
+        .apps
+        .iter()
+        .find(|(_, a)| a.value.endpoint.as_deref() == Some(name))
+    {
+        return Err(format!(
+            "endpoint {name} is app {app}'s (its task runs in it): delete the app first"
+        ));
+    }
     let record = &stored.value;
-    let endpoint_key = keys::endpoint(&name);
-    let txn = Txn::new()
+    let endpoint_key = keys::endpoint(name);
+    Ok(Txn::new()
         .when([Compare::mod_revision(
             endpoint_key.clone(),
             CompareOp::Equal,
@@ -184,9 +206,7 @@ pub async fn remove(
             TxnOp::delete(endpoint_key),
             TxnOp::delete(keys::ip_claim(&record.vrf, record.ip)),
             TxnOp::delete(keys::mac_claim(record.mac)),
-        ]);
-    let revision = commit_guarded(&state, txn, format!("endpoint {name}")).await?;
-    Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
+        ]))
 }
 
 /// Checks the request against the snapshot and picks the address and MAC.

@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 use weft_api::paths;
 
 pub(crate) use apps::{apply_request as apply_apps, remove_app, scale_app};
+pub(crate) use endpoints::delete_txn as endpoint_delete_txn;
 pub(crate) use endpoints::plan as plan_endpoint;
 pub(crate) use endpoints::update_port;
 pub(crate) use privilege::set as set_privilege;
