@@ -573,3 +573,50 @@ fn ports_tags_and_meta_for_discovery() {
     let err = parse_apps_json("apps.json", json).unwrap_err();
     assert!(err.to_string().contains("ports.http"), "{err}");
 }
+
+#[test]
+fn an_app_on_an_existing_endpoint_has_one_stop_first_task_with_its_groups() {
+    let ok = app(
+        "  endpoint = \"port-1a2b3c4d\"\n  upgrade_strategy {\n    minimum_health_capacity = 0\n    maximum_over_capacity = 0\n  }",
+    );
+    let apps = parse_apps_hcl(FILE, &ok).unwrap();
+    let web = apps.get("web").unwrap();
+    assert_eq!(web.endpoint.as_deref(), Some("port-1a2b3c4d"));
+    assert_eq!(web.endpoint_of("web-1"), "port-1a2b3c4d");
+    // The JSON twin carries it.
+    let back = parse_apps_json("apps.json", &apps_to_json(&apps)).unwrap();
+    assert_eq!(back.get("web").unwrap().endpoint, web.endpoint);
+    // Without it, a task's endpoint is its own.
+    let plain = parse_apps_hcl(FILE, &app("")).unwrap();
+    assert_eq!(plain.get("web").unwrap().endpoint_of("web-1"), "web-1");
+
+    let stop_first =
+        "  upgrade_strategy {\n    minimum_health_capacity = 0\n    maximum_over_capacity = 0\n  }";
+    for (extra, fragment) in [
+        (
+            format!("  endpoint = \"p1\"\n  instances = 2\n{stop_first}"),
+            "at most 1 instance",
+        ),
+        (
+            format!("  endpoint = \"p1\"\n  security_groups = [\"default\"]\n{stop_first}"),
+            "the endpoint's security groups",
+        ),
+        (
+            "  endpoint = \"p1\"".to_string(),
+            "replaces its task stop-first",
+        ),
+        (
+            format!("  endpoint = \"a b\"\n{stop_first}"),
+            "1 to 64 letters, digits",
+        ),
+    ] {
+        let errors = errors(&app(&extra));
+        assert_eq!(errors.len(), 1, "{extra}: {errors:#?}");
+        assert!(
+            errors[0].message.contains(fragment),
+            "{extra}: {:?} does not contain {fragment:?}",
+            errors[0].message
+        );
+        assert_eq!(errors[0].app.as_deref(), Some("web"));
+    }
+}

@@ -594,3 +594,120 @@ async fn a_deployment_without_progress_fails_at_its_deadline() {
     a.stop().await;
     server.shutdown().await;
 }
+
+/// An app on an existing endpoint: admitted only for an endpoint of its EPG that no task
+/// owns and no other app names; its one task is placed on the endpoint's node with the
+/// endpoint's address and MAC, replaced stop-first on a new version, and the endpoint
+/// outlives it (and cannot be deleted under it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_runs_in_an_existing_endpoint_it_does_not_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let a = FakeAgent::start(&server, "n1", &[]).await;
+    let b = FakeAgent::start(&server, "n2", &[]).await;
+    let port = admin
+        .create_endpoint(&weft_api::EndpointRequest::new(
+            "pe",
+            "shop/store/web".parse().unwrap(),
+            "n2",
+        ))
+        .await
+        .unwrap();
+    let on = |epg: &str, endpoint: &str, marker: &str| {
+        json!({"instances": 1, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64, "epg": epg,
+               "endpoint": endpoint, "env": {"MARK": marker},
+               "upgrade_strategy": {"minimum_health_capacity": 0, "maximum_over_capacity": 0}})
+    };
+    for (body, needle) in [
+        (
+            app_json("pinned", on("shop/store/web", "nope", "1")),
+            "does not exist",
+        ),
+        (
+            app_json("pinned", on("shop/store/app", "pe", "1")),
+            "is in EPG",
+        ),
+    ] {
+        let err = admin.apply_apps(body.clone()).await.unwrap_err();
+        assert!(format!("{err:?}").contains(needle), "{body}: {err:?}");
+    }
+    assert!(admin.apps().await.unwrap().is_empty(), "nothing stored");
+
+    let first = admin
+        .apply_apps(app_json("pinned", on("shop/store/web", "pe", "1")))
+        .await
+        .unwrap();
+    let task = eventually(Duration::from_secs(10), "the task running", || async {
+        tasks_of(&admin, "pinned")
+            .await
+            .into_iter()
+            .find(|t| t.status.state == TaskState::Running)
+    })
+    .await;
+    assert_eq!(task.version, first.revision);
+    assert_eq!(
+        (task.node.as_str(), task.ip, task.mac),
+        ("n2", port.ip, port.mac)
+    );
+    assert!(
+        admin.endpoint(&task.id).await.is_err(),
+        "no endpoint of its own"
+    );
+
+    // Taken: no other app, no deletion, one instance.
+    let err = admin
+        .apply_apps(app_json("other", on("shop/store/web", "pe", "1")))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("is app pinned's"), "{err:?}");
+    let err = admin.delete_endpoint("pe").await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(409), "{err:?}");
+    let err = admin.scale_app("pinned", 2).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err:?}");
+    // A task owns its own endpoint: no app may take it.
+    let other_task = {
+        admin.apply_apps(app_json("web", web(1))).await.unwrap();
+        eventually(Duration::from_secs(10), "web's task", || async {
+            tasks_of(&admin, "web").await.into_iter().next()
+        })
+        .await
+    };
+    let err = admin
+        .apply_apps(app_json("other", on("shop/store/web", &other_task.id, "1")))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("own"), "{err:?}");
+
+    // A new version: the old task goes first, the new one has the same address.
+    let second = admin
+        .apply_apps(app_json("pinned", on("shop/store/web", "pe", "2")))
+        .await
+        .unwrap();
+    let replaced = eventually(
+        Duration::from_secs(20),
+        "the new version running",
+        || async {
+            let tasks = tasks_of(&admin, "pinned").await;
+            (tasks.len() == 1
+                && tasks[0].version == second.revision
+                && tasks[0].status.state == TaskState::Running)
+                .then(|| tasks[0].clone())
+        },
+    )
+    .await;
+    assert_eq!((replaced.ip, replaced.node.as_str()), (port.ip, "n2"));
+
+    // Deleted: the endpoint stays, then may go.
+    admin.delete_app("pinned").await.unwrap();
+    eventually(Duration::from_secs(10), "no task", || async {
+        tasks_of(&admin, "pinned").await.is_empty().then_some(())
+    })
+    .await;
+    let kept = admin.endpoint("pe").await.unwrap();
+    assert_eq!((kept.ip, kept.node.as_str()), (port.ip, "n2"));
+    admin.delete_endpoint("pe").await.unwrap();
+    drop((a, b));
+    server.shutdown().await;
+}

@@ -498,3 +498,124 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
     com2.stop().await;
     server.shutdown().await;
 }
+
+/// `networks: [{port}]`: the server runs in the port's endpoint (its address, node and
+/// groups), the port names the server as its device, a second server on it is 409, the
+/// port cannot be deleted under it, and it stays, detached, when the server goes. The
+/// refusals change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_an_existing_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = Cloud::start(dir.path(), SHOP_AND_OTHER).await;
+    let com1 = FakeAgent::start(&server, "com1", &[]).await;
+    let com2 = FakeAgent::start(&server, "com2", &[]).await;
+    c.register_image(
+        json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
+                            "disk_format": "raw", "weft_docker_ref": "weft-test/busybox:latest"}),
+    )
+    .await;
+    let (net_id, _) = c.network("nw-p", "10.71.0.0/24").await;
+    let (status, port) = c
+        .call(
+            Method::POST,
+            "/network/v2.0/ports",
+            Some(json!({"port": {"network_id": net_id, "binding:host_id": "com1", "name": "pa"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{port}");
+    let port_id = port["port"]["id"].as_str().unwrap().to_string();
+    let port_ip = port["port"]["fixed_ips"][0]["ip_address"].clone();
+    let endpoint = port["port"]["weft:endpoint"].as_str().unwrap().to_string();
+    // Its node reports it ready first (the refusals below compare the state before and
+    // after, status included).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.weft(&format!("/v1/endpoints/{endpoint}")).await["status"]["state"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {endpoint} not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let on_port = json!({"name": "vm-p", "imageRef": IMAGE_ID, "flavorRef": "1",
+                         "networks": [{"port": port_id}]});
+    let with_net = |key: &str, value: Value| {
+        let mut s = on_port.clone();
+        s["networks"][0][key] = value;
+        s
+    };
+    let mut elsewhere = on_port.clone();
+    elsewhere["availability_zone"] = json!("nova:com2");
+    for (bad, status, kind) in [
+        (
+            json!({"name": "vm-p", "imageRef": IMAGE_ID, "flavorRef": "1",
+                "networks": [{"port": "not-a-uuid"}]}),
+            400,
+            "badRequest",
+        ),
+        (with_net("fixed_ip", json!("10.71.0.9")), 400, "badRequest"),
+        (with_net("uuid", json!(net_id)), 400, "badRequest"),
+        (elsewhere, 400, "badRequest"),
+    ] {
+        c.refused(bad, (status, kind)).await;
+    }
+
+    let (id, _) = c.create_server(on_port.clone()).await;
+    let active = c.wait_status(&id, "ACTIVE").await;
+    assert_eq!(active["addresses"]["nw-p"][0]["addr"], port_ip, "{active}");
+    assert_eq!(active["accessIPv4"], port_ip);
+    assert_eq!(active["OS-EXT-SRV-ATTR:host"], "com1");
+    let app = c
+        .weft(&format!(
+            "/v1/apps/{}",
+            active["weft:app"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(app["spec"]["endpoint"], json!(endpoint));
+    let task = active["weft:task"].as_str().unwrap();
+    let weft_task = c.weft(&format!("/v1/tasks/{task}")).await;
+    assert_eq!(weft_task["ip"], port_ip);
+    assert_eq!(weft_task["node"], "com1");
+    // No endpoint of its own: the port's is the only one with the address.
+    let status = c
+        .weft_as(
+            &c.admin,
+            Method::GET,
+            &format!("/v1/endpoints/{task}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let shown = c.get(&format!("/network/v2.0/ports/{port_id}")).await["port"].clone();
+    assert_eq!(shown["device_id"], json!(id));
+    assert_eq!(shown["device_owner"], "compute:nova");
+
+    // Taken: a second server on it is 409, and the port stays while the server runs.
+    let mut second = on_port.clone();
+    second["name"] = json!("vm-p2");
+    c.refused(second, (409, "conflictingRequest")).await;
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/ports/{port_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    // Deleted: the port stays with its address, detached.
+    c.delete_server(&id).await;
+    let shown = c.get(&format!("/network/v2.0/ports/{port_id}")).await["port"].clone();
+    assert_eq!(shown["fixed_ips"][0]["ip_address"], port_ip);
+    assert_eq!(shown["device_id"], "");
+    assert_eq!(shown["device_owner"], "");
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/ports/{port_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    drop((com1, com2));
+}

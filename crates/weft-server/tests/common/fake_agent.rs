@@ -104,8 +104,9 @@ async fn run_agent(
         for assignment in &desired.tasks {
             let task = &assignment.task;
             assert_eq!(task.node, name, "a node sees only its own tasks");
+            // Its own endpoint, or the existing one its app names.
             assert!(
-                endpoints.contains_key(&task.id),
+                endpoints.contains_key(assignment.spec.endpoint_of(&task.id)),
                 "task {} comes with its endpoint",
                 task.id
             );
