@@ -795,10 +795,14 @@ fn attachment<'v>(
             )));
         };
         if entry.get("fixed_ip").is_some_and(|p| !p.is_null()) {
-            return Err(bad("Bad networks format: a fixed_ip with a port (the port has its address)"));
+            return Err(bad(
+                "Bad networks format: a fixed_ip with a port (the port has its address)",
+            ));
         }
         if entry.get("uuid").is_some_and(|p| !p.is_null()) {
-            return Err(bad("Bad networks format: a port, or a network uuid, not both"));
+            return Err(bad(
+                "Bad networks format: a port, or a network uuid, not both",
+            ));
         }
         return Ok(Attachment::Port(port.to_string()));
     }
@@ -1075,12 +1079,15 @@ async fn create<S: KvStore + Clone, C: Controller>(
     let (net, port) = match attachment(&object, &view, &who)? {
         Attachment::Network(net) => (net.clone(), None),
         Attachment::Port(port_id) => {
-            let (tenant, endpoint) = crate::port::for_server(&a, &who, &port_id)
-                .await
-                .map_err(|e| match e.status {
-                    StatusCode::NOT_FOUND => bad(format!("Port id {port_id} could not be found.")),
-                    _ => NovaError::from(e),
-                })?;
+            let (tenant, endpoint) =
+                crate::port::for_server(&a, &who, &port_id)
+                    .await
+                    .map_err(|e| match e.status {
+                        StatusCode::NOT_FOUND => {
+                            bad(format!("Port id {port_id} could not be found."))
+                        }
+                        _ => NovaError::from(e),
+                    })?;
             let net = view
                 .networks
                 .iter()
@@ -1116,7 +1123,12 @@ async fn create<S: KvStore + Clone, C: Controller>(
     let group_meta: BTreeMap<String, Standard> = metas(&a.store, "security_group").await?;
     // A port keeps its own groups (Nova applies the server's to the ports it makes).
     let groups = match &port {
-        None => Some(resolve_groups(&net.tenant, &tenant, &group_meta, &group_refs)?),
+        None => Some(resolve_groups(
+            &net.tenant,
+            &tenant,
+            &group_meta,
+            &group_refs,
+        )?),
         Some(_) => None,
     };
     let made_default = groups.iter().flatten().any(|g| g == DEFAULT) && with_default(&mut tenant);

@@ -365,7 +365,10 @@ fn process_and_docker_tasks_resolve_with_getaddrinfo_at_their_gateway() {
                     "ps",
                     "-q",
                     "--filter",
-                    &format!("name=^/{}$", weft_runtime::docker::container_name(&boxed.id)),
+                    &format!(
+                        "name=^/{}$",
+                        weft_runtime::docker::container_name(&boxed.id)
+                    ),
                 ])
                 .output()
                 .unwrap();

@@ -172,7 +172,8 @@ pub async fn remove(
     let snapshot = state.snapshot();
     let stored = find(&snapshot, &name)?;
     role.require_tenant_write(&stored.value.epg.tenant)?;
-    let txn = delete_txn(&snapshot, stored, &name).map_err(|why| ApiFailure::conflict(why, None))?;
+    let txn =
+        delete_txn(&snapshot, stored, &name).map_err(|why| ApiFailure::conflict(why, None))?;
     let revision = commit_guarded(&state, txn, format!("endpoint {name}")).await?;
     Ok(indexed(revision, &serde_json::json!({ "deleted": name })))
 }
