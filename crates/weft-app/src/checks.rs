@@ -105,26 +105,34 @@ fn check_endpoint_use(app: &AppSpec, endpoint: &str, out: &mut Vec<Problem>) {
             format!("endpoint {endpoint:?} must be 1 to 64 letters, digits, '-', '_' or '.'"),
         ));
     }
-    if app.instances > 1 {
-        out.push(problem(
-            "instances",
-            format!(
-                "an app on an existing endpoint has at most 1 instance (the endpoint has one address), found {}",
-                app.instances
-            ),
-        ));
-    }
     if app.security_groups.is_some() {
         out.push(problem(
             "security_groups",
             "an app on an existing endpoint has the endpoint's security groups: set them on the endpoint",
         ));
     }
+    check_one_address(app, "an app on an existing endpoint", "endpoint", out);
+}
+
+/// An app whose task has one given address (an existing endpoint's, or a fixed ip): one
+/// instance, replaced stop-first (two tasks cannot have the address at once).
+fn check_one_address(app: &AppSpec, what: &str, field: &str, out: &mut Vec<Problem>) {
+    if app.instances > 1 {
+        out.push(problem(
+            "instances",
+            format!(
+                "{what} has at most 1 instance (one address), found {}",
+                app.instances
+            ),
+        ));
+    }
     let upgrade = &app.upgrade_strategy;
     if upgrade.minimum_health_capacity != 0.0 || upgrade.maximum_over_capacity != 0.0 {
         out.push(problem(
             "upgrade_strategy",
-            "an app on an existing endpoint replaces its task stop-first: set minimum_health_capacity = 0 and maximum_over_capacity = 0 (two tasks cannot share the endpoint)",
+            format!(
+                "{what} replaces its task stop-first: set minimum_health_capacity = 0 and maximum_over_capacity = 0 (two tasks cannot have its {field}'s address at once)"
+            ),
         ));
     }
 }
@@ -163,6 +171,15 @@ pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
     check_discovery(app, &mut out);
     if let Some(endpoint) = &app.endpoint {
         check_endpoint_use(app, endpoint, &mut out);
+    }
+    if app.ip.is_some() {
+        check_one_address(app, "an app with a fixed ip", "ip", &mut out);
+        if app.endpoint.is_some() {
+            out.push(problem(
+                "ip",
+                "an app on an existing endpoint has the endpoint's address: set ip or endpoint, not both",
+            ));
+        }
     }
     for key in app.env.keys() {
         if !is_env_name(key) {

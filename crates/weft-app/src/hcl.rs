@@ -54,6 +54,7 @@ const APP_FIELDS: &[&str] = &[
     "meta",
     "security_groups",
     "endpoint",
+    "ip",
     "constraint",
     "health_check",
     "restart",
@@ -313,6 +314,18 @@ impl<'a> Reader<'a> {
             "tags" => app.tags = self.strings(a, key),
             "security_groups" => app.security_groups = Some(self.strings(a, key)),
             "endpoint" => app.endpoint = self.string(a, key),
+            "ip" => {
+                if let Some(text) = self.string(a, key) {
+                    match text.parse() {
+                        Ok(ip) => app.ip = Some(ip),
+                        Err(_) => self.field_error(
+                            key,
+                            a.span(),
+                            format!("ip {text:?} is not an IPv4 or IPv6 address"),
+                        ),
+                    }
+                }
+            }
             "ports" => {
                 for (name, value) in self.object(a, key) {
                     let field = format!("ports.{name}");

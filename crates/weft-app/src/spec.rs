@@ -90,6 +90,11 @@ pub struct AppSpec {
     /// instance, replaced stop-first (`upgrade_strategy` 0 and 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The address of the one task's own endpoint (in the EPG's subnet and free), instead
+    /// of one from weft's IPAM (Nova's `fixed_ip`). At most one instance, replaced
+    /// stop-first, as with `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
     #[serde(skip)]
     pub loc: Location,
 }
@@ -133,6 +138,7 @@ impl AppSpec {
             meta: BTreeMap::new(),
             security_groups: None,
             endpoint: None,
+            ip: None,
             privileged: false,
             loc: Location::default(),
         }

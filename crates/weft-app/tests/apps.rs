@@ -609,6 +609,19 @@ fn an_app_on_an_existing_endpoint_has_one_stop_first_task_with_its_groups() {
             format!("  endpoint = \"a b\"\n{stop_first}"),
             "1 to 64 letters, digits",
         ),
+        (
+            format!("  ip = \"10.1.0.9\"\n  instances = 2\n{stop_first}"),
+            "an app with a fixed ip has at most 1 instance",
+        ),
+        ("  ip = \"10.1.0.9\"".to_string(), "stop-first"),
+        (
+            format!("  ip = \"10.1.0.9\"\n  endpoint = \"p1\"\n{stop_first}"),
+            "set ip or endpoint, not both",
+        ),
+        (
+            format!("  ip = \"ten\"\n{stop_first}"),
+            "not an IPv4 or IPv6 address",
+        ),
     ] {
         let errors = errors(&app(&extra));
         assert_eq!(errors.len(), 1, "{extra}: {errors:#?}");

@@ -11,6 +11,7 @@
 //! network asked for, creation time) is a record under `/weft/openstack/ids/server/<id>`;
 //! the app id is `server-<10 hex>` and the server id is derived from it.
 
+use std::net::IpAddr;
 use crate::error::NovaError;
 use crate::flavor::{self, Flavor};
 use crate::image::{self, ImageRecord};
@@ -734,7 +735,8 @@ fn metadata(object: &Map<String, Value>) -> Result<BTreeMap<String, String>, Nov
 /// What a server is attached to: a network (it gets a port of its own) or an existing
 /// port (by id).
 enum Attachment<'v> {
-    Network(&'v NetworkView),
+    /// With the `fixed_ip` asked, if one was.
+    Network(&'v NetworkView, Option<IpAddr>),
     Port(String),
 }
 
@@ -753,7 +755,7 @@ fn attachment<'v>(
                 .filter(|n| matches!(who, Caller::Tenant(t) if *t == n.tenant))
                 .collect();
             return match own[..] {
-                [one] => Ok(Attachment::Network(one)),
+                [one] => Ok(Attachment::Network(one, None)),
                 [] => Err(bad(
                     "No network is available: create one and name it in networks [{uuid}]",
                 )),
@@ -806,11 +808,20 @@ fn attachment<'v>(
         }
         return Ok(Attachment::Port(port.to_string()));
     }
-    if entry.get("fixed_ip").is_some_and(|p| !p.is_null()) {
-        return Err(bad(
-            "weft does not take a server's fixed_ip yet: its address comes from weft's IPAM",
-        ));
-    }
+    let fixed_ip = match entry.get("fixed_ip") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.parse::<IpAddr>().map_err(|_| {
+            bad(format!(
+                "Invalid input for field/attribute fixed_ip. Value: {text:.64}. '{text:.64}' is not a 'ip-address'"
+            ))
+        })?),
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute fixed_ip. Value: {:.64}",
+                other.to_string()
+            )));
+        }
+    };
     let Some(uuid) = entry.get("uuid").and_then(Value::as_str) else {
         return Err(bad("Bad networks format: each network needs a uuid"));
     };
@@ -820,8 +831,42 @@ fn attachment<'v>(
         )));
     }
     view.network(uuid)
-        .map(Attachment::Network)
+        .map(|net| Attachment::Network(net, fixed_ip))
         .map_err(|_| bad(format!("Network {uuid} could not be found.")))
+}
+
+/// A `fixed_ip` must be in one of the network's subnets and no port's (Nova answers 400
+/// for either). A race with another create is the scheduler's to settle: the task then
+/// stays unplaced and the server shows why.
+fn fixed_ip_free<S: KvStore + Clone, C: Controller>(
+    a: &OpenStack<S, C>,
+    view: &network::View,
+    net: &NetworkView,
+    ip: IpAddr,
+) -> Result<(), NovaError> {
+    let subnet = view
+        .subnets
+        .iter()
+        .find(|s| s.tenant == net.tenant && s.bd == net.bd && s.cidr.contains(&ip));
+    let Some(subnet) = subnet else {
+        return Err(bad(format!(
+            "Fixed IP address {ip} is not in a subnet of network {}",
+            net.id
+        )));
+    };
+    if ip == subnet.gateway || ip == subnet.cidr.network() || ip == subnet.cidr.broadcast() {
+        return Err(bad(format!(
+            "Fixed IP address {ip} is the subnet's gateway, network or broadcast address"
+        )));
+    }
+    let vrf_peers = a.controller.endpoints(&net.tenant);
+    if let Some(user) = vrf_peers.iter().find(|e| e.ip == ip) {
+        return Err(bad(format!(
+            "Fixed IP address {ip} is already in use on port {}",
+            crate::port::port_id(&user.name)
+        )));
+    }
+    Ok(())
 }
 
 /// The node `availability_zone` pins (`nova:HOST` or `nova:HOST:NODE`), if any.
@@ -1076,8 +1121,13 @@ async fn create<S: KvStore + Clone, C: Controller>(
     let (mut node, zone) = pinned_node(&object, &a.controller.nodes())?;
     let view = network::view(&a, &who).await?;
     // On an existing port: its network, and its node (where its endpoint is).
-    let (net, port) = match attachment(&object, &view, &who)? {
-        Attachment::Network(net) => (net.clone(), None),
+    let (net, port, fixed_ip) = match attachment(&object, &view, &who)? {
+        Attachment::Network(net, fixed_ip) => {
+            if let Some(ip) = fixed_ip {
+                fixed_ip_free(&a, &view, net, ip)?;
+            }
+            (net.clone(), None, fixed_ip)
+        }
         Attachment::Port(port_id) => {
             let (tenant, endpoint) =
                 crate::port::for_server(&a, &who, &port_id)
@@ -1100,7 +1150,7 @@ async fn create<S: KvStore + Clone, C: Controller>(
                 )));
             }
             node = Some(endpoint.node.clone());
-            (net.clone(), Some((port_id, endpoint.name)))
+            (net.clone(), Some((port_id, endpoint.name)), None)
         }
     };
     let docker: ImageRef = image
@@ -1146,9 +1196,10 @@ async fn create<S: KvStore + Clone, C: Controller>(
         .map(|(k, v)| (k.clone(), EnvTemplate::literal(v)))
         .collect();
     spec.security_groups = groups;
-    if let Some((_, endpoint)) = &port {
-        // The task runs in the port's endpoint, replaced stop-first (one address).
-        spec.endpoint = Some(endpoint.clone());
+    // One given address (the port's, or the fixed ip): its task is replaced stop-first.
+    spec.endpoint = port.as_ref().map(|(_, endpoint)| endpoint.clone());
+    spec.ip = fixed_ip;
+    if spec.endpoint.is_some() || spec.ip.is_some() {
         spec.upgrade_strategy = UpgradeStrategy {
             minimum_health_capacity: 0.0,
             maximum_over_capacity: 0.0,

@@ -537,6 +537,7 @@ async fn create_task(
         }
         let mut request = EndpointRequest::new(id.clone(), spec.epg.clone(), node.to_string());
         request.security_groups.clone_from(&spec.security_groups);
+        request.ip = spec.ip;
         let (endpoint, _reservation) = crate::routes::plan_endpoint(state, &snapshot, &request)
             .map_err(|e| format!("cannot give task {id} an endpoint: {e}"))?;
         let (env, waiting_for) = match render_env(state, &snapshot, spec) {

@@ -603,6 +603,40 @@ async fn a_server_on_an_existing_port() {
         .await;
     assert_eq!(status, 409, "{body}");
 
+    // A fixed ip: the server's own port has it; outside the subnet, the gateway, taken
+    // by a port, or malformed: 400, nothing changed.
+    let fixed = |ip: &str| {
+        json!({"name": "vm-f", "imageRef": IMAGE_ID, "flavorRef": "1",
+               "networks": [{"uuid": net_id, "fixed_ip": ip}]})
+    };
+    for bad in [
+        "10.99.0.5",
+        "10.71.0.1",
+        port_ip.as_str().unwrap(),
+        "10.71.0.x",
+        "10.71.0.255",
+    ] {
+        c.refused(fixed(bad), (400, "badRequest")).await;
+    }
+    let (fixed_id, _) = c.create_server(fixed("10.71.0.50")).await;
+    let fixed_active = c.wait_status(&fixed_id, "ACTIVE").await;
+    assert_eq!(fixed_active["accessIPv4"], "10.71.0.50", "{fixed_active}");
+    let fixed_task = fixed_active["weft:task"].as_str().unwrap();
+    let fixed_endpoint = c.weft(&format!("/v1/endpoints/{fixed_task}")).await;
+    assert_eq!(fixed_endpoint["ip"], "10.71.0.50");
+    let fixed_app = c
+        .weft(&format!(
+            "/v1/apps/{}",
+            fixed_active["weft:app"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(fixed_app["spec"]["ip"], "10.71.0.50");
+    // The address is taken now.
+    let mut again = fixed("10.71.0.50");
+    again["name"] = json!("vm-f2");
+    c.refused(again, (400, "badRequest")).await;
+    c.delete_server(&fixed_id).await;
+
     // Deleted: the port stays with its address, detached.
     c.delete_server(&id).await;
     let shown = c.get(&format!("/network/v2.0/ports/{port_id}")).await["port"].clone();

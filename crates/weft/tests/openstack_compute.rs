@@ -315,6 +315,37 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
     cli.run(&["port", "delete", "pa"]);
     eprintln!("server vm-port on port pa ({pa_ip}): ACTIVE, NW-A's policy, port kept after delete");
 
+    // A fixed address (`--nic net-id=..,v4-fixed-ip=..`): the server has it, and NW-A's
+    // policy holds for it.
+    let nw_a_id = cli.json(&["network", "show", "nw-a"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fixed = cli.json(&[
+        "server",
+        "create",
+        "--image",
+        "busybox",
+        "--flavor",
+        "m1.tiny",
+        "--nic",
+        &format!("net-id={nw_a_id},v4-fixed-ip=10.1.0.77"),
+        "--wait",
+        "vm-fixed",
+    ]);
+    assert_eq!(fixed["status"], "ACTIVE", "{fixed}");
+    let fixed_ip: IpAddr = "10.1.0.77".parse().unwrap();
+    assert_eq!(
+        address(&cli.json(&["server", "show", "vm-fixed"]), Some("nw-a")),
+        fixed_ip
+    );
+    wait_until(
+        "NW-B's port reaches the server at its fixed address",
+        Duration::from_secs(30),
+        || tcp_ok(&pb_ns, fixed_ip, ECHO),
+    );
+    cli.run(&["server", "delete", "--wait", "vm-fixed"]);
+
     // Its network is in use while it runs.
     let refused = cli.fails(&["network", "delete", "nw-a"]);
     assert!(

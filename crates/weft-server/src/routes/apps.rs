@@ -387,13 +387,16 @@ pub(crate) async fn scale_app(
 ) -> ApiResult<u64> {
     let id = id.to_string();
     let (_guard, snapshot, spec, version) = writable_app(state, role, &id).await?;
-    if let Some(endpoint) = &spec.endpoint
+    let one_address = match (&spec.endpoint, spec.ip) {
+        (Some(endpoint), _) => Some(format!("runs on endpoint {endpoint}")),
+        (None, Some(ip)) => Some(format!("has the fixed ip {ip}")),
+        (None, None) => None,
+    };
+    if let Some(why) = one_address
         && instances > 1
     {
         return Err(ApiFailure::bad_request(
-            format!(
-                "app {id} runs on endpoint {endpoint}: at most 1 instance (the endpoint has one address), asked {instances}"
-            ),
+            format!("app {id} {why}: at most 1 instance (one address), asked {instances}"),
             Some("instances"),
         ));
     }
