@@ -9,9 +9,10 @@
 //! environment (as Nova-Docker passed it), `availability_zone` `nova:HOST` a constraint
 //! on `hostname`. What Nova has and the model does not (name, image and flavor ids, the
 //! network asked for, creation time) is a record under `/weft/openstack/ids/server/<id>`;
-//! the app id is `server-<10 hex>` and the server id is derived from it.
+//! the app id is `server-<10 hex>` and the server id is derived from it. A server may
+//! instead run in an existing port's endpoint (`networks: [{port}]`, the app's
+//! `endpoint`) or have a fixed address (`fixed_ip`, the app's `ip`).
 
-use std::net::IpAddr;
 use crate::error::NovaError;
 use crate::flavor::{self, Flavor};
 use crate::image::{self, ImageRecord};
@@ -33,6 +34,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef, UpgradeStrategy};
 use weft_model::{EpgPath, Tenant};
