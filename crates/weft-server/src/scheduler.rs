@@ -495,15 +495,22 @@ async fn on_endpoint(
             Compare::version(keys::node(node), CompareOp::Greater, 0),
         ])
         .and_then([TxnOp::put(task_key, task_bytes)]);
+    let placed = commit_placement(state, txn).await?;
+    if placed {
+        tracing::info!(task = %id, %node, endpoint = %name, ip = %endpoint.value.ip, "task placed on an existing endpoint");
+    }
+    Ok(placed)
+}
+
+/// Commits a task's placement as the leader (fenced) and waits until this controller's
+/// snapshot has it; `false` when the guards failed (the state moved: try again).
+async fn commit_placement(state: &AppState, txn: Txn) -> Result<bool, String> {
     let response = state
         .leadership
         .commit(&state.store, txn)
         .await
         .map_err(|e| e.to_string())?;
     caught_up(state, as_revision(response.revision)).await;
-    if response.succeeded {
-        tracing::info!(task = %id, %node, endpoint = %name, ip = %endpoint.value.ip, "task placed on an existing endpoint");
-    }
     Ok(response.succeeded)
 }
 
@@ -583,13 +590,7 @@ async fn create_task(
                 TxnOp::put(ip_key, id.clone()),
                 TxnOp::put(mac_key, id.clone()),
             ]);
-        let response = state
-            .leadership
-            .commit(&state.store, txn)
-            .await
-            .map_err(|e| e.to_string())?;
-        caught_up(state, as_revision(response.revision)).await;
-        if response.succeeded {
+        if commit_placement(state, txn).await? {
             tracing::info!(task = %id, %node, ip = %endpoint.ip, "task placed");
             return Ok(());
         }

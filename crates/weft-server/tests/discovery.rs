@@ -204,7 +204,10 @@ async fn the_gateway_token_acts_for_its_tenant_only_and_views_are_for_agents() {
         consul_put(&server, "/v1/kv/from-gateway", None, Some(&token)).await,
         200
     );
-    let forged = format!("{}0", &token[..token.len() - 1]);
+    // Another last character (a token ending in 0 would not be forged by a 0).
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
+    assert_ne!(forged, token);
     assert_eq!(
         consul_put(&server, "/v1/kv/x", None, Some(&forged)).await,
         403
