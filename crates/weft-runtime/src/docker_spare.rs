@@ -555,6 +555,8 @@ impl DockerSpares {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        // In turn with the tasks' cold starts: a spare never crowds one out.
+        let _turn = rt.cold_start_turn().await;
         let created = match client.create_container(Some(options), body).await {
             Ok(created) => created,
             Err(e) => {
