@@ -393,6 +393,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
         let job_inputs = inputs.clone();
         let job_desired = desired.clone();
         let published = self.tasks.runtime_owned_endpoints(&desired);
+        let job_published = published.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut node = node.lock().unwrap_or_else(|p| p.into_inner());
             apply_once_with(
@@ -402,7 +403,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
                 &job_inputs,
                 previous.as_ref(),
                 !from_disk,
-                &published,
+                &job_published,
             )
         })
         .await;
@@ -417,7 +418,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
             self.save(&desired, applied);
         }
         applied.inputs = outcome.complete.then_some(inputs);
-        applied.published = self.tasks.runtime_owned_endpoints(&desired);
+        applied.published = published;
         self.emit(AgentEvent::Applied {
             revision: desired.revision,
             changes: outcome.changes,
