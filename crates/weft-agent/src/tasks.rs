@@ -241,7 +241,7 @@ impl Tasks {
                 matches!(a.spec.runtime(), Some(weft_app::Runtime::Docker { .. }))
                     && self.docker.netns_ownership() == NetnsOwnership::Publishes
             })
-            .map(|a| a.spec.endpoint_of(&a.task.id).to_string())
+            .flat_map(|a| a.spec.endpoints_of(&a.task.id))
             .collect()
     }
 
@@ -295,10 +295,11 @@ impl Tasks {
         for a in self.mine(desired) {
             let id = a.task.id.as_str();
             // Its own endpoint (named after it), or the existing one its app names.
-            let ep_name = a.spec.endpoint_of(id);
-            let ep_state = endpoints
-                .get(ep_name)
-                .map_or(EndpointState::Pending, |s| s.state);
+            let first = a.spec.endpoint_of(id);
+            // The task's network is as far as its least installed endpoint (one per
+            // network): the first that is not ready names it.
+            let (not_ready, ep_state) = least_installed(&a.spec.endpoints_of(id), endpoints);
+            let ep_name = not_ready.as_deref().unwrap_or(first);
             if sup.contains_key(id) {
                 self.reporter.update(id, |s| s.endpoint = ep_state);
                 continue;
@@ -306,12 +307,12 @@ impl Tasks {
             let endpoint = desired
                 .endpoints
                 .iter()
-                .find(|e| e.name == ep_name && e.node == self.settings.node);
+                .find(|e| e.name == first && e.node == self.settings.node);
             let Some(endpoint) = endpoint else {
                 self.reporter.set(
                     id,
                     TaskStatus::pending(
-                        format!("endpoint {ep_name} is not in this node's desired state"),
+                        format!("endpoint {first} is not in this node's desired state"),
                         ep_state,
                     ),
                 );
@@ -556,4 +557,29 @@ impl Drop for Tasks {
             s.join.abort();
         }
     }
+}
+
+/// The first of `names` (a task's endpoints) that is not ready, and the state of the
+/// least installed one: failed before pending before ready.
+fn least_installed(
+    names: &[String],
+    endpoints: &BTreeMap<String, EndpointStatus>,
+) -> (Option<String>, EndpointState) {
+    let state_of = |name: &String| {
+        endpoints
+            .get(name)
+            .map_or(EndpointState::Pending, |s| s.state)
+    };
+    let rank = |state: EndpointState| match state {
+        EndpointState::Failed => 0,
+        EndpointState::Pending => 1,
+        EndpointState::Ready => 2,
+    };
+    names
+        .iter()
+        .map(|name| (name, state_of(name)))
+        .min_by_key(|(_, state)| rank(*state))
+        .map_or((None, EndpointState::Pending), |(name, state)| {
+            ((state != EndpointState::Ready).then(|| name.clone()), state)
+        })
 }

@@ -383,6 +383,10 @@ fn is_yes(b: &bool) -> bool {
     *b
 }
 
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
 /// `PATCH /v1/endpoints/{name}`: the fields given replace the endpoint's; the others
 /// stay. `"security_groups": null` takes the port out of security groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,8 +437,13 @@ pub struct Endpoint {
     pub name: String,
     pub epg: EpgPath,
     pub node: String,
-    /// `<node netns_prefix>-ep-<name>`, created by the node's agent.
+    /// `<node netns_prefix>-ep-<name>`, created by the node's agent; a task's endpoint
+    /// in its second, third... network is in its first endpoint's namespace.
     pub netns: String,
+    /// The interface's number in `netns`: `weft<n>`. Only 0 (the default) has the
+    /// default route.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interface: u8,
     pub ip: IpAddr,
     pub prefix_len: u8,
     pub gateway: IpAddr,

@@ -3,7 +3,7 @@
 //! Each problem names the field it is about (`health_check[0].timeout`) so that the HCL
 //! reader can point at that attribute's line.
 
-use crate::spec::{AppSpec, Constraint, HealthCheck, HealthCheckKind};
+use crate::spec::{AppSpec, Constraint, HealthCheck, HealthCheckKind, MAX_EXTRA_NETWORKS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Problem {
@@ -137,6 +137,40 @@ fn check_one_address(app: &AppSpec, what: &str, field: &str, out: &mut Vec<Probl
     }
 }
 
+/// The networks after the first: a bounded number, each fixed address only where one
+/// task has it (as the first network's `ip`).
+fn check_networks(app: &AppSpec, out: &mut Vec<Problem>) {
+    if app.networks.len() > MAX_EXTRA_NETWORKS {
+        out.push(problem(
+            "network",
+            format!(
+                "a task joins at most {} networks (interfaces weft0 to weft{MAX_EXTRA_NETWORKS}): found {}",
+                MAX_EXTRA_NETWORKS + 1,
+                app.networks.len() + 1
+            ),
+        ));
+    }
+    for (i, network) in app.networks.iter().enumerate() {
+        if network.ip.is_some() {
+            check_one_address(
+                app,
+                "an app with a fixed ip on a network",
+                &format!("network[{i}].ip"),
+                out,
+            );
+        }
+        let same = app.networks[..i]
+            .iter()
+            .position(|n| n.ip.is_some() && n.ip == network.ip);
+        if let Some(first) = same {
+            out.push(problem(
+                format!("network[{i}].ip"),
+                format!("network[{i}] and network[{first}] ask for the same ip"),
+            ));
+        }
+    }
+}
+
 pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
     let mut out = Vec::new();
     if !app.cpus.is_finite() || app.cpus < 0.001 {
@@ -181,6 +215,7 @@ pub(crate) fn check_app(app: &AppSpec) -> Vec<Problem> {
             ));
         }
     }
+    check_networks(app, &mut out);
     for key in app.env.keys() {
         if !is_env_name(key) {
             out.push(problem(

@@ -6,7 +6,7 @@ use crate::error::{AppError, AppErrors};
 use crate::image::ImageRef;
 use crate::name::check_app_name;
 use crate::spec::{
-    AppSpec, Apps, Constraint, HealthCheck, HealthCheckKind, Pattern, RestartPolicy,
+    AppNetwork, AppSpec, Apps, Constraint, HealthCheck, HealthCheckKind, Pattern, RestartPolicy,
     UpgradeStrategy,
 };
 use crate::template::EnvTemplate;
@@ -55,6 +55,7 @@ const APP_FIELDS: &[&str] = &[
     "security_groups",
     "endpoint",
     "ip",
+    "network",
     "constraint",
     "health_check",
     "restart",
@@ -175,7 +176,7 @@ impl<'a> Reader<'a> {
                 Structure::Attribute(a) => (a.key.as_str(), a.span()),
                 Structure::Block(b) => (b.ident.as_str(), b.span()),
             };
-            let repeatable = matches!(key, "constraint" | "health_check");
+            let repeatable = matches!(key, "constraint" | "health_check" | "network");
             if APP_FIELDS.contains(&key) && !repeatable && !seen.insert(key.to_string()) {
                 self.field_error(key, span, format!("{key} is set more than once"));
                 continue;
@@ -194,6 +195,12 @@ impl<'a> Reader<'a> {
                         let field = format!("health_check[{}]", app.health_checks.len());
                         if let Some(h) = self.health_check(b, &field) {
                             app.health_checks.push(h);
+                        }
+                    }
+                    "network" => {
+                        let field = format!("network[{}]", app.networks.len());
+                        if let Some(n) = self.network(b, &field) {
+                            app.networks.push(n);
                         }
                     }
                     "restart" => app.restart = self.restart(b),
@@ -620,6 +627,60 @@ impl<'a> Reader<'a> {
             );
         }
         Some(check)
+    }
+
+    /// `network { epg = "t/a/e"  ip = "10.0.1.5" }`: one more network of the tasks.
+    fn network(&mut self, block: &Block, field: &str) -> Option<AppNetwork> {
+        const ATTRS: &[&str] = &["epg", "ip"];
+        self.record(field, block.span());
+        // Problems of the networks as a whole (too many) point at the first.
+        if !self.lines.contains_key("network") {
+            self.record("network", block.span());
+        }
+        let (mut epg, mut ip, mut ok) = (None, None, true);
+        for s in block.body.iter() {
+            let Structure::Attribute(a) = s else {
+                self.unknown(s, "network", ATTRS);
+                ok = false;
+                continue;
+            };
+            let key = a.key.as_str();
+            let sub = format!("{field}.{key}");
+            self.record(&sub, a.span());
+            match key {
+                "epg" => match self.string(a, &sub).map(|t| t.parse::<EpgPath>()) {
+                    Some(Ok(path)) => epg = Some(path),
+                    Some(Err(e)) => {
+                        self.field_error(&sub, a.span(), format!("epg: {e}"));
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "ip" => match self.string(a, &sub).map(|t| (t.parse(), t)) {
+                    Some((Ok(addr), _)) => ip = Some(addr),
+                    Some((Err(_), text)) => {
+                        self.field_error(
+                            &sub,
+                            a.span(),
+                            format!("ip {text:?} is not an IPv4 or IPv6 address"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                _ => {
+                    self.unknown(s, "network", ATTRS);
+                    ok = false;
+                }
+            }
+        }
+        let Some(epg) = epg else {
+            if ok {
+                self.field_error(field, block.span(), "network needs an epg".to_string());
+            }
+            return None;
+        };
+        ok.then_some(AppNetwork { epg, ip })
     }
 
     fn restart(&mut self, block: &Block) -> RestartPolicy {

@@ -25,8 +25,8 @@ pub use image::{ImageError, ImageRef};
 pub use json::{apps_to_json, parse_apps_json};
 pub use name::check_app_name;
 pub use spec::{
-    AppSpec, Apps, Constraint, HealthCheck, HealthCheckKind, Pattern, PatternError, RestartPolicy,
-    Runtime, UpgradeStrategy,
+    AppNetwork, AppSpec, Apps, Constraint, HealthCheck, HealthCheckKind, MAX_EXTRA_NETWORKS,
+    Pattern, PatternError, RestartPolicy, Runtime, UpgradeStrategy,
 };
 pub use template::{AppAttribute, EnvTemplate, TemplateError, TemplatePart};
 pub use validate::{dependency_order, validate_apps};

@@ -95,9 +95,29 @@ pub struct AppSpec {
     /// stop-first, as with `endpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<std::net::IpAddr>,
+    /// More networks each task joins after its first (`epg`): each through an endpoint
+    /// of the task's own ([`AppSpec::extra_endpoint`]), the namespace's interface
+    /// `weft<i>`. Only the first network has the default route.
+    #[serde(rename = "network", default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<AppNetwork>,
     #[serde(skip)]
     pub loc: Location,
 }
+
+/// One more network of an app's tasks (Nova's second, third... `networks` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppNetwork {
+    /// The EPG this interface joins.
+    pub epg: EpgPath,
+    /// Its address (in the EPG's subnet and free) instead of one from weft's IPAM: at
+    /// most one instance, replaced stop-first, as with the app's `ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// At most this many networks after the first: interfaces `weft1` to `weft7`.
+pub const MAX_EXTRA_NETWORKS: usize = 7;
 
 fn default_instances() -> u32 {
     1
@@ -139,6 +159,7 @@ impl AppSpec {
             security_groups: None,
             endpoint: None,
             ip: None,
+            networks: Vec::new(),
             privileged: false,
             loc: Location::default(),
         }
@@ -160,6 +181,20 @@ impl AppSpec {
     /// named after the task.
     pub fn endpoint_of<'a>(&'a self, task: &'a str) -> &'a str {
         self.endpoint.as_deref().unwrap_or(task)
+    }
+
+    /// The endpoint of task `task` in the app's `i`-th network after the first (from 1):
+    /// `<task>-n<i>`, which no task id is (task ids end in a number after a `-`).
+    pub fn extra_endpoint(task: &str, i: usize) -> String {
+        format!("{task}-n{i}")
+    }
+
+    /// Every endpoint a task of this app runs in, its first network's first; the
+    /// position is the interface's number (`weft0`, `weft1`...).
+    pub fn endpoints_of(&self, task: &str) -> Vec<String> {
+        std::iter::once(self.endpoint_of(task).to_string())
+            .chain((1..=self.networks.len()).map(|i| Self::extra_endpoint(task, i)))
+            .collect()
     }
 
     /// Apps whose addresses this app's environment needs.

@@ -633,3 +633,72 @@ fn an_app_on_an_existing_endpoint_has_one_stop_first_task_with_its_groups() {
         assert_eq!(errors[0].app.as_deref(), Some("web"));
     }
 }
+
+#[test]
+fn more_networks_are_network_blocks_with_their_endpoints_named_after_the_task() {
+    let ok = app(
+        "  network {\n    epg = \"shop/store/db\"\n  }\n  network {\n    epg = \"lab/net/c\"\n  }",
+    );
+    let apps = parse_apps_hcl(FILE, &ok).unwrap();
+    let web = apps.get("web").unwrap();
+    let epgs: Vec<String> = web.networks.iter().map(|n| n.epg.to_string()).collect();
+    assert_eq!(epgs, ["shop/store/db", "lab/net/c"]);
+    assert_eq!(web.endpoints_of("web-3"), ["web-3", "web-3-n1", "web-3-n2"]);
+    // The JSON twin carries them, as `network`.
+    let json = apps_to_json(&apps);
+    assert!(json.contains("\"network\""), "{json}");
+    let back = parse_apps_json("apps.json", &json).unwrap();
+    assert_eq!(back.get("web").unwrap().networks, web.networks);
+
+    let stop_first =
+        "  upgrade_strategy {\n    minimum_health_capacity = 0\n    maximum_over_capacity = 0\n  }";
+    let eight: String = (0..8)
+        .map(|_| "  network {\n    epg = \"shop/store/db\"\n  }\n")
+        .collect();
+    for (extra, line, fragment) in [
+        // Lines: the app's body starts at 6.
+        ("  network {\n  }".to_string(), 6, "network needs an epg"),
+        ("  network {\n    epg = \"a/b\"\n  }".to_string(), 7, "epg"),
+        (
+            "  network {\n    epg = \"a/b/c\"\n    ip = \"ten\"\n  }".to_string(),
+            8,
+            "not an IPv4 or IPv6 address",
+        ),
+        (
+            "  network {\n    epg = \"a/b/c\"\n    vlan = 7\n  }".to_string(),
+            8,
+            "vlan",
+        ),
+        (eight, 6, "at most 8 networks"),
+        (
+            "  network {\n    epg = \"a/b/c\"\n    ip = \"10.9.0.5\"\n  }".to_string(),
+            1,
+            "stop-first",
+        ),
+        (
+            format!(
+                "  instances = 2\n  network {{\n    epg = \"a/b/c\"\n    ip = \"10.9.0.5\"\n  }}\n{stop_first}"
+            ),
+            6,
+            "at most 1 instance",
+        ),
+    ] {
+        let errors = errors(&app(&extra));
+        assert_eq!(errors.len(), 1, "{extra}: {errors:#?}");
+        assert!(
+            errors[0].message.contains(fragment),
+            "{extra}: {:?} does not contain {fragment:?}",
+            errors[0].message
+        );
+        assert_eq!(errors[0].loc.line, line, "{extra}: {}", errors[0]);
+    }
+    // A fixed ip on a later network, one stop-first instance: fine.
+    let fixed = app(&format!(
+        "  network {{\n    epg = \"a/b/c\"\n    ip = \"10.9.0.5\"\n  }}\n{stop_first}"
+    ));
+    let apps = parse_apps_hcl(FILE, &fixed).unwrap();
+    assert_eq!(
+        apps.get("web").unwrap().networks[0].ip,
+        Some("10.9.0.5".parse().unwrap())
+    );
+}

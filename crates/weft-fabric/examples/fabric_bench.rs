@@ -152,6 +152,7 @@ fn endpoint_spec(
         name: name.into(),
         node: node.into(),
         netns,
+        interface: 0,
         epg: epg(epg_index),
         ips: vec![ip_of(i)],
         mac: mac_of(i),

@@ -64,6 +64,7 @@ fn spec(i: usize, node: &str, netns: String, group: Option<usize>) -> EndpointSp
         name: format!("p{i}"),
         node: node.into(),
         netns,
+        interface: 0,
         epg: weft_model::EpgPath::new("bench", "app", "hosts"),
         ips: vec![
             format!("10.8.{}.{}", 1 + i / 200, 10 + i % 200)

@@ -24,6 +24,9 @@ pub struct LocalEndpoint {
     pub name: String,
     /// The endpoint's own network namespace (must exist; weft adds a veth into it).
     pub netns: String,
+    /// The veth's number in `netns` (`weft<n>`); only 0 gets the default route.
+    #[serde(default)]
+    pub interface: u8,
     pub class: ClassId,
     pub bridge_domain: ObjectPath,
     pub ips: Vec<IpAddr>,
@@ -82,6 +85,10 @@ pub struct EndpointSpec {
     pub name: String,
     pub node: String,
     pub netns: String,
+    /// The veth's number in `netns` (`weft<n>`): a task in several networks has one
+    /// endpoint per network in one namespace. Only 0 gets the default route.
+    #[serde(default)]
+    pub interface: u8,
     pub epg: EpgPath,
     pub ips: Vec<IpAddr>,
     pub mac: [u8; 6],
@@ -149,6 +156,7 @@ impl DesiredNode {
             entry.local.push(LocalEndpoint {
                 name: ep.name.clone(),
                 netns: ep.netns.clone(),
+                interface: ep.interface,
                 class: epg.class,
                 bridge_domain: epg.bridge_domain.clone(),
                 ips: ep.ips.clone(),

@@ -30,11 +30,14 @@ pub enum LinkFact {
         node_netns: Option<String>,
         mtu: u32,
     },
-    /// An endpoint's veth: `name` on the bridge, `weft0` in the endpoint namespace.
+    /// An endpoint's veth: `name` on the bridge, `weft<interface>` in the endpoint
+    /// namespace. Only interface 0 has gateways (the default routes).
     Port {
         name: String,
         vni: u32,
         endpoint_netns: String,
+        #[serde(default)]
+        interface: u8,
         mac: [u8; 6],
         addrs: Vec<IpNet>,
         gateways: Vec<IpAddr>,
@@ -102,7 +105,9 @@ pub fn desired_facts(node: &DesiredNode, vrf: &VrfDesired) -> BTreeSet<LinkFact>
                 if let Ok(a) = IpNet::new(*ip, net.prefix_len()) {
                     addrs.push(a);
                 }
-                if !gateways.iter().any(|g| g.is_ipv4() == gw.is_ipv4()) {
+                // The default route is the first interface's: the others reach their
+                // own subnets only (Nova's second network has no gateway route either).
+                if ep.interface == 0 && !gateways.iter().any(|g| g.is_ipv4() == gw.is_ipv4()) {
                     gateways.push(gw);
                 }
             }
@@ -123,6 +128,7 @@ pub fn desired_facts(node: &DesiredNode, vrf: &VrfDesired) -> BTreeSet<LinkFact>
             name: names::port(&ep.name),
             vni: bd.vni,
             endpoint_netns: ep.netns.clone(),
+            interface: ep.interface,
             mac: ep.mac,
             addrs,
             gateways,
@@ -420,12 +426,15 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
             name,
             vni,
             endpoint_netns,
+            interface,
             mac,
             addrs,
             gateways,
             mtu,
         } => {
             let mtu = mtu.to_string();
+            let ifname = names::endpoint_ifname(*interface);
+            let ifname = ifname.as_str();
             if !existing.contains(name) {
                 // The peer of a port that is gone with a deleted VRF namespace lingers
                 // until the kernel has destroyed that namespace (asynchronously), and
@@ -433,7 +442,7 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                 s.push(step(
                     endpoint_netns,
                     Program::Ip,
-                    &["link", "del", names::ENDPOINT_IFNAME],
+                    &["link", "del", ifname],
                     true,
                 ));
                 ip(
@@ -448,7 +457,7 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                         "veth",
                         "peer",
                         "name",
-                        names::ENDPOINT_IFNAME,
+                        ifname,
                         "mtu",
                         &mtu,
                         "netns",
@@ -462,17 +471,10 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
             );
             let ep = |args: &[&str]| step(endpoint_netns, Program::Ip, args, false);
             let mac = names::mac_to_string(*mac);
-            s.push(ep(&[
-                "link",
-                "set",
-                names::ENDPOINT_IFNAME,
-                "address",
-                &mac,
-                "up",
-            ]));
+            s.push(ep(&["link", "set", ifname, "address", &mac, "up"]));
             for a in addrs {
                 let text = a.to_string();
-                let mut args = vec!["addr", "replace", &text, "dev", names::ENDPOINT_IFNAME];
+                let mut args = vec!["addr", "replace", &text, "dev", ifname];
                 // The control plane hands out unique addresses: without `nodad` an IPv6
                 // endpoint could not use its address for the first second or two.
                 if matches!(a, IpNet::V6(_)) {
@@ -484,13 +486,7 @@ fn create_steps(ns: &str, fact: &LinkFact, existing: &HashSet<String>) -> Vec<St
                 let g = gw.to_string();
                 // The family follows the gateway address (`-4`/`-6` are not batch words).
                 s.push(ep(&[
-                    "route",
-                    "replace",
-                    "default",
-                    "via",
-                    &g,
-                    "dev",
-                    names::ENDPOINT_IFNAME,
+                    "route", "replace", "default", "via", &g, "dev", ifname,
                 ]));
             }
         }
@@ -830,6 +826,7 @@ mod tests {
             name: name.into(),
             vni: 7,
             endpoint_netns: endpoint_netns.into(),
+            interface: 0,
             mac: [2, 0, 0, 0, 0, 1],
             addrs: vec!["10.1.0.11/24".parse().expect("net")],
             gateways: vec!["10.1.0.1".parse().expect("ip")],

@@ -4,8 +4,14 @@
 use crate::error::FabricError;
 
 pub const PREFIX: &str = "weft";
-/// The endpoint-side interface inside an endpoint's namespace.
+/// The endpoint-side interface inside an endpoint's namespace: its first, the one with
+/// the default route. A namespace with several endpoints has `weft1`, `weft2`... too.
 pub const ENDPOINT_IFNAME: &str = "weft0";
+
+/// The endpoint-side interface number `n` inside an endpoint's namespace.
+pub fn endpoint_ifname(n: u8) -> String {
+    format!("{PREFIX}{n}")
+}
 /// Device group of every VXLAN uplink in a VRF namespace (endpoint ports keep the
 /// default, 0): the bridge chains tell uplink frames from port frames with one integer
 /// compare (`meta iifgroup`) instead of a name lookup.

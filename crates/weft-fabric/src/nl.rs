@@ -794,6 +794,7 @@ mod tests {
                 name: "weft-pa".into(),
                 vni: 70,
                 endpoint_netns: "weft-ep-a".into(),
+                interface: 0,
                 mac: [2, 0, 0, 0, 0, 1],
                 addrs: vec![
                     "10.1.0.10/24".parse().expect("net"),

@@ -445,6 +445,7 @@ mod tests {
             .map(|(i, (name, ip))| LocalEndpoint {
                 name: (*name).into(),
                 netns: format!("weft-ep-{name}"),
+                interface: 0,
                 class: ClassId(100),
                 bridge_domain: bd.clone(),
                 ips: vec![ip.parse().expect("ip")],

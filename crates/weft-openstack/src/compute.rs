@@ -36,7 +36,9 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use weft_app::{AppSpec, Constraint, EnvTemplate, ImageRef, UpgradeStrategy};
+use weft_app::{
+    AppNetwork, AppSpec, Constraint, EnvTemplate, ImageRef, MAX_EXTRA_NETWORKS, UpgradeStrategy,
+};
 use weft_model::{EpgPath, Tenant};
 use weft_store::KvStore;
 
@@ -256,6 +258,19 @@ pub(crate) struct ServerRecord {
     pub(crate) port_id: Option<String>,
 }
 
+/// The server whose task's own endpoint `endpoint` is: `<app>-<n>` or `<app>-<n>-n<i>`
+/// of a server's app (`server-` and 10 hex digits).
+pub(crate) fn server_of_endpoint(endpoint: &str) -> Option<String> {
+    let rest = endpoint.strip_prefix(APP_PREFIX)?;
+    let (hex, task) = rest.split_at_checked(10)?;
+    let task = task.strip_prefix('-')?;
+    let number = task.split_once("-n").map_or(task, |(n, _)| n);
+    let ok = hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| server_id(&format!("{APP_PREFIX}{hex}")))
+}
+
 /// The id of the server that is app `app`.
 pub fn server_id(app: &str) -> String {
     derived_uuid(&format!("server:{app}"))
@@ -399,28 +414,34 @@ impl Servers {
         let mut addresses = Map::new();
         let (mut v4, mut v6) = (String::new(), String::new());
         if let (Some(app), Some(task)) = (app, task) {
-            let epg = app.spec.epg.to_string();
-            let name = self
-                .network_names
-                .get(&epg)
-                .cloned()
-                .unwrap_or_else(|| app.spec.epg.epg.clone());
-            let version = if task.ip.is_ipv4() {
+            let first = (app.spec.epg.to_string(), task.ip, task.mac);
+            let more = task
+                .more_interfaces
+                .iter()
+                .map(|i| (i.epg.clone(), i.ip, i.mac));
+            // The access addresses are the first network's (the default route's).
+            if task.ip.is_ipv4() {
                 v4 = task.ip.to_string();
-                4
             } else {
                 v6 = task.ip.to_string();
-                6
-            };
-            addresses.insert(
-                name,
-                json!([{
-                    "version": version,
-                    "addr": task.ip.to_string(),
+            }
+            for (epg, ip, mac) in std::iter::once(first).chain(more) {
+                let name = self
+                    .network_names
+                    .get(&epg)
+                    .cloned()
+                    .unwrap_or_else(|| epg.rsplit('/').next().unwrap_or_default().to_string());
+                let entry = json!({
+                    "version": if ip.is_ipv4() { 4 } else { 6 },
+                    "addr": ip.to_string(),
                     "OS-EXT-IPS:type": "fixed",
-                    "OS-EXT-IPS-MAC:mac_addr": mac_text(task.mac),
-                }]),
-            );
+                    "OS-EXT-IPS-MAC:mac_addr": mac_text(mac),
+                });
+                match addresses.entry(name).or_insert_with(|| json!([])) {
+                    Value::Array(list) => list.push(entry),
+                    other => *other = json!([entry]),
+                }
+            }
         }
         let metadata: Map<String, Value> = app
             .map(|a| {
@@ -742,13 +763,13 @@ enum Attachment<'v> {
     Port(String),
 }
 
-/// The one network or port: `networks: [{"uuid"}]` or `[{"port"}]`, or the project's
-/// only network.
-fn attachment<'v>(
+/// The server's networks, in order: `networks: [{"uuid"}, ...]`, with a `{"port"}`
+/// allowed first, or the project's only network. The first has the default route.
+fn attachments<'v>(
     object: &Map<String, Value>,
     view: &'v network::View,
     who: &Caller,
-) -> Result<Attachment<'v>, NovaError> {
+) -> Result<Vec<Attachment<'v>>, NovaError> {
     let entries = match object.get("networks") {
         None | Some(Value::Null) => {
             let own: Vec<&NetworkView> = view
@@ -757,7 +778,7 @@ fn attachment<'v>(
                 .filter(|n| matches!(who, Caller::Tenant(t) if *t == n.tenant))
                 .collect();
             return match own[..] {
-                [one] => Ok(Attachment::Network(one, None)),
+                [one] => Ok(vec![Attachment::Network(one, None)]),
                 [] => Err(bad(
                     "No network is available: create one and name it in networks [{uuid}]",
                 )),
@@ -774,12 +795,39 @@ fn attachment<'v>(
         }
         Some(_) => return Err(bad("Bad networks format: a list of {uuid} or {port}")),
     };
-    let [entry] = &entries[..] else {
+    if entries.is_empty() || entries.len() > 1 + MAX_EXTRA_NETWORKS {
         return Err(bad(format!(
-            "weft attaches a server to exactly one network ({} given)",
+            "weft attaches a server to 1 to {} networks ({} given)",
+            1 + MAX_EXTRA_NETWORKS,
             entries.len()
         )));
-    };
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let attachment = one_attachment(entry, view)?;
+        match (&attachment, out.first()) {
+            (Attachment::Port(port), Some(_)) => {
+                return Err(bad(format!(
+                    "Bad networks format: port {port} is entry {i}; weft runs a server in an existing port only as its first network"
+                )));
+            }
+            (Attachment::Network(net, _), Some(Attachment::Network(first, _)))
+                if net.tenant != first.tenant =>
+            {
+                return Err(bad(format!(
+                    "Network {} is another project's than the server's first network",
+                    net.id
+                )));
+            }
+            _ => {}
+        }
+        out.push(attachment);
+    }
+    Ok(out)
+}
+
+/// One entry of `networks`: `{"uuid", "fixed_ip"?}` or `{"port"}`.
+fn one_attachment<'v>(entry: &Value, view: &'v network::View) -> Result<Attachment<'v>, NovaError> {
     let Some(entry) = entry.as_object() else {
         return Err(bad("Bad networks format: a list of {uuid} or {port}"));
     };
@@ -1122,8 +1170,27 @@ async fn create<S: KvStore + Clone, C: Controller>(
     };
     let (mut node, zone) = pinned_node(&object, &a.controller.nodes())?;
     let view = network::view(&a, &who).await?;
+    let mut attachments = attachments(&object, &view, &who)?.into_iter();
+    let first = attachments
+        .next()
+        .ok_or_else(|| bad("Bad networks format: no network"))?;
+    // The networks after the first: more interfaces of the container, no default route.
+    let mut more_networks = Vec::new();
+    for attachment in attachments {
+        let Attachment::Network(net, fixed_ip) = attachment else {
+            return Err(bad("Bad networks format: a port only as the first network"));
+        };
+        if let Some(ip) = fixed_ip {
+            fixed_ip_free(&a, &view, net, ip)?;
+        }
+        let epg: EpgPath = net
+            .epg_path()
+            .parse()
+            .map_err(|e| NovaError::internal(format!("network {}: {e}", net.id)))?;
+        more_networks.push(AppNetwork { epg, ip: fixed_ip });
+    }
     // On an existing port: its network, and its node (where its endpoint is).
-    let (net, port, fixed_ip) = match attachment(&object, &view, &who)? {
+    let (net, port, fixed_ip) = match first {
         Attachment::Network(net, fixed_ip) => {
             if let Some(ip) = fixed_ip {
                 fixed_ip_free(&a, &view, net, ip)?;
@@ -1201,7 +1268,9 @@ async fn create<S: KvStore + Clone, C: Controller>(
     // One given address (the port's, or the fixed ip): its task is replaced stop-first.
     spec.endpoint = port.as_ref().map(|(_, endpoint)| endpoint.clone());
     spec.ip = fixed_ip;
-    if spec.endpoint.is_some() || spec.ip.is_some() {
+    spec.networks = more_networks;
+    if spec.endpoint.is_some() || spec.ip.is_some() || spec.networks.iter().any(|n| n.ip.is_some())
+    {
         spec.upgrade_strategy = UpgradeStrategy {
             minimum_health_capacity: 0.0,
             maximum_over_capacity: 0.0,

@@ -182,6 +182,18 @@ pub struct WeftTask {
     pub started_ms: Option<u64>,
     /// Reboots asked of it (`WEFT_BOOT` in its environment; 0: never rebooted).
     pub boot: u32,
+    /// Its interfaces in the app's networks after the first, in order (those whose
+    /// endpoint exists).
+    pub more_interfaces: Vec<TaskInterface>,
+}
+
+/// A task's interface in one of its app's networks after the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInterface {
+    /// `tenant/app-profile/epg`.
+    pub epg: String,
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
 }
 
 /// A registered node as Nova's hypervisor and host APIs show it: what it registered

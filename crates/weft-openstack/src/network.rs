@@ -318,10 +318,10 @@ impl<S: KvStore + Clone, C: Controller> Removable<S, C> for Networks {
                 .endpoints(&n.tenant)
                 .iter()
                 .any(|e| e.epg == path)
-            || a.controller
-                .apps(&n.tenant)
-                .iter()
-                .any(|app| app.spec.epg.to_string() == path)
+            || a.controller.apps(&n.tenant).iter().any(|app| {
+                app.spec.epg.to_string() == path
+                    || app.spec.networks.iter().any(|n| n.epg.to_string() == path)
+            })
         {
             return Err(NeutronError::conflict(
                 "NetworkInUse",

@@ -237,6 +237,7 @@ impl Ports {
 
     fn json(&self, (id, tenant, e): &(String, String, WeftEndpoint)) -> Value {
         let meta = self.meta.get(id);
+        let (device_id, device_owner) = device(meta, &e.name);
         let network = self.v.networks.iter().find(|n| n.epg_path() == e.epg);
         let subnet = network.and_then(|n| {
             self.v
@@ -258,8 +259,8 @@ impl Ports {
             "mac_address": mac_text(e.mac),
             "admin_state_up": true,
             "status": if e.ready { "ACTIVE" } else { "DOWN" },
-            "device_id": meta.map_or("", |m| m.device_id.as_str()),
-            "device_owner": meta.map_or("", |m| m.device_owner.as_str()),
+            "device_id": device_id,
+            "device_owner": device_owner,
             "fixed_ips": [{"subnet_id": subnet.map_or("", |s| s.id.as_str()),
                            "ip_address": e.ip.to_string()}],
             "allowed_address_pairs": pairs,
@@ -287,16 +288,25 @@ pub(crate) async fn for_server<S: KvStore + Clone, C: Controller>(
 ) -> Result<(String, WeftEndpoint), NeutronError> {
     let ports = read(a, who).await?;
     let (_, tenant, endpoint) = ports.find(id, not_found)?;
-    if let Some(device) = ports.meta.get(id).filter(|m| !m.device_id.is_empty()) {
+    let (device_id, device_owner) = device(ports.meta.get(id), &endpoint.name);
+    if !device_id.is_empty() {
         return Err(NeutronError::conflict(
             "PortInUse",
-            format!(
-                "Port {id} is still in use (device {} of {}).",
-                device.device_id, device.device_owner
-            ),
+            format!("Port {id} is still in use (device {device_id} of {device_owner})."),
         ));
     }
     Ok((tenant.clone(), endpoint.clone()))
+}
+
+/// A port's device: the server it was given to (`networks: [{port}]`), or the server
+/// whose own endpoint it is (one per network Nova attached it to); `("", "")`: none.
+fn device(meta: Option<&PortMeta>, endpoint: &str) -> (String, String) {
+    match meta.filter(|m| !m.device_id.is_empty()) {
+        Some(m) => (m.device_id.clone(), m.device_owner.clone()),
+        None => crate::compute::server_of_endpoint(endpoint)
+            .map(|server| (server, "compute:nova".to_string()))
+            .unwrap_or_default(),
+    }
 }
 
 /// Records (or, with `None`, clears) the server a port is attached to: Neutron's

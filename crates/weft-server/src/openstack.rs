@@ -408,6 +408,17 @@ impl Controller for ServerController {
                             restarts: status.restarts,
                             started_ms: status.started_ms,
                             boot: boot_count(&t.value),
+                            more_interfaces: (1..=spec.networks.len())
+                                .filter_map(|i| {
+                                    let name = weft_app::AppSpec::extra_endpoint(&t.value.id, i);
+                                    snapshot.endpoints.get(&name)
+                                })
+                                .map(|ep| weft_openstack::TaskInterface {
+                                    epg: ep.value.epg.to_string(),
+                                    ip: ep.value.ip,
+                                    mac: ep.value.mac.0,
+                                })
+                                .collect(),
                         }
                     })
                     .collect();

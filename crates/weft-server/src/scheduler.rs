@@ -4,10 +4,11 @@
 //! It runs on every committed change, on every node report and at least every
 //! `schedule_interval`. Decisions are [`weft_scheduler`]'s (pure); this module turns them
 //! into store transactions: a new task is its record *and* its endpoint (same name, in
-//! the app's EPG, on the chosen node) in one compare-and-swap transaction, so the node's
-//! agent installs the endpoint's port and policy before it starts the task. A stopped
-//! task is its record and endpoint deleted together (the agent stops tasks that leave its
-//! desired view).
+//! the app's EPG, on the chosen node), with one more endpoint per network after the
+//! first (`<task>-n<i>`, in the first one's namespace), in one compare-and-swap
+//! transaction, so the node's agent installs the endpoints' ports and policy before it
+//! starts the task. A stopped task is its record and endpoints deleted together (the
+//! agent stops tasks that leave its desired view).
 //!
 //! App writes (API and scheduler) are serialised by `AppState::apps_lock`.
 
@@ -402,15 +403,75 @@ pub async fn put_deployment(
     Ok(())
 }
 
-/// The ops that delete a task with its endpoint and the endpoint's address claims.
+/// The ops that delete a task with its endpoints (its own, and those in its networks
+/// after the first) and their address claims.
 pub fn remove_ops(snapshot: &Snapshot, id: &str) -> Vec<TxnOp> {
     let mut ops = vec![TxnOp::delete(keys::task(id))];
-    if let Some(ep) = snapshot.endpoints.get(id) {
-        ops.push(TxnOp::delete(keys::endpoint(id)));
-        ops.push(TxnOp::delete(keys::ip_claim(&ep.value.vrf, ep.value.ip)));
-        ops.push(TxnOp::delete(keys::mac_claim(ep.value.mac)));
+    let extras = (1..=weft_app::MAX_EXTRA_NETWORKS).map(|i| AppSpec::extra_endpoint(id, i));
+    for name in std::iter::once(id.to_string()).chain(extras) {
+        if let Some(ep) = snapshot.endpoints.get(&name) {
+            ops.push(TxnOp::delete(keys::endpoint(&name)));
+            ops.push(TxnOp::delete(keys::ip_claim(&ep.value.vrf, ep.value.ip)));
+            ops.push(TxnOp::delete(keys::mac_claim(ep.value.mac)));
+        }
     }
     ops
+}
+
+/// A task's endpoints in its networks after the first: new endpoints in the first one's
+/// namespace (`netns`), as interfaces `weft1`, `weft2`... The guards and writes join the
+/// task's placement transaction; the reservations hold the addresses until its commit.
+struct ExtraEndpoints {
+    guards: Vec<Compare>,
+    ops: Vec<TxnOp>,
+    _reservations: Vec<crate::ipam::Reservation>,
+}
+
+fn extra_endpoints(
+    state: &AppState,
+    snapshot: &Snapshot,
+    spec: &AppSpec,
+    id: &str,
+    node: &str,
+    netns: &str,
+) -> Result<ExtraEndpoints, String> {
+    let mut out = ExtraEndpoints {
+        guards: Vec::new(),
+        ops: Vec::new(),
+        _reservations: Vec::new(),
+    };
+    for (i, network) in spec.networks.iter().enumerate() {
+        let name = AppSpec::extra_endpoint(id, i + 1);
+        let mut request = EndpointRequest::new(name.clone(), network.epg.clone(), node);
+        request.security_groups.clone_from(&spec.security_groups);
+        request.ip = network.ip;
+        let (mut record, reservation) = crate::routes::plan_endpoint(state, snapshot, &request)
+            .map_err(|e| {
+                format!(
+                    "cannot give task {id} an endpoint in its network {} (EPG {}): {e}",
+                    i + 1,
+                    network.epg
+                )
+            })?;
+        record.netns = netns.to_string();
+        record.interface = u8::try_from(i + 1).map_err(|_| "too many networks".to_string())?;
+        let endpoint_key = keys::endpoint(&name);
+        let ip_key = keys::ip_claim(&record.vrf, record.ip);
+        let mac_key = keys::mac_claim(record.mac);
+        out.guards.extend([
+            Compare::absent(endpoint_key.clone()),
+            Compare::create_revision(ip_key.clone(), CompareOp::Equal, 0),
+            Compare::create_revision(mac_key.clone(), CompareOp::Equal, 0),
+        ]);
+        let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        out.ops.extend([
+            TxnOp::put(endpoint_key, bytes),
+            TxnOp::put(ip_key, name.clone()),
+            TxnOp::put(mac_key, name),
+        ]);
+        out._reservations.push(reservation);
+    }
+    Ok(out)
 }
 
 /// Deletes a task and its endpoint (its agent stops it when it leaves the desired view).
@@ -482,6 +543,7 @@ async fn on_endpoint(
         waiting_for,
         spec: task_spec,
     };
+    let extras = extra_endpoints(state, snapshot, spec, id, node, &endpoint.value.netns)?;
     let task_key = keys::task(id);
     let task_bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
     let txn = Txn::new()
@@ -494,7 +556,9 @@ async fn on_endpoint(
             ),
             Compare::version(keys::node(node), CompareOp::Greater, 0),
         ])
-        .and_then([TxnOp::put(task_key, task_bytes)]);
+        .when(extras.guards)
+        .and_then([TxnOp::put(task_key, task_bytes)])
+        .and_then(extras.ops);
     let placed = commit_placement(state, txn).await?;
     if placed {
         tracing::info!(task = %id, %node, endpoint = %name, ip = %endpoint.value.ip, "task placed on an existing endpoint");
@@ -530,10 +594,13 @@ async fn create_task(
             .chain(snapshot.endpoints.keys())
             .map(String::as_str)
             .collect();
-        let Some(id) = (1u32..)
-            .map(|n| format!("{}-{n}", spec.id))
-            .find(|id| !taken.contains(id.as_str()))
-        else {
+        // The id names the task's own endpoints too: all of them must be free.
+        let free = |id: &String| {
+            !taken.contains(id.as_str())
+                && (1..=spec.networks.len())
+                    .all(|i| !taken.contains(AppSpec::extra_endpoint(id, i).as_str()))
+        };
+        let Some(id) = (1u32..).map(|n| format!("{}-{n}", spec.id)).find(free) else {
             return Err("no free task id".into());
         };
         if let Some(name) = &spec.endpoint {
@@ -551,6 +618,7 @@ async fn create_task(
             Ok(env) => (Some(env), None),
             Err(why) => (None, Some(why)),
         };
+        let extras = extra_endpoints(state, &snapshot, spec, &id, node, &endpoint.netns)?;
         let mut task_spec = spec.clone();
         task_spec.loc = weft_model::Location::default();
         let record = TaskRecord {
@@ -584,12 +652,14 @@ async fn create_task(
                     i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
                 ),
             ])
+            .when(extras.guards)
             .and_then([
                 TxnOp::put(task_key, task_bytes),
                 TxnOp::put(endpoint_key, endpoint_bytes),
                 TxnOp::put(ip_key, id.clone()),
                 TxnOp::put(mac_key, id.clone()),
-            ]);
+            ])
+            .and_then(extras.ops);
         if commit_placement(state, txn).await? {
             tracing::info!(task = %id, %node, ip = %endpoint.ip, "task placed");
             return Ok(());

@@ -27,6 +27,10 @@ pub struct EndpointRecord {
     pub epg: EpgPath,
     pub node: String,
     pub netns: String,
+    /// The interface's number in `netns` (`weft<n>`); 0, the default, has the default
+    /// route. A task in several networks has one endpoint per network in one namespace.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interface: u8,
     pub ip: IpAddr,
     pub prefix_len: u8,
     pub gateway: IpAddr,
@@ -42,6 +46,10 @@ pub struct EndpointRecord {
     /// The VRF whose address space holds `ip`: needed to free the claim even after the
     /// EPG moved or vanished.
     pub vrf: ObjectPath,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 fn port_security_default() -> bool {

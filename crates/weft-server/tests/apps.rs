@@ -711,3 +711,168 @@ async fn an_app_runs_in_an_existing_endpoint_it_does_not_own() {
     drop((a, b));
     server.shutdown().await;
 }
+
+/// An app in three networks: each task gets one endpoint per network, all in its first
+/// endpoint's namespace, numbered by interface; a fixed ip on a later network is kept
+/// across a stop-first replacement; deleting the app frees every address; the bad
+/// inputs are refused with the field named, and a task's interface is no app's endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_in_several_networks_has_one_endpoint_per_network_in_one_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_fast(dir.path(), Duration::from_secs(60)).await;
+    let admin = admin(&server);
+    admin.apply(&shop()).await.unwrap();
+    let _a = FakeAgent::start(&server, "n1", &[]).await;
+    let _b = FakeAgent::start(&server, "n2", &[]).await;
+    let multi = |marker: &str, networks: serde_json::Value| {
+        json!({"instances": 1, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64,
+               "epg": "shop/store/web", "network": networks, "env": {"MARK": marker},
+               "upgrade_strategy": {"minimum_health_capacity": 0, "maximum_over_capacity": 0}})
+    };
+    let fixed: std::net::IpAddr = "10.99.0.50".parse().unwrap();
+    let networks =
+        json!([{"epg": "shop/store/app"}, {"epg": "shop/store/app", "ip": "10.99.0.50"}]);
+
+    // Refused, nothing stored.
+    let nine: Vec<serde_json::Value> = (0..8).map(|_| json!({"epg": "shop/store/app"})).collect();
+    let mut two = multi("1", networks.clone());
+    two["instances"] = json!(2);
+    for (body, status, needle) in [
+        (
+            multi("1", json!([{"epg": "shop/store/nope"}])),
+            422,
+            "network[0]",
+        ),
+        (multi("1", json!(nine)), 400, "at most 8 networks"),
+        (two, 400, "at most 1 instance"),
+        (
+            multi(
+                "1",
+                json!([{"epg": "shop/store/app", "ip": "10.99.0.9"}, {"epg": "shop/store/app", "ip": "10.99.0.9"}]),
+            ),
+            400,
+            "same ip",
+        ),
+    ] {
+        let err = admin
+            .apply_apps(app_json("multi", body.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status().map(|s| s.as_u16()),
+            Some(status),
+            "{body}: {err:?}"
+        );
+        assert!(format!("{err:?}").contains(needle), "{body}: {err:?}");
+    }
+    assert!(admin.apps().await.unwrap().is_empty(), "nothing stored");
+
+    admin
+        .apply_apps(app_json("multi", multi("1", networks.clone())))
+        .await
+        .unwrap();
+    let task = eventually(Duration::from_secs(10), "the task running", || async {
+        tasks_of(&admin, "multi")
+            .await
+            .into_iter()
+            .find(|t| t.status.state == TaskState::Running)
+    })
+    .await;
+    let endpoints_of = |task: &str| {
+        let names = [task.to_string(), format!("{task}-n1"), format!("{task}-n2")];
+        let admin = admin.clone();
+        async move {
+            let mut out = Vec::new();
+            for name in names {
+                out.push(admin.endpoint(&name).await.unwrap());
+            }
+            out
+        }
+    };
+    let eps = endpoints_of(&task.id).await;
+    let app_subnet: ipnet::IpNet = "10.99.0.0/24".parse().unwrap();
+    assert_eq!(eps[0].ip, task.ip);
+    assert_eq!(eps[0].epg.to_string(), "shop/store/web");
+    for (i, ep) in eps.iter().enumerate() {
+        assert_eq!(usize::from(ep.interface), i, "{ep:?}");
+        assert_eq!(ep.netns, eps[0].netns, "one namespace: {ep:?}");
+        assert_eq!(ep.node, task.node, "{ep:?}");
+    }
+    assert_eq!(eps[1].epg.to_string(), "shop/store/app");
+    assert!(
+        app_subnet.contains(&eps[1].ip) && eps[1].ip != fixed,
+        "{:?}",
+        eps[1]
+    );
+    assert_eq!(eps[2].ip, fixed);
+    assert_ne!(eps[1].mac, eps[2].mac);
+    // Its node's desired view has all three.
+    let desired = agent(&server)
+        .node_desired(&task.node, 0, Duration::ZERO)
+        .await
+        .unwrap()
+        .value;
+    for ep in &eps {
+        assert!(
+            desired
+                .endpoints
+                .iter()
+                .any(|e| e.name == ep.name && e.interface == ep.interface),
+            "{} not in {}'s desired view",
+            ep.name,
+            task.node
+        );
+    }
+
+    // A task's interface is its own: no app runs in it.
+    let err = admin
+        .apply_apps(app_json(
+            "thief",
+            json!({"instances": 1, "cmd": "sleep 1000", "cpus": 0.1, "mem": 64,
+                   "epg": "shop/store/app", "endpoint": eps[1].name,
+                   "upgrade_strategy": {"minimum_health_capacity": 0, "maximum_over_capacity": 0}}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(409), "{err:?}");
+    assert!(format!("{err:?}").contains("a task's own"), "{err:?}");
+
+    // A new version: replaced stop-first, the fixed ip kept, no endpoint left behind.
+    admin
+        .apply_apps(app_json("multi", multi("2", networks.clone())))
+        .await
+        .unwrap();
+    let replaced = eventually(
+        Duration::from_secs(20),
+        "the new version running",
+        || async {
+            let tasks = tasks_of(&admin, "multi").await;
+            (tasks.len() == 1
+                && tasks[0].status.state == TaskState::Running
+                && tasks[0]
+                    .env
+                    .as_ref()
+                    .and_then(|e| e.get("MARK"))
+                    .map(String::as_str)
+                    == Some("2"))
+            .then(|| tasks[0].clone())
+        },
+    )
+    .await;
+    let eps2 = endpoints_of(&replaced.id).await;
+    assert_eq!(eps2[2].ip, fixed);
+    let all = admin.endpoints().await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+
+    // Deleted: every endpoint and address goes (the fixed one is free again).
+    admin.delete_app("multi").await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the app's endpoints gone",
+        || async { admin.endpoints().await.unwrap().is_empty().then_some(()) },
+    )
+    .await;
+    let mut again = weft_api::EndpointRequest::new("free", "shop/store/app".parse().unwrap(), "n1");
+    again.ip = Some(fixed);
+    admin.create_endpoint(&again).await.unwrap();
+}

@@ -269,7 +269,15 @@ async fn nova_and_glance_shapes_server_life_and_refusals_in_novas_body() {
             (400, "badRequest"),
         ),
         (
-            with("networks", json!([{"uuid": net_id}, {"uuid": net_id}])),
+            // Nine networks: interfaces weft0 to weft7 at most.
+            with("networks", json!(vec![json!({"uuid": net_id}); 9])),
+            (400, "badRequest"),
+        ),
+        (
+            with(
+                "networks",
+                json!([{"uuid": net_id}, {"uuid": net_id, "fixed_ip": "10.99.0.5"}]),
+            ),
             (400, "badRequest"),
         ),
         (
@@ -652,4 +660,175 @@ async fn a_server_on_an_existing_port() {
         .await;
     assert_eq!(status, 204, "{body}");
     drop((com1, com2));
+}
+
+/// Two networks (`networks: [{uuid: A}, {uuid: B, fixed_ip}]`, and a port first with a
+/// network after it): the server's addresses per network (the access address is the
+/// first's), one endpoint per network in one namespace, its ports name it as their
+/// device, the second network is in use while it runs, its ports are no other server's,
+/// and delete removes every endpoint it made. Refusals change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_two_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, c) = Cloud::start(dir.path(), SHOP_AND_OTHER).await;
+    let com1 = FakeAgent::start(&server, "com1", &[]).await;
+    c.register_image(
+        json!({"name": "busybox", "id": IMAGE_ID, "container_format": "docker",
+               "disk_format": "raw", "weft_docker_ref": "weft-test/busybox:latest"}),
+    )
+    .await;
+    let (net_a, _) = c.network("nw-a", "10.72.0.0/24").await;
+    let (net_b, _) = c.network("nw-b", "10.73.0.0/24").await;
+    let (status, _, other) = c
+        .call_with(
+            "t-other",
+            Method::POST,
+            "/network/v2.0/networks",
+            Some(json!({"network": {"name": "theirs"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let theirs = other["network"]["id"].as_str().unwrap().to_string();
+    let (status, port) = c
+        .call(
+            Method::POST,
+            "/network/v2.0/ports",
+            Some(json!({"port": {"network_id": net_a, "binding:host_id": "com1"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{port}");
+    let port_id = port["port"]["id"].as_str().unwrap().to_string();
+    // Ready first: the refusals compare the state before and after, status included.
+    let endpoint = port["port"]["weft:endpoint"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.weft(&format!("/v1/endpoints/{endpoint}")).await["status"]["state"] != "ready" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {endpoint} not ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let servers = |networks: Value| json!({"name": "vm-2n", "imageRef": IMAGE_ID, "flavorRef": "1", "networks": networks});
+    for bad in [
+        // A port only first.
+        json!([{"uuid": net_a}, {"port": port_id}]),
+        // Another project's network.
+        json!([{"uuid": net_a}, {"uuid": theirs}]),
+        // Outside the second network's subnet.
+        json!([{"uuid": net_a}, {"uuid": net_b, "fixed_ip": "10.72.0.9"}]),
+    ] {
+        c.refused(servers(bad), (400, "badRequest")).await;
+    }
+
+    let (id, _) = c
+        .create_server(servers(
+            json!([{"uuid": net_a}, {"uuid": net_b, "fixed_ip": "10.73.0.50"}]),
+        ))
+        .await;
+    let active = c.wait_status(&id, "ACTIVE").await;
+    let a_addr = active["addresses"]["nw-a"][0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(a_addr.starts_with("10.72.0."), "{active}");
+    assert_eq!(
+        active["addresses"]["nw-b"][0]["addr"], "10.73.0.50",
+        "{active}"
+    );
+    assert_eq!(active["addresses"]["nw-b"][0]["OS-EXT-IPS:type"], "fixed");
+    assert_eq!(active["accessIPv4"], json!(a_addr), "{active}");
+    let task = active["weft:task"].as_str().unwrap().to_string();
+    let first = c.weft(&format!("/v1/endpoints/{task}")).await;
+    let second = c.weft(&format!("/v1/endpoints/{task}-n1")).await;
+    assert_eq!(second["ip"], "10.73.0.50", "{second}");
+    assert_eq!(second["interface"], 1, "{second}");
+    assert_eq!(second["netns"], first["netns"]);
+    assert_eq!(
+        active["addresses"]["nw-b"][0]["OS-EXT-IPS-MAC:mac_addr"], second["mac"],
+        "{active}"
+    );
+    // Its two ports, found by device.
+    let ports = c.get(&format!("/network/v2.0/ports?device_id={id}")).await["ports"].clone();
+    let mut networks: Vec<&str> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["device_owner"], "compute:nova", "{p}");
+            p["network_id"].as_str().unwrap()
+        })
+        .collect();
+    networks.sort_unstable();
+    let mut want = vec![net_a.as_str(), net_b.as_str()];
+    want.sort_unstable();
+    assert_eq!(networks, want, "{ports}");
+    // The second network is in use; its port is no other server's.
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/networks/{net_b}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let b_port = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["network_id"] == json!(net_b))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut thief = servers(json!([{"port": b_port}]));
+    thief["name"] = json!("thief");
+    c.refused(thief, (409, "conflictingRequest")).await;
+
+    // A port first, a network after it: the port's address first, a new one on nw-b.
+    let (on_port, _) = c
+        .create_server(servers(json!([{"port": port_id}, {"uuid": net_b}])))
+        .await;
+    let on_port_active = c.wait_status(&on_port, "ACTIVE").await;
+    assert_eq!(
+        on_port_active["addresses"]["nw-a"][0]["addr"], port["port"]["fixed_ips"][0]["ip_address"],
+        "{on_port_active}"
+    );
+    let b2 = on_port_active["addresses"]["nw-b"][0]["addr"]
+        .as_str()
+        .unwrap();
+    assert!(
+        b2.starts_with("10.73.0.") && b2 != "10.73.0.50",
+        "{on_port_active}"
+    );
+
+    // Deleted: every endpoint the servers made goes; the port stays.
+    c.delete_server(&id).await;
+    c.delete_server(&on_port).await;
+    let endpoints = c.weft("/v1/endpoints").await;
+    let names: Vec<&str> = endpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "only the port's endpoint is left: {names:?}"
+    );
+    assert_eq!(
+        names[0],
+        port["port"]["weft:endpoint"].as_str().unwrap(),
+        "{names:?}"
+    );
+    let (status, body) = c
+        .call(
+            Method::DELETE,
+            &format!("/network/v2.0/networks/{net_b}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    drop(com1);
 }

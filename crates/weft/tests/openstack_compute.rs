@@ -7,7 +7,9 @@
 //! in the container shows `master=10.0.0.5`; with real TCP the server reaches a port of
 //! NW-B and is reached from it, and nothing of NW-C either way; `network delete` of its
 //! network is refused while it runs; `server delete --wait` removes the container, the
-//! endpoint and its namespace. openstacksdk's Python API sees an unknown image and an
+//! endpoint and its namespace. A server on two networks has an interface in each (the
+//! default route through the first), and each network's policy holds on its own
+//! interface. openstacksdk's Python API sees an unknown image and an
 //! unknown flavor refused with Nova's messages, servers in ERROR with the fault that says
 //! why (an image no node holds, a flavor no node has room for), and boots and deletes a
 //! server too.
@@ -345,6 +347,134 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
         || tcp_ok(&pb_ns, fixed_ip, ECHO),
     );
     cli.run(&["server", "delete", "--wait", "vm-fixed"]);
+
+    // Two networks (`--network nw-a --nic net-id=NW-C,v4-fixed-ip=..`): one container
+    // with an interface in each, the default route only through the first; each
+    // network's policy holds on its own interface; its ports are the server's; NW-C is
+    // in use while it runs; delete removes both endpoints.
+    let nw_c_id = cli.json(&["network", "show", "nw-c"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let multi = cli.json(&[
+        "server",
+        "create",
+        "--image",
+        "busybox",
+        "--flavor",
+        "m1.tiny",
+        "--network",
+        "nw-a",
+        "--nic",
+        &format!("net-id={nw_c_id},v4-fixed-ip=10.3.0.50"),
+        "--availability-zone",
+        "nova:com2",
+        "--wait",
+        "vm-multi",
+    ]);
+    assert_eq!(multi["status"], "ACTIVE", "{multi}");
+    let shown_multi = cli.json(&["server", "show", "vm-multi"]);
+    let (multi_a, multi_c) = (
+        address(&shown_multi, Some("nw-a")),
+        address(&shown_multi, Some("nw-c")),
+    );
+    assert!(multi_a.to_string().starts_with("10.1.0."), "{shown_multi}");
+    assert_eq!(multi_c, "10.3.0.50".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        shown_multi["accessIPv4"],
+        multi_a.to_string(),
+        "{shown_multi}"
+    );
+    let multi_container = common::nova::container(&shown_multi);
+    let (ok, addrs) = docker(&["exec", &multi_container, "ip", "-o", "addr", "show"]);
+    assert!(ok, "{addrs}");
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains(" weft0 ") && l.contains(&format!(" {multi_a}/24 "))),
+        "{addrs}"
+    );
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains(" weft1 ") && l.contains(" 10.3.0.50/24 ")),
+        "{addrs}"
+    );
+    let (ok, routes) = docker(&["exec", &multi_container, "ip", "route", "show"]);
+    assert!(ok, "{routes}");
+    let defaults: Vec<&str> = routes
+        .lines()
+        .filter(|l| l.starts_with("default"))
+        .collect();
+    assert_eq!(defaults, ["default via 10.1.0.1 dev weft0 "], "{routes}");
+    // NW-C's own port talks to it on its NW-C interface, both ways, across nodes.
+    wait_until(
+        "the server reaches NW-C's port through weft1, and is reached from it",
+        Duration::from_secs(30),
+        || container_reaches(&multi_container, pc_ip) && tcp_ok(&pc_ns, multi_c, ECHO),
+    );
+    // NW-B reaches it on NW-A's address (the router's contract), never on NW-C's.
+    wait_until(
+        "NW-B's port reaches the server on its NW-A address",
+        Duration::from_secs(30),
+        || tcp_ok(&pb_ns, multi_a, ECHO),
+    );
+    assert!(
+        !tcp_ok(&pb_ns, multi_c, ECHO),
+        "NW-B's port reached the server's NW-C address"
+    );
+    let multi_id = shown_multi["id"].as_str().unwrap().to_string();
+    let ports = cli.json(&["port", "list", "--server", "vm-multi", "--long"]);
+    let mut port_ips: Vec<String> = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Fixed IP Addresses"].to_string())
+        .collect();
+    port_ips.sort();
+    assert_eq!(port_ips.len(), 2, "{ports}");
+    assert!(
+        port_ips[0].contains(&multi_a.to_string()) && port_ips[1].contains("10.3.0.50"),
+        "{ports}"
+    );
+    let port_c = cli.json(&[
+        "port",
+        "list",
+        "--device-id",
+        &multi_id,
+        "--network",
+        "nw-c",
+    ]);
+    assert_eq!(port_c.as_array().unwrap().len(), 1, "{port_c}");
+    let refused = cli.fails(&["network", "delete", "nw-c"]);
+    assert!(
+        refused.contains("in use") || refused.contains("409"),
+        "{refused}"
+    );
+    let multi_endpoints: Vec<weft_api::Endpoint> =
+        os.c.rt
+            .block_on(os.c.client.endpoints())
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.ip == multi_a || e.ip == multi_c)
+            .collect();
+    assert_eq!(multi_endpoints.len(), 2, "{multi_endpoints:?}");
+    assert_eq!(multi_endpoints[0].netns, multi_endpoints[1].netns);
+    cli.run(&["server", "delete", "--wait", "vm-multi"]);
+    wait_container_removed(&multi_container);
+    wait_until(
+        "both endpoints of vm-multi are gone",
+        Duration::from_secs(30),
+        || {
+            let endpoints = os.c.rt.block_on(os.c.client.endpoints()).unwrap();
+            !endpoints
+                .iter()
+                .any(|e| multi_endpoints.iter().any(|m| m.name == e.name))
+        },
+    );
+    eprintln!(
+        "server vm-multi: {multi_a} on nw-a (default route), {multi_c} on nw-c; each network's policy holds"
+    );
 
     // Its network is in use while it runs.
     let refused = cli.fails(&["network", "delete", "nw-a"]);

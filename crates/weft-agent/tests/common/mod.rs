@@ -101,6 +101,7 @@ impl Shared {
                 epg: epg.parse().unwrap(),
                 node: node.into(),
                 netns: format!("{netns_prefix}-ep-{name}"),
+                interface: 0,
                 ip: ip.parse().unwrap(),
                 prefix_len: 24,
                 gateway: "10.1.0.1".parse().unwrap(),

@@ -459,6 +459,7 @@ mod tests {
         LocalEndpoint {
             name: format!("ep{i}"),
             netns: format!("weft-ep{i}"),
+            interface: 0,
             class: ClassId(class),
             bridge_domain: ObjectPath::tenant("t").child("bd", "net"),
             ips: vec![format!("10.1.0.{}", 10 + i).parse().unwrap()],

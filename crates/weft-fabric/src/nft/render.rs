@@ -435,6 +435,7 @@ mod tests {
             local: vec![LocalEndpoint {
                 name: "web-1".into(),
                 netns: "weft-ep".into(),
+                interface: 0,
                 class: ClassId(100),
                 bridge_domain: bd,
                 ips: vec!["10.1.0.10".parse().unwrap()],

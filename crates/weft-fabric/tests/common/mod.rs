@@ -67,6 +67,7 @@ impl Cluster {
             name: name.into(),
             node: node.into(),
             netns: netns.clone(),
+            interface: 0,
             epg,
             ips: vec![ip.parse().expect("ip")],
             mac: [0x02, 0x00, 0x00, 0x00, 0x01, n],

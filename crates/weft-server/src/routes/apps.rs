@@ -197,6 +197,18 @@ pub(crate) async fn apply_request(
                 Some(&format!("apps.app.{id}.epg")),
             ));
         }
+        for (i, network) in spec.networks.iter().enumerate() {
+            role.require_tenant_write(&network.epg.tenant)?;
+            if !snapshot.policy.epgs.contains_key(&network.epg) {
+                return Err(ApiFailure::unprocessable(
+                    format!(
+                        "app {id}: EPG {} (network[{i}]) does not exist",
+                        network.epg
+                    ),
+                    Some(&format!("apps.app.{id}.network[{i}].epg")),
+                ));
+            }
+        }
         if let Some(endpoint) = &spec.endpoint {
             check_endpoint_use(&snapshot, &apps, id, &spec.epg, endpoint)?;
         }
@@ -331,8 +343,6 @@ pub async fn scale(
     answer_app(&state, &id, revision)
 }
 
-/// `weft app scale`'s work (the instance count, and a running deployment follows it),
-/// for the route and for the OpenStack adapter's stop and start; the commit's revision.
 /// An app may run on an existing endpoint of its own EPG that is no task's own and no
 /// other app's.
 fn check_endpoint_use(
@@ -364,6 +374,15 @@ fn check_endpoint_use(
             Some(&field),
         ));
     }
+    if stored.value.interface != 0 {
+        return Err(ApiFailure::conflict(
+            format!(
+                "app {id}: endpoint {endpoint} is a task's own (its interface weft{} in another network)",
+                stored.value.interface
+            ),
+            Some(&field),
+        ));
+    }
     let other = snapshot
         .apps
         .iter()
@@ -379,6 +398,8 @@ fn check_endpoint_use(
     Ok(())
 }
 
+/// `weft app scale`'s work (the instance count, and a running deployment follows it),
+/// for the route and for the OpenStack adapter's stop and start; the commit's revision.
 pub(crate) async fn scale_app(
     state: &AppState,
     role: &Role,
