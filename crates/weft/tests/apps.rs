@@ -1,5 +1,6 @@
 //! Apps end to end on a real two-node cluster: the controller schedules, agents run
-//! process tasks in their endpoints' namespaces, real packets check the policy. Root.
+//! process tasks in their endpoints' namespaces (one per network of a task), real
+//! packets check the policy. Root.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 #[macro_use]
@@ -477,4 +478,114 @@ fn a_docker_task_gets_its_endpoint_and_policy() {
     wait_until("the container to go", Duration::from_secs(30), || {
         container().is_empty()
     });
+}
+
+/// Two networks, no contract between them: `front` and `back`.
+const TWO_NETWORKS: &str = r#"
+tenant "lab" {
+  vrf "main" {}
+  bridge_domain "front" {
+    vrf = "main"
+    subnet "10.5.0.0/24" { gateway = "10.5.0.1" }
+  }
+  bridge_domain "back" {
+    vrf = "main"
+    subnet "10.6.0.0/24" { gateway = "10.6.0.1" }
+  }
+  application_profile "net" {
+    epg "front" { bridge_domain = "front" }
+    epg "back" { bridge_domain = "back" }
+  }
+}
+"#;
+
+/// Process tasks in two networks: the agent makes one namespace with `weft0` (front,
+/// the default route) and `weft1` (back) before it starts the task; each network's
+/// members reach the task on their own network's address only; a scaled-down task's
+/// endpoints and namespace go.
+#[test]
+fn a_process_task_in_two_networks_has_an_interface_in_each() {
+    require_root!();
+    let _one = serial();
+    let c = ProcCluster::new("mn");
+    c.apply(TWO_NETWORKS);
+    apply_apps(&c, &sleeper("fe", 1, "lab/net/front", ""));
+    apply_apps(&c, &sleeper("be", 1, "lab/net/back", ""));
+    apply_apps(
+        &c,
+        &sleeper(
+            "gw",
+            2,
+            "lab/net/front",
+            "  network {\n    epg = \"lab/net/back\"\n  }\n",
+        ),
+    );
+    let gws = wait_running(&c, "gw", 2, Duration::from_secs(30));
+    let fe = wait_running(&c, "fe", 1, Duration::from_secs(30)).remove(0);
+    let be = wait_running(&c, "be", 1, Duration::from_secs(30)).remove(0);
+    let (fe_ns, be_ns) = (netns_of(&c, &fe.id), netns_of(&c, &be.id));
+    for gw in &gws {
+        let back =
+            c.rt.block_on(c.client.endpoint(&format!("{}-n1", gw.id)))
+                .unwrap();
+        let ns = netns_of(&c, &gw.id);
+        assert_eq!(back.netns, ns);
+        assert_eq!(back.interface, 1);
+        let addrs = String::from_utf8_lossy(
+            &std::process::Command::new("ip")
+                .args(["-n", &ns, "-o", "-4", "addr", "show"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
+        assert!(
+            addrs
+                .lines()
+                .any(|l| l.contains(" weft0 ") && l.contains(&format!(" {}/24 ", gw.ip))),
+            "{addrs}"
+        );
+        assert!(
+            addrs
+                .lines()
+                .any(|l| l.contains(" weft1 ") && l.contains(&format!(" {}/24 ", back.ip))),
+            "{addrs}"
+        );
+        let _echo = probe::EchoServer::start(&ns, 7070).unwrap();
+        wait_until(
+            "be reaches gw on its back address",
+            Duration::from_secs(10),
+            || probe::tcp_ok(&be_ns, back.ip, 7070),
+        );
+        assert!(probe::tcp_ok(&fe_ns, gw.ip, 7070), "fe -> gw front");
+        assert!(
+            !probe::tcp_ok(&fe_ns, back.ip, 7070),
+            "front reached gw's back address"
+        );
+        assert!(
+            !probe::tcp_ok(&be_ns, gw.ip, 7070),
+            "back reached gw's front address"
+        );
+    }
+
+    // Scaled down: the youngest task's two endpoints and its namespace go.
+    c.rt.block_on(c.client.scale_app("gw", 1)).unwrap();
+    wait_until("gw back to 1 task", Duration::from_secs(30), || {
+        tasks(&c, "gw").len() == 1
+    });
+    let kept = tasks(&c, "gw").remove(0);
+    let gone = gws.iter().find(|t| t.id != kept.id).unwrap();
+    wait_until(
+        "the stopped task's endpoints and namespace go",
+        Duration::from_secs(20),
+        || {
+            let endpoints = c.rt.block_on(c.client.endpoints()).unwrap();
+            !endpoints
+                .iter()
+                .any(|e| e.name == gone.id || e.name.starts_with(&format!("{}-n", gone.id)))
+                && !weft_fabric::netns::list_with_prefix(&c.bed.tag)
+                    .iter()
+                    .any(|ns| ns.ends_with(&format!("-ep-{}", gone.id)))
+        },
+    );
 }
