@@ -80,7 +80,18 @@ pub async fn run_with<C: Controller, N: NodeOps>(
     shutdown: impl Future,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let agent = Agent::new(config, controller, node);
+    let api = config
+        .api_listen
+        .map(|listen| (listen, config.api_advertise.clone()));
+    let join_token = config.join_token.clone();
+    let mut agent = Agent::new(config, controller, node);
+    if let Some((listen, advertise)) = api {
+        let router = crate::output::router(agent.tasks.clone(), &join_token);
+        let url = crate::output::serve(listen, advertise, router)
+            .await
+            .map_err(|e| AgentError::Config(format!("agent API on {listen}: {e}")))?;
+        agent.me.api = Some(url);
+    }
     let stopped = tokio::select! {
         _ = shutdown => true,
         () = agent.run() => false,
@@ -293,7 +304,7 @@ struct Agent<C, N> {
     controller: C,
     node: Arc<Mutex<N>>,
     store: LastApplied,
-    tasks: Tasks,
+    tasks: Arc<Tasks>,
     /// The last report (what is installed), shared by both loops.
     report: watch::Sender<Option<NodeReport>>,
     /// Held while a report is built and sent (see [`Agent::send_report`]).
@@ -319,7 +330,7 @@ struct Applied {
 
 impl<C: Controller, N: NodeOps> Agent<C, N> {
     fn new(config: AgentConfig, controller: C, node: N) -> Self {
-        let tasks = Tasks::new(TaskSettings {
+        let tasks = Arc::new(Tasks::new(TaskSettings {
             node: config.registration.name.clone(),
             controller: Some(config.server.clone()),
             default_log_dir: config.task_log_dir.clone(),
@@ -335,7 +346,7 @@ impl<C: Controller, N: NodeOps> Agent<C, N> {
                     scope: config.registration.netns_prefix.clone(),
                 }
             }),
-        });
+        }));
         Self {
             me: config.registration.clone(),
             store: LastApplied::new(&config.state_dir),

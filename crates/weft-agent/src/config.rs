@@ -48,6 +48,13 @@ pub struct AgentConfig {
     pub gateway: Option<crate::gateway::GatewayConfig>,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
     pub events: Option<UnboundedSender<AgentEvent>>,
+    /// Where the agent's own API listens (its tasks' output for the controllers, see
+    /// [`crate::output`]); `None`: it serves none. Its address goes into the node's
+    /// registration (`api`), as `api_advertise` when set.
+    pub api_listen: Option<std::net::SocketAddr>,
+    /// The URL controllers use for the agent's API (`http://HOST:PORT`), when the
+    /// listening address is not reachable as it is (`0.0.0.0`, NAT).
+    pub api_advertise: Option<String>,
 }
 
 impl AgentConfig {
@@ -78,6 +85,8 @@ impl AgentConfig {
             watch_wait: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
             events: None,
+            api_listen: None,
+            api_advertise: None,
         }
     }
 

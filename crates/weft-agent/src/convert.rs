@@ -108,6 +108,7 @@ pub(crate) mod tests {
             underlay_ip: std::net::Ipv4Addr::new(10, 255, 0, n),
             netns: Some(format!("weft-test-{name}")),
             netns_prefix: format!("weft-test-{name}"),
+            api: None,
             resources: Resources {
                 cpus: 1.0,
                 mem_mb: 1,

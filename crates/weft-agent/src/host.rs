@@ -26,6 +26,7 @@ pub fn registration(
         underlay_ip,
         netns,
         netns_prefix: netns_prefix.unwrap_or_else(|| default_netns_prefix(name)),
+        api: None,
         resources: detect_resources(state_dir),
         labels: all,
     }

@@ -38,6 +38,7 @@ pub mod gateway_probes;
 pub mod health;
 pub mod host;
 pub mod node;
+pub mod output;
 pub mod persist;
 pub mod supervisor;
 pub mod tasks;

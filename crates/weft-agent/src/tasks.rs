@@ -379,6 +379,41 @@ impl Tasks {
         }
     }
 
+    /// The last `lines` lines (at most `max_bytes`) task `task` printed, if it runs here:
+    /// its container's log, or its log files (see [`crate::output`]).
+    pub async fn output(
+        &self,
+        task: &str,
+        lines: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, crate::output::OutputError> {
+        use crate::output::OutputError;
+        let (docker, log_dir) = {
+            let sup = self.lock();
+            let s = sup.get(task).ok_or(OutputError::NotHere)?;
+            let dir = if s.assignment.log_dir.is_empty() {
+                self.settings.default_log_dir.clone()
+            } else {
+                PathBuf::from(&s.assignment.log_dir)
+            };
+            (s.docker, dir)
+        };
+        if docker {
+            return self
+                .docker
+                .tail(task, lines, max_bytes)
+                .await
+                .map_err(|e| match e {
+                    RuntimeError::UnknownTask(_) => OutputError::NotHere,
+                    other => OutputError::Read(other.to_string()),
+                });
+        }
+        let dir = log_dir.join(task);
+        tokio::task::spawn_blocking(move || crate::output::tail_logs(&dir, lines, max_bytes))
+            .await
+            .map_err(|e| OutputError::Read(e.to_string()))?
+    }
+
     fn runtime_for(&self, a: &TaskAssignment) -> Result<TaskRuntime, TaskError> {
         match a.spec.runtime() {
             Some(weft_app::Runtime::Docker { .. }) => Ok(TaskRuntime::Docker(self.docker.clone())),

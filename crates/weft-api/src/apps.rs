@@ -169,3 +169,14 @@ pub struct TaskAssignment {
     /// Where the task's stdout and stderr go on its node.
     pub log_dir: String,
 }
+
+/// `GET /v1/tasks/{id}/output`: the end of what a task printed, read from its node's
+/// agent (a container's log; a process's `stdout.log` then `stderr.log`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOutput {
+    pub task: String,
+    pub node: String,
+    /// As text: bytes that are not UTF-8 are replaced.
+    pub output: String,
+}

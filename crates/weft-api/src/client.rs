@@ -746,6 +746,30 @@ impl Client {
     pub async fn task(&self, id: &str) -> Result<Task, ClientError> {
         self.get(&paths::task(id)).await
     }
+
+    /// The last `lines` lines (at most `max_bytes`, the end kept) of what task `id`
+    /// printed, read from its node's agent.
+    pub async fn task_output(
+        &self,
+        id: &str,
+        lines: usize,
+        max_bytes: usize,
+    ) -> Result<TaskOutput, ClientError> {
+        let none: Option<&()> = None;
+        let query = [
+            ("lines", lines.to_string()),
+            ("max_bytes", max_bytes.to_string()),
+        ];
+        self.call(
+            Method::GET,
+            &paths::task_output(id),
+            &query,
+            none,
+            self.timeout,
+        )
+        .await
+        .map(|answer| answer.value)
+    }
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

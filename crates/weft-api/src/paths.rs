@@ -94,3 +94,7 @@ pub const TASKS: &str = "/v1/tasks";
 pub fn task(id: &str) -> String {
     format!("/v1/tasks/{id}")
 }
+/// `GET` the end of a task's output (`?lines=N&max_bytes=M`), read from its node's agent.
+pub fn task_output(id: &str) -> String {
+    format!("/v1/tasks/{id}/output")
+}

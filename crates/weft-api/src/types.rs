@@ -163,6 +163,11 @@ pub struct NodeRegistration {
     /// Prefix of every namespace the agent creates on this node (VRFs, endpoints);
     /// starts with `weft`.
     pub netns_prefix: String,
+    /// The agent's own API (`http://HOST:PORT`), where controllers read its tasks'
+    /// output (Nova's console, `weft logs` from another host), authenticated with the
+    /// join token; `None`: it serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
     pub resources: Resources,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

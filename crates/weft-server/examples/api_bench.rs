@@ -109,6 +109,7 @@ async fn register_nodes(server: &ServerHandle, nodes: usize) -> BenchResult<Vec<
                 underlay_ip: Ipv4Addr::new(192, 0, 2, u8::try_from(n % 250).unwrap_or(0)),
                 netns: None,
                 netns_prefix: "weft".into(),
+                api: None,
                 resources: Resources {
                     cpus: 4.0,
                     mem_mb: 8192,
@@ -298,6 +299,7 @@ async fn writes(server: &ServerHandle, sync: &str) -> BenchResult<()> {
             underlay_ip: Ipv4Addr::new(192, 0, 2, 1),
             netns: None,
             netns_prefix: "weft".into(),
+            api: None,
             resources: Resources {
                 cpus: 4.0,
                 mem_mb: 8192,

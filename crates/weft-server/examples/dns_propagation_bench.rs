@@ -101,6 +101,7 @@ async fn run(nodes: usize, rounds: usize) -> Vec<Duration> {
             underlay_ip: Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1),
             netns: None,
             netns_prefix: format!("weft-bench-{i}"),
+            api: None,
             resources: Resources {
                 cpus: 4.0,
                 mem_mb: 4096,

@@ -29,6 +29,7 @@ mod routes;
 mod scheduler;
 mod server;
 mod state;
+mod task_output;
 mod watch;
 
 pub use config::{ConsulSettings, OpenStackSettings, ServerConfig};

@@ -297,6 +297,14 @@ pub const OPERATIONS: &[Operation] = &[
         true,
     ),
     ("/v1/tasks/{id}", "get", "One task", None, "Task", true),
+    (
+        "/v1/tasks/{id}/output",
+        "get",
+        "The end of what the task printed (?lines=N, default 100, at most 10000; ?max_bytes=M, default 65536, at most 1 MiB), read from the agent that runs it; 409 when that agent cannot answer",
+        None,
+        "TaskOutput",
+        false,
+    ),
 ];
 
 /// Short descriptions of the body types (their fields are weft-api's `types` module).
@@ -392,6 +400,10 @@ const SCHEMAS: &[(&str, &str)] = &[
     (
         "Task",
         "{id, app, version, node, ip, mac, created_ms, env?, status: {state, health, restarts, consecutive_failures, started_ms?, exit_code?, message?, endpoint}}",
+    ),
+    (
+        "TaskOutput",
+        "{task, node, output}: output as text (bytes that are not UTF-8 replaced)",
     ),
     ("TaskList", "[Task]"),
     ("Deleted", "{deleted: NAME}"),

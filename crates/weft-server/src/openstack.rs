@@ -535,6 +535,13 @@ impl Controller for ServerController {
             }
             stored.value.node.clone()
         };
+        // From the agent that runs it, wherever its node is; the controller's own
+        // engine only for a node that serves no agent API.
+        match crate::task_output::read(&self.state, task, &node, lines, max_bytes).await {
+            Ok(bytes) => return Ok(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(crate::task_output::OutputError::NoApi { .. }) => {}
+            Err(e) => return Err(conflict(format!("console of task {task}: {e}"))),
+        }
         let docker = weft_runtime::DockerRuntime::new(weft_runtime::docker::DEFAULT_SOCKET);
         let read = tokio::time::timeout(CONSOLE_TIMEOUT, docker.tail(task, lines, max_bytes)).await;
         match read {

@@ -87,6 +87,7 @@ fn one_leader_schedules_and_another_takes_over_after_a_kill_and_a_pause() {
         underlay_ip: "192.0.2.10".parse().unwrap(),
         netns: None,
         netns_prefix: "weft-ha-n1".into(),
+        api: None,
         resources: Resources {
             cpus: 8.0,
             mem_mb: 8192,

@@ -69,6 +69,7 @@ fn cluster(rt: &tokio::runtime::Runtime, tag: &str, env: &[(&str, &str)]) -> Clu
             underlay_ip: "192.0.2.10".parse().unwrap(),
             netns: None,
             netns_prefix: "weft-lin-n1".into(),
+            api: None,
             resources: Resources {
                 cpus: 1.0,
                 mem_mb: 1024,

@@ -413,6 +413,7 @@ pub fn config(
         underlay_ip: spec.map_or(std::net::Ipv4Addr::LOCALHOST, |s| s.underlay_ip),
         netns: spec.and_then(|s| s.netns.clone()),
         netns_prefix: prefix.into(),
+        api: None,
         resources: weft_agent::detect_resources(state_dir),
         labels: weft_agent::host_labels(),
     };

@@ -583,3 +583,67 @@ pub async fn get_task(
     })
     .await
 }
+
+/// `?lines=N&max_bytes=M` of a task's output (defaults 100 lines, 64 KiB).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputParams {
+    #[serde(default = "default_output_lines")]
+    lines: usize,
+    #[serde(default = "default_output_bytes")]
+    max_bytes: usize,
+}
+
+fn default_output_lines() -> usize {
+    100
+}
+
+fn default_output_bytes() -> usize {
+    64 << 10
+}
+
+/// At most this many lines and bytes of a task's output in one answer (the agent's own
+/// bounds).
+const MAX_OUTPUT_LINES: usize = 10_000;
+const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// `GET /v1/tasks/{id}/output`: the end of what the task printed (as text, invalid UTF-8
+/// replaced), read from the agent that runs it (`crate::task_output`); 409 when that
+/// agent cannot answer.
+pub async fn task_output(
+    State(state): State<Arc<AppState>>,
+    role: Role,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<OutputParams>,
+) -> ApiResult<Response> {
+    if !(1..=MAX_OUTPUT_LINES).contains(&params.lines) {
+        return Err(ApiFailure::bad_request(
+            format!("lines must be 1 to {MAX_OUTPUT_LINES}"),
+            Some("lines"),
+        ));
+    }
+    if !(1..=MAX_OUTPUT_BYTES).contains(&params.max_bytes) {
+        return Err(ApiFailure::bad_request(
+            format!("max_bytes must be 1 to {MAX_OUTPUT_BYTES}"),
+            Some("max_bytes"),
+        ));
+    }
+    let node = {
+        let snapshot = state.snapshot();
+        let task = snapshot
+            .tasks
+            .get(&id)
+            .ok_or_else(|| ApiFailure::not_found(format!("task {id} does not exist"), None))?;
+        role.require_read(&task.value.spec.epg.tenant)?;
+        task.value.node.clone()
+    };
+    let bytes = crate::task_output::read(&state, &id, &node, params.lines, params.max_bytes)
+        .await
+        .map_err(|e| ApiFailure::conflict(e.to_string(), None))?;
+    let output = weft_api::TaskOutput {
+        task: id,
+        node,
+        output: String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    Ok(indexed(state.snapshot().revision, &output))
+}

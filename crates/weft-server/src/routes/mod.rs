@@ -92,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/apps/{id}/deployment", delete(apps::cancel_deployment))
         .route(paths::TASKS, get(apps::list_tasks))
         .route("/v1/tasks/{id}", get(apps::get_task))
+        .route("/v1/tasks/{id}/output", get(apps::task_output))
         .route(paths::EVENTS, get(events::stream))
         .route(paths::EXPLAIN, get(explain::live))
         .layer(axum::middleware::from_fn_with_state(

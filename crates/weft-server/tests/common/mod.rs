@@ -62,6 +62,7 @@ pub fn registration(name: &str) -> NodeRegistration {
         underlay_ip: Ipv4Addr::new(192, 0, 2, 10),
         netns: None,
         netns_prefix: "weft".to_string(),
+        api: None,
         resources: Resources {
             cpus: 2.0,
             mem_mb: 2048,

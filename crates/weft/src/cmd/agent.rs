@@ -56,6 +56,16 @@ pub struct Args {
     /// Do not serve DNS and Consul's HTTP API at the VRF gateways.
     #[arg(long)]
     no_gateway_discovery: bool,
+    /// Where the agent's own API listens (its tasks' output, which controllers read for
+    /// Nova's console): `IP:PORT`, or `off`. Default: the underlay address, port 7947,
+    /// for a node in the host's namespace; `127.0.0.1` on any free port for a node in
+    /// its own namespace (dev and test clusters, whose controllers share the host).
+    #[arg(long, value_name = "IP:PORT|off", value_parser = parse_api_listen)]
+    api_listen: Option<ApiListen>,
+    /// The URL controllers use for the agent's API, when the listening address is not
+    /// reachable as it is (`0.0.0.0`, NAT). Default: `http://<listening address>`.
+    #[arg(long, value_name = "URL")]
+    api_advertise: Option<String>,
     /// Declare this many CPUs to the scheduler instead of those detected (nodes of a
     /// dev or benchmark cluster share one host; a task's limits are still enforced).
     #[arg(long, value_parser = parse_cpus)]
@@ -63,6 +73,37 @@ pub struct Args {
     /// Declare this much memory (MiB) instead of the host's total.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     mem_mb: Option<u64>,
+}
+
+/// `--api-listen`: an address, or no API.
+#[derive(Debug, Clone, Copy)]
+enum ApiListen {
+    On(std::net::SocketAddr),
+    Off,
+}
+
+fn parse_api_listen(text: &str) -> Result<ApiListen, String> {
+    if text == "off" {
+        return Ok(ApiListen::Off);
+    }
+    text.parse()
+        .map(ApiListen::On)
+        .map_err(|_| format!("{text:?} is not IP:PORT or off"))
+}
+
+/// The agent's API address: as asked, else the underlay's port 7947 for a node in the
+/// host's namespace, else loopback on a free port.
+fn api_listen(
+    asked: Option<ApiListen>,
+    node_netns: Option<&str>,
+    underlay: Ipv4Addr,
+) -> Option<std::net::SocketAddr> {
+    match asked {
+        Some(ApiListen::On(addr)) => Some(addr),
+        Some(ApiListen::Off) => None,
+        None if node_netns.is_none() => Some((underlay, 7947).into()),
+        None => Some((Ipv4Addr::LOCALHOST, 0).into()),
+    }
 }
 
 /// The warm containers' shell and count: an explicit shell must be a static executable;
@@ -113,6 +154,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     crate::preflight::check("agent", &crate::preflight::agent())?;
     let labels: BTreeMap<String, String> = args.labels.into_iter().collect();
+    let api_listen = api_listen(args.api_listen, args.netns.as_deref(), args.underlay_ip);
     let mut registration = weft_agent::registration(
         &args.node,
         args.underlay_ip,
@@ -138,6 +180,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(std::env::current_exe().context("cannot find the agent's own executable")?);
     }
     config.docker_spares = docker_spare_shell(args.docker_spares, args.docker_spare_shell)?;
+    config.api_listen = api_listen;
+    config.api_advertise = args.api_advertise;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let shutdown = async {
@@ -156,6 +200,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agent_api_listens_where_controllers_reach_it() {
+        let underlay = Ipv4Addr::new(10, 255, 0, 3);
+        let at = |asked, netns| api_listen(asked, netns, underlay).map(|a| a.to_string());
+        assert_eq!(at(None, None).as_deref(), Some("10.255.0.3:7947"));
+        assert_eq!(
+            at(None, Some("weft-dev-n1")).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(at(Some(ApiListen::Off), None), None);
+        let asked = parse_api_listen("0.0.0.0:9000").unwrap();
+        assert_eq!(at(Some(asked), None).as_deref(), Some("0.0.0.0:9000"));
+        assert!(parse_api_listen("nowhere").is_err());
+    }
 
     #[test]
     fn declared_cpus_are_bounded() {

@@ -212,6 +212,7 @@ pub fn fake_node(name: &str, underlay_ip: std::net::Ipv4Addr) -> NodeRegistratio
         underlay_ip,
         netns: None,
         netns_prefix: format!("weft-bench-{name}"),
+        api: None,
         resources: Resources {
             cpus: 1000.0,
             mem_mb: 1_000_000,

@@ -3,7 +3,9 @@
 //! Process tasks write `<log dir>/<task>/stdout.log` and `stderr.log` on their node; the
 //! log dir is the one the controller hands to agents (`/var/lib/weft/tasks` unless
 //! `--log-dir` or `WEFT_TASK_LOG_DIR` say otherwise). On a dev cluster every node shares
-//! this machine's disk, so the files are read directly.
+//! this machine's disk, so the files are read directly. Otherwise (another host's task,
+//! or a container's output) the controller reads the end of it from the task's agent
+//! (`GET /v1/tasks/{id}/output`: stdout then stderr, to stdout; no `-f`).
 
 use crate::remote::{RemoteArgs, block_on, describe};
 use anyhow::{Result, anyhow, bail};
@@ -13,6 +15,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub const DEFAULT_LOG_DIR: &str = "/var/lib/weft/tasks";
+
+/// Lines and bytes of a task's output read through the controller (the agent's bounds).
+const REMOTE_LINES: usize = 10_000;
+const REMOTE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,12 +58,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dir = args.log_dir.join(&task.id);
     let (stdout_path, stderr_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
     if !stdout_path.exists() && !stderr_path.exists() {
-        bail!(
-            "no logs of task {} in {} (it runs on node {}; is that node's disk this machine's?)",
-            task.id,
-            dir.display(),
-            task.node
-        );
+        // Not on this machine's disk (or a container): the controller reads it from
+        // the agent that runs the task.
+        if args.follow {
+            bail!(
+                "no logs of task {} in {} to follow (it runs on node {}); without -f the controller reads its output from that node's agent",
+                task.id,
+                dir.display(),
+                task.node
+            );
+        }
+        let output = block_on(client.task_output(&task.id, REMOTE_LINES, REMOTE_BYTES))?
+            .map_err(|e| anyhow!(describe(&e)))?;
+        let mut out = std::io::stdout();
+        out.write_all(output.output.as_bytes())?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
     }
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut offsets = (
