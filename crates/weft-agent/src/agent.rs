@@ -80,17 +80,23 @@ pub async fn run_with<C: Controller, N: NodeOps>(
     shutdown: impl Future,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let api = config
-        .api_listen
-        .map(|listen| (listen, config.api_advertise.clone()));
+    let api = config.api.clone();
     let join_token = config.join_token.clone();
     let mut agent = Agent::new(config, controller, node);
-    if let Some((listen, advertise)) = api {
+    if let Some(api) = api {
         let router = crate::output::router(agent.tasks.clone(), &join_token);
-        let url = crate::output::serve(listen, advertise, router)
-            .await
-            .map_err(|e| AgentError::Config(format!("agent API on {listen}: {e}")))?;
-        agent.me.api = Some(url);
+        match crate::output::serve(api.listen, api.advertise, router).await {
+            Ok(url) => agent.me.api = Some(url),
+            Err(e) if api.required => {
+                return Err(AgentError::Config(format!(
+                    "agent API on {}: {e}",
+                    api.listen
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(listen = %api.listen, error = %e, "no agent API: controllers cannot read this node's task output (set --api-listen)");
+            }
+        }
     }
     let stopped = tokio::select! {
         _ = shutdown => true,

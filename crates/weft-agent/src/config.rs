@@ -48,13 +48,22 @@ pub struct AgentConfig {
     pub gateway: Option<crate::gateway::GatewayConfig>,
     /// Receives what the agent does (tests, the dev cluster); `None` = nobody listens.
     pub events: Option<UnboundedSender<AgentEvent>>,
-    /// Where the agent's own API listens (its tasks' output for the controllers, see
-    /// [`crate::output`]); `None`: it serves none. Its address goes into the node's
-    /// registration (`api`), as `api_advertise` when set.
-    pub api_listen: Option<std::net::SocketAddr>,
-    /// The URL controllers use for the agent's API (`http://HOST:PORT`), when the
-    /// listening address is not reachable as it is (`0.0.0.0`, NAT).
-    pub api_advertise: Option<String>,
+    /// The agent's own API (its tasks' output for the controllers, see
+    /// [`crate::output`]); `None`: it serves none.
+    pub api: Option<ApiConfig>,
+}
+
+/// Where the agent's API listens and how controllers reach it.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: std::net::SocketAddr,
+    /// The URL controllers use (`http://HOST:PORT`), when the listening address is not
+    /// reachable as it is (`0.0.0.0`, NAT); default `http://<bound address>`. It goes
+    /// into the node's registration (`api`).
+    pub advertise: Option<String>,
+    /// A bind failure stops the agent (the address was asked for); otherwise the agent
+    /// runs on without an API, with a warning.
+    pub required: bool,
 }
 
 impl AgentConfig {
@@ -85,8 +94,7 @@ impl AgentConfig {
             watch_wait: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
             events: None,
-            api_listen: None,
-            api_advertise: None,
+            api: None,
         }
     }
 

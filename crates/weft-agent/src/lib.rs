@@ -45,7 +45,7 @@ pub mod tasks;
 
 pub use agent::{AgentEvent, run, run_with};
 pub use backoff::{Backoff, BackoffConfig};
-pub use config::AgentConfig;
+pub use config::{AgentConfig, ApiConfig};
 pub use controller::{Controller, ControllerError};
 pub use error::AgentError;
 pub use gateway::GatewayConfig;

@@ -91,18 +91,18 @@ fn parse_api_listen(text: &str) -> Result<ApiListen, String> {
         .map_err(|_| format!("{text:?} is not IP:PORT or off"))
 }
 
-/// The agent's API address: as asked, else the underlay's port 7947 for a node in the
-/// host's namespace, else loopback on a free port.
+/// The agent's API address, and whether it was asked for: as asked, else the
+/// underlay's port 7947 for a node in the host's namespace, else loopback on a free port.
 fn api_listen(
     asked: Option<ApiListen>,
     node_netns: Option<&str>,
     underlay: Ipv4Addr,
-) -> Option<std::net::SocketAddr> {
+) -> Option<(std::net::SocketAddr, bool)> {
     match asked {
-        Some(ApiListen::On(addr)) => Some(addr),
+        Some(ApiListen::On(addr)) => Some((addr, true)),
         Some(ApiListen::Off) => None,
-        None if node_netns.is_none() => Some((underlay, 7947).into()),
-        None => Some((Ipv4Addr::LOCALHOST, 0).into()),
+        None if node_netns.is_none() => Some(((underlay, 7947).into(), false)),
+        None => Some(((Ipv4Addr::LOCALHOST, 0).into(), false)),
     }
 }
 
@@ -180,8 +180,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(std::env::current_exe().context("cannot find the agent's own executable")?);
     }
     config.docker_spares = docker_spare_shell(args.docker_spares, args.docker_spare_shell)?;
-    config.api_listen = api_listen;
-    config.api_advertise = args.api_advertise;
+    config.api = api_listen.map(|(listen, required)| weft_agent::ApiConfig {
+        listen,
+        advertise: args.api_advertise,
+        required,
+    });
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let shutdown = async {
@@ -204,15 +207,17 @@ mod tests {
     #[test]
     fn the_agent_api_listens_where_controllers_reach_it() {
         let underlay = Ipv4Addr::new(10, 255, 0, 3);
-        let at = |asked, netns| api_listen(asked, netns, underlay).map(|a| a.to_string());
-        assert_eq!(at(None, None).as_deref(), Some("10.255.0.3:7947"));
+        let at = |asked, netns| {
+            api_listen(asked, netns, underlay).map(|(a, required)| (a.to_string(), required))
+        };
+        assert_eq!(at(None, None), Some(("10.255.0.3:7947".into(), false)));
         assert_eq!(
-            at(None, Some("weft-dev-n1")).as_deref(),
-            Some("127.0.0.1:0")
+            at(None, Some("weft-dev-n1")),
+            Some(("127.0.0.1:0".into(), false))
         );
         assert_eq!(at(Some(ApiListen::Off), None), None);
         let asked = parse_api_listen("0.0.0.0:9000").unwrap();
-        assert_eq!(at(Some(asked), None).as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(at(Some(asked), None), Some(("0.0.0.0:9000".into(), true)));
         assert!(parse_api_listen("nowhere").is_err());
     }
 
