@@ -440,6 +440,14 @@ fn extra_endpoints(
         ops: Vec::new(),
         _reservations: Vec::new(),
     };
+    if !spec.networks.is_empty() {
+        // The plans read the compiled policy (the networks' EPGs and subnets).
+        out.guards.push(Compare::mod_revision(
+            keys::ALLOCATION,
+            CompareOp::Equal,
+            i64::try_from(snapshot.policy_revision).unwrap_or(i64::MAX),
+        ));
+    }
     for (i, network) in spec.networks.iter().enumerate() {
         let name = AppSpec::extra_endpoint(id, i + 1);
         let mut request = EndpointRequest::new(name.clone(), network.epg.clone(), node);
