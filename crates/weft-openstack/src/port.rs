@@ -300,8 +300,9 @@ pub(crate) async fn for_server<S: KvStore + Clone, C: Controller>(
 
 /// A port's device: the server it was given to (`networks: [{port}]`), or the server
 /// whose own endpoint it is (one per network Nova attached it to); `("", "")`: none.
+/// What a user set is shown as set (a `device_owner` may come without a `device_id`).
 fn device(meta: Option<&PortMeta>, endpoint: &str) -> (String, String) {
-    match meta.filter(|m| !m.device_id.is_empty()) {
+    match meta.filter(|m| !m.device_id.is_empty() || !m.device_owner.is_empty()) {
         Some(m) => (m.device_id.clone(), m.device_owner.clone()),
         None => crate::compute::server_of_endpoint(endpoint)
             .map(|server| (server, "compute:nova".to_string()))
