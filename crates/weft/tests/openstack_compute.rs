@@ -386,6 +386,17 @@ fn nova_servers_are_docker_tasks_in_their_networks_epg_with_the_real_clients() {
         "{shown_multi}"
     );
     let multi_container = common::nova::container(&shown_multi);
+    // ACTIVE is the container running; its interfaces are plumbed into its namespace
+    // once it is there.
+    wait_until(
+        "both interfaces in vm-multi's namespace",
+        Duration::from_secs(30),
+        || {
+            docker(&["exec", &multi_container, "ip", "-o", "addr", "show"])
+                .1
+                .contains(" weft1 ")
+        },
+    );
     let (ok, addrs) = docker(&["exec", &multi_container, "ip", "-o", "addr", "show"]);
     assert!(ok, "{addrs}");
     assert!(

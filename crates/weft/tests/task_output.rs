@@ -60,6 +60,11 @@ fn a_tasks_output_is_read_from_its_agent() {
     };
     let talker = running("talker");
     let boxed = running("boxed");
+    // Running is reported once the process started, maybe before its shell echoed.
+    wait_until("talker's three lines", Duration::from_secs(10), || {
+        c.rt.block_on(c.client.task_output(&talker.id, 100, 65_536))
+            .is_ok_and(|o| o.output.lines().count() == 3)
+    });
 
     // Each agent registered its API.
     let nodes = c.rt.block_on(c.client.nodes()).unwrap();
