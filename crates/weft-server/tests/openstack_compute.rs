@@ -26,6 +26,18 @@ impl Cloud {
         ]
     }
 
+    /// Waits (10 s at most) until the node of endpoint `name` reports it ready.
+    async fn wait_ready(&self, name: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.weft(&format!("/v1/endpoints/{name}")).await["status"]["state"] != "ready" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "endpoint {name} not ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// A refused create: Nova's status and error kind, a message, nothing changed.
     async fn refused(&self, server: Value, want: (u16, &str)) {
         let before = self.state().await;
@@ -536,14 +548,7 @@ async fn a_server_on_an_existing_port() {
     let endpoint = port["port"]["weft:endpoint"].as_str().unwrap().to_string();
     // Its node reports it ready first (the refusals below compare the state before and
     // after, status included).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while c.weft(&format!("/v1/endpoints/{endpoint}")).await["status"]["state"] != "ready" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port {endpoint} not ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    c.wait_ready(&endpoint).await;
 
     let on_port = json!({"name": "vm-p", "imageRef": IMAGE_ID, "flavorRef": "1",
                          "networks": [{"port": port_id}]});
@@ -701,14 +706,7 @@ async fn a_server_on_two_networks() {
     let port_id = port["port"]["id"].as_str().unwrap().to_string();
     // Ready first: the refusals compare the state before and after, status included.
     let endpoint = port["port"]["weft:endpoint"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while c.weft(&format!("/v1/endpoints/{endpoint}")).await["status"]["state"] != "ready" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port {endpoint} not ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    c.wait_ready(&endpoint).await;
     let servers = |networks: Value| json!({"name": "vm-2n", "imageRef": IMAGE_ID, "flavorRef": "1", "networks": networks});
     for bad in [
         // A port only first.
