@@ -50,6 +50,17 @@ async fn tasks_of(client: &Client, app: &str) -> Vec<Task> {
     client.tasks(Some(app)).await.unwrap()
 }
 
+/// A running task of `app`, once there is one (10 s at most).
+async fn running_task(client: &Client, app: &str) -> Task {
+    eventually(Duration::from_secs(10), "the task running", || async {
+        tasks_of(client, app)
+            .await
+            .into_iter()
+            .find(|t| t.status.state == TaskState::Running)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_are_placed_with_endpoints_and_scale_youngest_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -639,13 +650,7 @@ async fn an_app_runs_in_an_existing_endpoint_it_does_not_own() {
         .apply_apps(app_json("pinned", on("shop/store/web", "pe", "1")))
         .await
         .unwrap();
-    let task = eventually(Duration::from_secs(10), "the task running", || async {
-        tasks_of(&admin, "pinned")
-            .await
-            .into_iter()
-            .find(|t| t.status.state == TaskState::Running)
-    })
-    .await;
+    let task = running_task(&admin, "pinned").await;
     assert_eq!(task.version, first.revision);
     assert_eq!(
         (task.node.as_str(), task.ip, task.mac),
@@ -771,13 +776,7 @@ async fn a_task_in_several_networks_has_one_endpoint_per_network_in_one_namespac
         .apply_apps(app_json("multi", multi("1", networks.clone())))
         .await
         .unwrap();
-    let task = eventually(Duration::from_secs(10), "the task running", || async {
-        tasks_of(&admin, "multi")
-            .await
-            .into_iter()
-            .find(|t| t.status.state == TaskState::Running)
-    })
-    .await;
+    let task = running_task(&admin, "multi").await;
     let endpoints_of = |task: &str| {
         let names = [task.to_string(), format!("{task}-n1"), format!("{task}-n2")];
         let admin = admin.clone();
